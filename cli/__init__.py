@@ -1,0 +1,1 @@
+"""The gml-ray command line (installed as ``gml_ray.cli``)."""

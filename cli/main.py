@@ -1,0 +1,230 @@
+"""``gml-ray`` (and the manual's ``search-init``, ``search-run``, ``search-ctl``).
+
+User mistakes (config, flags, unknown tasks) print one red line and exit 2, never a traceback.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from typing import List, Optional
+
+import typer
+import yaml
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from gml_ray.errors import UserError
+
+from . import views
+
+console = Console()
+err_console = Console(stderr=True)
+
+WORKDIR_HELP = "work dir holding the store and task files [env GML_WORKDIR; default ./.gml]"
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="gml-ray: GML hyperparameter search on Ray.")
+ctl_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                      help="Look at and control tasks.")
+app.add_typer(ctl_app, name="ctl")
+
+
+def resolve_workdir(workdir: Optional[str]) -> str:
+    return os.path.abspath(workdir or os.environ.get("GML_WORKDIR") or ".gml")
+
+
+def _open_store(workdir: Optional[str]):
+    from gml_ray.store import Store
+    return Store(resolve_workdir(workdir), create=False)
+
+
+@app.command()
+def init(workdir: Optional[str] = typer.Option(None, "--workdir", "-w", help=WORKDIR_HELP)) -> None:
+    """Create the work dir and its store."""
+    from gml_ray.store import Store
+    store = Store(resolve_workdir(workdir))
+    console.print(f"gml-ray store ready at {store.path}")
+
+
+@app.command()
+def run(
+    config: str = typer.Argument(..., help="the search_config.yaml"),
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="task name (default: task_<time>)"),
+    workdir: Optional[str] = typer.Option(None, "--workdir", "-w", help=WORKDIR_HELP),
+    symlinks: Optional[str] = typer.Option(None, "--symlinks", help="comma-separated paths to link, not copy"),
+    resume: bool = typer.Option(False, "--resume", help="continue an interrupted task"),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join [env RAY_ADDRESS]"),
+    num_cpus: Optional[int] = typer.Option(None, "--num-cpus", help="CPUs of a local Ray (default: all)"),
+    code_dir: Optional[str] = typer.Option(None, "--code-dir", help="where jobs run (default: the config's directory)"),
+) -> None:
+    """Run a search: every job of CONFIG, on a local Ray or the cluster at --address."""
+    from gml_ray.config import load_config
+    from gml_ray.schedulers.naive import NaiveScheduler
+
+    if resume:
+        raise UserError("--resume is not supported by this version yet: start a new task name")
+    cfg = load_config(config)
+    for warning in cfg.warnings:
+        err_console.print(Text(f"warning: {warning}", style="yellow"))
+    scheduler = NaiveScheduler(resolve_workdir(workdir), cfg,
+                               [s for s in (symlinks or "").split(",") if s],
+                               task=task, code_dir=code_dir, address=address, num_cpus=num_cpus)
+    store = scheduler.prepare()
+    started = time.time()
+
+    def view():
+        row = store.get_task(scheduler.task) or {"name": scheduler.task}
+        row["best_reward"] = next((t["best_reward"] for t in store.list_tasks()
+                                   if t["name"] == scheduler.task), None)
+        return views.progress_view(row, store.status_counts(scheduler.task), started)
+
+    console.print(f"task [bold]{scheduler.task}[/]: store {store.path}")
+    interrupted = False
+    with Live(view(), console=console, refresh_per_second=4, transient=False) as live:
+        try:
+            summary = scheduler.run(on_progress=lambda: live.update(view()))
+        except KeyboardInterrupt:
+            interrupted = True
+            summary = None
+        live.update(view())
+    _print_jobs(store, scheduler.task)
+    if interrupted:
+        err_console.print(Text(f"interrupted: running jobs of {scheduler.task} were stopped (ERROR)",
+                               style="red"))
+        raise typer.Exit(130)
+    counts = summary["counts"]
+    reason = f" ({summary['reason']})" if summary.get("reason") else ""
+    best = summary["best_reward"]
+    best_text = f", best {cfg.reward_attribute} = {views.fmt_value(best)} ({summary['best_job']})" \
+        if best is not None else f", no job reported {cfg.reward_attribute!r}"
+    console.print(f"task {scheduler.task} {summary['status']}{reason}: "
+                  + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+                  + f"{best_text} in {views.fmt_duration(summary['elapsed'])}")
+    console.print(f"see: gml-ray ctl show --task {scheduler.task}"
+                  + (f" --workdir {workdir}" if workdir else ""))
+
+
+def _print_jobs(store, task: str) -> None:
+    t = store.require_task(task)
+    jobs = store.jobs(task)
+    latest = store.latest_scalars(task, t["scalar_columns"])
+    console.print(views.jobs_table(t, jobs, latest))
+
+
+def _select_jobs(store, task: str, jobs: Optional[str]) -> Optional[List[str]]:
+    if not jobs:
+        return None
+    from gml_ray.schedulers.naive import job_name
+    names = []
+    for item in (j.strip() for j in jobs.split(",")):
+        if item:
+            names.append(job_name(int(item)) if item.isdigit() else item)
+    known = {j["name"] for j in store.jobs(task)}
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise UserError(f"task {task} has no job {missing[0]!r} (jobs: {', '.join(sorted(known)[:5])}"
+                        f"{', ...' if len(known) > 5 else ''})")
+    return names
+
+
+@ctl_app.command()
+def show(
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="show this task's jobs"),
+    jobs: Optional[str] = typer.Option(None, "--jobs", help="only these jobs: job_0001,job_0002 or 1,2"),
+    scalar: bool = typer.Option(False, "--scalar", help="show the jobs' scalars"),
+    out: Optional[str] = typer.Option(None, "--out", help="also write the task to this YAML file"),
+    workdir: Optional[str] = typer.Option(None, "--workdir", "-w", help=WORKDIR_HELP),
+) -> None:
+    """List tasks, or one task's jobs (with --task)."""
+    store = _open_store(workdir)
+    if task is None:
+        if jobs or scalar or out:
+            raise UserError("--jobs, --scalar and --out need --task")
+        console.print(views.tasks_table(store.list_tasks()))
+        return
+    t = store.require_task(task)
+    names = _select_jobs(store, task, jobs)
+    rows = store.jobs(task, names)
+    ids = [j["job_id"] for j in rows]
+    if scalar:
+        console.print(views.scalars_table(rows, store.scalars(task, ids)))
+    else:
+        console.print(views.jobs_table(t, rows, store.latest_scalars(task, t["scalar_columns"])))
+    if out:
+        _write_yaml(out, t, rows, store.scalars(task, ids) if scalar else None)
+        console.print(f"wrote {out}")
+
+
+def _clean(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def _write_yaml(path: str, task: dict, jobs: list, scalars: Optional[list]) -> None:
+    doc = {"task": {k: task[k] for k in ("name", "status", "reward_attribute", "optimize_mode",
+                                         "config_path", "code_dir", "task_dir", "message")},
+           "jobs": []}
+    doc["task"]["created"] = views.fmt_time(task["created"])
+    by_job: dict = {}
+    for s in scalars or []:
+        value = s["value"] if s["value"] is not None else s["text"]
+        by_job.setdefault(s["job_id"], {}).setdefault(s["tag"], []).append(
+            {"step": s["step"], "value": _clean(value)})
+    for j in jobs:
+        entry = {"name": j["name"], "status": j["status"], "args": j["arg_dict"],
+                 "reward": _clean(j["reward"]), "duration_s": views.job_duration(j),
+                 "node": j["node"], "job_dir": j["job_dir"], "command": j["command"]}
+        if j["message"]:
+            entry["message"] = j["message"]
+        if scalars is not None:
+            entry["scalars"] = by_job.get(j["job_id"], {})
+        doc["jobs"].append(entry)
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(doc, f, sort_keys=False, allow_unicode=True)
+
+
+@ctl_app.command()
+def stop(
+    task: str = typer.Option(..., "--task", "-t", help="the task to stop"),
+    workdir: Optional[str] = typer.Option(None, "--workdir", "-w", help=WORKDIR_HELP),
+) -> None:
+    """Stop a running task: its pending and running jobs become KILLED."""
+    store = _open_store(workdir)
+    t = store.require_task(task)
+    if t["status"] != "RUNNING":
+        raise UserError(f"task {task} is not running (it is {t['status']})")
+    store.request_stop(task)
+    console.print(f"stop requested for {task}; its run ends its jobs within seconds")
+
+
+def _main(typer_app: typer.Typer, prog_name: Optional[str] = None, args: Optional[list] = None) -> None:
+    try:
+        typer_app(args=args, prog_name=prog_name)
+    except UserError as exc:
+        err_console.print(Text(f"error: {exc}", style="bold red"), soft_wrap=True)
+        sys.exit(2)
+
+
+def main() -> None:
+    """Entry point of ``gml-ray``."""
+    _main(app, "gml-ray")
+
+
+def search_init() -> None:
+    _main(app, "search-init", ["init", *sys.argv[1:]])
+
+
+def search_run() -> None:
+    _main(app, "search-run", ["run", *sys.argv[1:]])
+
+
+def search_ctl() -> None:
+    _main(ctl_app, "search-ctl")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,469 @@
+"""``search_config.yaml`` → typed config objects, validated once.
+
+Every mistake raises :class:`ConfigError` naming the file and the field path, e.g.
+``search_config.yaml: task.search_args[1].data: Int needs [low, high], got [5]``.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from . import render
+from .errors import ConfigError
+from .space import Categorical, Dict, File, Int, Nested, Real, Space
+
+ARG_TYPES = ("Categorical", "Real", "Int", "Nested", "File")
+OPTIMIZE_MODES = ("maximize", "minimize")
+DEFAULT_REWARD = "acc"
+
+
+@dataclass
+class SearchArg:
+    """One entry of ``search_args`` (File args hold their own ``args``)."""
+
+    type: str
+    name: str
+    data: Any = None
+    step: float | None = None
+    log: bool = False
+    file: str | None = None  # absolute path of a File arg's template file
+    place_holder: str | None = None
+    args: list["SearchArg"] = field(default_factory=list)
+
+    def to_space(self) -> Space:
+        if self.type == "Categorical":
+            return Categorical(*self.data)
+        if self.type == "Nested":
+            return Nested(*self.data)
+        if self.type == "Int":
+            return Int(self.data[0], self.data[1], step=int(self.step or 1))
+        if self.type == "Real":
+            return Real(self.data[0], self.data[1], log=self.log, step=self.step)
+        return File(self.file or "", self.place_holder, **{a.name: a.to_space() for a in self.args})
+
+
+@dataclass
+class PluginConfig:
+    """A ``type:`` plus constructor kwargs, for searchers, assessors and criteria."""
+
+    type: str | None
+    kwargs: dict[str, Any]
+    path: str  # the field path, for error messages
+
+
+@dataclass
+class StopConfig:
+    """The built-in stop criterion's limits (seconds for times; None means no limit)."""
+
+    max_tries: int | None = None
+    time_limits: float | None = None
+    max_reward: float = math.inf
+    time_limits_per_job: float | None = None
+    custom: PluginConfig | None = None  # a user's STOP_CRITERIONS type, when ``type:`` is given
+
+
+@dataclass
+class TaskConfig:
+    """A whole parsed ``search_config.yaml``."""
+
+    source: str  # the file as the user named it (used in messages)
+    base_dir: str  # the directory holding it: relative paths and the job cwd resolve against it
+    template: str | None
+    function: str | None
+    search_args: list[SearchArg]
+    resources: dict[str, float]
+    searcher: PluginConfig
+    reward_attribute: str
+    optimize_mode: str
+    scheduler_type: str
+    parallel_size: int
+    stop: StopConfig
+    assessor: PluginConfig | None
+    filter_criterion: PluginConfig | None
+    pavi_scalars: list[str]
+    compare_name: str | None
+    generate_log: bool
+    collect_metrics: bool
+    custom_imports: list[str]
+    raw: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    def search_space(self) -> Dict:
+        """A fresh :class:`Dict` space over the top-level args (Nested args under their key)."""
+        return Dict(**{a.name: a.to_space() for a in self.search_args})
+
+    @property
+    def scalar_columns(self) -> list[str]:
+        """Scalars shown by ``ctl show``: ``pavi.scalars`` with the reward attribute first."""
+        cols = [self.reward_attribute]
+        cols += [s for s in self.pavi_scalars if s != self.reward_attribute]
+        return cols
+
+
+# ---- helpers ----------------------------------------------------------------------------------
+
+class _Ctx:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def error(self, path: str, message: str) -> ConfigError:
+        return ConfigError(message, path, self.source)
+
+
+def _did_you_mean(key: str, allowed: list[str]) -> str:
+    match = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.5)
+    return f" (did you mean {match[0]!r}?)" if match else f" (allowed: {', '.join(allowed)})"
+
+
+def _check_keys(ctx: _Ctx, mapping: dict, allowed: list[str], path: str) -> None:
+    for key in mapping:
+        if key not in allowed:
+            where = f"{path}.{key}" if path else str(key)
+            raise ctx.error(where, f"unknown key{_did_you_mean(key, allowed)}")
+
+
+def _mapping(ctx: _Ctx, value: Any, path: str, required: bool = False) -> dict:
+    if value is None:
+        if required:
+            raise ctx.error(path, "is required")
+        return {}
+    if not isinstance(value, dict):
+        raise ctx.error(path, f"must be a mapping, got {_show(value)}")
+    return value
+
+
+def _show(value: Any) -> str:
+    text = repr(value) if isinstance(value, str) else yaml.safe_dump(value, default_flow_style=True,
+                                                                      width=10 ** 6).strip()
+    if text.endswith("\n..."):
+        text = text[:-4].strip()
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _bool(ctx: _Ctx, value: Any, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise ctx.error(path, f"must be true or false, got {_show(value)}")
+    return value
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([smhd]?)\s*$", re.IGNORECASE)
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "": 3600}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a duration: a bare number is hours; strings take ``s``, ``m``, ``h``, ``d``."""
+    if _is_number(value):
+        if value <= 0:
+            raise ValueError(f"must be > 0, got {value}")
+        return float(value) * 3600
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m and float(m.group(1)) > 0:
+            return float(m.group(1)) * _UNIT[m.group(2).lower()]
+    raise ValueError(f"needs a duration like 2 (hours), '90s', '30m', '1h' or '2d', got {_show(value)}")
+
+
+def parse_reward_limit(value: Any) -> float:
+    """``max_reward``: a number, or inf / .inf / -inf."""
+    if _is_number(value):
+        return float(value)
+    if isinstance(value, str) and value.strip().lower().lstrip("+-.") in ("inf", "infinity"):
+        return -math.inf if value.strip().startswith("-") else math.inf
+    raise ValueError(f"needs a number or inf, got {_show(value)}")
+
+
+# ---- search_args --------------------------------------------------------------------------------
+
+def _parse_arg(ctx: _Ctx, raw: Any, path: str, index: int, base_dir: str, in_file: bool) -> SearchArg:
+    if not isinstance(raw, dict):
+        raise ctx.error(path, f"must be a mapping with type, name and data, got {_show(raw)}")
+    kind = raw.get("type")
+    if kind is None:
+        raise ctx.error(f"{path}.type", f"is required (one of {', '.join(ARG_TYPES)})")
+    if kind not in ARG_TYPES:
+        raise ctx.error(f"{path}.type", f"unknown type {_show(kind)}{_did_you_mean(kind, list(ARG_TYPES))}")
+    allowed = {"Categorical": ["type", "name", "data"],
+               "Nested": ["type", "name", "data"],
+               "Int": ["type", "name", "data", "step"],
+               "Real": ["type", "name", "data", "step", "log"],
+               "File": ["type", "name", "file", "place_holder", "search_args", "args"]}[kind]
+    _check_keys(ctx, raw, allowed, path)
+    name = raw.get("name")
+    if kind == "Nested" and name is None:
+        name = f"_nested{index}"
+    if not isinstance(name, str) or not name:
+        raise ctx.error(f"{path}.name", f"{kind} needs a name, got {_show(name)}")
+    if kind != "Nested" and not render._NAME.fullmatch(name):
+        raise ctx.error(f"{path}.name", f"{name!r} is not a valid name (letters, digits, _, -, .)")
+    arg = SearchArg(type=kind, name=name)
+    data = raw.get("data")
+    dpath = f"{path}.data"
+
+    if kind == "Categorical":
+        if not isinstance(data, list) or not data:
+            raise ctx.error(dpath, f"Categorical needs a non-empty list of choices, got {_show(data)}")
+        arg.data = data
+    elif kind == "Nested":
+        if not isinstance(data, list) or not data:
+            raise ctx.error(dpath, f"Nested needs a non-empty list of mappings, got {_show(data)}")
+        for i, item in enumerate(data):
+            if not isinstance(item, dict) or not item:
+                raise ctx.error(f"{dpath}[{i}]", f"Nested choices must be non-empty mappings, got {_show(item)}")
+            for k in item:
+                if not isinstance(k, str) or not render._NAME.fullmatch(k):
+                    raise ctx.error(f"{dpath}[{i}]", f"{_show(k)} is not a valid arg name")
+        arg.data = data
+    elif kind in ("Int", "Real"):
+        if not (isinstance(data, list) and len(data) == 2 and all(_is_number(v) for v in data)):
+            raise ctx.error(dpath, f"{kind} needs [low, high], got {_show(data)}")
+        if kind == "Int" and not all(isinstance(v, int) for v in data):
+            raise ctx.error(dpath, f"Int needs integer bounds, got {_show(data)}")
+        step = raw.get("step")
+        if step is not None and (not _is_number(step) or step <= 0 or (kind == "Int" and not isinstance(step, int))):
+            raise ctx.error(f"{path}.step", f"must be a positive {'integer' if kind == 'Int' else 'number'}, got {_show(step)}")
+        arg.data, arg.step = list(data), step
+        if kind == "Real":
+            arg.log = _bool(ctx, raw.get("log", False), f"{path}.log")
+        try:
+            arg.to_space()
+        except ValueError as exc:
+            raise ctx.error(dpath, str(exc)) from None
+    else:  # File
+        if in_file:
+            raise ctx.error(f"{path}.type", "a File arg cannot be inside another File arg")
+        file = raw.get("file")
+        if not isinstance(file, str) or not file:
+            raise ctx.error(f"{path}.file", f"File needs the path of a config file, got {_show(file)}")
+        full = os.path.normpath(os.path.join(base_dir, os.path.expanduser(file)))
+        try:
+            render.file_format(full)
+        except ValueError as exc:
+            raise ctx.error(f"{path}.file", str(exc)) from None
+        if not os.path.isfile(full):
+            raise ctx.error(f"{path}.file", f"{file} does not exist (looked in {base_dir})")
+        try:
+            base = render.load_config_file(full)
+        except Exception as exc:  # noqa: BLE001 - any parse failure is the user's file
+            raise ctx.error(f"{path}.file", f"cannot read {file}: {_one_line(exc)}") from None
+        ph = raw.get("place_holder")
+        if ph is not None and (not isinstance(ph, str) or not re.fullmatch(r"[\w.\-]+", ph)):
+            raise ctx.error(f"{path}.place_holder", f"must be a plain file stem, got {_show(ph)}")
+        if "search_args" in raw and "args" in raw:
+            raise ctx.error(path, "give either search_args or args, not both")
+        key = "search_args" if "search_args" in raw else "args"
+        children = raw.get(key)
+        if not isinstance(children, list) or not children:
+            raise ctx.error(f"{path}.{key}", f"File needs a non-empty list of args, got {_show(children)}")
+        arg.file, arg.place_holder = full, ph
+        arg.args = _parse_args(ctx, children, f"{path}.{key}", base_dir, in_file=True)
+        for child, cpath in zip(arg.args, (f"{path}.{key}[{i}]" for i in range(len(children)))):
+            keys = child.to_space().keys if child.type == "Nested" else [child.name]  # type: ignore[attr-defined]
+            for k in keys:
+                try:
+                    render.check_dotted(base, k)
+                except KeyError as exc:
+                    raise ctx.error(cpath, f"{file} {exc.args[0]}") from None
+    return arg
+
+
+def _parse_args(ctx: _Ctx, raw: Any, path: str, base_dir: str, in_file: bool) -> list[SearchArg]:
+    if not isinstance(raw, list) or not raw:
+        raise ctx.error(path, f"needs a non-empty list of args, got {_show(raw)}")
+    args = [_parse_arg(ctx, item, f"{path}[{i}]", i, base_dir, in_file) for i, item in enumerate(raw)]
+    seen: dict[str, str] = {}
+    for i, arg in enumerate(args):
+        keys = arg.to_space().keys if arg.type == "Nested" else [arg.name]  # type: ignore[attr-defined]
+        for k in keys:
+            if k in seen:
+                raise ctx.error(f"{path}[{i}]", f"arg {k!r} is already set by {seen[k]}")
+            seen[k] = f"{path}[{i}]"
+    return args
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+# ---- sections ---------------------------------------------------------------------------------
+
+TOP_KEYS = ["task", "searcher", "scheduler", "pavi", "use_spe", "generate_log", "custom_imports", "metrics"]
+TASK_KEYS = ["template", "search_args", "function", "resources"]
+SCHEDULER_KEYS = ["type", "parallel_size", "stop_criterion", "assessor", "filter_criterion"]
+STOP_KEYS = ["type", "max_tries", "time_limits", "max_reward", "time_limits_per_job"]
+PAVI_KEYS = ["compare", "scalars"]
+
+
+def _plugin(ctx: _Ctx, raw: Any, path: str) -> PluginConfig | None:
+    if raw is None:
+        return None
+    m = _mapping(ctx, raw, path)
+    kind = m.get("type")
+    if not isinstance(kind, str) or not kind:
+        raise ctx.error(f"{path}.type", f"is required, got {_show(kind)}")
+    return PluginConfig(kind, {k: v for k, v in m.items() if k != "type"}, path)
+
+
+def _parse_stop(ctx: _Ctx, raw: Any) -> StopConfig:
+    path = "scheduler.stop_criterion"
+    m = _mapping(ctx, raw, path)
+    if "type" in m and m["type"] not in (None, "StopCriterion"):
+        custom = _plugin(ctx, m, path)
+        return StopConfig(custom=custom)
+    _check_keys(ctx, m, STOP_KEYS, path)
+    stop = StopConfig()
+    if m.get("max_tries") is not None:
+        v = m["max_tries"]
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ctx.error(f"{path}.max_tries", f"must be a positive integer, got {_show(v)}")
+        stop.max_tries = v
+    for key in ("time_limits", "time_limits_per_job"):
+        if m.get(key) is not None:
+            try:
+                setattr(stop, key, parse_duration(m[key]))
+            except ValueError as exc:
+                raise ctx.error(f"{path}.{key}", str(exc)) from None
+    if m.get("max_reward") is not None:
+        try:
+            stop.max_reward = parse_reward_limit(m["max_reward"])
+        except ValueError as exc:
+            raise ctx.error(f"{path}.max_reward", str(exc)) from None
+    return stop
+
+
+def _parse_resources(ctx: _Ctx, raw: Any) -> dict[str, float]:
+    path = "task.resources"
+    m = _mapping(ctx, raw, path)
+    out: dict[str, float] = {}
+    for key, value in m.items():
+        if not isinstance(key, str) or not _is_number(value) or value < 0:
+            raise ctx.error(f"{path}.{key}", f"must be a number >= 0, got {_show(value)}")
+        out[key] = value
+    out.setdefault("num_cpus", 1)
+    return out
+
+
+def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = ".") -> TaskConfig:
+    """Validate a loaded YAML mapping; ``source`` names the file in errors."""
+    ctx = _Ctx(source)
+    base_dir = os.path.abspath(base_dir)
+    top = _mapping(ctx, raw, "(top level)", required=True)
+    _check_keys(ctx, top, TOP_KEYS, "")
+    warnings: list[str] = []
+
+    task = _mapping(ctx, top.get("task"), "task", required=True)
+    _check_keys(ctx, task, TASK_KEYS, "task")
+    template, function = task.get("template"), task.get("function")
+    if template is not None and (not isinstance(template, str)):
+        raise ctx.error("task.template", f"must be a string, got {_show(template)}")
+    if function is not None and (not isinstance(function, str)
+                                 or not re.fullmatch(r"[\w.]+:[\w.]+", function)):
+        raise ctx.error("task.function", f"must look like 'module:callable', got {_show(function)}")
+    if template and template.strip() and function:
+        raise ctx.error("task", "give either template or function, not both")
+    if not (template and template.strip()) and not function:
+        raise ctx.error("task.template", "is required (or task.function: 'module:callable')")
+    if "search_args" not in task:
+        raise ctx.error("task.search_args", "is required")
+    args = _parse_args(ctx, task["search_args"], "task.search_args", base_dir, in_file=False)
+    space = Dict(**{a.name: a.to_space() for a in args})
+    if template and template.strip() and not function:
+        try:
+            used = render.placeholder_names(template)
+        except ValueError as exc:
+            raise ctx.error("task.template", str(exc)) from None
+        names = render.template_names(space)
+        for name in used:
+            if name not in names:
+                raise ctx.error("task.template", f"placeholder {{{name}}} has no search arg"
+                                f"{_did_you_mean(name, names) if names else ''}")
+        for i, arg in enumerate(args):
+            keys = space[arg.name].keys if arg.type == "Nested" else [arg.name]
+            for k in keys:
+                if k not in used:
+                    raise ctx.error(f"task.search_args[{i}]", f"arg {k!r} is not used in task.template "
+                                    f"(add {{{k}}} to it or remove the arg)")
+    resources = _parse_resources(ctx, task.get("resources"))
+
+    searcher_raw = _mapping(ctx, top.get("searcher"), "searcher")
+    searcher_raw = dict(searcher_raw)
+    searcher_raw.setdefault("type", "GridSearcher")
+    if "ckpt_save_path" in searcher_raw:
+        searcher_raw.pop("ckpt_save_path")
+        warnings.append("searcher.ckpt_save_path is a pavi feature and is ignored")
+    reward = searcher_raw.get("reward_attribute", DEFAULT_REWARD)
+    if not isinstance(reward, str) or not reward:
+        raise ctx.error("searcher.reward_attribute", f"must be a scalar name, got {_show(reward)}")
+    mode = searcher_raw.get("optimize_mode", "maximize")
+    if mode not in OPTIMIZE_MODES:
+        raise ctx.error("searcher.optimize_mode", f"must be maximize or minimize, got {_show(mode)}")
+    searcher = _plugin(ctx, searcher_raw, "searcher")
+    assert searcher is not None
+
+    sched = _mapping(ctx, top.get("scheduler"), "scheduler")
+    _check_keys(ctx, sched, SCHEDULER_KEYS, "scheduler")
+    stype = sched.get("type", "FIFO")
+    if stype != "FIFO":
+        raise ctx.error("scheduler.type", f"only FIFO is supported, got {_show(stype)}")
+    parallel = sched.get("parallel_size", 1)
+    if not isinstance(parallel, int) or isinstance(parallel, bool) or parallel < 1:
+        raise ctx.error("scheduler.parallel_size", f"must be a positive integer, got {_show(parallel)}")
+    stop = _parse_stop(ctx, sched.get("stop_criterion"))
+    assessor = _plugin(ctx, sched.get("assessor"), "scheduler.assessor")
+    filt = _plugin(ctx, sched.get("filter_criterion"), "scheduler.filter_criterion")
+
+    pavi = _mapping(ctx, top.get("pavi"), "pavi")
+    _check_keys(ctx, pavi, PAVI_KEYS, "pavi")
+    compare = _mapping(ctx, pavi.get("compare"), "pavi.compare")
+    _check_keys(ctx, compare, ["name", "id"], "pavi.compare")
+    scalars = pavi.get("scalars", [])
+    if not isinstance(scalars, list) or not all(isinstance(s, str) for s in scalars):
+        raise ctx.error("pavi.scalars", f"must be a list of scalar names, got {_show(scalars)}")
+
+    use_spe = _bool(ctx, top.get("use_spe", False), "use_spe")
+    if use_spe:
+        warnings.append("use_spe is a GML cluster feature and is ignored")
+    generate_log = _bool(ctx, top.get("generate_log", True), "generate_log")
+    metrics = top.get("metrics", "collect")
+    if metrics not in ("collect", "none"):
+        raise ctx.error("metrics", f"must be collect or none, got {_show(metrics)}")
+    if os.environ.get("MOCK_PAVI", "").strip() == "2":
+        metrics = "none"
+    imports = top.get("custom_imports", [])
+    if isinstance(imports, str):
+        imports = [imports]
+    if not isinstance(imports, list) or not all(isinstance(i, str) and i for i in imports):
+        raise ctx.error("custom_imports", f"must be a list of .py files or module names, got {_show(imports)}")
+
+    return TaskConfig(
+        source=source, base_dir=base_dir, template=template if not function else None,
+        function=function, search_args=args, resources=resources, searcher=searcher,
+        reward_attribute=reward, optimize_mode=mode, scheduler_type=stype, parallel_size=parallel,
+        stop=stop, assessor=assessor, filter_criterion=filt, pavi_scalars=list(scalars),
+        compare_name=compare.get("name"), generate_log=generate_log,
+        collect_metrics=metrics == "collect", custom_imports=list(imports), raw=top, warnings=warnings)
+
+
+def load_config(path: str) -> TaskConfig:
+    """Read and validate a ``search_config.yaml``."""
+    source = path
+    if not os.path.isfile(path):
+        raise ConfigError(f"no such file: {path}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = yaml.safe_load(f)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or _one_line(exc)
+        raise ConfigError(f"{where}invalid YAML: {problem}", "", source) from None
+    return parse_config(raw, source, os.path.dirname(os.path.abspath(path)))

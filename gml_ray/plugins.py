@@ -1,0 +1,88 @@
+"""Builds a task's searcher, stop criterion, filter criterion and assessor from its config.
+
+Custom plugins are loaded from ``custom_imports`` first. Every failure is a :class:`ConfigError`
+naming the config field, e.g. ``searcher.type: unknown searcher 'GridSearch' (did you mean ...)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .config import PluginConfig, TaskConfig
+from .errors import ConfigError
+from .registry import Registry, accepted_kwargs, import_custom, unknown_kwargs
+
+# Settings every searcher may take; passed only to searchers whose constructor accepts them.
+_SHARED_SEARCHER_KEYS = ("reward_attribute", "optimize_mode")
+
+
+@dataclass
+class Components:
+    searcher: Any
+    stop_criterion: Any
+    filter_criterion: Any | None
+    assessor: Any | None
+
+
+def load_custom_imports(cfg: TaskConfig) -> None:
+    for i, entry in enumerate(cfg.custom_imports):
+        try:
+            import_custom([entry], cfg.base_dir)
+        except FileNotFoundError:
+            raise ConfigError(f"{entry} does not exist (looked in {cfg.base_dir})",
+                              f"custom_imports[{i}]", cfg.source) from None
+        except Exception as exc:  # noqa: BLE001 - the plugin file itself is broken
+            raise ConfigError(f"importing {entry} failed: {type(exc).__name__}: {exc}",
+                              f"custom_imports[{i}]", cfg.source) from None
+
+
+def _build(registry: Registry, plugin: PluginConfig, cfg: TaskConfig, what: str,
+           extra: dict[str, Any] | None = None, shared: dict[str, Any] | None = None) -> Any:
+    cls = registry.get(plugin.type or "")
+    if cls is None:
+        raise ConfigError(f"unknown {what} {plugin.type!r}{registry.suggest(plugin.type or '')}; "
+                          f"known: {', '.join(sorted(registry.module_dict))}",
+                          f"{plugin.path}.type", cfg.source)
+    kwargs = dict(plugin.kwargs)
+    for key, value in (shared or {}).items():
+        if key in accepted_kwargs(cls) or key in kwargs:
+            kwargs[key] = value
+    bad = unknown_kwargs(cls, [*kwargs, *(extra or {})])
+    if bad:
+        options = [k for k in accepted_kwargs(cls) if k not in (extra or {})]
+        raise ConfigError(f"{plugin.type} has no parameter {bad[0]!r} "
+                          f"(it takes: {', '.join(options) or 'nothing'})",
+                          f"{plugin.path}.{bad[0]}", cfg.source)
+    try:
+        return cls(**(extra or {}), **kwargs)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ConfigError(f"{plugin.type}: {exc}", plugin.path, cfg.source) from None
+
+
+def build_components(cfg: TaskConfig) -> Components:
+    """Import plugins and build every component, validating their kwargs."""
+    # Imported here: the registries fill up when their modules load.
+    from .assessors import ASSESSORS
+    from .schedulers.filter_criterion import FILTER_CRITERIONS
+    from .schedulers.stop_criterion import STOP_CRITERIONS, StopCriterion
+    from .searchers import SEARCHERS
+
+    load_custom_imports(cfg)
+    shared = {"reward_attribute": cfg.reward_attribute, "optimize_mode": cfg.optimize_mode}
+    searcher = _build(SEARCHERS, cfg.searcher, cfg, "searcher",
+                      extra={"search_space": cfg.search_space()}, shared=shared)
+    if getattr(searcher, "optimize_mode", None) != cfg.optimize_mode:
+        searcher.optimize_mode = cfg.optimize_mode
+    if getattr(searcher, "reward_attribute", None) is None:
+        searcher.reward_attribute = cfg.reward_attribute
+    stop = cfg.stop
+    if stop.custom is not None:
+        stop_criterion = _build(STOP_CRITERIONS, stop.custom, cfg, "stop criterion")
+    else:
+        stop_criterion = StopCriterion(stop.max_tries, stop.time_limits, stop.max_reward,
+                                       stop.time_limits_per_job)
+    filt = _build(FILTER_CRITERIONS, cfg.filter_criterion, cfg, "filter criterion") \
+        if cfg.filter_criterion else None
+    assessor = _build(ASSESSORS, cfg.assessor, cfg, "assessor",
+                      shared={"optimize_mode": cfg.optimize_mode}) if cfg.assessor else None
+    return Components(searcher, stop_criterion, filt, assessor)

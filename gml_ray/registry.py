@@ -1,0 +1,124 @@
+"""Registries that turn a config's ``type:`` into a class, and the ``custom_imports`` loader.
+
+Usage mirrors mmengine: decorate a class with ``@REGISTRY.register_module()``; a config mapping
+``{type: Name, **kwargs}`` then builds ``Name(**kwargs)``.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+from typing import Any, Callable, Iterable
+
+
+class Registry:
+    """A named mapping from class names (and aliases) to classes."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._modules: dict[str, type] = {}
+
+    def register_module(self, name: str | None = None, force: bool = False,
+                        module: type | None = None, aliases: Iterable[str] = ()) -> Callable:
+        """Register ``module`` (or the decorated class) under its name and ``aliases``."""
+
+        def _register(cls: type) -> type:
+            for key in [name or cls.__name__, *aliases]:
+                if not force and key in self._modules and self._modules[key] is not cls:
+                    raise KeyError(f"{key} is already registered in {self.name}")
+                self._modules[key] = cls
+            return cls
+
+        if module is not None:
+            return _register(module)
+        return _register
+
+    def get(self, key: str) -> type | None:
+        return self._modules.get(key)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._modules
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    @property
+    def module_dict(self) -> dict[str, type]:
+        return dict(self._modules)
+
+    def suggest(self, key: str) -> str:
+        """A ' (did you mean X?)' hint for an unknown key, or ''."""
+        match = difflib.get_close_matches(str(key), list(self._modules), n=1, cutoff=0.6)
+        return f" (did you mean {match[0]}?)" if match else ""
+
+    def build(self, cfg: dict[str, Any], **default_args: Any) -> Any:
+        """Build ``cfg['type'](**rest, **default_args)``; unknown types raise KeyError."""
+        args = dict(cfg)
+        key = args.pop("type")
+        cls = self._modules.get(key) if isinstance(key, str) else key
+        if cls is None:
+            raise KeyError(f"{key} is not registered in {self.name}{self.suggest(key)}")
+        for k, v in default_args.items():
+            args.setdefault(k, v)
+        return cls(**args)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.name}: {sorted(self._modules)})"
+
+
+def unknown_kwargs(cls: type, kwargs: Iterable[str]) -> list[str]:
+    """The names in ``kwargs`` that ``cls.__init__`` would not accept."""
+    try:
+        sig = inspect.signature(cls.__init__)
+    except (TypeError, ValueError):
+        return []
+    params = list(sig.parameters.values())[1:]
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return []
+    accepted = {p.name for p in params
+                if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+    return [k for k in kwargs if k not in accepted]
+
+
+def accepted_kwargs(cls: type) -> list[str]:
+    try:
+        params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params
+            if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+
+
+_loaded_files: dict[str, Any] = {}
+
+
+def import_custom(entries: Iterable[str], base_dir: str) -> None:
+    """Import each ``custom_imports`` entry: a path to a .py file (relative to ``base_dir``) or a module.
+
+    Importing runs the plugin's ``register_module`` decorators. A file is loaded once per process.
+    """
+    if base_dir not in sys.path:
+        sys.path.insert(0, base_dir)
+    for entry in entries:
+        if entry.endswith(".py") or os.sep in entry:
+            path = os.path.abspath(os.path.join(base_dir, entry))
+            if path in _loaded_files:
+                continue
+            if not os.path.isfile(path):
+                raise FileNotFoundError(path)
+            mod_name = "gml_custom_" + os.path.splitext(os.path.basename(path))[0]
+            spec = importlib.util.spec_from_file_location(mod_name, path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[mod_name] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                sys.modules.pop(mod_name, None)
+                raise
+            _loaded_files[path] = module
+        else:
+            importlib.import_module(entry)

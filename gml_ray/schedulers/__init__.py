@@ -1,0 +1,18 @@
+"""Scheduling: the scheduler actor, Jobs, stop and filter criteria (the manual's names)."""
+from __future__ import annotations
+
+from typing import Any
+
+from .filter_criterion import FILTER_CRITERIONS, BaseFilterCriterion, build_filter_criterion
+from .stop_criterion import STOP_CRITERIONS, BaseStopCriterion, StopCriterion, build_stop_criterion
+
+__all__ = ["NaiveScheduler", "build_stop_criterion", "build_filter_criterion", "STOP_CRITERIONS",
+           "FILTER_CRITERIONS", "BaseStopCriterion", "BaseFilterCriterion", "StopCriterion"]
+
+
+def __getattr__(name: str) -> Any:
+    # NaiveScheduler needs Ray; criteria plugins importing this package should not pay for it.
+    if name in ("NaiveScheduler", "SchedulerActor", "SchedulerCore"):
+        from . import naive
+        return getattr(naive, name)
+    raise AttributeError(name)

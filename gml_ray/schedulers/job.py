@@ -1,0 +1,399 @@
+"""Jobs: one config's run, as a Ray task (manual 3.2: ``start``, ``wait``, ``kill``, ``status``).
+
+A :class:`CommandJob` runs the rendered template in its own process group with a pipe for scalars
+(``GML_SCALAR_FD``); a :class:`FunctionJob` calls ``module:callable`` with the config inside the Ray
+worker. Both send ``(kind, job_id, attempt, payload)`` messages to the scheduler's channel and return
+an outcome dict that says how many messages they sent, so the scheduler knows when it has them all.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+
+from .. import reporting
+from ..store import ERROR, FINISHED, KILLED, PENDING, RUNNING
+from .channel import SCALARS, START
+
+KILL_GRACE_S = 3.0  # SIGTERM first; SIGKILL whatever is left after this
+CANCEL_CHECK_S = 0.2  # how often a command job looks for a cancel while its process runs
+
+
+@dataclass
+class JobSpec:
+    """Everything a job's Ray task needs (picklable)."""
+
+    job_id: int = 0
+    name: str = "job"
+    attempt: int = 1
+    command: str | None = None
+    function: str | None = None
+    values: dict = field(default_factory=dict)  # what a function trial receives
+    cwd: str = "."
+    job_dir: str = "."
+    time_limit: float | None = None
+    generate_log: bool = True
+    collect_metrics: bool = True
+    env: dict = field(default_factory=dict)
+
+
+def _node_name() -> str:
+    try:
+        return ray.util.get_node_ip_address()
+    except Exception:  # noqa: BLE001 - outside Ray
+        return socket.gethostname()
+
+
+class _Sender:
+    """Sends messages to the channel (or keeps them when there is none) and counts them."""
+
+    def __init__(self, spec: JobSpec, channel: Any) -> None:
+        self.spec, self.channel, self.sent = spec, channel, 0
+        self.kept: list[dict] = []
+        self._lock = threading.Lock()
+
+    def send(self, kind: str, payload: Any, wait: bool = True) -> None:
+        with self._lock:
+            if self.channel is None:
+                if kind == SCALARS:
+                    self.kept.extend(payload)
+                return
+            ref = self.channel.put.remote((kind, self.spec.job_id, self.spec.attempt, payload))
+            self.sent += 1
+        if wait:
+            ray.get(ref)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the job's process group, then SIGKILL what is left after a grace period."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.time() + KILL_GRACE_S
+    while time.time() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        if proc.poll() is None:
+            try:
+                proc.wait(timeout=0.05)
+            except subprocess.TimeoutExpired:
+                pass
+        else:
+            time.sleep(0.05)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _pump(fd: int, sender: _Sender) -> None:
+    """Read JSON lines from the scalar pipe until EOF and forward them in batches."""
+    buf = b""
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except OSError:
+            chunk = b""
+        if chunk:
+            buf += chunk
+            lines, _, buf = buf.rpartition(b"\n")
+            if not lines:
+                continue
+        else:
+            lines, buf = buf, b""
+        records = []
+        for line in lines.split(b"\n"):
+            if line.strip():
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue  # a torn or foreign line: ignore it rather than lose the rest
+                if isinstance(rec, dict) and "t" in rec and "v" in rec:
+                    records.append(rec)
+        if records:
+            sender.send(SCALARS, records)
+        if not chunk:
+            return
+
+
+def _shell() -> list[str]:
+    bash = shutil.which("bash")
+    return [bash, "-c"] if bash else ["/bin/sh", "-c"]
+
+
+def run_command(spec: JobSpec, channel: Any = None) -> dict:
+    """Run ``spec.command`` in a new process group; returns the outcome dict."""
+    sender = _Sender(spec, channel)
+    os.makedirs(spec.job_dir, exist_ok=True)
+    cancel = threading.Event()
+    in_main = threading.current_thread() is threading.main_thread()
+    # ray.cancel() interrupts the main thread (as SIGINT would); turn that into a clean kill.
+    old_handler = signal.signal(signal.SIGINT, lambda *_: cancel.set()) if in_main else None
+    env = dict(os.environ)
+    env.update(spec.env)
+    # `python` in a template means the interpreter gml-ray runs on, even without an activated venv.
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env.update({"GML_JOB_ID": str(spec.job_id), "GML_JOB_NAME": spec.name,
+                "GML_JOB_DIR": spec.job_dir, "PYTHONUNBUFFERED": "1"})
+    read_fd = write_fd = None
+    if spec.collect_metrics:
+        read_fd, write_fd = os.pipe()
+        env[reporting.ENV_FD] = str(write_fd)
+        env.pop(reporting.ENV_METRICS, None)
+    else:
+        env[reporting.ENV_METRICS] = "none"
+    out = err = subprocess.DEVNULL
+    if spec.generate_log:
+        out = open(os.path.join(spec.job_dir, "stdout.log"), "ab")
+        err = open(os.path.join(spec.job_dir, "stderr.log"), "ab")
+    started = time.time()
+    status, message, rc = FINISHED, "", None
+    proc = None
+    pump = None
+    try:
+        try:
+            proc = subprocess.Popen([*_shell(), spec.command], cwd=spec.cwd, env=env, stdout=out,
+                                    stderr=err, stdin=subprocess.DEVNULL, start_new_session=True,
+                                    pass_fds=(write_fd,) if write_fd is not None else ())
+        except OSError as exc:
+            return {"status": ERROR, "message": f"cannot start: {exc}", "exit_code": None,
+                    "node": _node_name(), "started": started, "ended": time.time(), "sent": sender.sent}
+        finally:
+            if write_fd is not None:
+                os.close(write_fd)
+        sender.send(START, {"node": _node_name(), "pid": proc.pid, "started": started}, wait=False)
+        if read_fd is not None:
+            pump = threading.Thread(target=_pump, args=(read_fd, sender), daemon=True)
+            pump.start()
+        done = threading.Event()
+        threading.Thread(target=lambda: (proc.wait(), done.set()), daemon=True).start()
+        deadline = started + spec.time_limit if spec.time_limit else None
+        while True:
+            timeout = CANCEL_CHECK_S
+            if deadline is not None:
+                timeout = min(timeout, max(0.0, deadline - time.time()))
+            if done.wait(timeout):
+                break
+            if cancel.is_set():
+                status, message = KILLED, "cancelled"
+                break
+            if deadline is not None and time.time() >= deadline:
+                status, message = KILLED, f"time_limits_per_job ({spec.time_limit:g}s) reached"
+                break
+        # Whatever the outcome, nothing of the job's process group outlives it.
+        _kill_group(proc)
+        proc.wait()
+        rc = proc.returncode
+        if status == FINISHED and rc != 0:
+            status = ERROR
+            message = f"exit code {rc}" if rc > 0 else f"killed by signal {-rc}"
+    finally:
+        if pump is not None:
+            pump.join(timeout=10)
+        if read_fd is not None:
+            os.close(read_fd)
+        for f in (out, err):
+            if f is not subprocess.DEVNULL:
+                f.close()
+        if old_handler is not None:
+            signal.signal(signal.SIGINT, old_handler)
+    result = {"status": status, "message": message, "exit_code": rc, "node": _node_name(),
+              "started": started, "ended": time.time(), "sent": sender.sent}
+    if channel is None:
+        result["scalars"] = sender.kept
+    return result
+
+
+def run_function(spec: JobSpec, channel: Any = None) -> dict:
+    """Call ``module:callable`` with the config; ``gml_ray.report`` streams to the channel."""
+    sender = _Sender(spec, channel)
+    started = time.time()
+    os.makedirs(spec.job_dir, exist_ok=True)
+    if spec.cwd not in sys.path:
+        sys.path.insert(0, spec.cwd)
+    buffer: list[dict] = []
+    last_flush = [time.time()]
+
+    def sink(records: list[dict]) -> None:
+        if not spec.collect_metrics:
+            return
+        buffer.extend(records)
+        # Stream at most every 50 ms: assessors see fresh values, short trials send one message.
+        if time.time() - last_flush[0] >= 0.05:
+            sender.send(SCALARS, list(buffer), wait=False)
+            buffer.clear()
+            last_flush[0] = time.time()
+
+    status, message = FINISHED, ""
+    reporting.set_function_sink(sink)
+    reporting.reset_report_step()
+    prev_cwd = os.getcwd()
+    try:
+        sender.send(START, {"node": _node_name(), "pid": os.getpid(), "started": started}, wait=False)
+        module_name, _, attr = spec.function.partition(":")  # type: ignore[union-attr]
+        fn: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            fn = getattr(fn, part)
+        os.chdir(spec.job_dir)
+        value = fn(dict(spec.values))
+        if isinstance(value, dict):  # a returned dict counts as a final report
+            reporting.report(**value)
+    except KeyboardInterrupt:
+        status, message = KILLED, "cancelled"
+    except Exception as exc:  # noqa: BLE001 - the user's function failed: the job is ERROR
+        status, message = ERROR, f"{type(exc).__name__}: {exc}"
+        if spec.generate_log:
+            import traceback
+            with open(os.path.join(spec.job_dir, "stderr.log"), "a") as f:
+                traceback.print_exc(file=f)
+    finally:
+        os.chdir(prev_cwd)
+        reporting.set_function_sink(None)
+        if buffer:
+            sender.send(SCALARS, list(buffer), wait=False)
+    result = {"status": status, "message": message, "exit_code": None, "node": _node_name(),
+              "started": started, "ended": time.time(), "sent": sender.sent}
+    if channel is None:
+        result["scalars"] = sender.kept
+    return result
+
+
+_run_command_remote = ray.remote(max_retries=0)(run_command)
+_run_function_remote = ray.remote(max_retries=0)(run_function)
+
+
+def ray_resources(resources: dict[str, float]) -> dict[str, Any]:
+    """``task.resources`` as Ray ``.options()`` kwargs (custom names go in ``resources``)."""
+    opts: dict[str, Any] = {}
+    custom = {}
+    for key, value in resources.items():
+        if key in ("num_cpus", "num_gpus", "memory"):
+            opts[key] = value
+        else:
+            custom[key] = value
+    if custom:
+        opts["resources"] = custom
+    return opts
+
+
+def _spec_kwargs(kwargs: dict) -> dict:
+    """Pop the JobSpec fields out of a Job constructor's kwargs."""
+    keys = ("job_id", "attempt", "time_limit", "generate_log", "collect_metrics", "env")
+    return {k: kwargs.pop(k) for k in keys if k in kwargs}
+
+
+class Job:
+    """One config's run on Ray. ``start()`` submits it, ``wait()`` blocks for its outcome,
+    ``kill()`` ends it (its whole process group), ``status`` is PENDING → RUNNING → an end status.
+    """
+
+    _remote: Any = None
+
+    def __init__(self, spec: JobSpec, arg_dict: dict | None = None, config: Any = None,
+                 resources: dict[str, float] | None = None, channel: Any = None) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.arg_dict = dict(arg_dict or {})
+        self.config = config
+        self.resources = dict(resources or {"num_cpus": 1})
+        self.channel = channel
+        self.ref: Any = None
+        self.outcome: dict | None = None
+        self._status = PENDING
+        self.kill_status: str | None = None  # the end status a kill() asked for
+        self.kill_message = ""
+        self.reward: float | None = None  # best reward_attribute value so far
+
+    @property
+    def command(self) -> str | None:
+        return self.spec.command
+
+    @property
+    def status(self) -> str:
+        if self.outcome is None and self.ref is not None and self._status in (PENDING, RUNNING):
+            ready, _ = ray.wait([self.ref], timeout=0)
+            if ready:
+                self.wait()
+        return self._status
+
+    def mark_running(self) -> None:
+        if self._status == PENDING:
+            self._status = RUNNING
+
+    def start(self, **kwargs: Any) -> "Job":
+        opts = ray_resources(self.resources)
+        opts.update(kwargs)
+        self.ref = self._remote.options(**opts).remote(self.spec, self.channel)
+        return self
+
+    def wait(self, timeout: float | None = None) -> dict | None:
+        """The outcome dict once the job ended (None if ``timeout`` passed first)."""
+        if self.outcome is not None:
+            return self.outcome
+        ready, _ = ray.wait([self.ref], timeout=timeout)
+        if not ready:
+            return None
+        return self.resolve()
+
+    def resolve(self) -> dict:
+        """Read the finished Ray task's outcome (its error becomes an ERROR outcome)."""
+        try:
+            outcome = ray.get(self.ref)
+        except ray.exceptions.TaskCancelledError:
+            outcome = {"status": KILLED, "message": "cancelled before it started", "sent": 0}
+        except ray.exceptions.RayError as exc:
+            text = " ".join(str(exc).split())
+            outcome = {"status": ERROR, "message": f"{type(exc).__name__}: {text[:300]}", "sent": None}
+        if self.kill_status is not None and outcome["status"] == KILLED:
+            outcome["status"] = self.kill_status
+            outcome["message"] = self.kill_message or outcome.get("message", "")
+        self.outcome = outcome
+        self._status = outcome["status"]
+        return outcome
+
+    def kill(self, status: str = KILLED, message: str = "") -> None:
+        """End the job; its status becomes ``status`` (KILLED, EARLY_STOPPED or ERROR)."""
+        if self.ref is None or self.outcome is not None:
+            return
+        if self.kill_status is None:
+            self.kill_status, self.kill_message = status, message
+        ray.cancel(self.ref, force=False)
+
+
+class CommandJob(Job):
+    """Runs a shell command (the rendered template) in the job directory's process group."""
+
+    _remote = _run_command_remote
+
+    def __init__(self, command: str, name: str, arg_dict: dict | None = None,
+                 pavi_compare_id: Any = None, symlink_paths: Any = None, *,
+                 job_dir: str | None = None, cwd: str | None = None, **kwargs: Any) -> None:
+        spec = JobSpec(name=name, command=command, cwd=cwd or os.getcwd(),
+                       job_dir=job_dir or os.path.join(os.getcwd(), name), **_spec_kwargs(kwargs))
+        super().__init__(spec, arg_dict, **kwargs)
+
+
+class FunctionJob(Job):
+    """Calls ``module:callable`` with the config inside a Ray worker (a function trial)."""
+
+    _remote = _run_function_remote
+
+    def __init__(self, function: str, name: str, values: dict, arg_dict: dict | None = None, *,
+                 job_dir: str | None = None, cwd: str | None = None, **kwargs: Any) -> None:
+        spec = JobSpec(name=name, function=function, values=dict(values), cwd=cwd or os.getcwd(),
+                       job_dir=job_dir or os.path.join(os.getcwd(), name), **_spec_kwargs(kwargs))
+        super().__init__(spec, arg_dict, **kwargs)

@@ -1,0 +1,451 @@
+"""The scheduler: a Ray actor that runs a task's search loop, and the driver-side NaiveScheduler.
+
+Loop (inside the actor): ask the searcher for a config → filter criterion → launch a Job (a Ray
+task) while fewer than ``parallel_size`` run → wait, with one ``ray.wait``, for a job to end or for
+messages from jobs (start, scalars) → write them to the store, update rewards, feed the assessor →
+stop criteria → tell the searcher each ended job's reward. The actor lives on the driver's node
+because the store (SQLite) is a local file there.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import shutil
+import signal
+import sys
+import threading
+import time
+from typing import Any, Callable
+
+import ray
+import yaml
+
+from .. import render
+from ..assessors import AssessResult
+from ..config import TaskConfig, load_config, parse_config
+from ..errors import UserError
+from ..plugins import build_components
+from ..store import (ACTIVE, EARLY_STOPPED, ERROR, FINISHED, KILLED, RUNNING, FLAG_OK, Store,
+                     classify)
+from .channel import SCALARS, START, WAKE, MessageChannel
+from .job import CommandJob, FunctionJob, Job
+
+log = logging.getLogger("gml_ray.scheduler")
+
+WAKE_S = 0.5  # the loop wakes at least this often: ctl stop requests, heartbeat, time limits
+DRAIN_GRACE_S = 5.0  # how long an ended job may wait for its last messages
+TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+
+
+def check_task_name(name: str) -> str:
+    """A task name is a file name: letters, digits, ``_ . -``, at most 64 characters."""
+    if not isinstance(name, str) or not TASK_NAME.fullmatch(name) or ".." in name:
+        raise UserError(f"invalid task name {name!r}: use 1-64 letters, digits, '_', '-' or '.', "
+                        f"starting with a letter or digit")
+    return name
+
+
+def job_name(job_id: int) -> str:
+    return f"job_{job_id:04d}"
+
+
+class SchedulerCore:
+    """The search loop and its state. Stop criteria receive this object as ``scheduler``:
+    ``is_stop``, ``num_launched``, ``best_reward``, ``optimize_mode``, ``jobs``, ``running``.
+    """
+
+    def __init__(self, cfg: TaskConfig, task: str, work_dir: str, task_dir: str, code_dir: str) -> None:
+        self.cfg, self.task, self.work_dir = cfg, task, work_dir
+        self.task_dir, self.code_dir = task_dir, code_dir
+        if code_dir not in sys.path:
+            sys.path.insert(0, code_dir)
+        self.store = Store(work_dir)
+        comps = build_components(cfg)
+        self.searcher = comps.searcher
+        self.stop_criterion = comps.stop_criterion
+        self.filter_criterion = comps.filter_criterion
+        self.assessor = comps.assessor
+        self.space = cfg.search_space()
+        self.reward_attribute, self.optimize_mode = cfg.reward_attribute, cfg.optimize_mode
+        self.parallel_size = cfg.parallel_size
+        self.channel = MessageChannel.options(num_cpus=0).remote()
+        self._file_bases = {a.name: render.load_config_file(a.file) for a in cfg.search_args
+                            if a.type == "File"}
+        self.is_stop = False
+        self.stop_reason = ""
+        self.exhausted = False
+        self.num_launched = 0
+        self.num_filtered = 0
+        self.best_reward: float | None = None
+        self.best_job: str | None = None
+        self.jobs: dict[int, Job] = {}
+        self.running: dict[int, Job] = {}
+        self.start_time = time.time()
+        self._kill: tuple[str, str] | None = None  # (status, message) for running jobs
+        self._external: tuple[str, str] | None = None
+        self._lock = threading.Lock()
+        self._next_id = 1
+        self._ending: dict[int, float] = {}  # job id -> when its task ended (waiting for messages)
+        self._received: dict[int, int] = {}
+        self._history: dict[int, list[dict]] = {}
+        self._last_wake = 0.0
+
+    # ---- API for criteria and the driver ---------------------------------------------------------
+
+    def request_stop(self, reason: str, kill_running: bool = False, status: str = KILLED) -> None:
+        """Stop launching jobs; with ``kill_running`` also end running ones with ``status``."""
+        if not self.is_stop:
+            self.stop_reason = reason
+            log.info("stopping: %s", reason)
+        self.is_stop = True
+        if kill_running and self._kill is None:
+            self._kill = (status, reason)
+
+    def external_stop(self, status: str, reason: str) -> None:
+        """Called from another thread (the driver's Ctrl+C, ``ctl stop``)."""
+        with self._lock:
+            self._external = (status, reason)
+        self.channel.put.remote((WAKE, 0, 0, None))
+
+    def better(self, a: float, b: float | None) -> bool:
+        return b is None or (a > b if self.optimize_mode == "maximize" else a < b)
+
+    # ---- the loop ----------------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        status = FINISHED
+        self.stop_criterion.before_run(self)
+        pending_get = self.channel.get_all.remote()
+        try:
+            while True:
+                self._launch()
+                if not self.running and (self.is_stop or self.exhausted):
+                    break
+                pending_get = self._wait(pending_get)
+                self.stop_criterion.check(self)
+                self._apply_stops()
+            if self._external is not None:
+                status = self._external[0]
+        except BaseException as exc:
+            status = ERROR
+            self.stop_reason = f"scheduler failed: {type(exc).__name__}: {exc}"
+            log.exception("scheduler failed")
+            self._abort_running(ERROR, self.stop_reason)
+            raise
+        finally:
+            try:
+                self.stop_criterion.after_run(self)
+            except Exception:  # noqa: BLE001 - a plugin's after_run must not hide the result
+                log.exception("stop criterion after_run failed")
+            self.store.update_task(self.task, status=status, ended=time.time(),
+                                   message=self.stop_reason or None)
+        return self.summary(status)
+
+    def summary(self, status: str) -> dict[str, Any]:
+        return {"task": self.task, "status": status, "reason": self.stop_reason,
+                "launched": self.num_launched, "filtered": self.num_filtered,
+                "counts": self.store.status_counts(self.task), "best_reward": self.best_reward,
+                "best_job": self.best_job, "elapsed": time.time() - self.start_time}
+
+    def _launch(self) -> None:
+        misses = 0
+        while not self.is_stop and not self.exhausted and len(self.running) < self.parallel_size:
+            self.stop_criterion.before_iter(self)
+            if self.is_stop:
+                break
+            config = self.searcher.get_config()
+            if config is None:
+                self.exhausted = True
+                break
+            job = self._make_job(config)
+            if self.filter_criterion is not None and self.filter_criterion.filter(job):
+                self.num_filtered += 1
+                self.searcher.job_failed(config, "FILTERED")
+                misses += 1
+                if misses >= 100_000:
+                    self.request_stop("the filter criterion dropped 100000 configs in a row")
+                continue
+            self._start(job)
+            self.num_launched += 1
+            self.stop_criterion.after_iter(self)
+
+    def _make_job(self, config: dict) -> Job:
+        job_id = self._next_id
+        name = job_name(job_id)
+        job_dir = os.path.join(self.task_dir, "jobs", name)
+        args = render.arg_dict(self.space, config)
+        common = dict(job_dir=job_dir, cwd=self.code_dir, job_id=job_id,
+                      generate_log=self.cfg.generate_log, collect_metrics=self.cfg.collect_metrics,
+                      env={"GML_TASK": self.task})
+        values = render.job_values(self.space, config, None)
+        if self.cfg.function:
+            job: Job = FunctionJob(self.cfg.function, name, values, args, config=config,
+                                   resources=self.cfg.resources, channel=self.channel, **common)
+        else:
+            # File args render to <job_dir>/<name>; the command names that path.
+            for key in values:
+                sub = self.space[key]
+                if isinstance(sub, render.File):
+                    values[key] = os.path.join(job_dir, render.rendered_file_name(sub))
+            command = render.render_template(self.cfg.template or "", values)
+            job = CommandJob(command, name, args, config=config, resources=self.cfg.resources,
+                             channel=self.channel, time_limit=self.cfg.stop.time_limits_per_job,
+                             **common)
+        return job
+
+    def _start(self, job: Job) -> None:
+        spec = job.spec
+        os.makedirs(spec.job_dir, exist_ok=True)
+        values = render.job_values(self.space, job.config, spec.job_dir, self._file_bases)
+        if spec.function:
+            spec.values = values
+        self._next_id += 1
+        self.store.add_job(self.task, spec.job_id, spec.name, job.config, job.arg_dict,
+                           spec.command or spec.function, spec.job_dir)
+        job.start()
+        self.jobs[spec.job_id] = job
+        self.running[spec.job_id] = job
+        self._received[spec.job_id] = 0
+
+    def _wait(self, pending_get: Any) -> Any:
+        timeout = WAKE_S
+        left = getattr(self.stop_criterion, "seconds_left", lambda: None)()
+        if left is not None:
+            timeout = min(timeout, left + 0.01)
+        if self._ending:
+            timeout = min(timeout, 0.1)
+        refs = [pending_get] + [j.ref for j in self.running.values() if j.outcome is None]
+        ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+        ready_set = set(ready)
+        with self.store.transaction():
+            if pending_get in ready_set:
+                self._on_messages(ray.get(pending_get))
+                pending_get = self.channel.get_all.remote()
+            for job_id, job in list(self.running.items()):
+                if job.outcome is None and job.ref in ready_set:
+                    job.resolve()
+                    self._ending[job_id] = time.time()
+            now = time.time()
+            for job_id, ended_at in list(self._ending.items()):
+                job = self.running[job_id]
+                sent = job.outcome.get("sent") if job.outcome else None
+                if (sent is not None and self._received[job_id] >= sent) or now - ended_at > (
+                        DRAIN_GRACE_S if sent is not None else 1.0):
+                    del self._ending[job_id]
+                    self._finish(job)
+            if now - self._last_wake >= WAKE_S:
+                self._last_wake = now
+                self.store.heartbeat(self.task)
+                if self.store.stop_requested(self.task):
+                    self.external_stop(KILLED, "stopped by `ctl stop`")
+        return pending_get
+
+    def _on_messages(self, messages: list) -> None:
+        rows = []
+        for kind, job_id, attempt, payload in messages:
+            if kind == WAKE:
+                continue
+            job = self.jobs.get(job_id)
+            if job is None:
+                continue
+            self._received[job_id] = self._received.get(job_id, 0) + 1
+            if kind == START:
+                job.mark_running()
+                self.store.update_job(self.task, job_id, status=RUNNING, started=payload["started"],
+                                      node=payload["node"])
+            elif kind == SCALARS:
+                new_reward = False
+                for rec in payload:
+                    tag, value = rec.get("t"), rec.get("v")
+                    rows.append((job_id, tag, rec.get("s"), value, rec.get("c"), attempt))
+                    if tag == self.reward_attribute:
+                        v, _, flag = classify(value)
+                        if flag == FLAG_OK:
+                            self._record_reward(job, v)  # type: ignore[arg-type]
+                            self._history.setdefault(job_id, []).append(
+                                {"iteration": rec.get("s"), "value": v, "created": rec.get("c")})
+                            new_reward = True
+                if new_reward:
+                    self._assess(job)
+        if rows:
+            self.store.add_scalars(self.task, rows)
+
+    def _record_reward(self, job: Job, value: float) -> None:
+        current = job.reward
+        if self.better(value, current):
+            job.reward = value
+            self.store.update_job(self.task, job.spec.job_id, reward=value)
+            if self.better(value, self.best_reward):
+                self.best_reward, self.best_job = value, job.name
+
+    def _assess(self, job: Job) -> None:
+        if self.assessor is None or job.outcome is not None or job.kill_status is not None:
+            return
+        try:
+            verdict = self.assessor.assess_job(job.name, list(self._history[job.spec.job_id]))
+        except Exception:  # noqa: BLE001 - a failing assessor counts as Good, never ends the task
+            log.exception("assessor failed on %s; treating it as Good", job.name)
+            return
+        if verdict == AssessResult.Bad or verdict is False:
+            job.kill(EARLY_STOPPED, "stopped early by the assessor")
+
+    def _finish(self, job: Job) -> None:
+        job_id = job.spec.job_id
+        outcome = job.outcome or {}
+        status = outcome.get("status", ERROR)
+        reward = job.reward
+        self.store.update_job(self.task, job_id, status=status, ended=outcome.get("ended", time.time()),
+                              exit_code=outcome.get("exit_code"), message=outcome.get("message") or None,
+                              **({"node": outcome["node"]} if outcome.get("node") else {}),
+                              **({"started": outcome["started"]} if outcome.get("started") else {}))
+        del self.running[job_id]
+        self._received.pop(job_id, None)
+        self._history.pop(job_id, None)
+        if reward is not None and status != ERROR:
+            self.searcher.update(job.config, reward)
+        else:
+            self.searcher.job_failed(job.config, status)
+        if self.assessor is not None:
+            try:
+                self.assessor.job_end(job.name, status == FINISHED)
+            except TypeError:
+                self.assessor.job_end(job.name)
+            except Exception:  # noqa: BLE001
+                log.exception("assessor job_end failed on %s", job.name)
+
+    def _apply_stops(self) -> None:
+        with self._lock:
+            external, self._external = self._external, None
+        if external is not None:
+            self._external = external  # remembered: it decides the task's end status
+            self.request_stop(external[1], kill_running=True, status=external[0])
+            self._kill = external
+        if self._kill is not None:
+            status, message = self._kill
+            for job in self.running.values():
+                if job.outcome is None and job.kill_status is None:
+                    job.kill(status, message)
+
+    def _abort_running(self, status: str, message: str) -> None:
+        for job in self.running.values():
+            try:
+                job.kill(status, message)
+            except Exception:  # noqa: BLE001
+                pass
+        self.store.mark_active_jobs(self.task, status, message)
+
+
+@ray.remote(num_cpus=0, max_concurrency=4, max_restarts=0)
+class SchedulerActor:
+    """Hosts :class:`SchedulerCore`; ``run`` blocks until the task ends, ``stop`` may be called meanwhile."""
+
+    def __init__(self, cfg: TaskConfig, task: str, work_dir: str, task_dir: str, code_dir: str) -> None:
+        try:  # a Ctrl+C in the driver's terminal must reach the scheduler as a stop, not a crash
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        except ValueError:
+            pass
+        logging.basicConfig(filename=os.path.join(task_dir, "scheduler.log"), level=logging.INFO,
+                            format="%(asctime)s %(levelname)s %(message)s", force=True)
+        self.core = SchedulerCore(cfg, task, work_dir, task_dir, code_dir)
+
+    def run(self) -> dict[str, Any]:
+        return self.core.run()
+
+    def stop(self, status: str, reason: str) -> None:
+        self.core.external_stop(status, reason)
+
+
+class NaiveScheduler:
+    """Runs one task to its end: ``NaiveScheduler(work_dir, config, symlink_paths).run()``.
+
+    ``config`` is a parsed :class:`TaskConfig`, a config dict (as the manual passes it) or the path
+    of a ``search_config.yaml``. Ray is joined if it is running, else started locally.
+    """
+
+    def __init__(self, work_dir: str, config: TaskConfig | dict | str, symlink_paths: Any = None, *,
+                 task: str | None = None, code_dir: str | None = None, address: str | None = None,
+                 num_cpus: int | None = None) -> None:
+        if isinstance(config, str):
+            config = load_config(config)
+        elif isinstance(config, dict):
+            config = parse_config(config, "config", code_dir or os.getcwd())
+        self.cfg: TaskConfig = config
+        self.work_dir = os.path.abspath(work_dir)
+        self.symlink_paths = list(symlink_paths or [])
+        self.task = check_task_name(task or time.strftime("task_%Y%m%d_%H%M%S"))
+        self.code_dir = os.path.abspath(code_dir or config.base_dir)
+        self.task_dir = os.path.join(self.work_dir, "tasks", self.task)
+        self.address, self.num_cpus = address, num_cpus
+        self.store: Store | None = None
+
+    def prepare(self) -> Store:
+        """Validate plugins and create the task's row and directory (before Ray starts)."""
+        build_components(self.cfg)  # plugin mistakes surface here, as ConfigError
+        store = Store(self.work_dir)
+        store.create_task(self.task, config_path=os.path.abspath(self.cfg.source),
+                          config_yaml=yaml.safe_dump(self.cfg.raw, sort_keys=False, allow_unicode=True),
+                          code_dir=self.code_dir, task_dir=self.task_dir,
+                          reward_attribute=self.cfg.reward_attribute,
+                          optimize_mode=self.cfg.optimize_mode,
+                          scalar_columns=self.cfg.scalar_columns, started=time.time(),
+                          heartbeat=time.time(), host=os.uname().nodename, pid=os.getpid())
+        os.makedirs(self.task_dir, exist_ok=True)
+        if os.path.isfile(self.cfg.source):
+            shutil.copy(self.cfg.source, os.path.join(self.task_dir, "search_config.yaml"))
+        self.store = store
+        return store
+
+    def run(self, on_progress: Callable[[], None] | None = None,
+            progress_every: float = 0.5) -> dict[str, Any]:
+        """Run the task to its end and return a summary (status, counts, best reward, reason).
+
+        Ctrl+C stops it: running and pending jobs become ERROR, then KeyboardInterrupt is raised.
+        """
+        from ..runtime import init_ray
+
+        store = self.store or self.prepare()
+        started_ray = init_ray(self.address, self.num_cpus)
+        actor = None
+        try:
+            node_id = ray.get_runtime_context().get_node_id()
+            strategy = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(node_id, soft=False)
+            actor = SchedulerActor.options(scheduling_strategy=strategy).remote(
+                self.cfg, self.task, self.work_dir, self.task_dir, self.code_dir)
+            ref = actor.run.remote()
+            interrupted = False
+            while True:
+                try:
+                    ready, _ = ray.wait([ref], timeout=progress_every)
+                    if on_progress is not None:
+                        on_progress()
+                    if ready:
+                        break
+                except KeyboardInterrupt:
+                    if interrupted:
+                        raise
+                    interrupted = True
+                    actor.stop.remote(ERROR, "interrupted (Ctrl+C)")
+            try:
+                summary = ray.get(ref)
+            except ray.exceptions.RayError as exc:
+                message = " ".join(str(exc).split())[:500]
+                store.mark_active_jobs(self.task, ERROR, "the scheduler failed")
+                store.update_task(self.task, status=ERROR, ended=time.time(), message=message)
+                cause = getattr(exc, "cause", None)
+                if isinstance(cause, UserError):
+                    raise cause from None
+                raise RuntimeError(f"task {self.task} failed: {message}") from None
+            if interrupted:
+                raise KeyboardInterrupt
+            return summary
+        except KeyboardInterrupt:
+            store.mark_active_jobs(self.task, ERROR, "interrupted (Ctrl+C)")
+            store.update_task(self.task, status=ERROR, ended=time.time(), message="interrupted (Ctrl+C)")
+            raise
+        finally:
+            if actor is not None:
+                ray.kill(actor)
+            if started_ray:
+                ray.shutdown()

@@ -1,0 +1,303 @@
+"""The SQLite store (WAL) under the work dir: tasks, jobs, scalars. The only module that writes SQL.
+
+One writer (the scheduler actor of a run) and any number of readers (``ctl`` commands) work at the
+same time. Writers batch their changes in :meth:`Store.transaction`.
+"""
+from __future__ import annotations
+
+import contextlib
+import difflib
+import json
+import math
+import os
+import sqlite3
+import threading
+import time
+from typing import Any, Iterable, Iterator
+
+from .errors import UserError
+
+DB_NAME = "gml.db"
+
+PENDING, RUNNING, FINISHED, ERROR, KILLED, EARLY_STOPPED = (
+    "PENDING", "RUNNING", "FINISHED", "ERROR", "KILLED", "EARLY_STOPPED")
+JOB_STATUSES = (PENDING, RUNNING, FINISHED, ERROR, KILLED, EARLY_STOPPED)
+ACTIVE = (PENDING, RUNNING)
+
+# Scalar flags: a value that must never be used as a reward is stored with its reason.
+FLAG_OK, FLAG_NAN, FLAG_INF, FLAG_TEXT = 0, 1, 2, 3
+FLAG_NAMES = {FLAG_OK: "", FLAG_NAN: "nan", FLAG_INF: "inf", FLAG_TEXT: "not a number"}
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    name TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    config_path TEXT,
+    config_yaml TEXT,
+    code_dir TEXT,
+    task_dir TEXT,
+    reward_attribute TEXT,
+    optimize_mode TEXT,
+    scalar_columns TEXT,
+    created REAL,
+    started REAL,
+    ended REAL,
+    heartbeat REAL,
+    host TEXT,
+    pid INTEGER,
+    stop_requested INTEGER DEFAULT 0,
+    message TEXT
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    task TEXT NOT NULL,
+    job_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    config TEXT,
+    arg_dict TEXT,
+    command TEXT,
+    job_dir TEXT,
+    reward REAL,
+    created REAL,
+    started REAL,
+    ended REAL,
+    exit_code INTEGER,
+    node TEXT,
+    message TEXT,
+    attempt INTEGER DEFAULT 1,
+    PRIMARY KEY (task, job_id)
+);
+CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs(task, status);
+CREATE TABLE IF NOT EXISTS scalars (
+    task TEXT NOT NULL,
+    job_id INTEGER NOT NULL,
+    tag TEXT NOT NULL,
+    step INTEGER,
+    value REAL,
+    text TEXT,
+    flag INTEGER DEFAULT 0,
+    created INTEGER,
+    attempt INTEGER DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS scalars_by_job ON scalars(task, job_id, tag, step);
+"""
+
+
+def db_path(work_dir: str) -> str:
+    return os.path.join(work_dir, DB_NAME)
+
+
+def classify(value: Any) -> tuple[float | None, str | None, int]:
+    """(value, text, flag) for a reported scalar: NaN, inf and non-numbers are kept but flagged."""
+    if isinstance(value, bool):
+        value = int(value)
+    if isinstance(value, (int, float)):
+        v = float(value)
+        if math.isnan(v):
+            return None, "nan", FLAG_NAN
+        if math.isinf(v):
+            return v, None, FLAG_INF
+        return v, None, FLAG_OK
+    return None, str(value)[:1000], FLAG_TEXT
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=str)
+
+
+class Store:
+    """A connection to ``<work_dir>/gml.db``; ``create=False`` refuses a work dir that has none."""
+
+    def __init__(self, work_dir: str, create: bool = True) -> None:
+        self.work_dir = os.path.abspath(work_dir)
+        self.path = db_path(self.work_dir)
+        if not create and not os.path.exists(self.path):
+            raise UserError(f"no gml-ray store at {self.path} (run `gml-ray init` or `gml-ray run` "
+                            f"first, or pass --workdir)")
+        os.makedirs(self.work_dir, exist_ok=True)
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                     check_same_thread=False)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA busy_timeout=30000")
+        if create:
+            with self.transaction():
+                for stmt in SCHEMA.split(";"):
+                    if stmt.strip():
+                        self._conn.execute(stmt)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes into one commit (re-entrant)."""
+        with self._lock:
+            outer = not self._conn.in_transaction
+            if outer:
+                self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                if outer:
+                    self._conn.execute("ROLLBACK")
+                raise
+            else:
+                if outer:
+                    self._conn.execute("COMMIT")
+
+    def _exec(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._conn.execute(sql, tuple(params))
+
+    def _query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(r) for r in self._conn.execute(sql, tuple(params)).fetchall()]
+
+    # ---- tasks --------------------------------------------------------------------------------
+
+    def create_task(self, name: str, **fields: Any) -> None:
+        """Insert a task row (status RUNNING); raises UserError if the name is taken."""
+        fields = {"status": RUNNING, "created": time.time(), **fields}
+        if "scalar_columns" in fields and not isinstance(fields["scalar_columns"], str):
+            fields["scalar_columns"] = _dumps(fields["scalar_columns"])
+        cols = ["name", *fields]
+        try:
+            self._exec(f"INSERT INTO tasks ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                       [name, *fields.values()])
+        except sqlite3.IntegrityError:
+            raise UserError(f"task {name!r} already exists (pick another --task name, or "
+                            f"`gml-ray ctl rm --task {name}`)") from None
+
+    def update_task(self, name: str, **fields: Any) -> None:
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        self._exec(f"UPDATE tasks SET {sets} WHERE name = ?", [*fields.values(), name])
+
+    def get_task(self, name: str) -> dict[str, Any] | None:
+        rows = self._query("SELECT * FROM tasks WHERE name = ?", [name])
+        if not rows:
+            return None
+        row = rows[0]
+        row["scalar_columns"] = json.loads(row["scalar_columns"] or "[]")
+        return row
+
+    def require_task(self, name: str) -> dict[str, Any]:
+        task = self.get_task(name)
+        if task is None:
+            names = [t["name"] for t in self._query("SELECT name FROM tasks ORDER BY created")]
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else (
+                f" (tasks: {', '.join(names[-5:])})" if names else " (there are no tasks yet)")
+            raise UserError(f"no task named {name!r} in {self.work_dir}{hint}")
+        return task
+
+    def list_tasks(self) -> list[dict[str, Any]]:
+        """Every task with its job counts per status and best reward."""
+        tasks = self._query("SELECT * FROM tasks ORDER BY created")
+        counts = self._query("SELECT task, status, COUNT(*) AS n FROM jobs GROUP BY task, status")
+        best = self._query("SELECT task, MAX(reward) AS hi, MIN(reward) AS lo FROM jobs "
+                           "WHERE reward IS NOT NULL GROUP BY task")
+        by_task: dict[str, dict[str, int]] = {}
+        for c in counts:
+            by_task.setdefault(c["task"], {})[c["status"]] = c["n"]
+        best_by = {b["task"]: b for b in best}
+        for t in tasks:
+            t["counts"] = by_task.get(t["name"], {})
+            b = best_by.get(t["name"])
+            t["best_reward"] = None if b is None else (b["hi"] if t["optimize_mode"] != "minimize" else b["lo"])
+        return tasks
+
+    def heartbeat(self, name: str) -> None:
+        self._exec("UPDATE tasks SET heartbeat = ? WHERE name = ?", [time.time(), name])
+
+    def request_stop(self, name: str) -> None:
+        self._exec("UPDATE tasks SET stop_requested = 1 WHERE name = ?", [name])
+
+    def stop_requested(self, name: str) -> bool:
+        rows = self._query("SELECT stop_requested FROM tasks WHERE name = ?", [name])
+        return bool(rows and rows[0]["stop_requested"])
+
+    # ---- jobs -----------------------------------------------------------------------------------
+
+    def add_job(self, task: str, job_id: int, name: str, config: Any, arg_dict: dict,
+                command: str | None, job_dir: str, status: str = PENDING, attempt: int = 1) -> None:
+        self._exec("INSERT INTO jobs (task, job_id, name, status, config, arg_dict, command, job_dir,"
+                   " created, attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   [task, job_id, name, status, _dumps(config), _dumps(arg_dict), command, job_dir,
+                    time.time(), attempt])
+
+    def update_job(self, task: str, job_id: int, **fields: Any) -> None:
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        self._exec(f"UPDATE jobs SET {sets} WHERE task = ? AND job_id = ?",
+                   [*fields.values(), task, job_id])
+
+    def jobs(self, task: str, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """The task's jobs in launch order (only ``names`` when given), config and arg_dict decoded."""
+        rows = self._query("SELECT * FROM jobs WHERE task = ? ORDER BY job_id", [task])
+        if names is not None:
+            wanted = set(names)
+            rows = [r for r in rows if r["name"] in wanted]
+        for r in rows:
+            r["config"] = json.loads(r["config"]) if r["config"] else None
+            r["arg_dict"] = json.loads(r["arg_dict"]) if r["arg_dict"] else {}
+        return rows
+
+    def status_counts(self, task: str) -> dict[str, int]:
+        rows = self._query("SELECT status, COUNT(*) AS n FROM jobs WHERE task = ? GROUP BY status", [task])
+        return {r["status"]: r["n"] for r in rows}
+
+    def mark_active_jobs(self, task: str, status: str, message: str) -> int:
+        """Set every PENDING/RUNNING job of ``task`` to ``status``; returns how many changed."""
+        cur = self._exec("UPDATE jobs SET status = ?, message = ?, ended = COALESCE(ended, ?) "
+                         "WHERE task = ? AND status IN (?, ?)",
+                         [status, message, time.time(), task, *ACTIVE])
+        return cur.rowcount
+
+    # ---- scalars --------------------------------------------------------------------------------
+
+    def add_scalars(self, task: str, rows: Iterable[tuple[int, str, int | None, Any, int | None, int]]) -> None:
+        """Insert ``(job_id, tag, step, raw_value, created_ms, attempt)`` rows."""
+        data = []
+        for job_id, tag, step, raw, created, attempt in rows:
+            value, text, flag = classify(raw)
+            data.append((task, job_id, tag, step, value, text, flag, created, attempt))
+        with self._lock:
+            self._conn.executemany("INSERT INTO scalars (task, job_id, tag, step, value, text, flag, "
+                                   "created, attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", data)
+
+    def scalars(self, task: str, job_ids: Iterable[int] | None = None,
+                tags: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Scalars of a task ordered by job, tag and step (optionally only some jobs and tags)."""
+        sql = "SELECT job_id, tag, step, value, text, flag, created, attempt FROM scalars WHERE task = ?"
+        params: list[Any] = [task]
+        if job_ids is not None:
+            ids = list(job_ids)
+            sql += f" AND job_id IN ({', '.join('?' * len(ids))})"
+            params += ids
+        if tags is not None:
+            tg = list(tags)
+            sql += f" AND tag IN ({', '.join('?' * len(tg))})"
+            params += tg
+        rows = self._query(sql + " ORDER BY job_id, tag, attempt, step, rowid", params)
+        for r in rows:
+            if r["flag"] == FLAG_NAN:
+                r["value"] = math.nan
+        return rows
+
+    def latest_scalars(self, task: str, tags: Iterable[str]) -> dict[int, dict[str, Any]]:
+        """``{job_id: {tag: latest value}}`` for the given tags (text for non-numeric values)."""
+        tags = list(tags)
+        if not tags:
+            return {}
+        rows = self._query(
+            "SELECT s.job_id, s.tag, s.value, s.text, s.flag FROM scalars s JOIN ("
+            "  SELECT job_id, tag, MAX(rowid) AS rid FROM scalars WHERE task = ? AND tag IN "
+            f"  ({', '.join('?' * len(tags))}) GROUP BY job_id, tag) m ON s.rowid = m.rid",
+            [task, *tags])
+        out: dict[int, dict[str, Any]] = {}
+        for r in rows:
+            value = math.nan if r["flag"] == FLAG_NAN else (r["value"] if r["value"] is not None else r["text"])
+            out.setdefault(r["job_id"], {})[r["tag"]] = value
+        return out
