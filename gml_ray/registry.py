@@ -27,8 +27,13 @@ class Registry:
 
         def _register(cls: type) -> type:
             for key in [name or cls.__name__, *aliases]:
-                if not force and key in self._modules and self._modules[key] is not cls:
-                    raise KeyError(f"{key} is already registered in {self.name}")
+                old = self._modules.get(key)
+                # The same plugin module loaded again (another run, an edited file) replaces itself.
+                reloaded = old is not None and (old.__module__, old.__qualname__) == (
+                    cls.__module__, cls.__qualname__)
+                if not force and old is not None and old is not cls and not reloaded:
+                    raise KeyError(f"{key} is already registered in {self.name} "
+                                   f"(by {old.__module__}.{old.__qualname__})")
                 self._modules[key] = cls
             return cls
 

@@ -218,13 +218,44 @@ def run_command(spec: JobSpec, channel: Any = None) -> dict:
     return result
 
 
+_loaded: dict[str, tuple[str, float]] = {}  # module name -> (file, mtime) when imported
+
+
+def load_callable(function: str, code_dir: str) -> Any:
+    """Import ``module:callable`` from ``code_dir``.
+
+    Ray reuses worker processes across tasks and runs, so a module cached in ``sys.modules`` may
+    come from another code dir or be older than its file: then it is imported afresh.
+    """
+    module_name, _, attr = function.partition(":")
+    if code_dir in sys.path:
+        sys.path.remove(code_dir)
+    sys.path.insert(0, code_dir)
+    module = sys.modules.get(module_name)
+    if module is not None:
+        file = getattr(module, "__file__", None) or ""
+        stale = not os.path.abspath(file).startswith(os.path.join(os.path.abspath(code_dir), ""))
+        if not stale and os.path.exists(file):
+            stale = _loaded.get(module_name, (file, 0.0)) != (file, os.path.getmtime(file))
+        if stale and file and not file.startswith(sys.prefix) and not file.startswith(sys.base_prefix):
+            for name in [m for m in sys.modules if m == module_name or m.startswith(module_name + ".")]:
+                del sys.modules[name]
+            importlib.invalidate_caches()
+    module = importlib.import_module(module_name)
+    file = getattr(module, "__file__", None)
+    if file and os.path.exists(file):
+        _loaded[module_name] = (file, os.path.getmtime(file))
+    fn: Any = module
+    for part in attr.split("."):
+        fn = getattr(fn, part)
+    return fn
+
+
 def run_function(spec: JobSpec, channel: Any = None) -> dict:
     """Call ``module:callable`` with the config; ``gml_ray.report`` streams to the channel."""
     sender = _Sender(spec, channel)
     started = time.time()
     os.makedirs(spec.job_dir, exist_ok=True)
-    if spec.cwd not in sys.path:
-        sys.path.insert(0, spec.cwd)
     buffer: list[dict] = []
     last_flush = [time.time()]
 
@@ -244,10 +275,7 @@ def run_function(spec: JobSpec, channel: Any = None) -> dict:
     prev_cwd = os.getcwd()
     try:
         sender.send(START, {"node": _node_name(), "pid": os.getpid(), "started": started}, wait=False)
-        module_name, _, attr = spec.function.partition(":")  # type: ignore[union-attr]
-        fn: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            fn = getattr(fn, part)
+        fn = load_callable(spec.function or "", spec.cwd)
         os.chdir(spec.job_dir)
         value = fn(dict(spec.values))
         if isinstance(value, dict):  # a returned dict counts as a final report

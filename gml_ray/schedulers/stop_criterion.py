@@ -17,6 +17,11 @@ from ..registry import Registry
 STOP_CRITERIONS = Registry("stop criterion")
 
 
+def get_current_time() -> float:
+    """Seconds since the epoch (what the manual's example criterion calls)."""
+    return time.time()
+
+
 class BaseStopCriterion:
     """Does nothing at each hook; subclasses override what they need."""
 

@@ -1,0 +1,68 @@
+"""Shared fixtures: one real local Ray instance per test session, and helpers to run tasks."""
+from __future__ import annotations
+
+import os
+import textwrap
+
+import pytest
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """A local Ray with 2 CPUs, shared by every test that needs Ray, shut down at the end."""
+    import logging
+
+    import ray
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING,
+             log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def write_files(root, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = os.path.join(root, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(textwrap.dedent(text).lstrip("\n"))
+
+
+class TaskRun:
+    """The result of running a task in a test: summary, jobs and scalars read from the store."""
+
+    def __init__(self, summary, store, task, work_dir):
+        self.summary, self.store, self.task, self.work_dir = summary, store, task, work_dir
+
+    @property
+    def jobs(self):
+        return self.store.jobs(self.task)
+
+    def statuses(self):
+        return [j["status"] for j in self.jobs]
+
+    def scalars(self, job_id=None, tag=None):
+        return self.store.scalars(self.task, None if job_id is None else [job_id],
+                                  None if tag is None else [tag])
+
+
+@pytest.fixture
+def run_task(ray_session, tmp_path):
+    """run_task(config_yaml, files={...}, task='t') writes the files and runs the task to its end."""
+    from gml_ray.config import load_config
+    from gml_ray.schedulers.naive import NaiveScheduler
+
+    def _run(config_yaml: str, files: dict[str, str] | None = None, task: str = "t",
+             on_progress=None) -> TaskRun:
+        code = tmp_path / "code"
+        write_files(code, {"search_config.yaml": config_yaml, **(files or {})})
+        cfg = load_config(str(code / "search_config.yaml"))
+        work_dir = str(tmp_path / "wd")
+        scheduler = NaiveScheduler(work_dir, cfg, task=task)
+        store = scheduler.prepare()
+        summary = scheduler.run(on_progress=on_progress)
+        return TaskRun(summary, store, task, work_dir)
+
+    return _run

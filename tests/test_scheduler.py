@@ -1,0 +1,401 @@
+"""End-to-end runs of the scheduler actor on a real local Ray with real job processes."""
+from __future__ import annotations
+
+import math
+import os
+import time
+
+import pytest
+
+from gml_ray.store import EARLY_STOPPED, ERROR, FINISHED, KILLED, FLAG_INF, FLAG_NAN, FLAG_TEXT
+
+# A training script: reports `acc` = x * (epoch + 1) for `epochs` epochs, then obeys --then.
+TRAIN = """
+import argparse, os, sys, time
+from gml_ray import SummaryWriter
+p = argparse.ArgumentParser()
+p.add_argument("--x", type=float, default=1.0)
+p.add_argument("--epochs", type=int, default=2)
+p.add_argument("--then", default="exit0")
+p.add_argument("--sleep", type=float, default=0.0)
+a = p.parse_args()
+w = SummaryWriter("train")
+for e in range(a.epochs):
+    w.add_scalar("acc", a.x * (e + 1), e)
+    time.sleep(a.sleep)
+if a.then == "crash":
+    raise RuntimeError("boom after reporting")
+if a.then == "hang":
+    import subprocess
+    child = subprocess.Popen(["sleep", "1000"])
+    with open(os.environ["GML_JOB_DIR"] + "/pids", "w") as f:
+        f.write(f"{os.getpid()} {child.pid}")
+    time.sleep(1000)
+"""
+
+
+def _config(search_args: str, template: str = "python train.py --x {x}", searcher: str = "",
+            scheduler: str = "", extra: str = "") -> str:
+    return f"""
+task:
+  template: "{template}"
+  search_args:
+{search_args}
+searcher:
+  type: GridSearcher
+  reward_attribute: acc
+{searcher}
+scheduler:
+  parallel_size: 2
+{scheduler}
+{extra}
+"""
+
+
+X_ARGS = "    - {type: Categorical, name: x, data: [0.1, 0.3, 0.2]}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purposes (its parent has not reaped it yet).
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(")")[-1].split()[0] != "Z"
+
+
+def test_grid_runs_every_config_and_ranks_rewards(run_task):
+    run = run_task(_config(X_ARGS), {"train.py": TRAIN})
+    jobs = run.jobs
+    assert [j["status"] for j in jobs] == [FINISHED] * 3
+    assert [j["arg_dict"]["x"] for j in jobs] == [0.1, 0.3, 0.2]
+    # reward = best acc reported = x * epochs
+    assert [j["reward"] for j in jobs] == pytest.approx([0.2, 0.6, 0.4])
+    assert run.summary["best_reward"] == pytest.approx(0.6)
+    assert run.summary["best_job"] == "job_0002"
+    assert run.summary["status"] == FINISHED
+    assert all(j["node"] for j in jobs) and all(j["ended"] >= j["started"] for j in jobs)
+
+
+def test_minimize_picks_the_lowest_reward(run_task):
+    run = run_task(_config(X_ARGS, searcher="  optimize_mode: minimize"), {"train.py": TRAIN})
+    # for minimize the job's reward is the lowest acc it reported: x * 1
+    assert [j["reward"] for j in run.jobs] == pytest.approx([0.1, 0.3, 0.2])
+    assert run.summary["best_job"] == "job_0001"
+
+
+def test_failing_job_is_error_and_others_finish(run_task):
+    args = X_ARGS + "\n    - {type: Categorical, name: then, data: [exit0, crash]}"
+    run = run_task(_config(args, template="python train.py --x {x} --then {then}"),
+                   {"train.py": TRAIN})
+    by_then = {}
+    for j in run.jobs:
+        by_then.setdefault(j["arg_dict"]["then"], []).append(j)
+    assert [j["status"] for j in by_then["exit0"]] == [FINISHED] * 3
+    assert [j["status"] for j in by_then["crash"]] == [ERROR] * 3
+    # the crashed jobs' scalars, reported before the crash, are all there
+    for j in by_then["crash"]:
+        rows = run.scalars(j["job_id"], "acc")
+        assert [r["step"] for r in rows] == [0, 1]
+        assert j["exit_code"] == 1 and "exit code 1" in j["message"]
+        stderr = open(os.path.join(j["job_dir"], "stderr.log")).read()
+        assert "boom after reporting" in stderr
+
+
+def test_max_tries_limits_launched_jobs(run_task):
+    args = "    - {type: Int, name: x, data: [1, 50]}"
+    run = run_task(_config(args, scheduler="  stop_criterion: {max_tries: 4}"), {"train.py": TRAIN})
+    assert len(run.jobs) == 4
+    assert run.summary["launched"] == 4
+    assert "max_tries=4" in run.summary["reason"]
+
+
+def test_max_reward_stops_the_task(run_task):
+    args = "    - {type: Int, name: x, data: [1, 50]}"
+    run = run_task(_config(args, scheduler="  parallel_size: 1\n  stop_criterion: {max_reward: 5}")
+                   .replace("  parallel_size: 2\n", ""), {"train.py": TRAIN})
+    # x=1 -> 2, x=2 -> 4, x=3 -> 6 >= 5: stop
+    assert len(run.jobs) == 3
+    assert run.summary["best_reward"] == 6
+    assert "max_reward" in run.summary["reason"]
+
+
+def test_time_limits_per_job_kills_the_process_group(run_task):
+    args = "    - {type: Categorical, name: x, data: [1, 2]}"
+    t0 = time.time()
+    run = run_task(_config(args, template="python train.py --x {x} --then hang",
+                           scheduler="  stop_criterion: {time_limits_per_job: 3s}"),
+                   {"train.py": TRAIN})
+    assert time.time() - t0 < 30
+    for j in run.jobs:
+        assert j["status"] == KILLED
+        assert "time_limits_per_job" in j["message"]
+        pids = [int(p) for p in open(os.path.join(j["job_dir"], "pids")).read().split()]
+        assert not any(_pid_alive(p) for p in pids), "a job process outlived its time limit"
+        # scalars reported before the kill are kept and give the reward
+        assert j["reward"] == 2 * j["arg_dict"]["x"]
+
+
+def test_time_limits_stops_the_task_and_kills_running_jobs(run_task):
+    args = "    - {type: Int, name: x, data: [1, 50]}"
+    t0 = time.time()
+    run = run_task(_config(args, template="python train.py --x {x} --then hang",
+                           scheduler="  stop_criterion: {time_limits: 4s}"), {"train.py": TRAIN})
+    assert time.time() - t0 < 30
+    assert run.statuses() == [KILLED, KILLED]
+    assert "time_limits" in run.summary["reason"]
+    for j in run.jobs:
+        pids = [int(p) for p in open(os.path.join(j["job_dir"], "pids")).read().split()]
+        assert not any(_pid_alive(p) for p in pids)
+
+
+def test_file_args_are_rendered_per_job(run_task):
+    files = {
+        "train.py": """
+            import argparse, yaml
+            from gml_ray import SummaryWriter
+            p = argparse.ArgumentParser(); p.add_argument("--config"); p.add_argument("--bs", type=int)
+            a = p.parse_args()
+            cfg = yaml.safe_load(open(a.config))
+            SummaryWriter().add_scalar("acc", cfg["epochs"] * 10 + cfg["scheduler"]["gamma"] + a.bs, 0)
+        """,
+        "config.yaml": "epochs: 1\nscheduler: {step_size: 9, gamma: 0.1}\nkeep: me\n",
+    }
+    args = """
+    - {type: Categorical, name: bs, data: [1000, 2000]}
+    - type: File
+      name: config
+      file: config.yaml
+      place_holder: file_art
+      search_args:
+        - {type: Categorical, name: epochs, data: [3, 4]}
+        - type: Nested
+          data: [{scheduler.step_size: 1, scheduler.gamma: 0.5}, {scheduler.step_size: 2, scheduler.gamma: 0.7}]
+"""
+    run = run_task(_config(args, template="python train.py --config '{config}' --bs {bs}"), files)
+    import yaml
+    assert len(run.jobs) == 8 and run.statuses() == [FINISHED] * 8
+    for j in run.jobs:
+        a = j["arg_dict"]
+        assert set(a) == {"bs", "config(epochs)", "config(scheduler.step_size)", "config(scheduler.gamma)"}
+        path = os.path.join(j["job_dir"], "file_art.yaml")
+        cfg = yaml.safe_load(open(path))
+        assert cfg == {"epochs": a["config(epochs)"], "keep": "me",
+                       "scheduler": {"step_size": a["config(scheduler.step_size)"],
+                                     "gamma": a["config(scheduler.gamma)"]}}
+        assert path in j["command"]
+        assert j["reward"] == pytest.approx(a["config(epochs)"] * 10 + a["config(scheduler.gamma)"] + a["bs"])
+    # the user's file is untouched
+    assert "epochs: 1" in open(os.path.join(os.path.dirname(run.work_dir), "code", "config.yaml")).read()
+
+
+def test_odd_scalars_are_stored_flagged_and_never_a_reward(run_task):
+    files = {"train.py": """
+        import sys
+        from gml_ray import SummaryWriter
+        w = SummaryWriter()
+        w.add_scalar("acc", float("nan"), 0)
+        w.add_scalar("acc", float("inf"), 1)
+        w.add_scalar("acc", "n/a", 2)
+        w.add_scalar("acc", 0.5, 3)
+        w.add_scalar("loss", 1.5)
+        print("x" * 100000)
+    """}
+    run = run_task(_config("    - {type: Categorical, name: x, data: [1]}",
+                           template="python train.py {x}"), files)
+    (job,) = run.jobs
+    assert job["status"] == FINISHED
+    assert job["reward"] == 0.5
+    rows = run.scalars(job["job_id"], "acc")
+    assert [r["flag"] for r in rows] == [FLAG_NAN, FLAG_INF, FLAG_TEXT, 0]
+    assert math.isnan(rows[0]["value"]) and rows[1]["value"] == math.inf and rows[2]["text"] == "n/a"
+    assert run.scalars(job["job_id"], "loss")[0]["value"] == 1.5
+
+
+def test_function_trials_report_through_gml_ray_report(run_task):
+    files = {"objective.py": """
+        import gml_ray
+        def train(config):
+            for step in range(3):
+                gml_ray.report(score=(config["x"] - 0.3) ** 2 + step, other=step)
+        def broken(config):
+            gml_ray.report(score=1.0)
+            raise ValueError("bad config")
+    """}
+    cfg = """
+task:
+  function: "objective:train"
+  search_args:
+    - {type: Categorical, name: x, data: [0.1, 0.3, 0.5]}
+searcher: {reward_attribute: score, optimize_mode: minimize}
+scheduler: {parallel_size: 2}
+"""
+    run = run_task(cfg, files)
+    assert run.statuses() == [FINISHED] * 3
+    assert [j["reward"] for j in run.jobs] == pytest.approx([0.04, 0.0, 0.04])
+    assert [r["step"] for r in run.scalars(1, "score")] == [0, 1, 2]
+    assert run.summary["best_job"] == "job_0002"
+
+
+def test_function_trial_exception_is_error_with_scalars_kept(run_task):
+    files = {"objective.py": """
+        import gml_ray
+        def broken(config):
+            gml_ray.report(score=config["x"])
+            raise ValueError("bad config")
+    """}
+    cfg = """
+task:
+  function: "objective:broken"
+  search_args:
+    - {type: Categorical, name: x, data: [1, 2]}
+searcher: {reward_attribute: score}
+"""
+    run = run_task(cfg, files)
+    assert run.statuses() == [ERROR, ERROR]
+    assert all("ValueError: bad config" in j["message"] for j in run.jobs)
+    assert [r["value"] for r in run.scalars(2, "score")] == [2]
+
+
+MANUAL_STOP = '''
+from gml_ray.schedulers import STOP_CRITERIONS, BaseStopCriterion, get_current_time
+
+@STOP_CRITERIONS.register_module()
+class MyStopCriterion(BaseStopCriterion):
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def before_run(self, scheduler):
+        self.start_task_time = get_current_time()
+        scheduler.step = 0
+
+    def after_run(self, scheduler):
+        pass
+
+    def before_iter(self, scheduler):
+        scheduler.step += 1
+        if scheduler.step > 2:
+            scheduler.is_stop = True
+
+    def after_iter(self, scheduler):
+        pass
+'''
+
+MANUAL_FILTER = '''
+from gml_ray.schedulers import FILTER_CRITERIONS, BaseFilterCriterion
+
+@FILTER_CRITERIONS.register_module()
+class MyFilterCriterion(BaseFilterCriterion):
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def filter(self, job):
+        """When batch_size >= 512, epochs must stay below 4."""
+        arg_dict = job.arg_dict
+        batch_size = arg_dict['batch-size']
+        epochs = arg_dict['config(epochs)']
+        needFilter = batch_size >= 512 and epochs >= 4
+        return needFilter
+'''
+
+
+def test_manual_stop_and_filter_plugins_run_unchanged(run_task):
+    files = {
+        "custom_stop_criterion.py": MANUAL_STOP,
+        "custom_filter_criterion.py": MANUAL_FILTER,
+        "train.py": "from gml_ray import SummaryWriter\nSummaryWriter().add_scalar('acc', 1.0, 0)\n",
+        "config.yaml": "epochs: 1\n",
+    }
+    cfg = """
+custom_imports: [custom_stop_criterion.py, custom_filter_criterion.py]
+task:
+  template: "python train.py --bs {batch-size} --config {config}"
+  search_args:
+    - {type: Categorical, name: batch-size, data: [256, 1024]}
+    - type: File
+      name: config
+      file: config.yaml
+      args:
+        - {type: Categorical, name: epochs, data: [3, 4, 5]}
+searcher: {type: GridSearcher, reward_attribute: acc}
+scheduler:
+  parallel_size: 1
+  stop_criterion: {type: MyStopCriterion}
+  filter_criterion: {type: MyFilterCriterion}
+"""
+    run = run_task(cfg, files)
+    launched = [(j["arg_dict"]["batch-size"], j["arg_dict"]["config(epochs)"]) for j in run.jobs]
+    # grid order: (256,3) (256,4) (256,5) ...; the custom criterion stops after two launches
+    assert launched == [(256, 3), (256, 4)]
+    assert run.statuses() == [FINISHED, FINISHED]
+
+
+def test_filter_drops_configs_and_they_do_not_count_as_tries(run_task):
+    files = {
+        "custom_filter_criterion.py": MANUAL_FILTER,
+        "train.py": "from gml_ray import SummaryWriter\nSummaryWriter().add_scalar('acc', 1.0, 0)\n",
+        "config.yaml": "epochs: 1\n",
+    }
+    cfg = """
+custom_imports: [custom_filter_criterion.py]
+task:
+  template: "python train.py --bs {batch-size} --config {config}"
+  search_args:
+    - {type: Categorical, name: batch-size, data: [256, 1024]}
+    - type: File
+      name: config
+      file: config.yaml
+      args:
+        - {type: Categorical, name: epochs, data: [3, 4, 5]}
+scheduler:
+  parallel_size: 2
+  stop_criterion: {max_tries: 10}
+  filter_criterion: {type: MyFilterCriterion}
+"""
+    run = run_task(cfg, files)
+    launched = sorted((j["arg_dict"]["batch-size"], j["arg_dict"]["config(epochs)"]) for j in run.jobs)
+    assert launched == [(256, 3), (256, 4), (256, 5), (1024, 3)]
+    assert run.summary["filtered"] == 2
+
+
+MANUAL_ASSESSOR = '''
+from gml_ray.assessors import ASSESSORS, AssessResult, BaseAssessor
+
+@ASSESSORS.register_module()
+class MyAssessor(BaseAssessor):
+
+    def __init__(self, optimize_mode='maximize'):
+        self.ended = []
+
+    def assess_job(self, trial_job_id, latest_trial_history):
+        # stop any job whose second value is still below 1
+        if len(latest_trial_history) >= 2 and latest_trial_history[-1]['value'] < 1:
+            return AssessResult.Bad
+        return AssessResult.Good
+
+    def job_end(self, trial_job_id):
+        self.ended.append(trial_job_id)
+'''
+
+
+def test_assessor_bad_stops_the_job_early(run_task):
+    files = {"my_assessor.py": MANUAL_ASSESSOR, "train.py": TRAIN}
+    args = "    - {type: Categorical, name: x, data: [0.1, 2]}"
+    run = run_task(_config(args, template="python train.py --x {x} --epochs 60 --sleep 0.1",
+                           scheduler="  assessor: {type: MyAssessor}",
+                           extra="custom_imports: [my_assessor.py]"), files)
+    low, high = run.jobs
+    assert low["status"] == EARLY_STOPPED and high["status"] == FINISHED
+    # stopped soon after its 2nd epoch, long before the 60th
+    assert len(run.scalars(low["job_id"], "acc")) < 30
+    assert low["reward"] is not None
+
+
+def test_metrics_none_runs_jobs_without_scalars(run_task):
+    run = run_task(_config(X_ARGS, extra="metrics: none"), {"train.py": TRAIN})
+    assert run.statuses() == [FINISHED] * 3
+    assert run.scalars() == []
+    assert not os.path.exists(os.path.join(os.path.dirname(run.work_dir), "code", "gml_scalars"))
