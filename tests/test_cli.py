@@ -1,0 +1,187 @@
+"""The command line as a user drives it: real `gml-ray` processes, each with its own local Ray."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from conftest import write_files
+from gml_ray.store import Store
+
+BIN = os.path.dirname(sys.executable)
+
+SLOW_TRAIN = """
+import os, sys, time
+from gml_ray import SummaryWriter
+x = float(sys.argv[1])
+w = SummaryWriter()
+with open(os.environ["GML_JOB_DIR"] + "/pid", "w") as f:
+    f.write(str(os.getpid()))
+for e in range(int(sys.argv[2])):
+    w.add_scalar("acc", x * (e + 1), e)
+    w.add_scalar("loss", 1.0 / (e + 1), e)
+    time.sleep(0.2)
+"""
+
+CONFIG = """
+task:
+  template: "python train.py {x} {epochs}"
+  search_args:
+    - {type: Categorical, name: x, data: [0.1, 0.2, 0.3, 0.4]}
+    - {type: Categorical, name: epochs, data: [EPOCHS]}
+searcher: {type: GridSearcher, reward_attribute: acc}
+scheduler: {parallel_size: 2}
+pavi: {scalars: [loss]}
+"""
+
+
+def gml(*args, cwd=None, timeout=120, tool="gml-ray"):
+    env = dict(os.environ, COLUMNS="200")
+    return subprocess.run([os.path.join(BIN, tool), *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def start_run(tmp_path, epochs: int, task: str) -> subprocess.Popen:
+    write_files(tmp_path, {"train.py": SLOW_TRAIN,
+                           "search_config.yaml": CONFIG.replace("EPOCHS", str(epochs))})
+    return subprocess.Popen([os.path.join(BIN, "gml-ray"), "run", "search_config.yaml", "--task", task,
+                             "--workdir", "wd", "--num-cpus", "2"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(predicate, timeout=60.0, every=0.2):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("condition not reached in time")
+
+
+def running_jobs(tmp_path, task):
+    path = tmp_path / "wd" / "gml.db"
+    if not path.exists():
+        return []
+    store = Store(str(tmp_path / "wd"), create=False)
+    if store.get_task(task) is None:
+        return []
+    return [j for j in store.jobs(task) if j["status"] == "RUNNING" and os.path.exists(
+        os.path.join(j["job_dir"], "pid"))]
+
+
+def pid_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(")")[-1].split()[0] == "Z"
+
+
+def test_run_then_show_tasks_jobs_scalars_and_yaml(tmp_path):
+    proc = start_run(tmp_path, epochs=3, task="quick")
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    assert "task quick FINISHED" in out and "4 FINISHED" in out
+    assert "Traceback" not in out + err
+
+    tasks = gml("ctl", "show", "--workdir", "wd", cwd=tmp_path)
+    assert tasks.returncode == 0 and "quick" in tasks.stdout and "FINISHED" in tasks.stdout
+
+    jobs = gml("ctl", "show", "--task", "quick", "--workdir", "wd", cwd=tmp_path)
+    assert jobs.returncode == 0
+    for name in ("job_0001", "job_0004"):
+        assert name in jobs.stdout
+    assert "job_0004 *" in jobs.stdout  # best: x=0.4 -> 1.2
+    assert "loss" in jobs.stdout  # the pavi.scalars column
+
+    # the manual's spelling, with GML_WORKDIR instead of --workdir
+    env_run = subprocess.run([os.path.join(BIN, "search-ctl"), "show", "-t", "quick", "--jobs",
+                              "job_0002,3", "--scalar", "--out", "task.yaml"], cwd=tmp_path,
+                             env=dict(os.environ, GML_WORKDIR="wd"), capture_output=True, text=True)
+    assert env_run.returncode == 0, env_run.stderr
+    doc = yaml.safe_load((tmp_path / "task.yaml").read_text())
+    assert [j["name"] for j in doc["jobs"]] == ["job_0002", "job_0003"]
+    assert doc["jobs"][0]["args"] == {"x": 0.2, "epochs": 3}
+    assert doc["jobs"][0]["reward"] == pytest.approx(0.6)
+    assert [s["value"] for s in doc["jobs"][1]["scalars"]["acc"]] == pytest.approx([0.3, 0.6, 0.9])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["ctl", "show", "--task", "nope", "--workdir", "wd"], "no task named 'nope'"),
+    (["ctl", "show", "--workdir", "missing-dir"], "no gml-ray store"),
+    (["run", "no_such.yaml", "--workdir", "wd"], "no such file: no_such.yaml"),
+    (["run", "search_config.yaml", "--task", "../evil", "--workdir", "wd"], "invalid task name"),
+])
+def test_user_mistakes_are_one_red_line_and_exit_2(tmp_path, args, message):
+    write_files(tmp_path, {"train.py": SLOW_TRAIN, "search_config.yaml": CONFIG.replace("EPOCHS", "1")})
+    gml("init", "--workdir", "wd", cwd=tmp_path)
+    result = gml(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_show_works_while_running_and_ctl_stop_kills_jobs(tmp_path):
+    proc = start_run(tmp_path, epochs=500, task="long")
+    try:
+        jobs = wait_for(lambda: len(running_jobs(tmp_path, "long")) == 2 and running_jobs(tmp_path, "long"),
+                        timeout=90)
+        pids = [int(open(os.path.join(j["job_dir"], "pid")).read()) for j in jobs]
+        shown = gml("ctl", "show", "--task", "long", "--workdir", "wd", cwd=tmp_path)
+        assert shown.returncode == 0
+        assert sum("job_" in line and "RUNNING" in line for line in shown.stdout.splitlines()) == 2
+        scal = gml("ctl", "show", "--task", "long", "--scalar", "--workdir", "wd", cwd=tmp_path)
+        assert scal.returncode == 0 and "acc" in scal.stdout
+
+        t0 = time.time()
+        stop = gml("ctl", "stop", "--task", "long", "--workdir", "wd", cwd=tmp_path)
+        assert stop.returncode == 0, stop.stderr
+        out, err = proc.communicate(timeout=60)
+        assert time.time() - t0 < 15
+        assert proc.returncode == 0, err
+        assert "stopped by `ctl stop`" in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    store = Store(str(tmp_path / "wd"), create=False)
+    statuses = [j["status"] for j in store.jobs("long")]
+    assert statuses == ["KILLED", "KILLED"]
+    assert store.get_task("long")["status"] == "KILLED"
+    assert all(pid_gone(p) for p in pids)
+
+
+def test_ctrl_c_marks_jobs_error_and_exits_130(tmp_path):
+    proc = start_run(tmp_path, epochs=500, task="intr")
+    try:
+        jobs = wait_for(lambda: len(running_jobs(tmp_path, "intr")) == 2 and running_jobs(tmp_path, "intr"),
+                        timeout=90)
+        pids = [int(open(os.path.join(j["job_dir"], "pid")).read()) for j in jobs]
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in out + err
+    store = Store(str(tmp_path / "wd"), create=False)
+    assert [j["status"] for j in store.jobs("intr")] == ["ERROR", "ERROR"]
+    assert store.get_task("intr")["status"] == "ERROR"
+    assert all(pid_gone(p) for p in pids)
+
+
+def test_search_run_and_search_init_entry_points(tmp_path):
+    write_files(tmp_path, {"train.py": SLOW_TRAIN, "search_config.yaml": CONFIG.replace("EPOCHS", "1")})
+    init = gml("--workdir", "wd", cwd=tmp_path, tool="search-init")
+    assert init.returncode == 0 and (tmp_path / "wd" / "gml.db").exists()
+    result = gml("--task", "manual", "search_config.yaml", "--workdir", "wd", "--num-cpus", "2",
+                 cwd=tmp_path, tool="search-run", timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert "task manual FINISHED" in result.stdout
