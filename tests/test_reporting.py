@@ -1,0 +1,74 @@
+"""The training-script side: SummaryWriter and report, inside and outside gml-ray."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+
+import pytest
+
+from gml_ray.schedulers.job import JobSpec, run_command
+
+SCRIPT = textwrap.dedent("""
+    import numpy as np
+    from gml_ray import SummaryWriter
+    w = SummaryWriter("by-hand")
+    w.add_scalar("acc", 0.5, 0)
+    w.add_scalar("acc", np.float32(0.75))
+    w.add_scalars("val", {"loss": 1.25, "acc2": 2}, 7)
+    print("done")
+""")
+
+
+def test_writer_outside_gml_ray_writes_a_local_file_and_warns_once(tmp_path):
+    (tmp_path / "train.py").write_text(SCRIPT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GML_")}
+    result = subprocess.run([sys.executable, "train.py"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "done"
+    assert result.stderr.count("not running under gml-ray") == 1
+    lines = (tmp_path / "gml_scalars" / "by-hand.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [(r["t"], r["v"], r["s"]) for r in records] == [
+        ("acc", 0.5, 0), ("acc", 0.75, 1), ("loss", 1.25, 7), ("acc2", 2, 7)]
+
+
+def test_command_job_collects_scalars_without_ray(tmp_path):
+    """A CommandJob's runner, called directly, returns what the script reported."""
+    (tmp_path / "train.py").write_text(SCRIPT + "\nimport sys; sys.exit(4)\n")
+    out = run_command(JobSpec(job_id=1, name="j", command="python train.py", cwd=str(tmp_path),
+                              job_dir=str(tmp_path / "job")))
+    assert out["status"] == "ERROR" and out["exit_code"] == 4
+    assert [(r["t"], r["v"]) for r in out["scalars"]] == [("acc", 0.5), ("acc", 0.75),
+                                                          ("loss", 1.25), ("acc2", 2)]
+    assert (tmp_path / "job" / "stdout.log").read_text().strip() == "done"
+    assert not (tmp_path / "gml_scalars").exists()
+
+
+def test_torch_tensor_values_are_reported_as_numbers(tmp_path):
+    torch = pytest.importorskip("torch")
+    (tmp_path / "t.py").write_text(
+        "import torch\nfrom gml_ray import SummaryWriter\n"
+        "SummaryWriter().add_scalar('acc', torch.tensor([0.25]), 3)\n")
+    out = run_command(JobSpec(job_id=1, name="j", command="python t.py", cwd=str(tmp_path),
+                              job_dir=str(tmp_path / "job")))
+    assert out["status"] == "FINISHED", (tmp_path / "job" / "stderr.log").read_text()
+    assert [(r["t"], r["v"], r["s"]) for r in out["scalars"]] == [("acc", 0.25, 3)]
+
+
+def test_the_wheel_ships_the_cli_inside_gml_ray_not_as_a_top_level_cli_package(tmp_path):
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path), repo], check=True, capture_output=True, timeout=300)
+    (wheel,) = tmp_path.glob("gml_ray-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "gml_ray/cli/main.py" in names
+    assert not [n for n in names if n.startswith("cli/")]
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    text = zipfile.ZipFile(wheel).read(entry_points).decode()
+    for script in ("gml-ray =", "search-init =", "search-run =", "search-ctl ="):
+        assert script in text
