@@ -38,7 +38,9 @@ def resolve_workdir(workdir: Optional[str]) -> str:
 
 def _open_store(workdir: Optional[str]):
     from gml_ray.store import Store
-    return Store(resolve_workdir(workdir), create=False)
+    store = Store(resolve_workdir(workdir), create=False)
+    store.reap_dead_runs()  # a run killed with SIGKILL must not look RUNNING forever
+    return store
 
 
 @app.command()
@@ -58,20 +60,22 @@ def run(
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted task"),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join [env RAY_ADDRESS]"),
     num_cpus: Optional[int] = typer.Option(None, "--num-cpus", help="CPUs of a local Ray (default: all)"),
-    code_dir: Optional[str] = typer.Option(None, "--code-dir", help="where jobs run (default: the config's directory)"),
+    code_dir: Optional[str] = typer.Option(None, "--code-dir", help="the code jobs run (default: the config's directory)"),
+    no_snapshot: bool = typer.Option(False, "--no-snapshot", help="run jobs in the code dir itself, not a copy"),
 ) -> None:
     """Run a search: every job of CONFIG, on a local Ray or the cluster at --address."""
     from gml_ray.config import load_config
     from gml_ray.schedulers.naive import NaiveScheduler
 
-    if resume:
-        raise UserError("--resume is not supported by this version yet: start a new task name")
+    if resume and not task:
+        raise UserError("--resume needs --task NAME (the task to continue)")
     cfg = load_config(config)
     for warning in cfg.warnings:
         err_console.print(Text(f"warning: {warning}", style="yellow"))
     scheduler = NaiveScheduler(resolve_workdir(workdir), cfg,
                                [s for s in (symlinks or "").split(",") if s],
-                               task=task, code_dir=code_dir, address=address, num_cpus=num_cpus)
+                               task=task, code_dir=code_dir, address=address, num_cpus=num_cpus,
+                               resume=resume, snapshot=not no_snapshot)
     store = scheduler.prepare()
     started = time.time()
 

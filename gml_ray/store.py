@@ -10,6 +10,8 @@ import difflib
 import json
 import math
 import os
+import re
+import socket
 import sqlite3
 import threading
 import time
@@ -18,6 +20,7 @@ from typing import Any, Iterable, Iterator
 from .errors import UserError
 
 DB_NAME = "gml.db"
+STALE_S = 60.0  # a RUNNING task whose heartbeat is older than this has lost its run
 
 PENDING, RUNNING, FINISHED, ERROR, KILLED, EARLY_STOPPED = (
     "PENDING", "RUNNING", "FINISHED", "ERROR", "KILLED", "EARLY_STOPPED")
@@ -46,7 +49,9 @@ CREATE TABLE IF NOT EXISTS tasks (
     host TEXT,
     pid INTEGER,
     stop_requested INTEGER DEFAULT 0,
-    message TEXT
+    message TEXT,
+    elapsed REAL DEFAULT 0,
+    source_dir TEXT
 );
 CREATE TABLE IF NOT EXISTS jobs (
     task TEXT NOT NULL,
@@ -127,6 +132,17 @@ class Store:
                 for stmt in SCHEMA.split(";"):
                     if stmt.strip():
                         self._conn.execute(stmt)
+                self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Bring a store written by an older gml-ray up to this schema (new columns only)."""
+        for table, body in re.findall(r"CREATE TABLE IF NOT EXISTS (\w+) \((.*?)\n\);", SCHEMA, re.S):
+            have = {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}
+            for line in body.strip().splitlines():
+                col = line.strip().rstrip(",")
+                name = col.split()[0]
+                if name not in have and name != "PRIMARY":
+                    self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {col}")
 
     def close(self) -> None:
         self._conn.close()
@@ -208,6 +224,30 @@ class Store:
             b = best_by.get(t["name"])
             t["best_reward"] = None if b is None else (b["hi"] if t["optimize_mode"] != "minimize" else b["lo"])
         return tasks
+
+    def reap_dead_runs(self, stale_s: float = STALE_S) -> list[str]:
+        """Mark tasks whose run died (driver killed, head node lost) as ERROR, with their active jobs.
+
+        A run is dead when its driver's pid is gone on this host, or its heartbeat is older than
+        ``stale_s``. Returns the names of the tasks it marked.
+        """
+        now, host, dead = time.time(), socket.gethostname(), []
+        for t in self._query("SELECT name, host, pid, heartbeat FROM tasks WHERE status = ?", [RUNNING]):
+            gone = now - (t["heartbeat"] or 0) > stale_s
+            if not gone and t["host"] == host and t["pid"]:
+                try:
+                    os.kill(t["pid"], 0)
+                except ProcessLookupError:
+                    gone = now - (t["heartbeat"] or 0) > 2.0
+                except PermissionError:
+                    pass
+            if gone:
+                with self.transaction():
+                    self.mark_active_jobs(t["name"], ERROR, "the run died (no heartbeat)")
+                    self._exec("UPDATE tasks SET status = ?, message = ?, ended = ? WHERE name = ?",
+                               [ERROR, "the run died (no heartbeat)", t["heartbeat"], t["name"]])
+                dead.append(t["name"])
+        return dead
 
     def heartbeat(self, name: str) -> None:
         self._exec("UPDATE tasks SET heartbeat = ? WHERE name = ?", [time.time(), name])

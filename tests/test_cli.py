@@ -185,3 +185,34 @@ def test_search_run_and_search_init_entry_points(tmp_path):
                  cwd=tmp_path, tool="search-run", timeout=180)
     assert result.returncode == 0, result.stderr
     assert "task manual FINISHED" in result.stdout
+
+
+def test_resume_from_the_command_line_reruns_only_failed_jobs(tmp_path):
+    write_files(tmp_path, {
+        "train.py": """
+            import os, sys
+            from gml_ray import SummaryWriter
+            x = float(sys.argv[1])
+            if x == 0.2 and not os.path.exists(os.environ["GML_TASK"] + ".ok"):
+                sys.exit(3)
+            SummaryWriter().add_scalar("acc", x, 0)
+        """,
+        "search_config.yaml": CONFIG.replace("EPOCHS", "1"),
+    })
+    # jobs run in the task's snapshot of the code: the marker goes there
+    first = gml("run", "search_config.yaml", "--task", "res", "--workdir", "wd", "--num-cpus", "2",
+                cwd=tmp_path, timeout=180)
+    assert first.returncode == 0, first.stderr
+    store = Store(str(tmp_path / "wd"), create=False)
+    assert [j["status"] for j in store.jobs("res")] == ["FINISHED", "ERROR", "FINISHED", "FINISHED"]
+
+    again = gml("run", "search_config.yaml", "--task", "res", "--workdir", "wd", cwd=tmp_path)
+    assert again.returncode == 2 and "--resume" in again.stderr
+
+    (tmp_path / "res.ok").write_text("")  # copied into the new snapshot by the resume
+    resumed = gml("run", "search_config.yaml", "--task", "res", "--workdir", "wd", "--num-cpus", "2",
+                  "--resume", cwd=tmp_path, timeout=180)
+    assert resumed.returncode == 0, resumed.stderr
+    jobs = store.jobs("res")
+    assert [j["status"] for j in jobs] == ["FINISHED"] * 4
+    assert [j["attempt"] for j in jobs] == [1, 2, 1, 1]

@@ -399,3 +399,65 @@ def test_metrics_none_runs_jobs_without_scalars(run_task):
     assert run.statuses() == [FINISHED] * 3
     assert run.scalars() == []
     assert not os.path.exists(os.path.join(os.path.dirname(run.work_dir), "code", "gml_scalars"))
+
+
+def test_resume_reruns_error_jobs_first_and_never_reruns_finished_ones(run_task, tmp_path):
+    from gml_ray.config import load_config
+    from gml_ray.schedulers.naive import NaiveScheduler
+
+    # First attempt: x=2 fails because a marker file is missing; the rest finish.
+    marker = tmp_path / "marker"
+    train = TRAIN.replace('if a.then == "crash":',
+                          f'if a.x == 2 and not os.path.exists({str(marker)!r}):\n'
+                          '    raise SystemExit(5)\nif a.then == "crash":')
+    args = "    - {type: Categorical, name: x, data: [1, 2, 3, 4, 5]}"
+    first = run_task(_config(args, scheduler="  stop_criterion: {max_tries: 4}"), {"train.py": train})
+    assert first.statuses() == [FINISHED, ERROR, FINISHED, FINISHED]
+    marker.write_text("fixed")
+    cfg = load_config(str(tmp_path / "code" / "search_config.yaml"))
+    cfg.stop.max_tries = 5
+    again = NaiveScheduler(first.work_dir, cfg, task="t", resume=True)
+    again.prepare()
+    summary = again.run()
+    jobs = first.store.jobs("t")
+    assert [j["arg_dict"]["x"] for j in jobs] == [1, 2, 3, 4, 5]
+    assert [j["status"] for j in jobs] == [FINISHED] * 5
+    assert [j["attempt"] for j in jobs] == [1, 2, 1, 1, 1]
+    assert jobs[1]["reward"] == 4  # from the second attempt
+    # scalars of both attempts of job 2 are kept, marked by attempt: the first one reported too
+    attempts = sorted({r["attempt"] for r in first.store.scalars("t", [2])})
+    assert attempts == [1, 2]
+    assert summary["launched"] == 5 and summary["best_reward"] == 10
+
+
+def test_jobs_run_in_a_snapshot_with_symlinked_paths(ray_session, tmp_path):
+    from conftest import write_files
+    from gml_ray.schedulers.naive import NaiveScheduler
+
+    code = tmp_path / "code"
+    write_files(code, {
+        "train.py": """
+            import os
+            from gml_ray import SummaryWriter
+            here = os.getcwd()
+            SummaryWriter().add_scalar("acc", len(open("data/big.txt").read()), 0)
+            print(here, os.path.islink("data"), os.path.exists("notes.txt"))
+        """,
+        "data/big.txt": "12345",
+        "notes.txt": "copied",
+        "search_config.yaml": _config("    - {type: Categorical, name: x, data: [1]}",
+                                      template="python train.py {x}"),
+    })
+    os.makedirs(code / ".git")
+    (code / ".git" / "HEAD").write_text("ref")
+    sched = NaiveScheduler(str(code / "wd"), str(code / "search_config.yaml"), ["data"], task="snap")
+    sched.prepare()
+    (code / "train.py").write_text("raise SystemExit(9)\n")  # editing the code after the start
+    sched.run()
+    (job,) = sched.store.jobs("snap")
+    assert job["status"] == FINISHED and job["reward"] == 5
+    snap = os.path.join(sched.task_dir, "code")
+    out = open(os.path.join(job["job_dir"], "stdout.log")).read().split()
+    assert out == [snap, "True", "True"]
+    assert os.path.islink(os.path.join(snap, "data"))
+    assert not os.path.exists(os.path.join(snap, ".git")) and not os.path.exists(os.path.join(snap, "wd"))

@@ -8,12 +8,13 @@ because the store (SQLite) is a local file there.
 """
 from __future__ import annotations
 
+import json
 import logging
-import math
 import os
 import re
 import shutil
 import signal
+import socket
 import sys
 import threading
 import time
@@ -27,8 +28,9 @@ from ..assessors import AssessResult
 from ..config import TaskConfig, load_config, parse_config
 from ..errors import UserError
 from ..plugins import build_components
-from ..store import (ACTIVE, EARLY_STOPPED, ERROR, FINISHED, KILLED, RUNNING, FLAG_OK, Store,
-                     classify)
+from ..snapshot import snapshot_code
+from ..space import config_key
+from ..store import EARLY_STOPPED, ERROR, FINISHED, FLAG_OK, KILLED, PENDING, RUNNING, Store, classify
 from .channel import SCALARS, START, WAKE, MessageChannel
 from .job import CommandJob, FunctionJob, Job
 
@@ -56,7 +58,8 @@ class SchedulerCore:
     ``is_stop``, ``num_launched``, ``best_reward``, ``optimize_mode``, ``jobs``, ``running``.
     """
 
-    def __init__(self, cfg: TaskConfig, task: str, work_dir: str, task_dir: str, code_dir: str) -> None:
+    def __init__(self, cfg: TaskConfig, task: str, work_dir: str, task_dir: str, code_dir: str,
+                 resume: bool = False) -> None:
         self.cfg, self.task, self.work_dir = cfg, task, work_dir
         self.task_dir, self.code_dir = task_dir, code_dir
         if code_dir not in sys.path:
@@ -91,6 +94,40 @@ class SchedulerCore:
         self._received: dict[int, int] = {}
         self._history: dict[int, list[dict]] = {}
         self._last_wake = 0.0
+        self.elapsed_before = 0.0  # run time of earlier attempts of this task (resume)
+        self._reruns: list[Job] = []  # ERROR jobs of an earlier attempt, run again first
+        self._done_keys: set[str] = set()  # configs an earlier attempt already ran
+        if resume:
+            self._restore()
+
+    def _restore(self) -> None:
+        """Rebuild the state of an interrupted task from the store (``run --resume``).
+
+        ERROR jobs (and jobs a dead run left PENDING/RUNNING) are queued to run again in their own
+        job dirs with the next attempt number; every other job's result is told to the searcher,
+        and its config is never launched again. ``max_tries`` and ``time_limits`` count the
+        earlier attempts too.
+        """
+        task = self.store.require_task(self.task)
+        self.elapsed_before = float(task.get("elapsed") or 0.0)
+        self.store.mark_active_jobs(self.task, ERROR, "interrupted (the run ended)")
+        for row in self.store.jobs(self.task):
+            config, job_id = row["config"], row["job_id"]
+            self._next_id = max(self._next_id, job_id + 1)
+            self.num_launched += 1
+            if row["status"] == ERROR:
+                job = self._make_job(config, job_id, attempt=int(row["attempt"] or 1) + 1)
+                self._reruns.append(job)
+                self._done_keys.add(config_key(config))
+                continue
+            self._done_keys.add(config_key(config))
+            if row["reward"] is not None:
+                self.searcher.update(config, row["reward"])
+                if self.better(row["reward"], self.best_reward):
+                    self.best_reward, self.best_job = row["reward"], row["name"]
+            else:
+                self.searcher.job_failed(config, row["status"])
+        log.info("resumed: %d earlier jobs, %d to run again", self.num_launched, len(self._reruns))
 
     # ---- API for criteria and the driver ---------------------------------------------------------
 
@@ -140,7 +177,8 @@ class SchedulerCore:
             except Exception:  # noqa: BLE001 - a plugin's after_run must not hide the result
                 log.exception("stop criterion after_run failed")
             self.store.update_task(self.task, status=status, ended=time.time(),
-                                   message=self.stop_reason or None)
+                                   message=self.stop_reason or None,
+                                   elapsed=self.elapsed_before + time.time() - self.start_time)
         return self.summary(status)
 
     def summary(self, status: str) -> dict[str, Any]:
@@ -151,6 +189,8 @@ class SchedulerCore:
 
     def _launch(self) -> None:
         misses = 0
+        while self._reruns and not self.is_stop and len(self.running) < self.parallel_size:
+            self._start(self._reruns.pop(0))
         while not self.is_stop and not self.exhausted and len(self.running) < self.parallel_size:
             self.stop_criterion.before_iter(self)
             if self.is_stop:
@@ -159,7 +199,9 @@ class SchedulerCore:
             if config is None:
                 self.exhausted = True
                 break
-            job = self._make_job(config)
+            if self._done_keys and config_key(config) in self._done_keys:
+                continue  # an earlier attempt ran it; the searcher already knows its result
+            job = self._make_job(config, self._next_id)
             if self.filter_criterion is not None and self.filter_criterion.filter(job):
                 self.num_filtered += 1
                 self.searcher.job_failed(config, "FILTERED")
@@ -171,12 +213,11 @@ class SchedulerCore:
             self.num_launched += 1
             self.stop_criterion.after_iter(self)
 
-    def _make_job(self, config: dict) -> Job:
-        job_id = self._next_id
+    def _make_job(self, config: dict, job_id: int, attempt: int = 1) -> Job:
         name = job_name(job_id)
         job_dir = os.path.join(self.task_dir, "jobs", name)
         args = render.arg_dict(self.space, config)
-        common = dict(job_dir=job_dir, cwd=self.code_dir, job_id=job_id,
+        common = dict(job_dir=job_dir, cwd=self.code_dir, job_id=job_id, attempt=attempt,
                       generate_log=self.cfg.generate_log, collect_metrics=self.cfg.collect_metrics,
                       env={"GML_TASK": self.task})
         values = render.job_values(self.space, config, None)
@@ -201,9 +242,14 @@ class SchedulerCore:
         values = render.job_values(self.space, job.config, spec.job_dir, self._file_bases)
         if spec.function:
             spec.values = values
-        self._next_id += 1
-        self.store.add_job(self.task, spec.job_id, spec.name, job.config, job.arg_dict,
-                           spec.command or spec.function, spec.job_dir)
+        if spec.attempt > 1:
+            self.store.update_job(self.task, spec.job_id, status=PENDING, attempt=spec.attempt,
+                                  reward=None, started=None, ended=None, exit_code=None,
+                                  message=None, command=spec.command or spec.function)
+        else:
+            self._next_id = max(self._next_id, spec.job_id + 1)
+            self.store.add_job(self.task, spec.job_id, spec.name, job.config, job.arg_dict,
+                               spec.command or spec.function, spec.job_dir)
         job.start()
         self.jobs[spec.job_id] = job
         self.running[spec.job_id] = job
@@ -341,14 +387,15 @@ class SchedulerCore:
 class SchedulerActor:
     """Hosts :class:`SchedulerCore`; ``run`` blocks until the task ends, ``stop`` may be called meanwhile."""
 
-    def __init__(self, cfg: TaskConfig, task: str, work_dir: str, task_dir: str, code_dir: str) -> None:
+    def __init__(self, cfg: TaskConfig, task: str, work_dir: str, task_dir: str, code_dir: str,
+                 resume: bool = False) -> None:
         try:  # a Ctrl+C in the driver's terminal must reach the scheduler as a stop, not a crash
             signal.signal(signal.SIGINT, signal.SIG_IGN)
         except ValueError:
             pass
         logging.basicConfig(filename=os.path.join(task_dir, "scheduler.log"), level=logging.INFO,
                             format="%(asctime)s %(levelname)s %(message)s", force=True)
-        self.core = SchedulerCore(cfg, task, work_dir, task_dir, code_dir)
+        self.core = SchedulerCore(cfg, task, work_dir, task_dir, code_dir, resume)
 
     def run(self) -> dict[str, Any]:
         return self.core.run()
@@ -361,12 +408,14 @@ class NaiveScheduler:
     """Runs one task to its end: ``NaiveScheduler(work_dir, config, symlink_paths).run()``.
 
     ``config`` is a parsed :class:`TaskConfig`, a config dict (as the manual passes it) or the path
-    of a ``search_config.yaml``. Ray is joined if it is running, else started locally.
+    of a ``search_config.yaml``. Jobs run in a snapshot of ``code_dir`` (default: the config's
+    directory) under the task dir, with ``symlink_paths`` linked instead of copied. Ray is joined
+    if it is running, else started locally. ``resume=True`` continues an existing task.
     """
 
     def __init__(self, work_dir: str, config: TaskConfig | dict | str, symlink_paths: Any = None, *,
                  task: str | None = None, code_dir: str | None = None, address: str | None = None,
-                 num_cpus: int | None = None) -> None:
+                 num_cpus: int | None = None, resume: bool = False, snapshot: bool = True) -> None:
         if isinstance(config, str):
             config = load_config(config)
         elif isinstance(config, dict):
@@ -375,25 +424,46 @@ class NaiveScheduler:
         self.work_dir = os.path.abspath(work_dir)
         self.symlink_paths = list(symlink_paths or [])
         self.task = check_task_name(task or time.strftime("task_%Y%m%d_%H%M%S"))
-        self.code_dir = os.path.abspath(code_dir or config.base_dir)
+        self.source_dir = os.path.abspath(code_dir or config.base_dir)
         self.task_dir = os.path.join(self.work_dir, "tasks", self.task)
+        self.code_dir = os.path.join(self.task_dir, "code") if snapshot else self.source_dir
+        self.snapshot, self.resume = snapshot, resume
         self.address, self.num_cpus = address, num_cpus
         self.store: Store | None = None
 
     def prepare(self) -> Store:
-        """Validate plugins and create the task's row and directory (before Ray starts)."""
+        """Validate plugins, record the task and snapshot its code (before Ray starts)."""
         build_components(self.cfg)  # plugin mistakes surface here, as ConfigError
         store = Store(self.work_dir)
-        store.create_task(self.task, config_path=os.path.abspath(self.cfg.source),
-                          config_yaml=yaml.safe_dump(self.cfg.raw, sort_keys=False, allow_unicode=True),
-                          code_dir=self.code_dir, task_dir=self.task_dir,
-                          reward_attribute=self.cfg.reward_attribute,
-                          optimize_mode=self.cfg.optimize_mode,
-                          scalar_columns=self.cfg.scalar_columns, started=time.time(),
-                          heartbeat=time.time(), host=os.uname().nodename, pid=os.getpid())
-        os.makedirs(self.task_dir, exist_ok=True)
-        if os.path.isfile(self.cfg.source):
-            shutil.copy(self.cfg.source, os.path.join(self.task_dir, "search_config.yaml"))
+        store.reap_dead_runs()
+        now = time.time()
+        fields = dict(config_path=os.path.abspath(self.cfg.source),
+                      config_yaml=yaml.safe_dump(self.cfg.raw, sort_keys=False, allow_unicode=True),
+                      code_dir=self.code_dir, source_dir=self.source_dir, task_dir=self.task_dir,
+                      reward_attribute=self.cfg.reward_attribute, optimize_mode=self.cfg.optimize_mode,
+                      started=now, heartbeat=now, host=socket.gethostname(), pid=os.getpid())
+        if self.resume:
+            old = store.require_task(self.task)
+            if old["status"] == RUNNING:
+                raise UserError(f"task {self.task} is still running (pid {old['pid']} on {old['host']});"
+                                f" stop it first with `gml-ray ctl stop --task {self.task}`")
+            store.update_task(self.task, status=RUNNING, ended=None, stop_requested=0, message=None,
+                              scalar_columns=json.dumps(self.cfg.scalar_columns), **fields)
+        else:
+            if store.get_task(self.task) is not None:
+                raise UserError(f"task {self.task!r} already exists: add --resume to continue it, "
+                                f"or pick another --task name")
+            store.create_task(self.task, scalar_columns=self.cfg.scalar_columns, **fields)
+        try:
+            os.makedirs(self.task_dir, exist_ok=True)
+            if os.path.isfile(self.cfg.source):
+                shutil.copy(self.cfg.source, os.path.join(self.task_dir, "search_config.yaml"))
+            if self.snapshot:
+                snapshot_code(self.source_dir, self.code_dir, self.symlink_paths,
+                              exclude=[self.work_dir])
+        except BaseException as exc:
+            store.update_task(self.task, status=ERROR, ended=time.time(), message=str(exc)[:500])
+            raise
         self.store = store
         return store
 
@@ -412,7 +482,7 @@ class NaiveScheduler:
             node_id = ray.get_runtime_context().get_node_id()
             strategy = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(node_id, soft=False)
             actor = SchedulerActor.options(scheduling_strategy=strategy).remote(
-                self.cfg, self.task, self.work_dir, self.task_dir, self.code_dir)
+                self.cfg, self.task, self.work_dir, self.task_dir, self.code_dir, self.resume)
             ref = actor.run.remote()
             interrupted = False
             while True:

@@ -59,7 +59,8 @@ class StopCriterion(BaseStopCriterion):
         self._start = time.time()
 
     def before_run(self, scheduler: Any) -> None:
-        self._start = time.time()
+        # A resumed task's earlier attempts count towards time_limits.
+        self._start = time.time() - getattr(scheduler, "elapsed_before", 0.0)
 
     def before_iter(self, scheduler: Any) -> None:
         if self.max_tries is not None and scheduler.num_launched >= self.max_tries:
