@@ -20,7 +20,8 @@ from gml_ray.errors import UserError
 
 from . import views
 
-console = Console()
+# Piped or redirected output gets wide lines instead of rich's 80-column fallback.
+console = Console() if Console().is_terminal else Console(width=int(os.environ.get("COLUMNS", 200)))
 err_console = Console(stderr=True)
 
 WORKDIR_HELP = "work dir holding the store and task files [env GML_WORKDIR; default ./.gml]"
@@ -80,9 +81,8 @@ def run(
     started = time.time()
 
     def view():
-        row = store.get_task(scheduler.task) or {"name": scheduler.task}
-        row["best_reward"] = next((t["best_reward"] for t in store.list_tasks()
-                                   if t["name"] == scheduler.task), None)
+        row = {"name": scheduler.task,
+               "best_reward": store.best_reward(scheduler.task, cfg.optimize_mode)}
         return views.progress_view(row, store.status_counts(scheduler.task), started)
 
     console.print(f"task [bold]{scheduler.task}[/]: store {store.path}")
@@ -93,6 +93,11 @@ def run(
         except KeyboardInterrupt:
             interrupted = True
             summary = None
+        except RuntimeError as exc:  # the scheduler failed (e.g. a plugin raised): say where to look
+            live.update(view())
+            err_console.print(Text(f"error: {exc}", style="bold red"), soft_wrap=True)
+            err_console.print(f"details: {os.path.join(scheduler.task_dir, 'scheduler.log')}")
+            raise typer.Exit(1)
         live.update(view())
     _print_jobs(store, scheduler.task)
     if interrupted:

@@ -90,12 +90,17 @@ def jobs_table(task: dict, jobs: list[dict], latest: dict[int, dict[str, Any]]) 
         table.add_column(col, justify="right")
     table.add_column("duration", justify="right")
     table.add_column("node")
+    notes = any(j.get("message") and j["status"] != "FINISHED" for j in jobs)
+    if notes:
+        table.add_column("note", overflow="fold")
     for j in jobs:
         mark = " *" if j["name"] == best else ""
         cells = [j["name"] + mark, status_text(j["status"]), args_text(j["arg_dict"]),
                  fmt_value(j["reward"])]
         cells += [fmt_value(latest.get(j["job_id"], {}).get(c)) for c in scalar_cols]
         cells += [fmt_duration(job_duration(j)), j.get("node") or "-"]
+        if notes:
+            cells.append(j.get("message") or "" if j["status"] != "FINISHED" else "")
         table.add_row(*cells)
     return table
 

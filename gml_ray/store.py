@@ -249,6 +249,11 @@ class Store:
                 dead.append(t["name"])
         return dead
 
+    def best_reward(self, task: str, optimize_mode: str = "maximize") -> float | None:
+        agg = "MIN" if optimize_mode == "minimize" else "MAX"
+        rows = self._query(f"SELECT {agg}(reward) AS r FROM jobs WHERE task = ?", [task])
+        return rows[0]["r"] if rows else None
+
     def heartbeat(self, name: str) -> None:
         self._exec("UPDATE tasks SET heartbeat = ? WHERE name = ?", [time.time(), name])
 

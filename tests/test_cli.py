@@ -216,3 +216,28 @@ def test_resume_from_the_command_line_reruns_only_failed_jobs(tmp_path):
     jobs = store.jobs("res")
     assert [j["status"] for j in jobs] == ["FINISHED"] * 4
     assert [j["attempt"] for j in jobs] == [1, 2, 1, 1]
+
+
+def test_a_crashing_searcher_plugin_is_one_red_line_and_exit_1(tmp_path):
+    write_files(tmp_path, {
+        "train.py": SLOW_TRAIN,
+        "bad_searcher.py": """
+            from gml_ray.searchers.base_searcher import BaseSearcher
+            from gml_ray.searchers.builder import SEARCHERS
+
+            @SEARCHERS.register_module()
+            class BadSearcher(BaseSearcher):
+                def get_config(self):
+                    raise ZeroDivisionError("my searcher is broken")
+        """,
+        "search_config.yaml": "custom_imports: [bad_searcher.py]\n" + CONFIG.replace("EPOCHS", "1")
+        .replace("type: GridSearcher", "type: BadSearcher"),
+    })
+    result = gml("run", "search_config.yaml", "--task", "bad", "--workdir", "wd", "--num-cpus", "2",
+                 cwd=tmp_path, timeout=120)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "ZeroDivisionError: my searcher is broken" in result.stderr
+    assert "\x1b[" not in Store(str(tmp_path / "wd"), create=False).get_task("bad")["message"]
+    log = (tmp_path / "wd" / "tasks" / "bad" / "scheduler.log").read_text()
+    assert "my searcher is broken" in log

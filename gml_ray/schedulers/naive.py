@@ -176,9 +176,14 @@ class SchedulerCore:
                 self.stop_criterion.after_run(self)
             except Exception:  # noqa: BLE001 - a plugin's after_run must not hide the result
                 log.exception("stop criterion after_run failed")
-            self.store.update_task(self.task, status=status, ended=time.time(),
-                                   message=self.stop_reason or None,
-                                   elapsed=self.elapsed_before + time.time() - self.start_time)
+            try:
+                self.store.update_task(self.task, status=status, ended=time.time(),
+                                       message=self.stop_reason or None,
+                                       elapsed=self.elapsed_before + time.time() - self.start_time)
+            except Exception:  # noqa: BLE001
+                log.exception("could not record the task's end")
+                raise
+            log.info("task ended: %s %s", status, self.stop_reason)
         return self.summary(status)
 
     def summary(self, status: str) -> dict[str, Any]:
@@ -251,6 +256,7 @@ class SchedulerCore:
             self.store.add_job(self.task, spec.job_id, spec.name, job.config, job.arg_dict,
                                spec.command or spec.function, spec.job_dir)
         job.start()
+        log.info("started %s (attempt %d): %s", spec.name, spec.attempt, spec.command or job.arg_dict)
         self.jobs[spec.job_id] = job
         self.running[spec.job_id] = job
         self._received[spec.job_id] = 0
@@ -346,6 +352,8 @@ class SchedulerCore:
                               exit_code=outcome.get("exit_code"), message=outcome.get("message") or None,
                               **({"node": outcome["node"]} if outcome.get("node") else {}),
                               **({"started": outcome["started"]} if outcome.get("started") else {}))
+        log.info("%s %s%s reward=%s", job.name, status,
+                 f" ({outcome['message']})" if outcome.get("message") else "", job.reward)
         del self.running[job_id]
         self._received.pop(job_id, None)
         self._history.pop(job_id, None)
@@ -402,6 +410,15 @@ class SchedulerActor:
 
     def stop(self, status: str, reason: str) -> None:
         self.core.external_stop(status, reason)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _error_text(exc: BaseException) -> str:
+    """One line for an exception: its type and message, colour codes removed."""
+    text = " ".join(_ANSI.sub("", str(exc)).split())
+    return f"{type(exc).__name__}: {text}"[:1000]
 
 
 class NaiveScheduler:
@@ -500,12 +517,12 @@ class NaiveScheduler:
             try:
                 summary = ray.get(ref)
             except ray.exceptions.RayError as exc:
-                message = " ".join(str(exc).split())[:500]
-                store.mark_active_jobs(self.task, ERROR, "the scheduler failed")
-                store.update_task(self.task, status=ERROR, ended=time.time(), message=message)
                 cause = getattr(exc, "cause", None)
                 if isinstance(cause, UserError):
                     raise cause from None
+                message = _error_text(cause if isinstance(cause, BaseException) else exc)
+                store.mark_active_jobs(self.task, ERROR, "the scheduler failed")
+                store.update_task(self.task, status=ERROR, ended=time.time(), message=message)
                 raise RuntimeError(f"task {self.task} failed: {message}") from None
             if interrupted:
                 raise KeyboardInterrupt
