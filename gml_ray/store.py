@@ -238,7 +238,7 @@ class Store:
                 try:
                     os.kill(t["pid"], 0)
                 except ProcessLookupError:
-                    gone = now - (t["heartbeat"] or 0) > 2.0
+                    gone = True  # the driver is gone, and Ray ends its actors and jobs with it
                 except PermissionError:
                     pass
             if gone:

@@ -51,7 +51,8 @@ def start_run(tmp_path, epochs: int, task: str) -> subprocess.Popen:
                            "search_config.yaml": CONFIG.replace("EPOCHS", str(epochs))})
     return subprocess.Popen([os.path.join(BIN, "gml-ray"), "run", "search_config.yaml", "--task", task,
                              "--workdir", "wd", "--num-cpus", "2"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its Ray processes share its process group
 
 
 def wait_for(predicate, timeout=60.0, every=0.2):
@@ -241,3 +242,26 @@ def test_a_crashing_searcher_plugin_is_one_red_line_and_exit_1(tmp_path):
     assert "\x1b[" not in Store(str(tmp_path / "wd"), create=False).get_task("bad")["message"]
     log = (tmp_path / "wd" / "tasks" / "bad" / "scheduler.log").read_text()
     assert "my searcher is broken" in log
+
+
+def test_a_sigkilled_run_leaves_no_job_processes_and_no_stale_running(tmp_path):
+    proc = start_run(tmp_path, epochs=500, task="killed")
+    try:
+        jobs = wait_for(lambda: len(running_jobs(tmp_path, "killed")) == 2 and running_jobs(tmp_path, "killed"),
+                        timeout=90)
+        pids = [int(open(os.path.join(j["job_dir"], "pid")).read()) for j in jobs]
+        proc.kill()
+        proc.communicate(timeout=30)
+        # the jobs notice their Ray worker is gone and end their process groups
+        wait_for(lambda: all(pid_gone(p) for p in pids), timeout=30)
+    finally:
+        # Ray's node agents outlive a SIGKILLed driver: end what this test started
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    shown = gml("ctl", "show", "--task", "killed", "--workdir", "wd", cwd=tmp_path)
+    assert shown.returncode == 0
+    store = Store(str(tmp_path / "wd"), create=False)
+    assert store.get_task("killed")["status"] == "ERROR"
+    assert [j["status"] for j in store.jobs("killed")] == ["ERROR", "ERROR"]

@@ -75,25 +75,47 @@ class _Sender:
             ray.get(ref)
 
 
+def _group_alive(pgid: int) -> bool:
+    """Whether a live (non-zombie) process is left in the process group ``pgid``."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    if not os.path.isdir("/proc"):
+        return True
+    # Orphaned members are zombies until init reaps them, which can take seconds: skip those.
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if fields[0] != "Z" and int(fields[2]) == pgid:
+                return True
+    return False
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     """SIGTERM the job's process group, then SIGKILL what is left after a grace period."""
+    if not _group_alive(proc.pid):
+        return
     try:
         os.killpg(proc.pid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    deadline = time.time() + KILL_GRACE_S
+    deadline, delay = time.time() + KILL_GRACE_S, 0.001
     while time.time() < deadline:
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            return
         if proc.poll() is None:
             try:
-                proc.wait(timeout=0.05)
+                proc.wait(timeout=delay)
             except subprocess.TimeoutExpired:
                 pass
         else:
-            time.sleep(0.05)
+            time.sleep(delay)
+        if not _group_alive(proc.pid):
+            return
+        delay = min(delay * 2, 0.05)
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
@@ -135,6 +157,13 @@ def _shell() -> list[str]:
     return [bash, "-c"] if bash else ["/bin/sh", "-c"]
 
 
+# Runs in the job's process group beside the command: if the Ray worker that owns the job dies
+# (the driver was SIGKILLed, the node lost its raylet), it ends the whole group, so no job
+# process outlives its run. It dies with the group when the job ends normally.
+_WATCHDOG = ("( trap - TERM; while kill -0 {pid} 2>/dev/null; do sleep 1; done; "
+             "kill -TERM 0; sleep 3; kill -KILL 0 ) >/dev/null 2>&1 </dev/null &\n")
+
+
 def run_command(spec: JobSpec, channel: Any = None) -> dict:
     """Run ``spec.command`` in a new process group; returns the outcome dict."""
     sender = _Sender(spec, channel)
@@ -166,7 +195,8 @@ def run_command(spec: JobSpec, channel: Any = None) -> dict:
     pump = None
     try:
         try:
-            proc = subprocess.Popen([*_shell(), spec.command], cwd=spec.cwd, env=env, stdout=out,
+            command = _WATCHDOG.format(pid=os.getpid()) + spec.command
+            proc = subprocess.Popen([*_shell(), command], cwd=spec.cwd, env=env, stdout=out,
                                     stderr=err, stdin=subprocess.DEVNULL, start_new_session=True,
                                     pass_fds=(write_fd,) if write_fd is not None else ())
         except OSError as exc:
