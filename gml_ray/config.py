@@ -280,6 +280,14 @@ def _parse_args(ctx: _Ctx, raw: Any, path: str, base_dir: str, in_file: bool) ->
     if not isinstance(raw, list) or not raw:
         raise ctx.error(path, f"needs a non-empty list of args, got {_show(raw)}")
     args = [_parse_arg(ctx, item, f"{path}[{i}]", i, base_dir, in_file) for i, item in enumerate(raw)]
+    rendered: dict[str, str] = {}
+    for i, arg in enumerate(args):
+        if arg.type == "File":
+            name = render.rendered_file_name(arg.to_space())  # type: ignore[arg-type]
+            if name in rendered:
+                raise ctx.error(f"{path}[{i}].place_holder", f"renders to {name} in the job dir like "
+                                f"{rendered[name]}: give one of them another place_holder")
+            rendered[name] = f"{path}[{i}]"
     seen: dict[str, str] = {}
     for i, arg in enumerate(args):
         keys = arg.to_space().keys if arg.type == "Nested" else [arg.name]  # type: ignore[attr-defined]

@@ -5,12 +5,13 @@ naming the config field, e.g. ``searcher.type: unknown searcher 'GridSearch' (di
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
 from .config import PluginConfig, TaskConfig
 from .errors import ConfigError
-from .registry import Registry, accepted_kwargs, import_custom, unknown_kwargs
+from .registry import Registry, accepted_kwargs, import_custom, is_plugin_path, unknown_kwargs
 
 # Settings every searcher may take; passed only to searchers whose constructor accepts them.
 _SHARED_SEARCHER_KEYS = ("reward_attribute", "optimize_mode")
@@ -26,11 +27,11 @@ class Components:
 
 def load_custom_imports(cfg: TaskConfig) -> None:
     for i, entry in enumerate(cfg.custom_imports):
+        if is_plugin_path(entry) and not os.path.isfile(os.path.join(cfg.base_dir, entry)):
+            raise ConfigError(f"{entry} does not exist (looked in {cfg.base_dir})",
+                              f"custom_imports[{i}]", cfg.source)
         try:
             import_custom([entry], cfg.base_dir)
-        except FileNotFoundError:
-            raise ConfigError(f"{entry} does not exist (looked in {cfg.base_dir})",
-                              f"custom_imports[{i}]", cfg.source) from None
         except Exception as exc:  # noqa: BLE001 - the plugin file itself is broken
             raise ConfigError(f"importing {entry} failed: {type(exc).__name__}: {exc}",
                               f"custom_imports[{i}]", cfg.source) from None
@@ -55,8 +56,9 @@ def _build(registry: Registry, plugin: PluginConfig, cfg: TaskConfig, what: str,
                           f"{plugin.path}.{bad[0]}", cfg.source)
     try:
         return cls(**(extra or {}), **kwargs)
-    except (TypeError, ValueError, KeyError) as exc:
-        raise ConfigError(f"{plugin.type}: {exc}", plugin.path, cfg.source) from None
+    except Exception as exc:  # noqa: BLE001 - whatever the plugin raises, it is about this config
+        text = str(exc) or type(exc).__name__
+        raise ConfigError(f"{plugin.type}: {text}", plugin.path, cfg.source) from None
 
 
 def build_components(cfg: TaskConfig) -> Components:

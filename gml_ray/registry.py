@@ -100,6 +100,11 @@ def accepted_kwargs(cls: type) -> list[str]:
 _loaded_files: dict[str, Any] = {}
 
 
+def is_plugin_path(entry: str) -> bool:
+    """A ``custom_imports`` entry naming a file (rather than an importable module)."""
+    return entry.endswith(".py") or os.sep in entry
+
+
 def import_custom(entries: Iterable[str], base_dir: str) -> None:
     """Import each ``custom_imports`` entry: a path to a .py file (relative to ``base_dir``) or a module.
 
@@ -108,7 +113,7 @@ def import_custom(entries: Iterable[str], base_dir: str) -> None:
     if base_dir not in sys.path:
         sys.path.insert(0, base_dir)
     for entry in entries:
-        if entry.endswith(".py") or os.sep in entry:
+        if is_plugin_path(entry):
             path = os.path.abspath(os.path.join(base_dir, entry))
             if path in _loaded_files:
                 continue

@@ -68,7 +68,10 @@ def parse_template(template: str) -> list[str | Placeholder]:
             parts.append(Placeholder(m.group(0), quote))
             i = m.end() + 1
             continue
-        elif c == "}" and template.startswith("}}", i):
+        elif c == "}":
+            if not template.startswith("}}", i):
+                raise ValueError(f"malformed placeholder: a lone '}}' at column {i + 1} "
+                                 "(use {name}, or {{ and }} for literal braces)")
             buf.append("}")
             i += 2
             continue
@@ -196,6 +199,8 @@ class _PyConfigEval(ast.NodeVisitor):
         if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div,
                                                                 ast.FloorDiv, ast.Pow, ast.Mod)):
             left, right = self.eval(node.left), self.eval(node.right)
+            if isinstance(node.op, ast.Pow) and isinstance(right, (int, float)) and abs(right) > 64:
+                raise ValueError(f"line {node.lineno}: an exponent over 64 is not supported")
             ops = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b,
                    ast.Mult: lambda a, b: a * b, ast.Div: lambda a, b: a / b,
                    ast.FloorDiv: lambda a, b: a // b, ast.Pow: lambda a, b: a ** b,
@@ -206,7 +211,16 @@ class _PyConfigEval(ast.NodeVisitor):
             if node.func.id == "dict":
                 if node.args:
                     raise ValueError("dict(...) with positional arguments is not supported")
-                return {kw.arg: self.eval(kw.value) for kw in node.keywords}
+                out: dict = {}
+                for kw in node.keywords:
+                    value = self.eval(kw.value)
+                    if kw.arg is None:  # dict(**base, ...)
+                        if not isinstance(value, dict):
+                            raise ValueError("'**' needs a dict")
+                        out.update(value)
+                    else:
+                        out[kw.arg] = value
+                return out
             args = [self.eval(a) for a in node.args]
             return {"list": list, "tuple": tuple}[node.func.id](*args)
         raise ValueError(f"line {getattr(node, 'lineno', '?')}: only literal values are supported "

@@ -89,9 +89,10 @@ class Real(Space):
         """The grid low, low+step, ... <= high (only when ``step`` is set)."""
         if self.step is None:
             raise TypeError("a Real without step has no finite .data; give it a step")
-        decimals = max(0, -math.floor(math.log10(self.step))) + 6
         n = int(math.floor((self.upper - self.lower) / self.step + 1e-9))
-        return [round(self.lower + i * self.step, decimals) for i in range(n + 1)]
+        # 12 significant digits drop float noise (0.30000000000000004) but keep a fine `lower`.
+        values = [float(f"{self.lower + i * self.step:.12g}") for i in range(n + 1)]
+        return [min(max(v, self.lower), self.upper) for v in values]
 
     def sample(self, rng: random.Random) -> float:
         if self.step is not None:

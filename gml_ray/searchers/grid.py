@@ -17,8 +17,12 @@ class GridSearcher(BaseSearcher):
     def __init__(self, search_space: Dict, reward_attribute: str = "acc",
                  optimize_mode: str = "maximize") -> None:
         super().__init__(search_space, reward_attribute, optimize_mode)
+        for key, space in search_space.kwspaces.items():
+            if not space.is_finite:
+                raise ValueError(f"cannot enumerate arg {key!r} ({space!r}): give it a step, "
+                                 f"or use RandomSearcher")
         keys = list(search_space)
-        columns = [grid(search_space[k]) for k in keys]  # raises TypeError for infinite args
+        columns = [grid(search_space[k]) for k in keys]
         self._total = grid_size(search_space)
         self._produced = 0
         self._iter: Iterator[tuple] = itertools.product(*columns)
