@@ -99,6 +99,8 @@ def run(
             err_console.print(f"details: {os.path.join(scheduler.task_dir, 'scheduler.log')}")
             raise typer.Exit(1)
         live.update(view())
+    if not console.is_terminal:
+        console.print()  # Live leaves its last frame without a line break when piped
     _print_jobs(store, scheduler.task)
     if interrupted:
         err_console.print(Text(f"interrupted: running jobs of {scheduler.task} were stopped (ERROR)",
@@ -111,7 +113,7 @@ def run(
         if best is not None else f", no job reported {cfg.reward_attribute!r}"
     console.print(f"task {scheduler.task} {summary['status']}{reason}: "
                   + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-                  + f"{best_text} in {views.fmt_duration(summary['elapsed'])}")
+                  + f"{best_text} in {views.fmt_duration(time.time() - started)}")
     console.print(f"see: gml-ray ctl show --task {scheduler.task}"
                   + (f" --workdir {workdir}" if workdir else ""))
 
