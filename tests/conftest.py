@@ -22,6 +22,19 @@ def ray_session():
     ray.shutdown()
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process runs; a zombie (exited, not yet reaped) counts as gone."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def write_files(root, files: dict[str, str]) -> None:
     for name, text in files.items():
         path = os.path.join(root, name)

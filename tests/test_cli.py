@@ -10,7 +10,7 @@ import time
 import pytest
 import yaml
 
-from conftest import write_files
+from conftest import pid_alive, write_files
 from gml_ray.store import Store
 
 BIN = os.path.dirname(sys.executable)
@@ -76,13 +76,15 @@ def running_jobs(tmp_path, task):
         os.path.join(j["job_dir"], "pid"))]
 
 
+def running_pids(tmp_path, task, n=2):
+    """Wait until ``n`` jobs of ``task`` run; their training processes' pids."""
+    jobs = wait_for(lambda: len(running_jobs(tmp_path, task)) == n and running_jobs(tmp_path, task),
+                    timeout=90)
+    return [int(open(os.path.join(j["job_dir"], "pid")).read()) for j in jobs]
+
+
 def pid_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().split(")")[-1].split()[0] == "Z"
+    return not pid_alive(pid)
 
 
 def test_run_then_show_tasks_jobs_scalars_and_yaml(tmp_path):
@@ -133,9 +135,7 @@ def test_user_mistakes_are_one_red_line_and_exit_2(tmp_path, args, message):
 def test_show_works_while_running_and_ctl_stop_kills_jobs(tmp_path):
     proc = start_run(tmp_path, epochs=500, task="long")
     try:
-        jobs = wait_for(lambda: len(running_jobs(tmp_path, "long")) == 2 and running_jobs(tmp_path, "long"),
-                        timeout=90)
-        pids = [int(open(os.path.join(j["job_dir"], "pid")).read()) for j in jobs]
+        pids = running_pids(tmp_path, "long")
         shown = gml("ctl", "show", "--task", "long", "--workdir", "wd", cwd=tmp_path)
         assert shown.returncode == 0
         assert sum("job_" in line and "RUNNING" in line for line in shown.stdout.splitlines()) == 2
@@ -162,9 +162,7 @@ def test_show_works_while_running_and_ctl_stop_kills_jobs(tmp_path):
 def test_ctrl_c_marks_jobs_error_and_exits_130(tmp_path):
     proc = start_run(tmp_path, epochs=500, task="intr")
     try:
-        jobs = wait_for(lambda: len(running_jobs(tmp_path, "intr")) == 2 and running_jobs(tmp_path, "intr"),
-                        timeout=90)
-        pids = [int(open(os.path.join(j["job_dir"], "pid")).read()) for j in jobs]
+        pids = running_pids(tmp_path, "intr")
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
@@ -247,9 +245,7 @@ def test_a_crashing_searcher_plugin_is_one_red_line_and_exit_1(tmp_path):
 def test_a_sigkilled_run_leaves_no_job_processes_and_no_stale_running(tmp_path):
     proc = start_run(tmp_path, epochs=500, task="killed")
     try:
-        jobs = wait_for(lambda: len(running_jobs(tmp_path, "killed")) == 2 and running_jobs(tmp_path, "killed"),
-                        timeout=90)
-        pids = [int(open(os.path.join(j["job_dir"], "pid")).read()) for j in jobs]
+        pids = running_pids(tmp_path, "killed")
         proc.kill()
         proc.communicate(timeout=30)
         # the jobs notice their Ray worker is gone and end their process groups

@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+from conftest import pid_alive
+
 from gml_ray.store import EARLY_STOPPED, ERROR, FINISHED, KILLED, FLAG_INF, FLAG_NAN, FLAG_TEXT
 
 # A training script: reports `acc` = x * (epoch + 1) for `epochs` epochs, then obeys --then.
@@ -53,16 +55,6 @@ scheduler:
 
 
 X_ARGS = "    - {type: Categorical, name: x, data: [0.1, 0.3, 0.2]}"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead for our purposes (its parent has not reaped it yet).
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().split(")")[-1].split()[0] != "Z"
 
 
 def test_grid_runs_every_config_and_ranks_rewards(run_task):
@@ -132,7 +124,7 @@ def test_time_limits_per_job_kills_the_process_group(run_task):
         assert j["status"] == KILLED
         assert "time_limits_per_job" in j["message"]
         pids = [int(p) for p in open(os.path.join(j["job_dir"], "pids")).read().split()]
-        assert not any(_pid_alive(p) for p in pids), "a job process outlived its time limit"
+        assert not any(pid_alive(p) for p in pids), "a job process outlived its time limit"
         # scalars reported before the kill are kept and give the reward
         assert j["reward"] == 2 * j["arg_dict"]["x"]
 
@@ -147,7 +139,7 @@ def test_time_limits_stops_the_task_and_kills_running_jobs(run_task):
     assert "time_limits" in run.summary["reason"]
     for j in run.jobs:
         pids = [int(p) for p in open(os.path.join(j["job_dir"], "pids")).read().split()]
-        assert not any(_pid_alive(p) for p in pids)
+        assert not any(pid_alive(p) for p in pids)
 
 
 def test_file_args_are_rendered_per_job(run_task):
