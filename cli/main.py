@@ -212,6 +212,44 @@ def stop(
     console.print(f"stop requested for {task}; its run ends its jobs within seconds")
 
 
+@ctl_app.command()
+def rm(
+    task: str = typer.Option(..., "--task", "-t", help="the task to delete"),
+    summary: str = typer.Option("summary.yaml", "--summary", help="where to write the task's summary first"),
+    workdir: Optional[str] = typer.Option(None, "--workdir", "-w", help=WORKDIR_HELP),
+) -> None:
+    """Delete a task's files and rows, after writing its summary (jobs' args, status, reward)."""
+    from gml_ray.archive import remove_task
+    path = remove_task(_open_store(workdir), task, summary)
+    console.print(f"removed task {task}; its summary is in {path}")
+
+
+@ctl_app.command("export")
+def export_cmd(
+    task: str = typer.Option(..., "--task", "-t", help="the task to export"),
+    tar_path: Optional[str] = typer.Option(None, "--tar-path", help="default: archive/<task>.<timestamp>.tar.gz"),
+    workdir: Optional[str] = typer.Option(None, "--workdir", "-w", help=WORKDIR_HELP),
+) -> None:
+    """Write a task (rows and files) to a .tar.gz."""
+    from gml_ray.archive import export_task
+    path = export_task(_open_store(workdir), task, tar_path)
+    console.print(f"exported task {task} to {path}")
+
+
+@ctl_app.command("import")
+def import_cmd(
+    tar_path: str = typer.Option(..., "--tar-path", help="an archive written by `ctl export`"),
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="import under this name (default: the archive's)"),
+    force: bool = typer.Option(False, "--force", help="replace a task of the same name"),
+    workdir: Optional[str] = typer.Option(None, "--workdir", "-w", help=WORKDIR_HELP),
+) -> None:
+    """Read a task exported with `ctl export`."""
+    from gml_ray.archive import import_task
+    from gml_ray.store import Store
+    name = import_task(Store(resolve_workdir(workdir)), tar_path, task, force)
+    console.print(f"imported task {name} from {tar_path}")
+
+
 def _main(typer_app: typer.Typer, prog_name: Optional[str] = None, args: Optional[list] = None) -> None:
     try:
         typer_app(args=args, prog_name=prog_name)

@@ -88,6 +88,17 @@ CREATE INDEX IF NOT EXISTS scalars_by_job ON scalars(task, job_id, tag, step);
 """
 
 
+TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+
+
+def check_task_name(name: str) -> str:
+    """A task name is a file name: letters, digits, ``_ . -``, at most 64 characters."""
+    if not isinstance(name, str) or not TASK_NAME.fullmatch(name) or ".." in name:
+        raise UserError(f"invalid task name {name!r}: use 1-64 letters, digits, '_', '-' or '.', "
+                        f"starting with a letter or digit")
+    return name
+
+
 def db_path(work_dir: str) -> str:
     return os.path.join(work_dir, DB_NAME)
 
@@ -346,3 +357,34 @@ class Store:
             value = math.nan if r["flag"] == FLAG_NAN else (r["value"] if r["value"] is not None else r["text"])
             out.setdefault(r["job_id"], {})[r["tag"]] = value
         return out
+
+    # ---- whole tasks: delete, export, import -----------------------------------------------------
+
+    TABLES = ("tasks", "jobs", "scalars")
+
+    def delete_task(self, name: str) -> None:
+        """Delete a task's rows (tasks, jobs, scalars) in one transaction."""
+        with self.transaction():
+            self._exec("DELETE FROM scalars WHERE task = ?", [name])
+            self._exec("DELETE FROM jobs WHERE task = ?", [name])
+            self._exec("DELETE FROM tasks WHERE name = ?", [name])
+
+    def dump_task(self, name: str) -> dict[str, list[dict[str, Any]]]:
+        """Every row of a task, raw (as stored), by table: what an export holds."""
+        key = {"tasks": "name", "jobs": "task", "scalars": "task"}
+        return {t: self._query(f"SELECT * FROM {t} WHERE {key[t]} = ? ORDER BY rowid", [name])
+                for t in self.TABLES}
+
+    def load_task(self, name: str, rows: dict[str, list[dict[str, Any]]], replace: bool = False) -> None:
+        """Insert a dumped task under ``name`` (its rows' task columns are renamed to it)."""
+        with self.transaction():
+            if replace:
+                self.delete_task(name)
+            for table in self.TABLES:
+                have = {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}
+                for row in rows.get(table, []):
+                    row = {k: v for k, v in row.items() if k in have}
+                    row["name" if table == "tasks" else "task"] = name
+                    cols = list(row)
+                    self._exec(f"INSERT INTO {table} ({', '.join(cols)}) VALUES "
+                               f"({', '.join('?' * len(cols))})", [row[c] for c in cols])

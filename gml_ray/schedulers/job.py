@@ -177,6 +177,7 @@ def run_command(spec: JobSpec, channel: Any = None) -> dict:
     # `python` in a template means the interpreter gml-ray runs on, even without an activated venv.
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     env.update({"GML_JOB_ID": str(spec.job_id), "GML_JOB_NAME": spec.name,
+                "GML_JOB_ATTEMPT": str(spec.attempt),
                 "GML_JOB_DIR": spec.job_dir, "PYTHONUNBUFFERED": "1"})
     read_fd = write_fd = None
     if spec.collect_metrics:

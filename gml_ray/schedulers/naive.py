@@ -30,6 +30,7 @@ from ..errors import UserError
 from ..plugins import build_components
 from ..snapshot import snapshot_code
 from ..space import config_key
+from ..store import check_task_name  # noqa: F401 - re-exported
 from ..store import EARLY_STOPPED, ERROR, FINISHED, FLAG_OK, KILLED, PENDING, RUNNING, Store, classify
 from .channel import SCALARS, START, WAKE, MessageChannel
 from .job import CommandJob, FunctionJob, Job
@@ -38,15 +39,6 @@ log = logging.getLogger("gml_ray.scheduler")
 
 WAKE_S = 0.5  # the loop wakes at least this often: ctl stop requests, heartbeat, time limits
 DRAIN_GRACE_S = 5.0  # how long an ended job may wait for its last messages
-TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-
-
-def check_task_name(name: str) -> str:
-    """A task name is a file name: letters, digits, ``_ . -``, at most 64 characters."""
-    if not isinstance(name, str) or not TASK_NAME.fullmatch(name) or ".." in name:
-        raise UserError(f"invalid task name {name!r}: use 1-64 letters, digits, '_', '-' or '.', "
-                        f"starting with a letter or digit")
-    return name
 
 
 def job_name(job_id: int) -> str:
