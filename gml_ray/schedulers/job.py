@@ -122,6 +122,14 @@ def _kill_group(proc: subprocess.Popen) -> None:
         pass
 
 
+def _end_group_in_background(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    threading.Thread(target=_kill_group, args=(proc,), daemon=True).start()
+
+
 def _pump(fd: int, sender: _Sender) -> None:
     """Read JSON lines from the scalar pipe until EOF and forward them in batches."""
     buf = b""
@@ -160,7 +168,8 @@ def _shell() -> list[str]:
 # Runs in the job's process group beside the command: if the Ray worker that owns the job dies
 # (the driver was SIGKILLed, the node lost its raylet), it ends the whole group, so no job
 # process outlives its run. It dies with the group when the job ends normally.
-_WATCHDOG = ("( trap - TERM; while kill -0 {pid} 2>/dev/null; do sleep 1; done; "
+# It closes its copy of the scalar pipe, so the pipe's end-of-file still comes with the job's end.
+_WATCHDOG = ("( trap - TERM; {close}while kill -0 {pid} 2>/dev/null; do sleep 1; done; "
              "kill -TERM 0; sleep 3; kill -KILL 0 ) >/dev/null 2>&1 </dev/null &\n")
 
 
@@ -196,7 +205,8 @@ def run_command(spec: JobSpec, channel: Any = None) -> dict:
     pump = None
     try:
         try:
-            command = _WATCHDOG.format(pid=os.getpid()) + spec.command
+            close = f"exec {write_fd}>&-; " if write_fd is not None else ""
+            command = _WATCHDOG.format(pid=os.getpid(), close=close) + spec.command
             proc = subprocess.Popen([*_shell(), command], cwd=spec.cwd, env=env, stdout=out,
                                     stderr=err, stdin=subprocess.DEVNULL, start_new_session=True,
                                     pass_fds=(write_fd,) if write_fd is not None else ())
@@ -225,9 +235,15 @@ def run_command(spec: JobSpec, channel: Any = None) -> dict:
             if deadline is not None and time.time() >= deadline:
                 status, message = KILLED, f"time_limits_per_job ({spec.time_limit:g}s) reached"
                 break
-        # Whatever the outcome, nothing of the job's process group outlives it.
-        _kill_group(proc)
-        proc.wait()
+        # Whatever the outcome, nothing of the job's process group outlives it. A killed job is
+        # reported once its group is gone; after a normal exit only stragglers (and the watchdog)
+        # are left, and the SIGKILL after the grace period can happen in the background.
+        if status == FINISHED:
+            proc.wait()
+            _end_group_in_background(proc)
+        else:
+            _kill_group(proc)
+            proc.wait()
         rc = proc.returncode
         if status == FINISHED and rc != 0:
             status = ERROR
@@ -282,20 +298,33 @@ def load_callable(function: str, code_dir: str) -> Any:
     return fn
 
 
+STREAM_AFTER_S = 0.05  # a function trial shorter than this sends nothing until it returns
+
+
 def run_function(spec: JobSpec, channel: Any = None) -> dict:
-    """Call ``module:callable`` with the config; ``gml_ray.report`` streams to the channel."""
+    """Call ``module:callable`` with the config; ``gml_ray.report`` streams to the channel.
+
+    A short trial sends no message at all: its scalars come back in the outcome (``scalars``).
+    One that runs longer announces its start and streams its reports at most every 50 ms.
+    """
     sender = _Sender(spec, channel)
     started = time.time()
     os.makedirs(spec.job_dir, exist_ok=True)
     buffer: list[dict] = []
-    last_flush = [time.time()]
+    last_flush = [started]
+    node = _node_name()
+    announce = threading.Timer(STREAM_AFTER_S, sender.send,
+                               (START, {"node": node, "pid": os.getpid(), "started": started}, False))
+    announce.daemon = True
+    if channel is not None:
+        announce.start()
 
     def sink(records: list[dict]) -> None:
         if not spec.collect_metrics:
             return
         buffer.extend(records)
-        # Stream at most every 50 ms: assessors see fresh values, short trials send one message.
-        if time.time() - last_flush[0] >= 0.05:
+        # Streaming lets assessors see fresh values; batching keeps short trials to one message.
+        if channel is not None and time.time() - last_flush[0] >= STREAM_AFTER_S:
             sender.send(SCALARS, list(buffer), wait=False)
             buffer.clear()
             last_flush[0] = time.time()
@@ -305,7 +334,6 @@ def run_function(spec: JobSpec, channel: Any = None) -> dict:
     reporting.reset_report_step()
     prev_cwd = os.getcwd()
     try:
-        sender.send(START, {"node": _node_name(), "pid": os.getpid(), "started": started}, wait=False)
         fn = load_callable(spec.function or "", spec.cwd)
         os.chdir(spec.job_dir)
         value = fn(dict(spec.values))
@@ -322,13 +350,12 @@ def run_function(spec: JobSpec, channel: Any = None) -> dict:
     finally:
         os.chdir(prev_cwd)
         reporting.set_function_sink(None)
-        if buffer:
-            sender.send(SCALARS, list(buffer), wait=False)
-    result = {"status": status, "message": message, "exit_code": None, "node": _node_name(),
-              "started": started, "ended": time.time(), "sent": sender.sent}
-    if channel is None:
-        result["scalars"] = sender.kept
-    return result
+        announce.cancel()
+        if announce.is_alive():
+            announce.join()  # so that `sent` below counts its message if it went out
+    return {"status": status, "message": message, "exit_code": None, "node": node,
+            "started": started, "ended": time.time(), "sent": sender.sent,
+            "scalars": sender.kept + buffer}
 
 
 _run_command_remote = ray.remote(max_retries=0)(run_command)
@@ -389,9 +416,12 @@ class Job:
                 self.wait()
         return self._status
 
-    def mark_running(self) -> None:
-        if self._status == PENDING:
+    def mark_running(self) -> bool:
+        """PENDING → RUNNING; False if the job was past PENDING already."""
+        if self._status == PENDING and self.outcome is None:
             self._status = RUNNING
+            return True
+        return False
 
     def start(self, **kwargs: Any) -> "Job":
         opts = ray_resources(self.resources)

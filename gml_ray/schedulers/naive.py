@@ -269,7 +269,9 @@ class SchedulerCore:
                 pending_get = self.channel.get_all.remote()
             for job_id, job in list(self.running.items()):
                 if job.outcome is None and job.ref in ready_set:
-                    job.resolve()
+                    outcome = job.resolve()
+                    if outcome.get("scalars"):  # reports a job returned instead of sending
+                        self._ingest(job, outcome.pop("scalars"), job.spec.attempt)
                     self._ending[job_id] = time.time()
             now = time.time()
             for job_id, ended_at in list(self._ending.items()):
@@ -287,34 +289,38 @@ class SchedulerCore:
         return pending_get
 
     def _on_messages(self, messages: list) -> None:
-        rows = []
         for kind, job_id, attempt, payload in messages:
             if kind == WAKE:
                 continue
             job = self.jobs.get(job_id)
-            if job is None:
+            if job is None or attempt != job.spec.attempt:
                 continue
             self._received[job_id] = self._received.get(job_id, 0) + 1
             if kind == START:
-                job.mark_running()
-                self.store.update_job(self.task, job_id, status=RUNNING, started=payload["started"],
-                                      node=payload["node"])
+                if job.mark_running():
+                    self.store.update_job(self.task, job_id, status=RUNNING,
+                                          started=payload["started"], node=payload["node"])
             elif kind == SCALARS:
-                new_reward = False
-                for rec in payload:
-                    tag, value = rec.get("t"), rec.get("v")
-                    rows.append((job_id, tag, rec.get("s"), value, rec.get("c"), attempt))
-                    if tag == self.reward_attribute:
-                        v, _, flag = classify(value)
-                        if flag == FLAG_OK:
-                            self._record_reward(job, v)  # type: ignore[arg-type]
-                            self._history.setdefault(job_id, []).append(
-                                {"iteration": rec.get("s"), "value": v, "created": rec.get("c")})
-                            new_reward = True
-                if new_reward:
-                    self._assess(job)
-        if rows:
-            self.store.add_scalars(self.task, rows)
+                self._ingest(job, payload, attempt)
+
+    def _ingest(self, job: Job, records: list[dict], attempt: int) -> None:
+        """Store a job's reported scalars, update its reward and let the assessor judge it."""
+        job_id = job.spec.job_id
+        rows, new_reward = [], False
+        for rec in records:
+            tag, value = rec.get("t"), rec.get("v")
+            rows.append((job_id, tag, rec.get("s"), value, rec.get("c"), attempt))
+            if tag == self.reward_attribute:
+                v, _, flag = classify(value)
+                if flag == FLAG_OK:
+                    self._record_reward(job, v)  # type: ignore[arg-type]
+                    if self.assessor is not None and job.outcome is None:
+                        self._history.setdefault(job_id, []).append(
+                            {"iteration": rec.get("s"), "value": v, "created": rec.get("c")})
+                        new_reward = True
+        self.store.add_scalars(self.task, rows)
+        if new_reward:
+            self._assess(job)
 
     def _record_reward(self, job: Job, value: float) -> None:
         current = job.reward
