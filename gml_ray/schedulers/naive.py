@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -182,7 +183,8 @@ class SchedulerCore:
         return {"task": self.task, "status": status, "reason": self.stop_reason,
                 "launched": self.num_launched, "filtered": self.num_filtered,
                 "counts": self.store.status_counts(self.task), "best_reward": self.best_reward,
-                "best_job": self.best_job, "elapsed": time.time() - self.start_time}
+                "best_job": self.best_job, "elapsed": time.time() - self.start_time,
+                "scheduler_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
     def _launch(self) -> None:
         misses = 0
