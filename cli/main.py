@@ -122,7 +122,7 @@ def _print_jobs(store, task: str) -> None:
     t = store.require_task(task)
     jobs = store.jobs(task)
     latest = store.latest_scalars(task, t["scalar_columns"])
-    console.print(views.jobs_table(t, jobs, latest))
+    views.jobs_table(t, jobs, latest).render(console)
 
 
 def _select_jobs(store, task: str, jobs: Optional[str]) -> Optional[List[str]]:
@@ -161,9 +161,9 @@ def show(
     rows = store.jobs(task, names)
     ids = [j["job_id"] for j in rows]
     if scalar:
-        console.print(views.scalars_table(rows, store.scalars(task, ids)))
+        views.scalars_table(rows, store.scalars(task, ids)).render(console)
     else:
-        console.print(views.jobs_table(t, rows, store.latest_scalars(task, t["scalar_columns"])))
+        views.jobs_table(t, rows, store.latest_scalars(task, t["scalar_columns"])).render(console)
     if out:
         _write_yaml(out, t, rows, store.scalars(task, ids) if scalar else None)
         console.print(f"wrote {out}")

@@ -76,48 +76,83 @@ def best_job_name(task: dict, jobs: list[dict]) -> str | None:
     return pick(rewarded, key=lambda j: j["reward"])["name"]
 
 
-def jobs_table(task: dict, jobs: list[dict], latest: dict[int, dict[str, Any]]) -> Table:
+RICH_MAX_ROWS = 300  # above this a table prints as plain aligned text: rich's layout is too slow
+
+
+class Grid:
+    """A table's content; :meth:`render` draws it with rich, or as plain text when it is large."""
+
+    def __init__(self, title: str, columns: list[tuple[str, str]]) -> None:
+        self.title, self.columns = title, columns  # (name, "left" | "right")
+        self.rows: list[list[str]] = []
+
+    def add_row(self, *cells: str) -> None:
+        self.rows.append([str(c) for c in cells])
+
+    def rich(self) -> Table:
+        table = Table(title=self.title, title_justify="left")
+        for name, justify in self.columns:
+            table.add_column(name, justify=justify,  # type: ignore[arg-type]
+                             overflow="fold" if name in ("args", "note", "values", "steps") else "ellipsis")
+        status = [i for i, (name, _) in enumerate(self.columns) if name == "status"]
+        for row in self.rows:
+            cells: list[Any] = list(row)
+            for i in status:
+                cells[i] = status_text(row[i])
+            table.add_row(*cells)
+        return table
+
+    def plain(self) -> str:
+        widths = [max([len(name)] + [len(r[i]) for r in self.rows]) for i, (name, _) in enumerate(self.columns)]
+
+        def line(cells: list[str]) -> str:
+            out = [c.rjust(w) if j == "right" else c.ljust(w)
+                   for c, w, (_, j) in zip(cells, widths, self.columns)]
+            return "  ".join(out).rstrip()
+
+        header = line([name for name, _ in self.columns])
+        return "\n".join([self.title, header, "-" * len(header), *map(line, self.rows)]) + "\n"
+
+    def render(self, console: Any) -> None:
+        if len(self.rows) <= RICH_MAX_ROWS:
+            console.print(self.rich())
+        else:
+            console.file.write(self.plain())
+            console.file.flush()
+
+
+def jobs_table(task: dict, jobs: list[dict], latest: dict[int, dict[str, Any]]) -> Grid:
     """One row per job: status, args, reward, the pavi scalar columns, duration (best job starred)."""
     scalar_cols = [c for c in task["scalar_columns"] if c != task["reward_attribute"]]
     best = best_job_name(task, jobs)
-    table = Table(title=f"task {task['name']} ({task['status']}), reward = "
-                        f"{task['optimize_mode']} {task['reward_attribute']}", title_justify="left")
-    table.add_column("job")
-    table.add_column("status")
-    table.add_column("args", overflow="fold")
-    table.add_column("reward", justify="right")
-    for col in scalar_cols:
-        table.add_column(col, justify="right")
-    table.add_column("duration", justify="right")
-    table.add_column("node")
     notes = any(j.get("message") and j["status"] != "FINISHED" for j in jobs)
-    if notes:
-        table.add_column("note", overflow="fold")
+    columns = [("job", "left"), ("status", "left"), ("args", "left"), ("reward", "right")]
+    columns += [(c, "right") for c in scalar_cols]
+    columns += [("duration", "right"), ("node", "left")] + ([("note", "left")] if notes else [])
+    grid = Grid(f"task {task['name']} ({task['status']}), reward = {task['optimize_mode']} "
+                f"{task['reward_attribute']}", columns)
     for j in jobs:
-        mark = " *" if j["name"] == best else ""
-        cells = [j["name"] + mark, status_text(j["status"]), args_text(j["arg_dict"]),
+        cells = [j["name"] + (" *" if j["name"] == best else ""), j["status"], args_text(j["arg_dict"]),
                  fmt_value(j["reward"])]
         cells += [fmt_value(latest.get(j["job_id"], {}).get(c)) for c in scalar_cols]
         cells += [fmt_duration(job_duration(j)), j.get("node") or "-"]
         if notes:
-            cells.append(j.get("message") or "" if j["status"] != "FINISHED" else "")
-        table.add_row(*cells)
-    return table
+            cells.append((j.get("message") or "") if j["status"] != "FINISHED" else "")
+        grid.add_row(*cells)
+    return grid
 
 
-def scalars_table(jobs: list[dict], scalars: list[dict]) -> Table:
+def scalars_table(jobs: list[dict], scalars: list[dict]) -> Grid:
     names = {j["job_id"]: j["name"] for j in jobs}
-    table = Table(title="scalars", title_justify="left")
-    for col in ("job", "tag", "steps", "values"):
-        table.add_column(col, overflow="fold")
+    grid = Grid("scalars", [("job", "left"), ("tag", "left"), ("steps", "left"), ("values", "left")])
     grouped: dict[tuple[int, str], list[dict]] = {}
     for s in scalars:
         grouped.setdefault((s["job_id"], s["tag"]), []).append(s)
     for (job_id, tag), rows in grouped.items():
         values = [fmt_value(r["value"] if r["value"] is not None else r["text"]) for r in rows]
         steps = [str(r["step"]) for r in rows]
-        table.add_row(names.get(job_id, str(job_id)), tag, " ".join(steps), " ".join(values))
-    return table
+        grid.add_row(names.get(job_id, str(job_id)), tag, " ".join(steps), " ".join(values))
+    return grid
 
 
 def progress_view(task: dict, counts: dict[str, int], started: float) -> Group:

@@ -342,6 +342,9 @@ class Store:
                 r["value"] = math.nan
         return rows
 
+    def count_scalars(self, task: str) -> int:
+        return self._query("SELECT COUNT(*) AS n FROM scalars WHERE task = ?", [task])[0]["n"]
+
     def latest_scalars(self, task: str, tags: Iterable[str]) -> dict[int, dict[str, Any]]:
         """``{job_id: {tag: latest value}}`` for the given tags (text for non-numeric values)."""
         tags = list(tags)

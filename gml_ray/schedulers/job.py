@@ -298,7 +298,9 @@ def load_callable(function: str, code_dir: str) -> Any:
     return fn
 
 
-STREAM_AFTER_S = 0.05  # a function trial shorter than this sends nothing until it returns
+# A function trial shorter than this sends nothing until it returns; a longer one streams its
+# reports at most this often. GML_STREAM_INTERVAL_S (in the workers' environment) overrides it.
+STREAM_AFTER_S = float(os.environ.get("GML_STREAM_INTERVAL_S", "0.05"))
 
 
 def run_function(spec: JobSpec, channel: Any = None) -> dict:

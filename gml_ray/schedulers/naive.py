@@ -87,6 +87,7 @@ class SchedulerCore:
         self._received: dict[int, int] = {}
         self._history: dict[int, list[dict]] = {}
         self._last_wake = 0.0
+        self.ingested, self.ingest_s = 0, 0.0  # scalars written, and the time it took
         self.elapsed_before = 0.0  # run time of earlier attempts of this task (resume)
         self._reruns: list[Job] = []  # ERROR jobs of an earlier attempt, run again first
         self._done_keys: set[str] = set()  # configs an earlier attempt already ran
@@ -184,7 +185,8 @@ class SchedulerCore:
                 "launched": self.num_launched, "filtered": self.num_filtered,
                 "counts": self.store.status_counts(self.task), "best_reward": self.best_reward,
                 "best_job": self.best_job, "elapsed": time.time() - self.start_time,
-                "scheduler_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+                "scheduler_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "scalars": self.ingested, "ingest_s": self.ingest_s}
 
     def _launch(self) -> None:
         misses = 0
@@ -307,6 +309,7 @@ class SchedulerCore:
 
     def _ingest(self, job: Job, records: list[dict], attempt: int) -> None:
         """Store a job's reported scalars, update its reward and let the assessor judge it."""
+        t0 = time.perf_counter()
         job_id = job.spec.job_id
         rows, new_reward = [], False
         for rec in records:
@@ -321,6 +324,8 @@ class SchedulerCore:
                             {"iteration": rec.get("s"), "value": v, "created": rec.get("c")})
                         new_reward = True
         self.store.add_scalars(self.task, rows)
+        self.ingested += len(rows)
+        self.ingest_s += time.perf_counter() - t0
         if new_reward:
             self._assess(job)
 
