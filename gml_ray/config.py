@@ -78,6 +78,7 @@ class TaskConfig:
     function: str | None
     search_args: list[SearchArg]
     resources: dict[str, float]
+    max_retries: int  # runs again of a job whose node or worker died under it
     searcher: PluginConfig
     reward_attribute: str
     optimize_mode: str
@@ -305,7 +306,7 @@ def _one_line(exc: BaseException) -> str:
 # ---- sections ---------------------------------------------------------------------------------
 
 TOP_KEYS = ["task", "searcher", "scheduler", "pavi", "use_spe", "generate_log", "custom_imports", "metrics"]
-TASK_KEYS = ["template", "search_args", "function", "resources"]
+TASK_KEYS = ["template", "search_args", "function", "resources", "max_retries"]
 SCHEDULER_KEYS = ["type", "parallel_size", "stop_criterion", "assessor", "filter_criterion"]
 STOP_KEYS = ["type", "max_tries", "time_limits", "max_reward", "time_limits_per_job"]
 PAVI_KEYS = ["compare", "scalars"]
@@ -401,6 +402,9 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
                     raise ctx.error(f"task.search_args[{i}]", f"arg {k!r} is not used in task.template "
                                     f"(add {{{k}}} to it or remove the arg)")
     resources = _parse_resources(ctx, task.get("resources"))
+    max_retries = task.get("max_retries", 0)
+    if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
+        raise ctx.error("task.max_retries", f"must be an integer >= 0, got {_show(max_retries)}")
 
     searcher_raw = _mapping(ctx, top.get("searcher"), "searcher")
     searcher_raw = dict(searcher_raw)
@@ -454,7 +458,8 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
 
     return TaskConfig(
         source=source, base_dir=base_dir, template=template if not function else None,
-        function=function, search_args=args, resources=resources, searcher=searcher,
+        function=function, search_args=args, resources=resources, max_retries=max_retries,
+        searcher=searcher,
         reward_attribute=reward, optimize_mode=mode, scheduler_type=stype, parallel_size=parallel,
         stop=stop, assessor=assessor, filter_criterion=filt, pavi_scalars=list(scalars),
         compare_name=compare.get("name"), generate_log=generate_log,

@@ -22,6 +22,31 @@ def _probe(address: str) -> None:
         raise UserError(f"cannot reach a Ray cluster at {address}: {exc.strerror or exc}") from None
 
 
+_RAY_NAMES = {"num_cpus": "CPU", "num_gpus": "GPU", "memory": "memory"}
+
+
+def check_resources(resources: dict[str, float]) -> None:
+    """Fail at once (UserError) when no alive node of the cluster could ever run one job.
+
+    Ray would keep such a job PENDING forever. Set GML_SKIP_RESOURCE_CHECK=1 on an autoscaling
+    cluster whose node types are not up yet.
+    """
+    import ray
+
+    if os.environ.get("GML_SKIP_RESOURCE_CHECK") == "1":
+        return
+    wanted = {_RAY_NAMES.get(k, k): v for k, v in resources.items() if v}
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if any(all(node.get(k, 0) >= v for k, v in wanted.items()) for node in nodes):
+        return
+    offer = "; ".join(", ".join(f"{k} {v:g}" for k, v in sorted(node.items())
+                                if not k.startswith("node:") and k != "object_store_memory")
+                      for node in nodes) or "no alive node"
+    ask = ", ".join(f"{k}: {v:g}" for k, v in resources.items())
+    raise UserError(f"task.resources {{{ask}}}: no node of the Ray cluster can run a job "
+                    f"(nodes offer: {offer})")
+
+
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     """Join ``address`` (or ``RAY_ADDRESS``), or start a local Ray; True if this call started Ray."""
     import ray

@@ -49,8 +49,10 @@ class JobSpec:
 
 
 def _node_name() -> str:
+    """``<ip> <node id prefix>``: the IP for people, the id to tell apart nodes on one host."""
     try:
-        return ray.util.get_node_ip_address()
+        node_id = ray.get_runtime_context().get_node_id() or ""
+        return f"{ray.util.get_node_ip_address()} {node_id[:8]}".strip()
     except Exception:  # noqa: BLE001 - outside Ray
         return socket.gethostname()
 
@@ -384,6 +386,11 @@ def _spec_kwargs(kwargs: dict) -> dict:
     return {k: kwargs.pop(k) for k in keys if k in kwargs}
 
 
+LOST_ERRORS = tuple(getattr(ray.exceptions, name) for name in (
+    "NodeDiedError", "WorkerCrashedError", "LocalRayletDiedError", "ObjectLostError",
+    "OwnerDiedError", "ActorDiedError") if hasattr(ray.exceptions, name))
+
+
 class Job:
     """One config's run on Ray. ``start()`` submits it, ``wait()`` blocks for its outcome,
     ``kill()`` ends it (its whole process group), ``status`` is PENDING → RUNNING → an end status.
@@ -448,7 +455,9 @@ class Job:
             outcome = {"status": KILLED, "message": "cancelled before it started", "sent": 0}
         except ray.exceptions.RayError as exc:
             text = " ".join(str(exc).split())
-            outcome = {"status": ERROR, "message": f"{type(exc).__name__}: {text[:300]}", "sent": None}
+            outcome = {"status": ERROR, "message": f"{type(exc).__name__}: {text[:300]}", "sent": None,
+                       # the job's node or worker died under it: worth running again elsewhere
+                       "lost": isinstance(exc, LOST_ERRORS)}
         if self.kill_status is not None and outcome["status"] == KILLED:
             outcome["status"] = self.kill_status
             outcome["message"] = self.kill_message or outcome.get("message", "")

@@ -22,6 +22,7 @@ import time
 from typing import Any, Callable
 
 import ray
+import ray.util.scheduling_strategies
 import yaml
 
 from .. import render
@@ -66,7 +67,10 @@ class SchedulerCore:
         self.space = cfg.search_space()
         self.reward_attribute, self.optimize_mode = cfg.reward_attribute, cfg.optimize_mode
         self.parallel_size = cfg.parallel_size
-        self.channel = MessageChannel.options(num_cpus=0).remote()
+        # The queue lives beside the scheduler (the driver's node): jobs' nodes may come and go.
+        here = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
+            ray.get_runtime_context().get_node_id(), soft=False)
+        self.channel = MessageChannel.options(num_cpus=0, scheduling_strategy=here).remote()
         self._file_bases = {a.name: render.load_config_file(a.file) for a in cfg.search_args
                             if a.type == "File"}
         self.is_stop = False
@@ -89,6 +93,7 @@ class SchedulerCore:
         self._last_wake = 0.0
         self.ingested, self.ingest_s = 0, 0.0  # scalars written, and the time it took
         self.elapsed_before = 0.0  # run time of earlier attempts of this task (resume)
+        self._retries: dict[int, int] = {}  # job id -> runs again after a lost node
         self._reruns: list[Job] = []  # ERROR jobs of an earlier attempt, run again first
         self._done_keys: set[str] = set()  # configs an earlier attempt already ran
         if resume:
@@ -274,6 +279,8 @@ class SchedulerCore:
             for job_id, job in list(self.running.items()):
                 if job.outcome is None and job.ref in ready_set:
                     outcome = job.resolve()
+                    if outcome.get("lost") and self._retry(job):
+                        continue
                     if outcome.get("scalars"):  # reports a job returned instead of sending
                         self._ingest(job, outcome.pop("scalars"), job.spec.attempt)
                     self._ending[job_id] = time.time()
@@ -291,6 +298,20 @@ class SchedulerCore:
                 if self.store.stop_requested(self.task):
                     self.external_stop(KILLED, "stopped by `ctl stop`")
         return pending_get
+
+    def _retry(self, job: Job) -> bool:
+        """Run a job whose node or worker died again (``task.max_retries``); False if none left."""
+        retries = self._retries.get(job.spec.job_id, 0)
+        if retries >= self.cfg.max_retries or self.is_stop:
+            return False
+        self._retries[job.spec.job_id] = retries + 1
+        log.warning("%s lost its node or worker (%s); running it again (%d/%d)", job.name,
+                    job.outcome.get("message") if job.outcome else "", retries + 1, self.cfg.max_retries)
+        del self.running[job.spec.job_id]
+        self._received.pop(job.spec.job_id, None)
+        self._history.pop(job.spec.job_id, None)
+        self._start(self._make_job(job.config, job.spec.job_id, job.spec.attempt + 1))
+        return True
 
     def _on_messages(self, messages: list) -> None:
         for kind, job_id, attempt, payload in messages:
@@ -495,12 +516,17 @@ class NaiveScheduler:
 
         Ctrl+C stops it: running and pending jobs become ERROR, then KeyboardInterrupt is raised.
         """
-        from ..runtime import init_ray
+        from ..runtime import check_resources, init_ray
 
         store = self.store or self.prepare()
         started_ray = init_ray(self.address, self.num_cpus)
         actor = None
         try:
+            try:
+                check_resources(self.cfg.resources)
+            except UserError as exc:
+                store.update_task(self.task, status=ERROR, ended=time.time(), message=str(exc))
+                raise
             node_id = ray.get_runtime_context().get_node_id()
             strategy = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(node_id, soft=False)
             actor = SchedulerActor.options(scheduling_strategy=strategy).remote(
