@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import resource
@@ -90,6 +91,7 @@ class SchedulerCore:
         self._ending: dict[int, float] = {}  # job id -> when its task ended (waiting for messages)
         self._received: dict[int, int] = {}
         self._history: dict[int, list[dict]] = {}
+        self._latest: dict[int, dict[str, Any]] = {}  # running job id -> {tag: last value}
         self._last_wake = 0.0
         self.ingested, self.ingest_s = 0, 0.0  # scalars written, and the time it took
         self.elapsed_before = 0.0  # run time of earlier attempts of this task (resume)
@@ -309,6 +311,7 @@ class SchedulerCore:
                     job.outcome.get("message") if job.outcome else "", retries + 1, self.cfg.max_retries)
         del self.running[job.spec.job_id]
         self._received.pop(job.spec.job_id, None)
+        self._latest.pop(job.spec.job_id, None)
         self._history.pop(job.spec.job_id, None)
         self._start(self._make_job(job.config, job.spec.job_id, job.spec.attempt + 1))
         return True
@@ -345,6 +348,10 @@ class SchedulerCore:
                             {"iteration": rec.get("s"), "value": v, "created": rec.get("c")})
                         new_reward = True
         self.store.add_scalars(self.task, rows)
+        latest = self._latest.setdefault(job_id, {})
+        for rec in records:
+            latest[rec.get("t")] = _json_safe(rec.get("v"))
+        self.store.update_job(self.task, job_id, latest=json.dumps(latest))
         self.ingested += len(rows)
         self.ingest_s += time.perf_counter() - t0
         if new_reward:
@@ -381,8 +388,10 @@ class SchedulerCore:
         log.info("%s %s%s reward=%s", job.name, status,
                  f" ({outcome['message']})" if outcome.get("message") else "", job.reward)
         del self.running[job_id]
+        del self.jobs[job_id]  # finished jobs live in the store, not in the scheduler's memory
         self._received.pop(job_id, None)
         self._history.pop(job_id, None)
+        self._latest.pop(job_id, None)
         if reward is not None and status != ERROR:
             self.searcher.update(job.config, reward)
         else:
@@ -436,6 +445,13 @@ class SchedulerActor:
 
     def stop(self, status: str, reason: str) -> None:
         self.core.external_stop(status, reason)
+
+
+def _json_safe(value: Any) -> Any:
+    """A reported value for the ``latest`` JSON column (NaN and inf as text)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
