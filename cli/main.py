@@ -19,6 +19,8 @@ from rich.text import Text
 from gml_ray.errors import UserError
 
 from . import views
+from .report_cmds import register as register_report_cmds
+from .report_cmds import watch as watch_task
 
 # Piped or redirected output gets wide lines instead of rich's 80-column fallback.
 console = Console() if Console().is_terminal else Console(width=int(os.environ.get("COLUMNS", 200)))
@@ -147,10 +149,17 @@ def show(
     jobs: Optional[str] = typer.Option(None, "--jobs", help="only these jobs: job_0001,job_0002 or 1,2"),
     scalar: bool = typer.Option(False, "--scalar", help="show the jobs' scalars"),
     out: Optional[str] = typer.Option(None, "--out", help="also write the task to this YAML file"),
+    watch: bool = typer.Option(False, "--watch", help="redraw the jobs in place while the task runs (best first)"),
+    interval: float = typer.Option(2.0, "--interval", help="seconds between --watch refreshes"),
     workdir: Optional[str] = typer.Option(None, "--workdir", "-w", help=WORKDIR_HELP),
 ) -> None:
     """List tasks, or one task's jobs (with --task)."""
+    if watch and (task is None or jobs or scalar or out):
+        raise UserError("--watch needs --task, and shows the whole task (no --jobs, --scalar or --out)")
     store = _open_store(workdir)
+    if watch:
+        watch_task(store, task, console, interval)
+        return
     if task is None:
         if jobs or scalar or out:
             raise UserError("--jobs, --scalar and --out need --task")
@@ -248,6 +257,9 @@ def import_cmd(
     from gml_ray.store import Store
     name = import_task(Store(resolve_workdir(workdir)), tar_path, task, force)
     console.print(f"imported task {name} from {tar_path}")
+
+
+register_report_cmds(ctl_app)  # ctl report, ctl export-tb
 
 
 def _main(typer_app: typer.Typer, prog_name: Optional[str] = None, args: Optional[list] = None) -> None:

@@ -94,6 +94,7 @@ class TaskConfig:
     custom_imports: list[str]
     raw: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    tensorboard: bool = False  # also write each job's scalars + args as TensorBoard events when it ends
 
     def search_space(self) -> Dict:
         """A fresh :class:`Dict` space over the top-level args (Nested args under their key)."""
@@ -305,7 +306,8 @@ def _one_line(exc: BaseException) -> str:
 
 # ---- sections ---------------------------------------------------------------------------------
 
-TOP_KEYS = ["task", "searcher", "scheduler", "pavi", "use_spe", "generate_log", "custom_imports", "metrics"]
+TOP_KEYS = ["task", "searcher", "scheduler", "pavi", "use_spe", "generate_log", "custom_imports", "metrics",
+            "tensorboard"]
 TASK_KEYS = ["template", "search_args", "function", "resources", "max_retries"]
 SCHEDULER_KEYS = ["type", "parallel_size", "stop_criterion", "assessor", "filter_criterion"]
 STOP_KEYS = ["type", "max_tries", "time_limits", "max_reward", "time_limits_per_job"]
@@ -445,6 +447,7 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
     if use_spe:
         warnings.append("use_spe is a GML cluster feature and is ignored")
     generate_log = _bool(ctx, top.get("generate_log", True), "generate_log")
+    tensorboard = _bool(ctx, top.get("tensorboard", False), "tensorboard")
     metrics = top.get("metrics", "collect")
     if metrics not in ("collect", "none"):
         raise ctx.error("metrics", f"must be collect or none, got {_show(metrics)}")
@@ -463,7 +466,8 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
         reward_attribute=reward, optimize_mode=mode, scheduler_type=stype, parallel_size=parallel,
         stop=stop, assessor=assessor, filter_criterion=filt, pavi_scalars=list(scalars),
         compare_name=compare.get("name"), generate_log=generate_log,
-        collect_metrics=metrics == "collect", custom_imports=list(imports), raw=top, warnings=warnings)
+        collect_metrics=metrics == "collect", custom_imports=list(imports), raw=top, warnings=warnings,
+        tensorboard=tensorboard)
 
 
 def load_config(path: str) -> TaskConfig:

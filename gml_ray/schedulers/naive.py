@@ -26,7 +26,7 @@ import ray
 import ray.util.scheduling_strategies
 import yaml
 
-from .. import render
+from .. import render, tensorboard
 from ..assessors import AssessResult
 from ..config import TaskConfig, load_config, parse_config
 from ..errors import UserError
@@ -385,6 +385,8 @@ class SchedulerCore:
                               exit_code=outcome.get("exit_code"), message=outcome.get("message") or None,
                               **({"node": outcome["node"]} if outcome.get("node") else {}),
                               **({"started": outcome["started"]} if outcome.get("started") else {}))
+        if self.cfg.tensorboard:  # the job's scalars + args as TensorBoard events
+            tensorboard.on_job_end(self.store, self.task, self.task_dir, job, status)
         log.info("%s %s%s reward=%s", job.name, status,
                  f" ({outcome['message']})" if outcome.get("message") else "", job.reward)
         del self.running[job_id]
