@@ -305,6 +305,14 @@ class Store:
         rows = self._query("SELECT status, COUNT(*) AS n FROM jobs WHERE task = ? GROUP BY status", [task])
         return {r["status"]: r["n"] for r in rows}
 
+    def mark_cancelled_as(self, task: str, status: str, since: float, message: str) -> int:
+        """Jobs that ended as cancelled (KILLED) since ``since`` get ``status``: a terminal's Ctrl+C
+        reaches the job processes too, sometimes before the run's own stop does."""
+        cur = self._exec("UPDATE jobs SET status = ?, message = ? WHERE task = ? AND status = ? "
+                         "AND message = ? AND ended >= ?",
+                         [status, message, task, "KILLED", "cancelled", since])
+        return cur.rowcount
+
     def mark_active_jobs(self, task: str, status: str, message: str) -> int:
         """Set every PENDING/RUNNING job of ``task`` to ``status``; returns how many changed."""
         cur = self._exec("UPDATE jobs SET status = ?, message = ?, ended = COALESCE(ended, ?) "

@@ -337,6 +337,10 @@ def run_function(spec: JobSpec, channel: Any = None) -> dict:
     reporting.set_function_sink(sink)
     reporting.reset_report_step()
     prev_cwd = os.getcwd()
+    # ray.cancel() raises KeyboardInterrupt through the SIGINT handler, which a run started in the
+    # background (`cmd &`, nohup) has set to "ignore": put Python's default back for the trial.
+    in_main = threading.current_thread() is threading.main_thread()
+    old_handler = signal.signal(signal.SIGINT, signal.default_int_handler) if in_main else None
     try:
         fn = load_callable(spec.function or "", spec.cwd)
         os.chdir(spec.job_dir)
@@ -352,6 +356,8 @@ def run_function(spec: JobSpec, channel: Any = None) -> dict:
             with open(os.path.join(spec.job_dir, "stderr.log"), "a") as f:
                 traceback.print_exc(file=f)
     finally:
+        if old_handler is not None:
+            signal.signal(signal.SIGINT, old_handler)
         os.chdir(prev_cwd)
         reporting.set_function_sink(None)
         announce.cancel()

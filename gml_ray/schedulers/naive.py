@@ -234,7 +234,7 @@ class SchedulerCore:
                                    resources=self.cfg.resources, channel=self.channel, **common)
         else:
             # File args render to <job_dir>/<name>; the command names that path.
-            for key in values:
+            for key in self.space:
                 sub = self.space[key]
                 if isinstance(sub, render.File):
                     values[key] = os.path.join(job_dir, render.rendered_file_name(sub))
@@ -343,7 +343,7 @@ class SchedulerCore:
                 v, _, flag = classify(value)
                 if flag == FLAG_OK:
                     self._record_reward(job, v)  # type: ignore[arg-type]
-                    if self.assessor is not None and job.outcome is None:
+                    if self.assessor is not None:
                         self._history.setdefault(job_id, []).append(
                             {"iteration": rec.get("s"), "value": v, "created": rec.get("c")})
                         new_reward = True
@@ -366,14 +366,16 @@ class SchedulerCore:
                 self.best_reward, self.best_job = value, job.name
 
     def _assess(self, job: Job) -> None:
-        if self.assessor is None or job.outcome is not None or job.kill_status is not None:
+        # A job's last values may arrive with its outcome: the assessor still sees them (its
+        # statistics of finished jobs need them), but an ended job is not killed.
+        if self.assessor is None or job.kill_status is not None:
             return
         try:
             verdict = self.assessor.assess_job(job.name, list(self._history[job.spec.job_id]))
         except Exception:  # noqa: BLE001 - a failing assessor counts as Good, never ends the task
             log.exception("assessor failed on %s; treating it as Good", job.name)
             return
-        if verdict == AssessResult.Bad or verdict is False:
+        if (verdict == AssessResult.Bad or verdict is False) and job.outcome is None:
             job.kill(EARLY_STOPPED, "stopped early by the assessor")
 
     def _finish(self, job: Job) -> None:
@@ -550,7 +552,7 @@ class NaiveScheduler:
             actor = SchedulerActor.options(scheduling_strategy=strategy).remote(
                 self.cfg, self.task, self.work_dir, self.task_dir, self.code_dir, self.resume)
             ref = actor.run.remote()
-            interrupted = False
+            interrupted: float | bool = False
             while True:
                 try:
                     ready, _ = ray.wait([ref], timeout=progress_every)
@@ -561,7 +563,7 @@ class NaiveScheduler:
                 except KeyboardInterrupt:
                     if interrupted:
                         raise
-                    interrupted = True
+                    interrupted = time.time()
                     actor.stop.remote(ERROR, "interrupted (Ctrl+C)")
             try:
                 summary = ray.get(ref)
@@ -574,6 +576,7 @@ class NaiveScheduler:
                 store.update_task(self.task, status=ERROR, ended=time.time(), message=message)
                 raise RuntimeError(f"task {self.task} failed: {message}") from None
             if interrupted:
+                store.mark_cancelled_as(self.task, ERROR, interrupted - 5.0, "interrupted (Ctrl+C)")
                 raise KeyboardInterrupt
             return summary
         except KeyboardInterrupt:
