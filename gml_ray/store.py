@@ -139,12 +139,13 @@ class Store:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA busy_timeout=30000")
-        if create:
-            with self.transaction():
-                for stmt in SCHEMA.split(";"):
-                    if stmt.strip():
-                        self._conn.execute(stmt)
-                self._add_missing_columns()
+        # The schema is ensured on every open, reading included: a run may have created the file
+        # an instant before its tables.
+        with self.transaction():
+            for stmt in SCHEMA.split(";"):
+                if stmt.strip():
+                    self._conn.execute(stmt)
+            self._add_missing_columns()
 
     def _add_missing_columns(self) -> None:
         """Bring a store written by an older gml-ray up to this schema (new columns only)."""

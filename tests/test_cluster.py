@@ -104,13 +104,17 @@ def wait_nodes(address: str, n: int, timeout: float = 60) -> list[dict]:
 def cluster():
     """A head (1 CPU, resource nodeA, dashboard for job submission) and a worker (1 CPU, nodeB)."""
     port, dash = free_port(), free_port()
+    # Every Ray instance's node agent binds port 52365 by default; the test session's own local Ray
+    # holds it already, and the job-submission agent then never comes up: give each node its own.
     head = Node("--head", f"--port={port}", "--num-cpus=1", '--resources={"nodeA": 1}',
-                "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}")
+                "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
+                f"--dashboard-agent-listen-port={free_port()}")
     address = f"127.0.0.1:{port}"
     worker = None
     try:
         wait_nodes(address, 1)
-        worker = Node(f"--address={address}", "--num-cpus=1", '--resources={"nodeB": 1}')
+        worker = Node(f"--address={address}", "--num-cpus=1", '--resources={"nodeB": 1}',
+                      f"--dashboard-agent-listen-port={free_port()}")
         nodes = wait_nodes(address, 2)
         ids = {name: next(n["id"] for n in nodes if name in n["res"]) for name in ("nodeA", "nodeB")}
         yield {"address": address, "dashboard": f"http://127.0.0.1:{dash}", "ids": ids,

@@ -553,18 +553,30 @@ class NaiveScheduler:
                 self.cfg, self.task, self.work_dir, self.task_dir, self.code_dir, self.resume)
             ref = actor.run.remote()
             interrupted: float | bool = False
-            while True:
-                try:
+            # The first Ctrl+C only sets a flag (a KeyboardInterrupt inside a Ray call can leave the
+            # client stuck); the loop then asks the scheduler to stop. A second one aborts.
+            hits: list[float] = []
+
+            def on_sigint(signum: int, frame: Any) -> None:
+                hits.append(time.time())
+                if len(hits) > 1:
+                    raise KeyboardInterrupt
+
+            in_main = threading.current_thread() is threading.main_thread()
+            old_handler = signal.signal(signal.SIGINT, on_sigint) if in_main else None
+            try:
+                while True:
                     ready, _ = ray.wait([ref], timeout=progress_every)
+                    if hits and not interrupted:
+                        interrupted = hits[0]
+                        actor.stop.remote(ERROR, "interrupted (Ctrl+C)")
                     if on_progress is not None:
                         on_progress()
                     if ready:
                         break
-                except KeyboardInterrupt:
-                    if interrupted:
-                        raise
-                    interrupted = time.time()
-                    actor.stop.remote(ERROR, "interrupted (Ctrl+C)")
+            finally:
+                if old_handler is not None:
+                    signal.signal(signal.SIGINT, old_handler)
             try:
                 summary = ray.get(ref)
             except ray.exceptions.RayError as exc:
