@@ -2,7 +2,8 @@
 and random search, on standard test functions.
 
     python benchmarks/searchers.py [--evals 100] [--seeds 10] [--gp-seeds 10] [--slow-gp-seeds 5]
-                                   [--workers 2] [--latency-reps 5] [--functions branin,mixed]
+                                   [--workers 2] [--latency-reps 7] [--functions branin,mixed]
+                                   [--save results.json] [--load results.json]
 
 Every method minimises each function for ``--evals`` evaluations, once per seed, one config at a
 time (the searcher is told each result before the next ask), except "gml Skopt x4", which keeps
@@ -16,15 +17,17 @@ objects the scheduler uses (get_config / update), without Ray. Methods:
 * gml Random: ``RandomSearcher`` (uniform; log-uniform for log Reals).
 * Optuna TPE: ``TPESampler(seed)`` with its defaults, ask/tell.
 
-Printed: the median (and quartiles) over seeds of the simple regret (best value found minus the
-known optimum) per function; whether gml Skopt proposed exactly raw skopt's configs; and the
-median latency of one tell + ask cycle (what the scheduler waits for between a job ending and
-the next one starting) once 50 and 200 results are known, on ``--latency-function``.
+Printed: the median best value per function and the median latency of one tell + ask cycle (what
+the scheduler waits for between a job ending and the next one starting) once 50 and 200 results
+are known, on ``--latency-function``; the simple regret (best value minus the known optimum) with
+its quartiles; whether gml Skopt evaluated exactly raw skopt's configs; and each method's median
+regret as a ratio of random search's.
 
 GP refits dominate the run time (about 1 s per evaluation in 10-D at 100 results on this 2-core
 machine), so the 10-D functions run the GP methods on fewer seeds (``--slow-gp-seeds``, and
-``--x4-seeds`` / ``--slow-x4-seeds`` for the parallel row); each cell says its number of seeds. BLAS is limited to one thread per process (as SkoptSearcher
-does for itself) and ``--workers`` processes share the runs.
+``--x4-seeds`` / ``--slow-x4-seeds`` for the parallel row); each cell says its number of seeds.
+BLAS is limited to one thread per process (as SkoptSearcher does for itself); ``--workers``
+processes share the runs, and the latencies are measured afterwards, one at a time.
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # before numpy loads: one BLAS thread per worker
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import math  # noqa: E402
 import multiprocessing  # noqa: E402
 import random  # noqa: E402
@@ -278,7 +282,8 @@ def one_latency(job: tuple[str, str, int, int]) -> dict:
                 dists[name] = optuna.distributions.FloatDistribution(s.lower, s.upper, log=s.log)
         for _ in range(n_obs):
             c = space.sample(rng)
-            method.study.add_trial(optuna.trial.create_trial(params=c, distributions=dists, value=problem.f(c)))
+            trial = optuna.trial.create_trial(params=c, distributions=dists, value=problem.f(c))
+            method.study.add_trial(trial)
     else:  # gml-ray searchers: told as on resume, results they did not propose
         for _ in range(n_obs):
             c = space.sample(rng)
@@ -297,24 +302,91 @@ def one_latency(job: tuple[str, str, int, int]) -> dict:
 
 # ---- the report --------------------------------------------------------------------------------------
 
-def regret_cell(runs: list[dict], optimum: float) -> str:
-    if not runs:
-        return "-"
-    regrets = sorted(min(r["values"]) - optimum for r in runs)
-    q = np.percentile(regrets, [25, 50, 75])
-    return f"{_num(q[1])} [{_num(q[0])}, {_num(q[2])}] n={len(runs)}"
-
-
-def _num(x: float) -> str:
+def _num(x: float, digits: int = 3) -> str:
     if x == 0:
         return "0"
     if abs(x) >= 100:
         return f"{x:.0f}"
-    return f"{x:.3g}"
+    return f"{x:.{digits}g}"
 
 
-def median_regret(runs: list[dict], optimum: float) -> float:
-    return statistics.median(min(r["values"]) - optimum for r in runs) if runs else math.nan
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b else ("1.00" if a == b else "inf")
+
+
+def regrets(runs: list[dict], optimum: float) -> list[float]:
+    return sorted(min(r["values"]) - optimum for r in runs)
+
+
+def print_table(headers: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(r[i])) for r in rows + [headers]) for i in range(len(headers))]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+def report(data: dict) -> None:
+    args = data["args"]
+    problems = [PROBLEMS[p] for p in args["functions"].split(",")]
+    methods = args["methods"].split(",")
+    by: dict[tuple[str, str], list[dict]] = {}
+    for r in data["runs"]:
+        by.setdefault((r["method"], r["problem"]), []).append(r)
+    lat = {(r["method"], r["n_obs"]): r["seconds"] for r in data["latencies"]}
+
+    print(f"Median best value over n seeds ({args['evals']} evaluations each, minimised; x4: 4 configs "
+          f"outstanding) and the median tell+ask latency\non {args['latency_function']} once 50 / 200 "
+          f"results are known ({args['latency_reps']} cycles, measured one method at a time)\n")
+    rows = []
+    for method in methods:
+        row = [method]
+        for p in problems:
+            runs = by.get((method, p.name), [])
+            best = statistics.median(min(r["values"]) for r in runs) if runs else None
+            row.append("-" if best is None else f"{_num(best, 5)} n={len(runs)}")
+        for n in (50, 200):
+            row.append(f"{lat[(method, n)] * 1000:.1f} ms" if (method, n) in lat else "-")
+        rows.append(row)
+    print_table(["method"] + [f"{p.name} (opt {_num(p.optimum, 6)})" for p in problems]
+                + ["lat@50", "lat@200"], rows)
+
+    print("\nSimple regret (best - optimum): median [25%, 75%]; run s: median seconds of one run\n")
+    rows = []
+    for method in methods:
+        row = [method]
+        for p in problems:
+            reg = regrets(by.get((method, p.name), []), p.optimum)
+            q = np.percentile(reg, [25, 50, 75]) if reg else None
+            row.append("-" if q is None else f"{_num(q[1])} [{_num(q[0])}, {_num(q[2])}]")
+        secs = [r["seconds"] for p in problems for r in by.get((method, p.name), [])]
+        row.append(f"{statistics.median(secs):.2f}" if secs else "-")
+        rows.append(row)
+    print_table(["method"] + [p.name for p in problems] + ["run s"], rows)
+
+    print("\nChecks (ratios of median regret; < 1 is better):")
+    for p in problems:
+        gml = {r["seed"]: r["values"] for r in by.get(("gml Skopt", p.name), [])}
+        raw = {r["seed"]: r["values"] for r in by.get(("raw skopt", p.name), [])}
+        if gml and raw:
+            same = sum(1 for s in gml if s in raw and gml[s] == raw[s])
+            g = statistics.median(regrets(by[("gml Skopt", p.name)], p.optimum))
+            w = statistics.median(regrets(by[("raw skopt", p.name)], p.optimum))
+            print(f"  {p.name}: gml Skopt evaluated exactly raw skopt's configs on {same}/{len(gml)} seeds; "
+                  f"gml/raw {_ratio(g, w)}")
+        rnd = regrets(by.get(("gml Random", p.name), []), p.optimum)
+        if not rnd:
+            continue
+        rnd_m = statistics.median(rnd)
+        verdicts = []
+        for m in methods:
+            if m in ("gml Random", "raw skopt") or not by.get((m, p.name)):
+                continue
+            mr = statistics.median(regrets(by[(m, p.name)], p.optimum))
+            verdicts.append(f"{m} {_ratio(mr, rnd_m)}{'' if mr < rnd_m else ' (NOT better)'}")
+        print(f"  {p.name}: vs random: " + ", ".join(verdicts))
+    print(f"\nRuns took {data['run_seconds']:.0f} s with {args['workers']} workers, latencies "
+          f"{data['latency_seconds']:.0f} s, on {data['cpus']} CPUs.")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -329,12 +401,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--functions", default=",".join(PROBLEMS))
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--latency-function", default="hartmann6")
-    ap.add_argument("--latency-reps", type=int, default=5)
+    ap.add_argument("--latency-reps", type=int, default=7)
     ap.add_argument("--no-latency", action="store_true")
+    ap.add_argument("--save", help="write the raw results to this JSON file")
+    ap.add_argument("--load", help="print the report of a saved JSON file instead of running")
     args = ap.parse_args(argv)
+    if args.load:
+        with open(args.load) as f:
+            report(json.load(f))
+        return
     problems = [PROBLEMS[p] for p in args.functions.split(",")]
     methods = args.methods.split(",")
-    started = time.perf_counter()
 
     jobs = []
     for problem in problems:
@@ -347,68 +424,25 @@ def main(argv: list[str] | None = None) -> None:
             jobs += [(method, problem.name, seed, args.evals) for seed in range(n)]
     # the slowest first, so the workers finish together
     jobs.sort(key=lambda j: (j[0] not in GP_METHODS, not PROBLEMS[j[1]].slow))
-    lat_jobs = [] if args.no_latency else [
-        (m, args.latency_function, n, args.latency_reps) for m in methods for n in (50, 200)]
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(args.workers, maxtasksperchild=20) as pool:
-        runs, done = [], 0
+    started = time.perf_counter()
+    runs = []
+    with multiprocessing.get_context("fork").Pool(args.workers, maxtasksperchild=20) as pool:
         for result in pool.imap_unordered(one_run, jobs):
             runs.append(result)
-            done += 1
-            print(f"\r{done}/{len(jobs)} runs, {time.perf_counter() - started:.0f} s", end="",
+            print(f"\r{len(runs)}/{len(jobs)} runs, {time.perf_counter() - started:.0f} s", end="",
                   file=sys.stderr, flush=True)
-        print(file=sys.stderr)
-        latencies = pool.map(one_latency, lat_jobs, chunksize=1) if lat_jobs else []
-
-    by = {}
-    for r in runs:
-        by.setdefault((r["method"], r["problem"]), []).append(r)
-    lat = {(r["method"], r["n_obs"]): r["seconds"] for r in latencies}
-
-    print(f"\nSearchers: simple regret (best found - optimum), median [25%, 75%] over n seeds, "
-          f"{args.evals} evaluations each, one config at a time (x4: 4 outstanding)")
-    print(f"tell+ask latency: median of {args.latency_reps} cycles on {args.latency_function} "
-          f"once 50 / 200 results are known\n")
-    headers = ["method"] + [p.name for p in problems] + ["lat@50", "lat@200", "run s"]
-    rows = []
-    for method in methods:
-        row = [method] + [regret_cell(by.get((method, p.name), []), p.optimum) for p in problems]
-        for n in (50, 200):
-            row.append(f"{lat[(method, n)] * 1000:.1f} ms" if (method, n) in lat else "-")
-        secs = [r["seconds"] for p in problems for r in by.get((method, p.name), [])]
-        row.append(f"{statistics.median(secs):.1f}" if secs else "-")
-        rows.append(row)
-    widths = [max(len(str(r[i])) for r in rows + [headers]) for i in range(len(headers))]
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
-    print("  ".join("-" * w for w in widths))
-    for row in rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
-    print("(run s: median seconds of one run over every function and seed)")
-
-    print("\nChecks:")
-    for p in problems:
-        gml = {r["seed"]: r["values"] for r in by.get(("gml Skopt", p.name), [])}
-        raw = {r["seed"]: r["values"] for r in by.get(("raw skopt", p.name), [])}
-        same = sum(1 for s in gml if s in raw and gml[s] == raw[s])
-        if gml and raw:
-            g, w = median_regret(list(by[("gml Skopt", p.name)]), p.optimum), \
-                median_regret(list(by[("raw skopt", p.name)]), p.optimum)
-            print(f"  {p.name}: gml Skopt proposed exactly raw skopt's configs on {same}/{len(gml)} seeds; "
-                  f"median regret ratio gml/raw = {_ratio(g, w)}")
-        rnd = median_regret(by.get(("gml Random", p.name), []), p.optimum)
-        for m in methods:
-            if m in ("gml Random", "raw skopt") or not by.get((m, p.name)) or math.isnan(rnd):
-                continue
-            mr = median_regret(by[(m, p.name)], p.optimum)
-            verdict = "better than" if mr < rnd else "NOT better than"
-            print(f"  {p.name}: {m} {verdict} random (median regret {_num(mr)} vs {_num(rnd)}, "
-                  f"ratio {_ratio(mr, rnd)})")
-    print(f"\nTotal wall time {time.perf_counter() - started:.0f} s with {args.workers} workers "
-          f"on {os.cpu_count()} CPUs.")
-
-
-def _ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}" if b else ("1.00" if a == b else "inf")
+    print(file=sys.stderr)
+    run_seconds = time.perf_counter() - started
+    # One at a time in this process: a latency must not share the cores with another measurement.
+    started = time.perf_counter()
+    latencies = [] if args.no_latency else [
+        one_latency((m, args.latency_function, n, args.latency_reps)) for m in methods for n in (50, 200)]
+    data = {"args": vars(args), "runs": runs, "latencies": latencies, "run_seconds": run_seconds,
+            "latency_seconds": time.perf_counter() - started, "cpus": os.cpu_count()}
+    if args.save:
+        with open(args.save, "w") as f:
+            json.dump(data, f)
+    report(data)
 
 
 if __name__ == "__main__":

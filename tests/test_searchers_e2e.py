@@ -266,7 +266,7 @@ def test_the_manuals_custom_searcher_runs_through_gml_ray_run(tmp_path):
     assert [(j["arg_dict"]["batch-size"], j["arg_dict"]["lr"], j["arg_dict"]["epochs"]) for j in jobs] == \
         grid[::-1]
     assert [j["status"] for j in jobs] == [FINISHED] * 8
-    best = max(jobs, key=lambda j: j["reward"])
-    assert (best["arg_dict"]["lr"], best["arg_dict"]["epochs"], best["arg_dict"]["batch-size"]) == (0.2, 2, 256)
-    assert yaml.safe_load(open(tmp_path / "wd" / "tasks" / "custom" / "search_config.yaml"))["searcher"] == \
-        {"type": "MySearcher", "reward_attribute": "acc"}
+    best = max(jobs, key=lambda j: j["reward"])["arg_dict"]
+    assert (best["lr"], best["epochs"], best["batch-size"]) == (0.2, 2, 256)
+    saved = yaml.safe_load(open(tmp_path / "wd" / "tasks" / "custom" / "search_config.yaml"))
+    assert saved["searcher"] == {"type": "MySearcher", "reward_attribute": "acc"}

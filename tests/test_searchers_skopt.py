@@ -216,7 +216,8 @@ def test_every_documented_kwarg_reaches_skopt_optimizer(tmp_path):
           initial_point_generator: lhs
         """))
     assert isinstance(searcher, SkoptSearcher)
-    assert (searcher.optimize_mode, searcher.reward_attribute, searcher.random_state) == ("minimize", "loss", 7)
+    assert (searcher.optimize_mode, searcher.reward_attribute) == ("minimize", "loss")
+    assert searcher.random_state == 7
     opt = searcher.optimizer
     assert type(opt.base_estimator_).__name__ == "ExtraTreesRegressor"
     assert (opt.n_initial_points_, opt.acq_func, opt.acq_optimizer) == (3, "LCB", "sampling")

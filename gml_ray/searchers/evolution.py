@@ -6,9 +6,9 @@ import math
 import pickle
 import random
 import sys
-from typing import Any
+from typing import Any, Callable, cast
 
-from ..space import Dict, config_key
+from ..space import Dict, Real, config_key
 from .base_searcher import BaseSearcher
 from .builder import SEARCHERS
 from .leaves import CATEGORICAL, ORDINAL, FlatSpace, Leaf
@@ -79,7 +79,7 @@ class EvolutionSearcher(BaseSearcher):
             self._exhausted = True
             return None
         # The initial population; also while fewer than two individuals have a reward to breed from.
-        if len(self._genes) < self.population_size or len(self._rewards) < 2:
+        if len(self._genes) < self.population_size or len(self._rewards) < min(2, self.population_size):
             coords = self._try(self._random)
             if coords is not None:
                 return self._propose(coords)
@@ -94,7 +94,7 @@ class EvolutionSearcher(BaseSearcher):
             return None
         return self._propose(coords)
 
-    def _try(self, make) -> list | None:
+    def _try(self, make: Callable[[], list]) -> list | None:
         """Up to ``gen_trial_limit`` individuals from ``make``; the first unseen one, or None."""
         for _ in range(self.gen_trial_limit):
             coords = make()
@@ -178,10 +178,10 @@ class EvolutionSearcher(BaseSearcher):
 def _sample(leaf: Leaf, rng: random.Random) -> Any:
     if leaf.kind in (CATEGORICAL, ORDINAL):
         return rng.randrange(leaf.size)
-    space = leaf.space
-    if space.log:  # type: ignore[attr-defined]
-        return math.exp(rng.uniform(math.log(space.lower), math.log(space.upper)))  # type: ignore[attr-defined]
-    return rng.uniform(space.lower, space.upper)  # type: ignore[attr-defined]
+    space = cast(Real, leaf.space)  # the only space of a real leaf
+    if space.log:
+        return math.exp(rng.uniform(math.log(space.lower), math.log(space.upper)))
+    return rng.uniform(space.lower, space.upper)
 
 
 def _mutate(leaf: Leaf, coord: Any, rng: random.Random) -> Any:
@@ -199,10 +199,10 @@ def _mutate(leaf: Leaf, coord: Any, rng: random.Random) -> Any:
         return min(max(coord + (size if up else -size), 0), leaf.size - 1)
     if rng.random() < 0.5:
         return _sample(leaf, rng)
-    space = leaf.space
-    if space.log:  # type: ignore[attr-defined]
-        low, high, value = math.log(space.lower), math.log(space.upper), math.log(coord)  # type: ignore[attr-defined]
+    space = cast(Real, leaf.space)  # the only space of a real leaf
+    if space.log:
+        low, high, value = math.log(space.lower), math.log(space.upper), math.log(coord)
         value = min(max(value + rng.gauss(0.0, STEP_SCALE * (high - low)), low), high)
         return math.exp(value)
-    low, high = space.lower, space.upper  # type: ignore[attr-defined]
+    low, high = space.lower, space.upper
     return min(max(coord + rng.gauss(0.0, STEP_SCALE * (high - low)), low), high)

@@ -122,9 +122,9 @@ class SkoptSearcher(BaseSearcher):
             elif leaf.kind == ORDINAL:
                 dimensions.append(Integer(0, leaf.size - 1, name=leaf.name))
             else:
-                prior = "log-uniform" if leaf.space.log else "uniform"  # type: ignore[attr-defined]
-                dimensions.append(Real(leaf.space.lower, leaf.space.upper, prior=prior,  # type: ignore[attr-defined]
-                                       name=leaf.name))
+                space: Any = leaf.space  # a gml_ray Real without step
+                prior = "log-uniform" if space.log else "uniform"
+                dimensions.append(Real(space.lower, space.upper, prior=prior, name=leaf.name))
         if isinstance(base_estimator, str):
             name = base_estimator.upper()
             _check_choice("base_estimator", name, _ESTIMATORS)
