@@ -65,6 +65,8 @@ def run(
     num_cpus: Optional[int] = typer.Option(None, "--num-cpus", help="CPUs of a local Ray (default: all)"),
     code_dir: Optional[str] = typer.Option(None, "--code-dir", help="the code jobs run (default: the config's directory)"),
     no_snapshot: bool = typer.Option(False, "--no-snapshot", help="run jobs in the code dir itself, not a copy"),
+    benchmark: bool = typer.Option(False, "--benchmark", help="run the MuJoCo benchmark: no template, "
+                                   "scheduler.func_type swimmer|hopper, the Real args are the policy"),
 ) -> None:
     """Run a search: every job of CONFIG, on a local Ray or the cluster at --address."""
     from gml_ray.config import load_config
@@ -72,7 +74,7 @@ def run(
 
     if resume and not task:
         raise UserError("--resume needs --task NAME (the task to continue)")
-    cfg = load_config(config)
+    cfg = load_config(config, benchmark=benchmark)
     for warning in cfg.warnings:
         err_console.print(Text(f"warning: {warning}", style="yellow"))
     scheduler = NaiveScheduler(resolve_workdir(workdir), cfg,

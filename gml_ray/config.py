@@ -95,6 +95,18 @@ class TaskConfig:
     raw: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
     tensorboard: bool = False  # also write each job's scalars + args as TensorBoard events when it ends
+    func_type: str | None = None  # the MuJoCo benchmark's function (set only with benchmark=True)
+    rollouts: int = 3  # episodes per MuJoCo policy evaluation
+
+    @property
+    def benchmark(self) -> bool:
+        """Whether this task runs the MuJoCo benchmark (``--benchmark``)."""
+        return self.func_type is not None
+
+    @property
+    def arg_names(self) -> list[str]:
+        """The top-level search args in config order (the MuJoCo policy vector's order)."""
+        return [a.name for a in self.search_args]
 
     def search_space(self) -> Dict:
         """A fresh :class:`Dict` space over the top-level args (Nested args under their key)."""
@@ -309,7 +321,9 @@ def _one_line(exc: BaseException) -> str:
 TOP_KEYS = ["task", "searcher", "scheduler", "pavi", "use_spe", "generate_log", "custom_imports", "metrics",
             "tensorboard"]
 TASK_KEYS = ["template", "search_args", "function", "resources", "max_retries"]
-SCHEDULER_KEYS = ["type", "parallel_size", "stop_criterion", "assessor", "filter_criterion"]
+SCHEDULER_KEYS = ["type", "parallel_size", "stop_criterion", "assessor", "filter_criterion", "func_type",
+                  "rollouts"]
+BENCHMARK_HINT = "or run the MuJoCo benchmark with --benchmark"
 STOP_KEYS = ["type", "max_tries", "time_limits", "max_reward", "time_limits_per_job"]
 PAVI_KEYS = ["compare", "scalars"]
 
@@ -363,8 +377,47 @@ def _parse_resources(ctx: _Ctx, raw: Any) -> dict[str, float]:
     return out
 
 
-def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = ".") -> TaskConfig:
-    """Validate a loaded YAML mapping; ``source`` names the file in errors."""
+def _func_types() -> dict:
+    from .mujoco.objective import FUNC_TYPES  # numpy only: no gymnasium, no Ray
+    return FUNC_TYPES
+
+
+def _parse_benchmark(ctx: _Ctx, sched: dict, args: list[SearchArg], searcher_raw: dict) -> tuple[str, int]:
+    """``--benchmark``: check ``scheduler.func_type``, the Real args and ``searcher.dims``."""
+    funcs = _func_types()
+    names = " or ".join(funcs)
+    if "func_type" not in sched or sched["func_type"] is None:
+        raise ctx.error("scheduler.func_type", f"is required with --benchmark: {names}")
+    func_type = sched["func_type"]
+    if func_type not in funcs:
+        raise ctx.error("scheduler.func_type", f"must be {names}, got {_show(func_type)}")
+    dims = funcs[func_type].dims
+    want = f"{func_type} needs {dims} Real args a0..a{dims - 1}"
+    if len(args) != dims:
+        raise ctx.error("task.search_args", f"{want}, got {len(args)}")
+    for i, arg in enumerate(args):
+        if arg.type != "Real":
+            raise ctx.error(f"task.search_args[{i}]", f"{want}; {arg.name!r} is {arg.type}")
+        if arg.step is not None or arg.log:
+            raise ctx.error(f"task.search_args[{i}]", f"{want} without step or log; {arg.name!r} has "
+                            f"{'step' if arg.step is not None else 'log'}")
+    if "dims" in searcher_raw:  # the manual's LamctsSearcher config carries it; checked, then shared
+        value = searcher_raw.pop("dims")
+        if value != dims or isinstance(value, bool):
+            raise ctx.error("searcher.dims", f"{func_type} has {dims} dims, got {_show(value)}")
+    rollouts = sched.get("rollouts", 3)
+    if not isinstance(rollouts, int) or isinstance(rollouts, bool) or rollouts < 1:
+        raise ctx.error("scheduler.rollouts", f"must be a positive integer, got {_show(rollouts)}")
+    return func_type, rollouts
+
+
+def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = ".",
+                 benchmark: bool = False) -> TaskConfig:
+    """Validate a loaded YAML mapping; ``source`` names the file in errors.
+
+    ``benchmark``: the MuJoCo benchmark (``--benchmark``): no template, ``scheduler.func_type``
+    names the function and the search args are its policy vector's Real entries, in order.
+    """
     ctx = _Ctx(source)
     base_dir = os.path.abspath(base_dir)
     top = _mapping(ctx, raw, "(top level)", required=True)
@@ -376,18 +429,33 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
     template, function = task.get("template"), task.get("function")
     if template is not None and (not isinstance(template, str)):
         raise ctx.error("task.template", f"must be a string, got {_show(template)}")
-    if function is not None and (not isinstance(function, str)
-                                 or not re.fullmatch(r"[\w.]+:[\w.]+", function)):
-        raise ctx.error("task.function", f"must look like 'module:callable', got {_show(function)}")
-    if template and template.strip() and function:
-        raise ctx.error("task", "give either template or function, not both")
-    if not (template and template.strip()) and not function:
-        raise ctx.error("task.template", "is required (or task.function: 'module:callable')")
+    sched_peek = top.get("scheduler") if isinstance(top.get("scheduler"), dict) else {}
+    if benchmark:
+        if function is not None:
+            raise ctx.error("task.function", "the MuJoCo benchmark (--benchmark) runs no function: "
+                            "remove task.function")
+        if template and template.strip():
+            raise ctx.error("task.template", f"must be empty with --benchmark (the MuJoCo objective is "
+                            f"the job), got {_show(template)}")
+        template = None
+    else:
+        if function is not None and (not isinstance(function, str)
+                                     or not re.fullmatch(r"[\w.]+:[\w.]+", function)):
+            raise ctx.error("task.function", f"must look like 'module:callable', got {_show(function)}")
+        if template and template.strip() and function:
+            raise ctx.error("task", "give either template or function, not both")
+        if not (template and template.strip()) and not function:
+            if "func_type" in sched_peek:
+                raise ctx.error("task.template", f"is required ({BENCHMARK_HINT})")
+            raise ctx.error("task.template", "is required (or task.function: 'module:callable')")
+        for key in ("func_type", "rollouts"):
+            if key in sched_peek:
+                warnings.append(f"scheduler.{key} is used only with --benchmark; ignored")
     if "search_args" not in task:
         raise ctx.error("task.search_args", "is required")
     args = _parse_args(ctx, task["search_args"], "task.search_args", base_dir, in_file=False)
     space = Dict(**{a.name: a.to_space() for a in args})
-    if template and template.strip() and not function:
+    if template and template.strip() and not function and not benchmark:
         try:
             used = render.placeholder_names(template)
         except ValueError as exc:
@@ -420,11 +488,14 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
     mode = searcher_raw.get("optimize_mode", "maximize")
     if mode not in OPTIMIZE_MODES:
         raise ctx.error("searcher.optimize_mode", f"must be maximize or minimize, got {_show(mode)}")
+    sched = _mapping(ctx, top.get("scheduler"), "scheduler")
+    _check_keys(ctx, sched, SCHEDULER_KEYS, "scheduler")
+    func_type, rollouts = None, 3
+    if benchmark:
+        func_type, rollouts = _parse_benchmark(ctx, sched, args, searcher_raw)
     searcher = _plugin(ctx, searcher_raw, "searcher")
     assert searcher is not None
 
-    sched = _mapping(ctx, top.get("scheduler"), "scheduler")
-    _check_keys(ctx, sched, SCHEDULER_KEYS, "scheduler")
     stype = sched.get("type", "FIFO")
     if stype != "FIFO":
         raise ctx.error("scheduler.type", f"only FIFO is supported, got {_show(stype)}")
@@ -467,11 +538,11 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
         stop=stop, assessor=assessor, filter_criterion=filt, pavi_scalars=list(scalars),
         compare_name=compare.get("name"), generate_log=generate_log,
         collect_metrics=metrics == "collect", custom_imports=list(imports), raw=top, warnings=warnings,
-        tensorboard=tensorboard)
+        tensorboard=tensorboard, func_type=func_type, rollouts=rollouts)
 
 
-def load_config(path: str) -> TaskConfig:
-    """Read and validate a ``search_config.yaml``."""
+def load_config(path: str, benchmark: bool = False) -> TaskConfig:
+    """Read and validate a ``search_config.yaml`` (``benchmark``: the MuJoCo benchmark's rules)."""
     source = path
     if not os.path.isfile(path):
         raise ConfigError(f"no such file: {path}")
@@ -483,4 +554,4 @@ def load_config(path: str) -> TaskConfig:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or _one_line(exc)
         raise ConfigError(f"{where}invalid YAML: {problem}", "", source) from None
-    return parse_config(raw, source, os.path.dirname(os.path.abspath(path)))
+    return parse_config(raw, source, os.path.dirname(os.path.abspath(path)), benchmark)

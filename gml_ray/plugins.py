@@ -13,9 +13,6 @@ from .config import PluginConfig, TaskConfig
 from .errors import ConfigError
 from .registry import Registry, accepted_kwargs, import_custom, is_plugin_path, unknown_kwargs
 
-# Settings every searcher may take; passed only to searchers whose constructor accepts them.
-_SHARED_SEARCHER_KEYS = ("reward_attribute", "optimize_mode")
-
 
 @dataclass
 class Components:
@@ -70,7 +67,11 @@ def build_components(cfg: TaskConfig) -> Components:
     from .searchers import SEARCHERS
 
     load_custom_imports(cfg)
-    shared = {"reward_attribute": cfg.reward_attribute, "optimize_mode": cfg.optimize_mode}
+    # Passed only to searchers whose constructor takes them (parallel_size: batch proposals).
+    shared = {"reward_attribute": cfg.reward_attribute, "optimize_mode": cfg.optimize_mode,
+              "parallel_size": cfg.parallel_size}
+    if cfg.benchmark:  # the MuJoCo policy's size, for searchers that take it (LamctsSearcher)
+        shared["dims"] = len(cfg.search_args)
     searcher = _build(SEARCHERS, cfg.searcher, cfg, "searcher",
                       extra={"search_space": cfg.search_space()}, shared=shared)
     if getattr(searcher, "optimize_mode", None) != cfg.optimize_mode:

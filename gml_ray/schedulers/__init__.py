@@ -7,13 +7,13 @@ from .filter_criterion import FILTER_CRITERIONS, BaseFilterCriterion, build_filt
 from .stop_criterion import (STOP_CRITERIONS, BaseStopCriterion, StopCriterion, build_stop_criterion,
                              get_current_time)
 
-__all__ = ["NaiveScheduler", "build_stop_criterion", "build_filter_criterion", "STOP_CRITERIONS",
+__all__ = ["NaiveScheduler", "MujocoScheduler", "build_stop_criterion", "build_filter_criterion", "STOP_CRITERIONS",
            "FILTER_CRITERIONS", "BaseStopCriterion", "BaseFilterCriterion", "StopCriterion", "get_current_time"]
 
 
 def __getattr__(name: str) -> Any:
     # NaiveScheduler needs Ray; criteria plugins importing this package should not pay for it.
-    if name in ("NaiveScheduler", "SchedulerActor", "SchedulerCore"):
+    if name in ("NaiveScheduler", "MujocoScheduler", "SchedulerActor", "SchedulerCore"):
         from . import naive
         return getattr(naive, name)
     raise AttributeError(name)

@@ -98,6 +98,11 @@ class SchedulerCore:
         self._retries: dict[int, int] = {}  # job id -> runs again after a lost node
         self._reruns: list[Job] = []  # ERROR jobs of an earlier attempt, run again first
         self._done_keys: set[str] = set()  # configs an earlier attempt already ran
+        self.pool = None  # the MuJoCo benchmark's rollout actors (one per parallel slot)
+        if cfg.benchmark:
+            from ..mujoco.rollout import RolloutPool
+            self.pool = RolloutPool(cfg.func_type or "", cfg.parallel_size, cfg.resources, cfg.rollouts,
+                                    cfg.reward_attribute)
         if resume:
             self._restore()
 
@@ -173,6 +178,8 @@ class SchedulerCore:
             self._abort_running(ERROR, self.stop_reason)
             raise
         finally:
+            if self.pool is not None:  # no rollout actor outlives its run
+                self.pool.shutdown()
             try:
                 self.stop_criterion.after_run(self)
             except Exception:  # noqa: BLE001 - a plugin's after_run must not hide the result
@@ -228,6 +235,13 @@ class SchedulerCore:
         common = dict(job_dir=job_dir, cwd=self.code_dir, job_id=job_id, attempt=attempt,
                       generate_log=self.cfg.generate_log, collect_metrics=self.cfg.collect_metrics,
                       env={"GML_TASK": self.task})
+        if self.cfg.benchmark:
+            from ..mujoco.job import MujocoJob, policy_vector
+            return MujocoJob(self.cfg.func_type or "", name, policy_vector(config, self.cfg.arg_names),
+                             args, config=config, pool=self.pool, rollouts=self.cfg.rollouts,
+                             reward_attribute=self.reward_attribute, resources=self.cfg.resources,
+                             channel=self.channel, time_limit=self.cfg.stop.time_limits_per_job,
+                             **common)
         values = render.job_values(self.space, config, None)
         if self.cfg.function:
             job: Job = FunctionJob(self.cfg.function, name, values, args, config=config,
@@ -259,6 +273,8 @@ class SchedulerCore:
             self.store.add_job(self.task, spec.job_id, spec.name, job.config, job.arg_dict,
                                spec.command or spec.function, spec.job_dir)
         job.start()
+        if getattr(job, "starts_running", False) and job.mark_running():  # runs at once (a pool actor)
+            self.store.update_job(self.task, spec.job_id, status=RUNNING, started=time.time())
         log.info("started %s (attempt %d): %s", spec.name, spec.attempt, spec.command or job.arg_dict)
         self.jobs[spec.job_id] = job
         self.running[spec.job_id] = job
@@ -467,6 +483,25 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:1000]
 
 
+def _check_same_mode(task: str, config_yaml: str | None, cfg: TaskConfig) -> None:
+    """``--resume`` must run a task the way it was run: with --benchmark (same func_type) or without."""
+    try:
+        raw = yaml.safe_load(config_yaml or "") or {}
+        sched = raw.get("scheduler") or {}
+        tmpl, func = (raw.get("task") or {}).get("template"), (raw.get("task") or {}).get("function")
+    except (yaml.YAMLError, AttributeError):
+        return
+    was = sched.get("func_type") if isinstance(sched, dict) and not (tmpl and str(tmpl).strip()) \
+        and not func else None
+    if was and not cfg.benchmark:
+        raise UserError(f"task {task} ran the MuJoCo benchmark ({was}): resume it with --benchmark")
+    if cfg.benchmark and not was:
+        raise UserError(f"task {task} is not a MuJoCo benchmark task: resume it without --benchmark")
+    if cfg.benchmark and was != cfg.func_type:
+        raise UserError(f"task {task} ran scheduler.func_type {was}, the config now says "
+                        f"{cfg.func_type}: resume it with the config it ran")
+
+
 class NaiveScheduler:
     """Runs one task to its end: ``NaiveScheduler(work_dir, config, symlink_paths).run()``.
 
@@ -478,12 +513,17 @@ class NaiveScheduler:
 
     def __init__(self, work_dir: str, config: TaskConfig | dict | str, symlink_paths: Any = None, *,
                  task: str | None = None, code_dir: str | None = None, address: str | None = None,
-                 num_cpus: int | None = None, resume: bool = False, snapshot: bool = True) -> None:
+                 num_cpus: int | None = None, resume: bool = False, snapshot: bool = True,
+                 benchmark: bool = False) -> None:
         if isinstance(config, str):
-            config = load_config(config)
+            config = load_config(config, benchmark=benchmark)
         elif isinstance(config, dict):
-            config = parse_config(config, "config", code_dir or os.getcwd())
+            config = parse_config(config, "config", code_dir or os.getcwd(), benchmark=benchmark)
+        elif benchmark and not config.benchmark:  # parsed without benchmark=True: check it again
+            config = parse_config(config.raw, config.source, config.base_dir, benchmark=True)
         self.cfg: TaskConfig = config
+        if config.benchmark:
+            snapshot = False  # the MuJoCo benchmark runs no user code: nothing to snapshot
         self.work_dir = os.path.abspath(work_dir)
         self.symlink_paths = list(symlink_paths or [])
         self.task = check_task_name(task or time.strftime("task_%Y%m%d_%H%M%S"))
@@ -507,6 +547,7 @@ class NaiveScheduler:
                       started=now, heartbeat=now, host=socket.gethostname(), pid=os.getpid())
         if self.resume:
             old = store.require_task(self.task)
+            _check_same_mode(self.task, old.get("config_yaml"), self.cfg)
             if old["status"] == RUNNING:
                 raise UserError(f"task {self.task} is still running (pid {old['pid']} on {old['host']});"
                                 f" stop it first with `gml-ray ctl stop --task {self.task}`")
@@ -600,3 +641,13 @@ class NaiveScheduler:
                 ray.kill(actor)
             if started_ray:
                 ray.shutdown()
+
+
+class MujocoScheduler(NaiveScheduler):
+    """The manual's MujocoScheduler: :class:`NaiveScheduler` with ``benchmark=True`` (same loop;
+    its jobs are :class:`~gml_ray.mujoco.MujocoJob` evaluations on the run's rollout actors)."""
+
+    def __init__(self, work_dir: str, config: TaskConfig | dict | str, symlink_paths: Any = None,
+                 **kwargs: Any) -> None:
+        kwargs.setdefault("benchmark", True)
+        super().__init__(work_dir, config, symlink_paths, **kwargs)

@@ -4,8 +4,9 @@ from .batch import BatchSearcher
 from .builder import SEARCHERS, build_searcher
 from .evolution import EvolutionSearcher
 from .grid import GridSearcher
+from .lamcts import LamctsSearcher  # imports torch only when one is built
 from .random import RandomSearcher
 from .skopt import SkoptSearcher  # imports scikit-optimize only when one is built
 
 __all__ = ["BaseSearcher", "SEARCHERS", "build_searcher", "BatchSearcher", "EvolutionSearcher",
-           "GridSearcher", "RandomSearcher", "SkoptSearcher"]
+           "GridSearcher", "LamctsSearcher", "RandomSearcher", "SkoptSearcher"]

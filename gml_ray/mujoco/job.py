@@ -1,0 +1,76 @@
+"""``MujocoJob``: one policy evaluation of the MuJoCo benchmark, run on a rollout actor of the pool.
+
+It is a :class:`~gml_ray.schedulers.job.Job` like the others (``start``, ``wait``, ``kill``,
+``status``), so the normal scheduler loop runs it: its ``ref`` resolves to an outcome dict with the
+scalars inside (``sent=0``), and the scheduler stores them and takes the reward from them.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+from ..schedulers.job import Job, JobSpec, _spec_kwargs
+from .objective import DEFAULT_ROLLOUTS, job_seed
+from .rollout import RolloutPool
+
+
+def policy_vector(config: dict, names: Sequence[str]) -> list[float]:
+    """A searcher's config as the policy vector: the values of ``names`` (a0..a{d-1}) in order."""
+    return [float(config[name]) for name in names]
+
+
+class MujocoJob(Job):
+    """Evaluates ``vector`` (the config's args in order) on a free actor of ``pool``.
+
+    The evaluation's env seed is :func:`~gml_ray.mujoco.objective.job_seed` of the job id and
+    attempt, so the result does not depend on which actor ran it. Without a ``pool`` the job
+    makes a one-actor pool of its own and kills it when it ends. ``kill()`` asks the actor to stop
+    (within 50 env steps); the actor goes back to the pool when the job's outcome is read.
+    """
+
+    starts_running = True  # a pool actor is waiting for it: RUNNING as soon as it is started
+
+    def __init__(self, func_type: str, name: str, vector: Sequence[float], arg_dict: dict | None = None,
+                 *, pool: RolloutPool | None = None, rollouts: int = DEFAULT_ROLLOUTS,
+                 reward_attribute: str = "default", job_dir: str | None = None,
+                 cwd: str | None = None, **kwargs: Any) -> None:
+        spec = JobSpec(name=name, command=f"mujoco {func_type}", cwd=cwd or os.getcwd(),
+                       job_dir=job_dir or os.path.join(os.getcwd(), name), **_spec_kwargs(kwargs))
+        super().__init__(spec, arg_dict, **kwargs)
+        self.func_type = func_type
+        self.vector = [float(v) for v in vector]
+        self.pool, self._own_pool = pool, pool is None
+        self.rollouts, self.reward_attribute = rollouts, reward_attribute
+        self.seed = job_seed(spec.job_id, spec.attempt)
+        self._slot: int | None = None
+        self._actor: Any = None
+        self._token = (spec.job_id, spec.attempt)
+
+    def start(self, **kwargs: Any) -> "MujocoJob":
+        if self.ref is not None:
+            return self
+        if self.pool is None:
+            self.pool = RolloutPool(self.func_type, 1, self.resources, self.rollouts, self.reward_attribute)
+        self._slot, self._actor = self.pool.acquire()
+        self.ref = self._actor.evaluate.remote(self.vector, self.seed, self._token, self.spec.time_limit)
+        return self
+
+    def resolve(self) -> dict:
+        outcome = super().resolve()
+        if self.pool is not None and self._slot is not None:
+            # No outcome from the actor (it died or became unreachable): it is replaced.
+            self.pool.release(self._slot, dead=outcome.get("sent", 0) is None)
+            self._slot = None
+            if self._own_pool:
+                self.pool.shutdown()
+        return outcome
+
+    def kill(self, status: str = "KILLED", message: str = "") -> None:
+        if self.ref is None or self.outcome is not None:
+            return
+        if self.kill_status is None:
+            self.kill_status, self.kill_message = status, message
+        self._actor.cancel.remote(self._token, message or "cancelled")
+
+    def mark_running(self) -> bool:
+        return self.ref is not None and super().mark_running()

@@ -1,0 +1,455 @@
+"""The three models LA-MCTS needs, in torch: 2-means, a kernel SVM and a GP regressor.
+
+Contracts shared by all three:
+
+* every computation runs in float64 on the device of the inputs (or the device given to the
+  :class:`GaussianProcess`); inputs of other dtypes are converted;
+* results are deterministic given the seed (random draws come from explicitly seeded
+  generators, never from the global RNG);
+* this module imports torch at top level, so the searcher imports it lazily.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+
+__all__ = ["pick_device", "kmeans", "KernelSVM", "GaussianProcess"]
+
+DTYPE = torch.float64
+_warned_no_cuda = False
+
+
+def pick_device(enable_cuda: bool) -> torch.device:
+    """cuda when ``enable_cuda`` and CUDA is available, else cpu.
+
+    When CUDA was asked for but is missing, warns once per process (RuntimeWarning).
+    """
+    global _warned_no_cuda
+    if enable_cuda and torch.cuda.is_available():
+        return torch.device("cuda")
+    if enable_cuda and not _warned_no_cuda:
+        _warned_no_cuda = True
+        warnings.warn("enable_cuda is set but CUDA is not available: the LA-MCTS models run on cpu",
+                      RuntimeWarning, stacklevel=2)
+    return torch.device("cpu")
+
+
+def _as_float(x: torch.Tensor, device: torch.device | None = None) -> torch.Tensor:
+    return torch.as_tensor(x).to(device=device, dtype=DTYPE)
+
+
+def _sq_dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pairwise squared Euclidean distances (m, n), clamped at 0 against cancellation."""
+    d = (a * a).sum(1)[:, None] - 2.0 * (a @ b.T) + (b * b).sum(1)[None, :]
+    return d.clamp_min_(0.0)
+
+
+# ---- k-means -------------------------------------------------------------------------------------
+
+def _kmeans_pp(x: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
+    """Greedy k-means++ seeding (as scikit-learn: 2 + log k candidates per centre, keep the best)."""
+    n = x.shape[0]
+    trials = 2 + int(math.log(k))
+    first = int(torch.randint(n, (1,), generator=gen))
+    centers = [x[first]]
+    closest = _sq_dist(x, x[first:first + 1])[:, 0]
+    for _ in range(1, k):
+        total = closest.sum()
+        u = torch.rand(trials, generator=gen, dtype=DTYPE).to(x.device)
+        if total <= 0:  # every point sits on a centre already: any point will do
+            cand = (u * n).long().clamp_max(n - 1)
+        else:
+            cand = torch.searchsorted(closest.cumsum(0), u * total).clamp_max(n - 1)
+        d_cand = torch.minimum(closest[None, :], _sq_dist(x[cand], x))  # (trials, n)
+        best = int(d_cand.sum(1).argmin())
+        centers.append(x[cand[best]])
+        closest = d_cand[best]
+    return torch.stack(centers)
+
+
+def kmeans(x: torch.Tensor, k: int = 2, n_init: int = 5, max_iter: int = 100,
+           seed: int = 0) -> torch.Tensor:
+    """Lloyd's k-means with k-means++ seeding; the best of ``n_init`` runs by inertia.
+
+    Returns labels (n,) int64 on x's device. A cluster may come out empty (all points identical,
+    say): the labels then hold fewer than k distinct values, which callers check; never raises
+    for it. An empty cluster keeps its previous centre.
+    """
+    x = _as_float(x, x.device)
+    n = x.shape[0]
+    if n == 0:
+        return torch.zeros(0, dtype=torch.long, device=x.device)
+    gen = torch.Generator().manual_seed(seed)  # cpu generator: same draws whatever the device
+    # scikit-learn's tolerance: relative to the mean per-feature variance
+    tol = 1e-4 * float(x.var(0, unbiased=False).mean()) if n > 1 else 0.0
+    best_labels, best_inertia = None, math.inf
+    for _ in range(max(1, n_init)):
+        centers = _kmeans_pp(x, k, gen)
+        labels = torch.zeros(n, dtype=torch.long, device=x.device)
+        for _ in range(max_iter):
+            labels = _sq_dist(x, centers).argmin(1)
+            # one-hot products rather than index_add_, whose atomic adds are not deterministic on cuda
+            onehot = torch.nn.functional.one_hot(labels, k).to(DTYPE)
+            counts = onehot.sum(0)
+            sums = onehot.T @ x
+            new = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], centers)
+            shift = float(((new - centers) ** 2).sum())
+            centers = new
+            if shift <= tol:
+                break
+        d = _sq_dist(x, centers)
+        labels = d.argmin(1)
+        inertia = float(d.gather(1, labels[:, None]).sum())
+        if inertia < best_inertia:
+            best_labels, best_inertia = labels, inertia
+    assert best_labels is not None
+    return best_labels
+
+
+# ---- kernel SVM ----------------------------------------------------------------------------------
+
+def _project_box_hyperplane(v: torch.Tensor, y: torch.Tensor, C: float) -> torch.Tensor:
+    """Euclidean projection of v onto {a : 0 <= a <= C, y.a = 0} (y in {-1, +1}), exactly.
+
+    The solution is clip(v - mu y, 0, C) for the scalar mu at which h(mu) = y.clip(...) = 0; h is
+    piecewise linear and non-increasing, so sort its breakpoints and interpolate, no bisection.
+    """
+    pos = y > 0
+    # term i has slope -1 in mu on [start_i, start_i + C], and is constant outside
+    start = torch.where(pos, v - C, -v)
+    pts = torch.cat([start, start + C])
+    pts, order = pts.sort()
+    delta = torch.where(order >= v.numel(), 1.0, -1.0).to(v.dtype)  # +1: an end, -1: a start
+    slope = delta.cumsum(0)  # slope of h right after each breakpoint
+    h = C * float(pos.sum()) + torch.cat([pts.new_zeros(1), (slope[:-1] * pts.diff()).cumsum(0)])
+    j = int(torch.searchsorted(-h, pts.new_zeros(1)).clamp(1, h.numel() - 1))  # h[j-1] >= 0 >= h[j]
+    h0, h1, p0, p1 = h[j - 1], h[j], pts[j - 1], pts[j]
+    mu = p0 if h0 == h1 else p0 + (p1 - p0) * h0 / (h0 - h1)
+    return (v - mu * y).clamp(0.0, C)
+
+
+class KernelSVM:
+    """A binary C-SVM, its dual solved on the inputs' device by FISTA with an exact projection.
+
+    Kernels as scikit-learn's SVC defines them: linear <x,x'>; poly (gamma <x,x'> + coef0)^degree;
+    rbf exp(-gamma ||x-x'||^2). gamma 'auto' is 1/d, 'scale' 1/(d x.var()) (1/d when the
+    variance is 0), or a float. The bias is exact: each projection keeps y.alpha = 0, and the
+    intercept follows libsvm's rule. Iterates until libsvm's maximal-violating-pair gap is below
+    ``tol`` or ``max_iter`` steps. Labels are 0/1; ``decision_function > 0`` means class 1.
+    """
+
+    def __init__(self, kernel: str = "rbf", gamma: str | float = "auto", C: float = 1.0,
+                 degree: int = 3, coef0: float = 0.0, max_iter: int = 2000,
+                 tol: float = 1e-4) -> None:
+        if kernel not in ("linear", "poly", "rbf"):
+            raise ValueError(f"kernel must be linear, poly or rbf, not {kernel!r}")
+        if isinstance(gamma, str) and gamma not in ("auto", "scale"):
+            raise ValueError(f"gamma must be 'auto', 'scale' or a float, not {gamma!r}")
+        self.kernel, self.gamma, self.C = kernel, gamma, float(C)
+        self.degree, self.coef0 = degree, float(coef0)
+        self.max_iter, self.tol = max_iter, tol
+        self.gamma_: float | None = None
+        self.support_: torch.Tensor | None = None   # support vectors (s, d)
+        self.dual_coef_: torch.Tensor | None = None  # alpha_i y_i of the support vectors (s,)
+        self.intercept_: float = 0.0
+        self.n_iter_: int = 0
+
+    def _kernel(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if self.kernel == "linear":
+            return a @ b.T
+        assert self.gamma_ is not None
+        if self.kernel == "poly":
+            return (self.gamma_ * (a @ b.T) + self.coef0) ** self.degree
+        return torch.exp(-self.gamma_ * _sq_dist(a, b))
+
+    def fit(self, x: torch.Tensor, y: torch.Tensor) -> "KernelSVM":
+        """Fit on x (n, d) and labels y (n,) in {0, 1} (int or bool); both classes must be present."""
+        x = _as_float(x, x.device)
+        lab = torch.as_tensor(y).to(x.device).reshape(-1).long()
+        if lab.numel() != x.shape[0]:
+            raise ValueError(f"x has {x.shape[0]} rows but y has {lab.numel()} labels")
+        if not bool(((lab == 0) | (lab == 1)).all()):
+            raise ValueError("KernelSVM labels must be 0 or 1")
+        if not (bool((lab == 1).any()) and bool((lab == 0).any())):
+            raise ValueError("KernelSVM.fit needs both classes (0 and 1) present in y")
+        n, d = x.shape
+        if isinstance(self.gamma, str):
+            var = float(x.var(unbiased=False)) if self.gamma == "scale" else 1.0
+            self.gamma_ = 1.0 / (d * (var if var > 0 else 1.0))
+        else:
+            self.gamma_ = float(self.gamma)
+        s = (2 * lab - 1).to(DTYPE)  # +-1 signs
+        q = s[:, None] * self._kernel(x, x) * s[None, :]
+        q = 0.5 * (q + q.T)  # exactly symmetric, as the sparse updates below assume
+        C = self.C
+        one = torch.ones_like(s)
+
+        # Step 1/L with L the curvature within the hyperplane s.alpha = 0, where every iterate lies;
+        # Q's top eigenvector lies near s, so this L is far smaller than Q's.
+        def tangent(v: torch.Tensor) -> torch.Tensor:
+            return v - s * (s @ v) / n
+        v = tangent(torch.linspace(1.0, 2.0, n, dtype=DTYPE, device=x.device))
+        lip = 0.0
+        for _ in range(30):
+            w = tangent(q @ v)
+            lip = float(w.norm())
+            if lip <= 0:
+                break
+            v = w / lip
+        lip = max(lip * 1.2, 1e-12)  # power iteration under-estimates
+
+        a = torch.zeros_like(s)
+        qa = torch.zeros_like(s)
+        z, qz = a, qa
+        t = 1.0
+        up_pos, low_pos = s > 0, s < 0
+        it = 0
+        for it in range(1, self.max_iter + 1):
+            a_new = _project_box_hyperplane(z - (qz - one) / lip, s, C)
+            # Soon only the free alphas move (most sit at 0 or C), so update Q a by a sparse
+            # product with the change (Q is symmetric) rather than a full one; refresh it now and
+            # then so rounding cannot drift.
+            changed = (a_new != a).nonzero().squeeze(1)
+            if it % 50 == 0 or 4 * changed.numel() > n:
+                qa_new = q @ a_new
+            else:
+                step = torch.sparse_coo_tensor(
+                    torch.stack([torch.zeros_like(changed), changed]), (a_new - a)[changed],
+                    (1, n), is_coalesced=True, check_invariants=False)
+                qa_new = qa + torch.sparse.mm(step, q)[0]
+            # adaptive restart (O'Donoghue & Candes): drop momentum once it points uphill
+            if float((z - a_new) @ (a_new - a)) > 0:
+                t = 1.0
+            t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
+            beta = (t - 1.0) / t_new
+            z = a_new + beta * (a_new - a)
+            qz = qa_new + beta * (qa_new - qa)
+            a, qa, t = a_new, qa_new, t_new
+            if it % 10 == 0 and self._gap(a, qa - one, s, C, up_pos, low_pos) <= self.tol:
+                break
+        self.n_iter_ = it
+        grad = q @ a - one
+        self.intercept_ = -self._rho(a, grad, s, C)
+        sv = a > 0
+        self.support_ = x[sv]
+        self.dual_coef_ = (a * s)[sv]
+        return self
+
+    @staticmethod
+    def _gap(a: torch.Tensor, grad: torch.Tensor, s: torch.Tensor, C: float,
+             pos: torch.Tensor, neg: torch.Tensor) -> float:
+        """libsvm's stopping quantity m(a) - M(a), the largest KKT violation over pairs."""
+        f = -s * grad
+        up = (pos & (a < C)) | (neg & (a > 0))
+        low = (pos & (a > 0)) | (neg & (a < C))
+        if not bool(up.any()) or not bool(low.any()):
+            return 0.0
+        return float(f[up].max() - f[low].min())
+
+    @staticmethod
+    def _rho(a: torch.Tensor, grad: torch.Tensor, s: torch.Tensor, C: float) -> float:
+        """libsvm's offset: the mean of s_i grad_i over free vectors, else the middle of its bounds."""
+        sg = s * grad
+        free = (a > 0) & (a < C)
+        if bool(free.any()):
+            return float(sg[free].mean())
+        pos = s > 0
+        upper = (pos & (a == 0)) | (~pos & (a == C))
+        lower = (pos & (a == C)) | (~pos & (a == 0))
+        ub = float(sg[upper].min()) if bool(upper.any()) else math.inf
+        lb = float(sg[lower].max()) if bool(lower.any()) else -math.inf
+        if math.isinf(ub) or math.isinf(lb):
+            return lb if math.isinf(ub) else ub
+        return 0.5 * (ub + lb)
+
+    def decision_function(self, x: torch.Tensor) -> torch.Tensor:
+        """Signed score (m,) of x (m, d); > 0 means class 1."""
+        if self.support_ is None or self.dual_coef_ is None:
+            raise RuntimeError("KernelSVM is not fitted")
+        x = _as_float(x, self.support_.device)
+        if self.support_.shape[0] == 0:
+            return torch.full((x.shape[0],), self.intercept_, dtype=DTYPE, device=x.device)
+        out = torch.empty(x.shape[0], dtype=DTYPE, device=x.device)
+        for i in range(0, x.shape[0], 4096):  # bounded memory for large candidate sets
+            out[i:i + 4096] = self._kernel(x[i:i + 4096], self.support_) @ self.dual_coef_
+        return out + self.intercept_
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Labels (m,) int64 in {0, 1}."""
+        return (self.decision_function(x) > 0).long()
+
+
+# ---- Gaussian process ----------------------------------------------------------------------------
+
+def _cholesky(k: torch.Tensor) -> torch.Tensor:
+    """Cholesky factor of k, adding growing jitter to the diagonal until it succeeds."""
+    chol, info = torch.linalg.cholesky_ex(k)
+    if int(info) == 0:
+        return chol
+    scale = float(k.diagonal().abs().mean().clamp_min(1e-12))
+    eye = torch.eye(k.shape[0], dtype=k.dtype, device=k.device)
+    for jitter in (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2):
+        chol, info = torch.linalg.cholesky_ex(k + jitter * scale * eye)
+        if int(info) == 0:
+            return chol
+    raise RuntimeError("covariance matrix is not positive definite even with jitter")
+
+
+def _bounded(raw: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    return lo + (hi - lo) * torch.sigmoid(raw)
+
+
+def _unbounded(value: float, lo: float, hi: float) -> float:
+    p = min(max((value - lo) / (hi - lo), 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
+class GaussianProcess:
+    """Exact GP regression: Matern-5/2 kernel (ARD when ``ard``), constant mean, outputscale, noise.
+
+    Targets are standardised; hyperparameters (kept within the bounds by a sigmoid
+    reparametrisation, starting from TuRBO's lengthscale 0.5, outputscale 1, noise 0.005) are fit
+    by ``steps`` Adam steps of rate ``lr`` on the exact negative log marginal likelihood.
+    ``posterior`` and ``sample`` describe the latent function (no observation noise), in the
+    original units of y. Inputs are expected in [0, 1]^d.
+    """
+
+    def __init__(self, device: torch.device | None = None, ard: bool = True,
+                 lengthscale_bounds: tuple[float, float] = (0.005, 2.0),
+                 outputscale_bounds: tuple[float, float] = (0.05, 20.0),
+                 noise_bounds: tuple[float, float] = (5e-4, 0.2), steps: int = 50,
+                 lr: float = 0.1) -> None:
+        self.device = device
+        self.ard = ard
+        self.lengthscale_bounds = lengthscale_bounds
+        self.outputscale_bounds = outputscale_bounds
+        self.noise_bounds = noise_bounds
+        self.steps, self.lr = steps, lr
+        self.lengthscale = torch.empty(0, dtype=DTYPE)
+        self.outputscale = 1.0
+        self.noise = 0.0
+        self.mean = 0.0
+        self.y_mean, self.y_std = 0.0, 1.0
+        self._x: torch.Tensor | None = None
+        self._z: torch.Tensor | None = None  # standardised targets
+        self._chol: torch.Tensor | None = None
+        self._alpha: torch.Tensor | None = None
+
+    def _matern(self, a: torch.Tensor, b: torch.Tensor, ls: torch.Tensor,
+                outputscale: torch.Tensor | float) -> torch.Tensor:
+        # clamp before sqrt: the gradient of sqrt at 0 (the diagonal) would be inf
+        r = _sq_dist(a / ls, b / ls).clamp_min(1e-30).sqrt()
+        sr = math.sqrt(5.0) * r
+        return outputscale * (1.0 + sr + sr * sr / 3.0) * torch.exp(-sr)
+
+    def fit(self, x: torch.Tensor, y: torch.Tensor) -> "GaussianProcess":
+        """Fit hyperparameters to x (n, d) in [0, 1]^d and y (n,), then condition on them."""
+        device = self.device if self.device is not None else x.device
+        x = _as_float(x, device)
+        y = _as_float(y, device).reshape(-1)
+        if x.shape[0] != y.shape[0] or x.shape[0] == 0:
+            raise ValueError(f"GaussianProcess.fit needs matching, non-empty x and y "
+                             f"(got {x.shape[0]} and {y.shape[0]} rows)")
+        n, d = x.shape
+        self.y_mean = float(y.mean())
+        std = float(y.std(unbiased=False)) if n > 1 else 0.0
+        self.y_std = std if std >= 1e-6 else 1.0
+        z = (y - self.y_mean) / self.y_std
+
+        lsb, osb, nb = self.lengthscale_bounds, self.outputscale_bounds, self.noise_bounds
+        raw_ls = torch.full((d if self.ard else 1,), _unbounded(0.5, *lsb), dtype=DTYPE,
+                            device=device, requires_grad=True)
+        raw_os = torch.tensor(_unbounded(1.0, *osb), dtype=DTYPE, device=device, requires_grad=True)
+        raw_noise = torch.tensor(_unbounded(0.005, *nb), dtype=DTYPE, device=device,
+                                 requires_grad=True)
+        mean = torch.zeros((), dtype=DTYPE, device=device, requires_grad=True)
+        opt = torch.optim.Adam([raw_ls, raw_os, raw_noise, mean], lr=self.lr)
+        eye = torch.eye(n, dtype=DTYPE, device=device)
+        for _ in range(self.steps):
+            opt.zero_grad()
+            k = self._matern(x, x, _bounded(raw_ls, *lsb), _bounded(raw_os, *osb))
+            chol = _cholesky(k + _bounded(raw_noise, *nb) * eye)
+            r = (z - mean)[:, None]
+            w = torch.linalg.solve_triangular(chol, r, upper=False)
+            nll = 0.5 * (w * w).sum() + chol.diagonal().log().sum() + 0.5 * n * math.log(2 * math.pi)
+            (nll / n).backward()
+            opt.step()
+        with torch.no_grad():
+            self.lengthscale = _bounded(raw_ls, *lsb).detach().clone()
+            self.outputscale = float(_bounded(raw_os, *osb))
+            self.noise = float(_bounded(raw_noise, *nb))
+            self.mean = float(mean)
+        self._x, self._z = x, z
+        self._condition()
+        return self
+
+    def _condition(self) -> None:
+        assert self._x is not None and self._z is not None
+        with torch.no_grad():
+            n = self._x.shape[0]
+            k = self._matern(self._x, self._x, self.lengthscale, self.outputscale)
+            k = k + self.noise * torch.eye(n, dtype=DTYPE, device=k.device)
+            self._chol = _cholesky(k)
+            self._alpha = torch.cholesky_solve((self._z - self.mean)[:, None], self._chol)[:, 0]
+
+    def _check(self) -> None:
+        if self._chol is None:
+            raise RuntimeError("GaussianProcess is not fitted")
+
+    def _latent(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Standardised posterior mean (m,) and L^-1 k(X, x) (n, m)."""
+        assert self._x is not None and self._chol is not None and self._alpha is not None
+        ks = self._matern(self._x, x, self.lengthscale, self.outputscale)
+        mean = self.mean + ks.T @ self._alpha
+        v = torch.linalg.solve_triangular(self._chol, ks, upper=False)
+        return mean, v
+
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean (m,) and variance (m,) of the latent function at x (m, d), original units."""
+        self._check()
+        assert self._x is not None
+        x = _as_float(x, self._x.device)
+        with torch.no_grad():
+            mean, v = self._latent(x)
+            var = (self.outputscale - (v * v).sum(0)).clamp_min(1e-12)
+        return mean * self.y_std + self.y_mean, var * self.y_std ** 2
+
+    def sample(self, x: torch.Tensor, n_samples: int,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """Joint posterior draws (n_samples, m) of the latent function at x (m, d), original units.
+
+        Normal draws come from ``generator`` (on its own device, then moved), so a seeded
+        generator gives the same draws.
+        """
+        self._check()
+        assert self._x is not None
+        x = _as_float(x, self._x.device)
+        m = x.shape[0]
+        with torch.no_grad():
+            mean, v = self._latent(x)
+            cov = self._matern(x, x, self.lengthscale, self.outputscale) - v.T @ v
+            cov = 0.5 * (cov + cov.T)
+            cov.diagonal().add_(1e-8 * self.outputscale)
+            chol = _cholesky(cov)
+            gen_device = generator.device if generator is not None else torch.device("cpu")
+            eps = torch.randn(m, n_samples, generator=generator, dtype=DTYPE,
+                              device=gen_device).to(x.device)
+            draws = mean[:, None] + chol @ eps
+        return (draws.T * self.y_std + self.y_mean).contiguous()
+
+    def add_fantasy(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Condition on extra points x (k, d), y (k,) without refitting hyperparameters.
+
+        For batches by kriging believer: pass the posterior mean as y.
+        """
+        self._check()
+        assert self._x is not None and self._z is not None
+        x = _as_float(x, self._x.device).reshape(-1, self._x.shape[1])
+        y = _as_float(y, self._x.device).reshape(-1)
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(f"add_fantasy got {x.shape[0]} points but {y.shape[0]} values")
+        self._x = torch.cat([self._x, x])
+        self._z = torch.cat([self._z, (y - self.y_mean) / self.y_std])
+        self._condition()

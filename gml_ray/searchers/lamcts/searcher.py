@@ -1,0 +1,260 @@
+"""LamctsSearcher: Latent Action Monte Carlo Tree Search (Wang, Fonseca, Tian; NeurIPS 2020).
+
+torch is imported when a LamctsSearcher is built, not when this module loads.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import pickle
+import random
+import time
+from typing import Any
+
+from ...space import Dict, config_key
+from ..base_searcher import BaseSearcher
+from ..builder import SEARCHERS
+from ..leaves import REAL, FlatSpace
+
+log = logging.getLogger("gml_ray.searchers.lamcts")
+
+KERNELS = ("linear", "poly", "rbf")
+GAMMAS = ("auto", "scale")
+SOLVERS = ("bo", "turbo")
+
+
+def _check_number(name: str, value: Any, low: float, integer: bool = False) -> None:
+    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok or not value >= low:
+        kind = "an integer" if integer else "a number"
+        raise ValueError(f"{name} must be {kind} >= {low:g}, got {value!r}")
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def latin_hypercube(n: int, d: int, rng: random.Random) -> list[list[float]]:
+    """``n`` points in [0, 1]^d, one per stratum in every dimension, jittered inside it."""
+    columns = []
+    for _ in range(d):
+        strata = list(range(n))
+        rng.shuffle(strata)
+        columns.append([(s + rng.random()) / n for s in strata])
+    return [list(p) for p in zip(*columns)]
+
+
+@SEARCHERS.register_module()
+class LamctsSearcher(BaseSearcher):
+    """Learns a partition of the space into good and bad regions and samples in the best one.
+
+    Args:
+        dims: the number of searched args (a check: it must match the space when given).
+        Cp: UCB's exploration weight, in reward units (the paper advises about 0.1 x the best
+            reward).
+        leaf_size: a tree node with more samples than this is split.
+        kernel_type: the SVM's kernel, ``linear``, ``poly`` or ``rbf``.
+        gamma_type: the SVM's gamma, ``auto`` (1/d) or ``scale`` (1/(d Var x)).
+        ninits: Latin-hypercube configs proposed before the tree is used.
+        solver: ``turbo`` (a trust region with Thompson sampling; the paper's MuJoCo choice) or
+            ``bo`` (a GP with expected improvement).
+        seed: the same seed and the same results give the same configs.
+        enable_cuda: run 2-means, the SVMs and the GPs on the GPU when there is one (a warning
+            and the CPU otherwise).
+        parallel_size: filled in from ``scheduler.parallel_size``: each iteration proposes a
+            batch of this many configs, so that many jobs can run at once.
+
+    Contract:
+
+    * Every searched arg must be a Real without ``step`` (``log: true`` is searched in log
+      space); anything else is a config error naming the arg.
+    * Each iteration rebuilds the tree from every result told, selects a leaf by UCB and asks
+      the solver for a batch of points in the leaf's region, avoiding configs still pending.
+    * A job without a reward (``job_failed``) is not a sample (no value is known) and its config
+      is not proposed again; ``history`` lists what was told, ``(config, reward)`` with reward
+      None for those.
+    * Results told for configs this searcher did not propose (a resumed task) are samples like
+      any other and count toward ``ninits``, so a resumed search continues its tree.
+    """
+
+    def __init__(self, search_space: Dict, reward_attribute: str = "acc",
+                 optimize_mode: str = "maximize", dims: int | None = None, Cp: float = 1.0,
+                 leaf_size: int = 20, kernel_type: str = "rbf", gamma_type: str = "auto",
+                 ninits: int = 30, solver: str = "turbo", seed: int | None = None,
+                 enable_cuda: bool = False, parallel_size: int = 1) -> None:
+        super().__init__(search_space, reward_attribute, optimize_mode)
+        _check_number("Cp", Cp, 0)
+        _check_number("leaf_size", leaf_size, 1, integer=True)
+        _check_number("ninits", ninits, 1, integer=True)
+        _check_number("parallel_size", parallel_size, 1, integer=True)
+        _check_choice("kernel_type", kernel_type, KERNELS)
+        _check_choice("gamma_type", gamma_type, GAMMAS)
+        _check_choice("solver", solver, SOLVERS)
+        if seed is not None:
+            _check_number("seed", seed, 0, integer=True)
+        self._flat = FlatSpace(search_space)
+        for leaf in self._flat.leaves:
+            if leaf.kind != REAL:
+                raise ValueError(f"arg {leaf.name!r}: LamctsSearcher searches Real args without "
+                                 f"step only, got {type(leaf.space).__name__}")
+        if not self._flat.leaves:
+            raise ValueError("LamctsSearcher needs at least one Real search arg")
+        if dims is not None and dims != len(self._flat.leaves):
+            raise ValueError(f"dims is {dims!r} but the space has {len(self._flat.leaves)} "
+                             f"searched args")
+        self.dims = len(self._flat.leaves)
+        self.Cp, self.leaf_size, self.ninits = float(Cp), leaf_size, ninits
+        self.kernel_type, self.gamma_type, self.solver = kernel_type, gamma_type, solver
+        self.seed = seed
+        self.batch = parallel_size
+        self.enable_cuda = bool(enable_cuda)
+
+        import torch
+
+        from .classifiers import pick_device
+        from .samplers import BOSampler, TurboSampler
+
+        self._torch = torch
+        self.device = pick_device(self.enable_cuda)
+        self._rng = random.Random(seed)
+        self._seed_base = self._rng.randrange(2**31)
+        self._sampler: Any = BOSampler() if solver == "bo" else TurboSampler(self.dims, self.batch)
+        self._lhs = latin_hypercube(ninits, self.dims, self._rng)
+        self._lhs_next = 0
+        self._x: list[list[float]] = []  # unit-cube points with a result
+        self._v: list[float] = []  # their values (the reward, negated when minimising)
+        self._pending: dict[str, list[float]] = {}  # config_key -> unit point, proposed not told
+        self._queue: list[list[float]] = []  # proposed by the last iteration, not yet handed out
+        self._seen: set[str] = set()
+        self._failed = 0
+        self._told_since = 0  # results since the last iteration (TuRBO's success counter)
+        self._best_at_iteration: float | None = None
+        self.iterations = 0
+        self.last_tree: Any = None
+        self.last_path_depth = 0
+        self.iteration_seconds: list[float] = []  # the time of each tree build + batch proposal
+        self.history: list[tuple[dict, float | None]] = []
+        self.failed: dict[str, str] = {}
+
+    # ---- coordinates -----------------------------------------------------------------------------
+
+    def _to_config(self, unit: list[float]) -> dict:
+        values = []
+        for leaf, u in zip(self._flat.leaves, unit):
+            space: Any = leaf.space
+            u = min(max(float(u), 0.0), 1.0)
+            if space.log:
+                low, high = math.log(space.lower), math.log(space.upper)
+                values.append(math.exp(low + u * (high - low)))
+            else:
+                values.append(space.lower + u * (space.upper - space.lower))
+        return self._flat.decode(values)
+
+    def _to_unit(self, config: dict) -> list[float] | None:
+        coords = self._flat.encode(config)
+        if coords is None:
+            return None
+        unit = []
+        for leaf, value in zip(self._flat.leaves, coords):
+            space: Any = leaf.space
+            if space.log:
+                low, high = math.log(space.lower), math.log(space.upper)
+                value, span = math.log(value) - low, high - low
+            else:
+                value, span = value - space.lower, space.upper - space.lower
+            unit.append(value / span if span > 0 else 0.5)
+        return unit
+
+    # ---- ask -------------------------------------------------------------------------------------
+
+    def get_config(self) -> dict | None:
+        while True:
+            unit = self._next_point()
+            config = self._to_config(unit)
+            key = config_key(config)
+            if key in self._seen:
+                continue  # a repeat (the solver's candidates may hit a known point): try again
+            self._seen.add(key)
+            self._pending[key] = unit
+            self._results.setdefault(pickle.dumps(config), self._reward_while_pending())
+            return config
+
+    def _next_point(self) -> list[float]:
+        if self._queue:
+            return self._queue.pop(0)
+        known = len(self._x) + self._failed + len(self._pending)
+        if self._lhs_next < len(self._lhs) and known < self.ninits:
+            self._lhs_next += 1
+            return self._lhs[self._lhs_next - 1]
+        if len(self._x) < 2:  # every earlier config still pending: nothing to learn from yet
+            return [self._rng.random() for _ in range(self.dims)]
+        self._queue = self._iterate()
+        if not self._queue:
+            return [self._rng.random() for _ in range(self.dims)]
+        return self._queue.pop(0)
+
+    def _iterate(self) -> list[list[float]]:
+        """Rebuild the tree, select a leaf and propose a batch in its region."""
+        torch = self._torch
+        from .tree import Tree
+
+        started = time.perf_counter()
+        x = torch.tensor(self._x, dtype=torch.float64, device=self.device)
+        v = torch.tensor(self._v, dtype=torch.float64, device=self.device)
+        seed = (self._seed_base + 7919 * self.iterations) % 2**31
+        if self._told_since and self._best_at_iteration is not None \
+                and hasattr(self._sampler, "record"):
+            self._sampler.record(v[-self._told_since:], self._best_at_iteration)
+        self._told_since = 0
+        self._best_at_iteration = float(v.max())
+        tree = Tree(x, v, leaf_size=self.leaf_size, kernel=self.kernel_type, gamma=self.gamma_type,
+                    Cp=self.Cp, seed=seed)
+        leaf, path = tree.select()
+        pending = torch.tensor(list(self._pending.values()), dtype=torch.float64,
+                               device=self.device).reshape(-1, self.dims)
+        points = self._sampler.propose(x, v, leaf.idx, path, self.batch, pending, seed, self.device)
+        self.iterations += 1
+        self.last_tree, self.last_path_depth = tree, len(path)
+        self.iteration_seconds.append(time.perf_counter() - started)
+        log.debug("iteration %d: %d samples, %d leaves, leaf of %d at depth %d, %.3f s",
+                  self.iterations, len(self._x), len(tree.leaves), leaf.n, len(path),
+                  self.iteration_seconds[-1])
+        return points.cpu().tolist()
+
+    # ---- tell ------------------------------------------------------------------------------------
+
+    def update(self, config: dict, reward: float, **kwargs: Any) -> None:
+        super().update(config, reward, **kwargs)
+        key = config_key(config)
+        unit = self._pending.pop(key, None) or self._to_unit(config)
+        self._seen.add(key)
+        if not math.isfinite(reward):
+            self.job_failed(config, "non-finite reward")
+            return
+        self.history.append((config, reward))
+        if unit is None:
+            log.warning("a result for a config outside the search space was ignored: %s", config)
+            return
+        self._x.append(unit)
+        self._v.append(reward if self.optimize_mode == "maximize" else -reward)
+        self._told_since += 1
+
+    def job_failed(self, config: dict, status: str) -> None:
+        super().job_failed(config, status)
+        key = config_key(config)
+        self._pending.pop(key, None)
+        self._seen.add(key)
+        self.failed[key] = status
+        self._failed += 1
+        self.history.append((config, None))
+
+    @property
+    def samples(self) -> int:
+        """How many results the tree is built from."""
+        return len(self._x)
+
+    def __repr__(self) -> str:
+        return (f"LamctsSearcher(dims={self.dims}, Cp={self.Cp}, leaf_size={self.leaf_size}, "
+                f"kernel_type={self.kernel_type!r}, gamma_type={self.gamma_type!r}, "
+                f"ninits={self.ninits}, solver={self.solver!r}, device={self.device})")

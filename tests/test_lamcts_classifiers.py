@@ -1,0 +1,189 @@
+"""The LA-MCTS torch models against scikit-learn (k-means, SVC) and GP behaviour, on cpu."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("sklearn")
+
+from sklearn.cluster import KMeans  # noqa: E402
+from sklearn.svm import SVC  # noqa: E402
+
+from gml_ray.searchers.lamcts import classifiers as clf  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One BLAS/OpenMP thread: on shared busy cores, spinning thread pools cost far more than they gain."""
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(limits=1):
+        yield
+    torch.set_num_threads(threads)
+
+
+def agreement_up_to_permutation(a: np.ndarray, b: np.ndarray) -> float:
+    same = float((a == b).mean())
+    return max(same, 1.0 - same)
+
+
+def cluster_features(x: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """[x, value] as the tree builds them: the value standardised to carry x's total variance."""
+    w = np.sqrt(x.var(0, ddof=1).sum())
+    return np.hstack([x, ((v - v.mean()) / v.std(ddof=1) * w)[:, None]])
+
+
+def blobs_5d(rng: np.random.Generator) -> np.ndarray:
+    return np.vstack([rng.normal(0.0, 1.0, (200, 5)), rng.normal(3.0, 1.0, (200, 5))])
+
+
+def blobs_unbalanced(rng: np.random.Generator) -> np.ndarray:
+    return np.vstack([rng.normal(0.0, 1.0, (300, 4)), rng.normal(4.0, 0.7, (40, 4))])
+
+
+def x_value_17d(rng: np.random.Generator) -> np.ndarray:
+    x = rng.random((300, 16))
+    v = -((x - 0.3) ** 2).sum(1) + 0.2 * np.sin(8 * x[:, 0])
+    return cluster_features(x, v)
+
+
+@pytest.mark.parametrize("make", [blobs_5d, blobs_unbalanced, x_value_17d])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kmeans_agrees_with_sklearn(make, seed):
+    data = make(np.random.default_rng(seed))
+    ref = KMeans(n_clusters=2, n_init=10, random_state=0).fit(data).labels_
+    labels = clf.kmeans(torch.tensor(data), k=2, seed=seed)
+    assert labels.dtype == torch.int64 and labels.shape == (data.shape[0],)
+    assert agreement_up_to_permutation(labels.numpy(), ref) >= 0.95
+
+
+def test_kmeans_identical_points_give_one_label():
+    labels = clf.kmeans(torch.ones(30, 3, dtype=torch.float64), k=2, seed=0)
+    assert labels.shape == (30,)
+    assert torch.unique(labels).numel() == 1
+
+
+def test_kmeans_same_seed_same_labels():
+    data = torch.tensor(x_value_17d(np.random.default_rng(5)))
+    assert torch.equal(clf.kmeans(data, seed=3), clf.kmeans(data, seed=3))
+
+
+def svm_datasets() -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(0)
+    x, x_test = rng.random((300, 6)), rng.random((1000, 6))
+    nonlinear = (np.sin(3 * x[:, 0]) + x[:, 1] ** 2 - x[:, 2] * x[:, 3] > 0.6).astype(int)
+    v = -((x - 0.4) ** 2).sum(1)
+    clusters = KMeans(n_clusters=2, n_init=10, random_state=0).fit(cluster_features(x, v)).labels_
+    return {"nonlinear": (x, nonlinear, x_test), "clusters": (x, clusters, x_test)}
+
+
+SVM_DATA = svm_datasets()
+
+
+@pytest.mark.parametrize("data", sorted(SVM_DATA))
+@pytest.mark.parametrize("gamma", ["auto", "scale"])
+@pytest.mark.parametrize("kernel", ["linear", "poly", "rbf"])
+def test_svm_agrees_with_sklearn(kernel, gamma, data):
+    x, y, x_test = SVM_DATA[data]
+    assert 0.1 < y.mean() < 0.9
+    ref = SVC(kernel=kernel, gamma=gamma, C=1.0).fit(x, y).predict(x_test)
+    model = clf.KernelSVM(kernel=kernel, gamma=gamma, C=1.0).fit(torch.tensor(x), torch.tensor(y))
+    pred = model.predict(torch.tensor(x_test))
+    assert pred.dtype == torch.int64
+    assert float((pred.numpy() == ref).mean()) >= 0.95
+    scores = model.decision_function(torch.tensor(x_test))
+    assert torch.equal(pred, (scores > 0).long())
+
+
+def test_svm_bool_labels_and_one_class():
+    x, y, _ = SVM_DATA["nonlinear"]
+    xt = torch.tensor(x)
+    by_int = clf.KernelSVM().fit(xt, torch.tensor(y)).predict(xt)
+    by_bool = clf.KernelSVM().fit(xt, torch.tensor(y).bool()).predict(xt)
+    assert torch.equal(by_int, by_bool)
+    with pytest.raises(ValueError, match="both classes"):
+        clf.KernelSVM().fit(xt, torch.zeros(len(x), dtype=torch.long))
+
+
+def smooth(x: torch.Tensor) -> torch.Tensor:
+    return torch.sin(3 * x[:, 0]) + torch.cos(2 * x[:, 1]) + x[:, 2] ** 2
+
+
+@pytest.fixture(scope="module")
+def gp_data():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(60, 3, generator=g, dtype=torch.float64)
+    x_test = torch.rand(200, 3, generator=g, dtype=torch.float64)
+    gp = clf.GaussianProcess().fit(x, smooth(x))
+    return gp, x, x_test
+
+
+def test_gp_fits_a_smooth_function(gp_data):
+    gp, x, x_test = gp_data
+    mean, var = gp.posterior(x_test)
+    y_test = smooth(x_test)
+    rmse = float(((mean - y_test) ** 2).mean().sqrt())
+    assert rmse < 0.2 * float(smooth(x).std())
+    assert mean.shape == var.shape == (200,) and bool((var > 0).all())
+    _, var_train = gp.posterior(x)
+    _, var_far = gp.posterior(torch.full((1, 3), 3.0, dtype=torch.float64))
+    assert float(var_train.max()) < 0.05 * float(var_far)
+
+
+def test_gp_ard_finds_the_irrelevant_dimension():
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(60, 3, generator=g, dtype=torch.float64)
+    y = torch.sin(4 * x[:, 0]) + torch.cos(3 * x[:, 1])  # dimension 2 is irrelevant
+    gp = clf.GaussianProcess().fit(x, y)
+    assert gp.lengthscale.shape == (3,)
+    assert float(gp.lengthscale[2]) > float(gp.lengthscale[:2].max())
+    assert clf.GaussianProcess(ard=False).fit(x, y).lengthscale.shape == (1,)
+
+
+def test_gp_samples(gp_data):
+    gp, _, x_test = gp_data
+    draws = gp.sample(x_test, 2000, generator=torch.Generator().manual_seed(7))
+    assert draws.shape == (2000, 200)
+    mean, var = gp.posterior(x_test)
+    # 2000 draws: the sample mean is within a few standard errors of the posterior mean
+    assert bool(((draws.mean(0) - mean).abs() <= 5 * (var / 2000).sqrt() + 1e-6).all())
+    again = gp.sample(x_test, 2000, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(draws, again)
+    assert gp.sample(x_test[:5], 3).shape == (3, 5)
+
+
+def test_gp_fantasy_shrinks_variance():
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(40, 3, generator=g, dtype=torch.float64) * 0.5  # the data fill [0, 0.5]^3
+    gp = clf.GaussianProcess().fit(x, smooth(x))
+    lengthscale = gp.lengthscale.clone()
+    point = torch.full((1, 3), 0.9, dtype=torch.float64)
+    mean_before, var_before = gp.posterior(point)
+    gp.add_fantasy(point, mean_before)
+    mean_after, var_after = gp.posterior(point)
+    assert float(var_after) < 0.1 * float(var_before)
+    assert float(var_after) < 0.05 * float(smooth(x).var())
+    assert torch.allclose(mean_after, mean_before, atol=1e-3 * float(smooth(x).std()))
+    assert torch.equal(gp.lengthscale, lengthscale)  # no refit
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback when CUDA is missing")
+def test_pick_device_falls_back_to_cpu_with_a_warning(monkeypatch):
+    monkeypatch.setattr(clf, "_warned_no_cuda", False)
+    with pytest.warns(RuntimeWarning, match="enable_cuda"):
+        assert clf.pick_device(True) == torch.device("cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert clf.pick_device(True) == torch.device("cpu")  # once per process
+        assert clf.pick_device(False) == torch.device("cpu")
+
+
+def test_pick_device_false_never_warns():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert clf.pick_device(False) == torch.device("cpu")
