@@ -227,3 +227,17 @@ def test_a_standalone_job_can_be_killed_and_takes_its_actor_along(ray_session, t
     assert outcome["message"] == "cancelled" and outcome["scalars"] == []
     assert time.time() - t0 < 5
     wait_all_dead()
+
+
+def test_lamcts_drives_a_swimmer_run_past_its_initial_design(ray_session, tmp_path):
+    """The manual's pairing: LamctsSearcher on Swimmer through the benchmark path, tiny budget."""
+    text = bench_yaml(searcher="LamctsSearcher", scheduler="  stop_criterion: {max_tries: 10}\n")
+    text = text.replace("  seed: 3\n", "  seed: 3\n  dims: 16\n  ninits: 4\n  leaf_size: 4\n  Cp: 1\n")
+    summary, store = _run_benchmark(tmp_path, text)
+    jobs = store.jobs("t")
+    assert [j["status"] for j in jobs] == [FINISHED] * 10
+    assert all(math.isfinite(j["reward"]) for j in jobs)
+    # 4 Latin-hypercube configs, then 3 tree iterations of 2 (parallel_size): all distinct.
+    assert len({tuple(sorted(j["config"].items())) for j in jobs}) == 10
+    assert summary["best_reward"] == max(j["reward"] for j in jobs)
+    wait_all_dead()
