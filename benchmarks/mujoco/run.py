@@ -44,7 +44,7 @@ SEED_KEY = {"lamcts": "seed", "lamcts_paper": "seed", "random": "seed", "skopt":
 
 
 def run_one(env: str, method: str, seed: int, budget: int, work_dir: str,
-            solver: str | None = None) -> dict:
+            solver: str | None = None, ninits: int | None = None) -> dict:
     """One search through NaiveScheduler in benchmark mode; the rewards in job order."""
     from gml_ray.config import parse_config
     from gml_ray.schedulers.naive import NaiveScheduler
@@ -55,6 +55,9 @@ def run_one(env: str, method: str, seed: int, budget: int, work_dir: str,
     if solver and method.startswith("lamcts"):
         raw["searcher"]["solver"] = solver
         method = f"{method}-{solver}"
+    if ninits and method.startswith("lamcts"):
+        raw["searcher"]["ninits"] = ninits
+        method = f"{method}-ninits{ninits}"
     raw["scheduler"]["stop_criterion"]["max_tries"] = budget
     raw["generate_log"] = False
     cfg = parse_config(raw, f"{env}/{method}", HERE, benchmark=True)
@@ -149,6 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--budget", type=int, default=None, help="evaluations (600 swimmer, 3000 hopper)")
     ap.add_argument("--skopt-budget", type=int, default=150)
     ap.add_argument("--solver", choices=["turbo", "bo"], help="override the LA-MCTS configs' solver")
+    ap.add_argument("--ninits", type=int, help="override the LA-MCTS configs' ninits")
     ap.add_argument("--methods", default="lamcts,random,skopt")
     ap.add_argument("--samples", default="100,500,2000")
     ap.add_argument("--reps", type=int, default=5)
@@ -171,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
         for method in args.methods.split(","):
             for seed in range(args.seeds):
                 n = min(budget, args.skopt_budget) if method == "skopt" else budget
-                run = run_one(args.what, method, seed, n, work_dir, args.solver)
+                run = run_one(args.what, method, seed, n, work_dir, args.solver, args.ninits)
                 runs.append(run)
                 reach = first_reach(run["rewards"], run["threshold"])
                 print(f"{method} seed {seed}: {len(run['rewards'])} evaluations, best "
