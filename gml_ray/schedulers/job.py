@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import ray
 
@@ -27,7 +27,8 @@ from ..store import ERROR, FINISHED, KILLED, PENDING, RUNNING
 from .channel import SCALARS, START
 
 KILL_GRACE_S = 3.0  # SIGTERM first; SIGKILL whatever is left after this
-CANCEL_CHECK_S = 0.2  # how often a command job looks for a cancel while its process runs
+CANCEL_CHECK_S = 0.2
+ZOMBIE_SCAN_AFTER_S = 0.1  # a group still there after this may hold only zombies: look in /proc  # how often a command job looks for a cancel while its process runs
 
 
 @dataclass
@@ -77,11 +78,18 @@ class _Sender:
             ray.get(ref)
 
 
-def _group_alive(pgid: int) -> bool:
-    """Whether a live (non-zombie) process is left in the process group ``pgid``."""
+def _group_exists(pgid: int) -> bool:
+    """Whether any process, zombies included, is left in the process group ``pgid`` (cheap)."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
+        return False
+    return True
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a live (non-zombie) process is left in the process group ``pgid``."""
+    if not _group_exists(pgid):
         return False
     if not os.path.isdir("/proc"):
         return True
@@ -100,13 +108,12 @@ def _group_alive(pgid: int) -> bool:
 
 def _kill_group(proc: subprocess.Popen) -> None:
     """SIGTERM the job's process group, then SIGKILL what is left after a grace period."""
-    if not _group_alive(proc.pid):
-        return
     try:
         os.killpg(proc.pid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    deadline, delay = time.time() + KILL_GRACE_S, 0.001
+    started = time.time()
+    deadline, delay = started + KILL_GRACE_S, 0.001
     while time.time() < deadline:
         if proc.poll() is None:
             try:
@@ -115,7 +122,10 @@ def _kill_group(proc: subprocess.Popen) -> None:
                 pass
         else:
             time.sleep(delay)
-        if not _group_alive(proc.pid):
+        # Scanning /proc for zombies costs milliseconds of CPU per job: first give init a moment
+        # to reap the group's orphans, which the cheap check then sees gone.
+        if not _group_exists(proc.pid) or (time.time() - started > ZOMBIE_SCAN_AFTER_S
+                                           and not _group_alive(proc.pid)):
             return
         delay = min(delay * 2, 0.05)
     try:
@@ -132,8 +142,44 @@ def _end_group_in_background(proc: subprocess.Popen) -> None:
     threading.Thread(target=_kill_group, args=(proc,), daemon=True).start()
 
 
-def _pump(fd: int, sender: _Sender) -> None:
-    """Read JSON lines from the scalar pipe until EOF and forward them in batches."""
+class _Batcher:
+    """A command job's messages: nothing for its first ``STREAM_AFTER_S``, then START and its
+    reports as they come. A job that ends sooner sends no message at all; its reports go back in
+    its outcome (``held``), which saves the scheduler a wake-up and a round trip per short job.
+    """
+
+    def __init__(self, sender: _Sender, start: dict) -> None:
+        self.sender, self.held = sender, []  # held: reports not sent yet
+        self._live = False
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(STREAM_AFTER_S, self._go_live, (start,))
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _go_live(self, start: dict) -> None:
+        with self._lock:
+            self._live = True
+            self.sender.send(START, start, wait=False)
+            if self.held:
+                self.sender.send(SCALARS, self.held, wait=False)
+                self.held = []
+
+    def add(self, records: list[dict]) -> None:
+        with self._lock:
+            if not self._live:
+                self.held.extend(records)
+                return
+        self.sender.send(SCALARS, records)  # waits: a flood of reports is paced by the channel
+
+    def close(self) -> None:
+        """Stop the timer; once this returns, ``sender.sent`` counts every message sent."""
+        self._timer.cancel()
+        if self._timer.is_alive():
+            self._timer.join()
+
+
+def _pump(fd: int, sink: Callable[[list[dict]], None]) -> None:
+    """Read JSON lines from the scalar pipe until EOF and hand them to ``sink`` in batches."""
     buf = b""
     while True:
         try:
@@ -157,7 +203,7 @@ def _pump(fd: int, sender: _Sender) -> None:
                 if isinstance(rec, dict) and "t" in rec and "v" in rec:
                     records.append(rec)
         if records:
-            sender.send(SCALARS, records)
+            sink(records)
         if not chunk:
             return
 
@@ -205,6 +251,7 @@ def run_command(spec: JobSpec, channel: Any = None) -> dict:
     status, message, rc = FINISHED, "", None
     proc = None
     pump = None
+    batcher: _Batcher | None = None
     try:
         try:
             close = f"exec {write_fd}>&-; " if write_fd is not None else ""
@@ -218,9 +265,9 @@ def run_command(spec: JobSpec, channel: Any = None) -> dict:
         finally:
             if write_fd is not None:
                 os.close(write_fd)
-        sender.send(START, {"node": _node_name(), "pid": proc.pid, "started": started}, wait=False)
+        batcher = _Batcher(sender, {"node": _node_name(), "pid": proc.pid, "started": started})
         if read_fd is not None:
-            pump = threading.Thread(target=_pump, args=(read_fd, sender), daemon=True)
+            pump = threading.Thread(target=_pump, args=(read_fd, batcher.add), daemon=True)
             pump.start()
         done = threading.Event()
         threading.Thread(target=lambda: (proc.wait(), done.set()), daemon=True).start()
@@ -253,6 +300,8 @@ def run_command(spec: JobSpec, channel: Any = None) -> dict:
     finally:
         if pump is not None:
             pump.join(timeout=10)
+        if batcher is not None:
+            batcher.close()
         if read_fd is not None:
             os.close(read_fd)
         for f in (out, err):
@@ -262,8 +311,9 @@ def run_command(spec: JobSpec, channel: Any = None) -> dict:
             signal.signal(signal.SIGINT, old_handler)
     result = {"status": status, "message": message, "exit_code": rc, "node": _node_name(),
               "started": started, "ended": time.time(), "sent": sender.sent}
-    if channel is None:
-        result["scalars"] = sender.kept
+    held = batcher.held if batcher is not None else []
+    if channel is None or held:
+        result["scalars"] = sender.kept + held
     return result
 
 
