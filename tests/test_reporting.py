@@ -72,3 +72,36 @@ def test_the_wheel_ships_the_cli_inside_gml_ray_not_as_a_top_level_cli_package(t
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     for script in ("gml-ray =", "search-init =", "search-run =", "search-ctl ="):
         assert script in text
+
+
+def test_a_short_command_job_sends_no_message_and_a_long_one_streams(ray_session, tmp_path):
+    """Under 50 ms a job's reports come back with its outcome (no scheduler wake-up); a longer job
+    announces its start and streams its reports while it runs, and none is lost either way."""
+    import ray
+
+    from gml_ray.schedulers.channel import MessageChannel
+
+    (tmp_path / "quick.py").write_text("from gml_ray import report\nreport(acc=0.5)\n")
+    (tmp_path / "slow.py").write_text(
+        "import time\nfrom gml_ray import report\nreport(acc=0.1)\ntime.sleep(0.4)\nreport(acc=0.2)\n")
+    channel = MessageChannel.remote()
+    try:
+        quick = run_command(JobSpec(job_id=1, name="q", command="exec python quick.py",
+                                    cwd=str(tmp_path), job_dir=str(tmp_path / "q")), channel)
+        if quick["ended"] - quick["started"] < 0.04:  # a loaded machine may take longer to start
+            assert quick["sent"] == 0 and ray.get(channel.size.remote()) == 0
+        sent_by_quick = ray.get(channel.get_all.remote()) if quick["sent"] else []
+        assert [r["v"] for m in sent_by_quick if m[0] == "scalars" for r in m[3]] + \
+            [r["v"] for r in quick.get("scalars", [])] == [0.5]
+
+        slow = run_command(JobSpec(job_id=2, name="s", command="python slow.py", cwd=str(tmp_path),
+                                   job_dir=str(tmp_path / "s")), channel)
+        messages = ray.get(channel.get_all.remote())
+        # The channel is an async actor: messages may arrive out of order (reports carry steps).
+        assert sorted(m[0] for m in messages) == ["scalars"] * (len(messages) - 1) + ["start"]
+        assert {m[1] for m in messages} == {2}
+        streamed = sorted((r["s"], r["v"]) for m in messages if m[0] == "scalars" for r in m[3])
+        assert slow["sent"] == len(messages) and "scalars" not in slow
+        assert [v for _, v in streamed] == [0.1, 0.2]
+    finally:
+        ray.kill(channel)

@@ -51,6 +51,8 @@ class JobSpec:
 
 def _node_name() -> str:
     """``<ip> <node id prefix>``: the IP for people, the id to tell apart nodes on one host."""
+    if not ray.is_initialized():  # a job run outside Ray must not start (or join) a cluster
+        return socket.gethostname()
     try:
         node_id = ray.get_runtime_context().get_node_id() or ""
         return f"{ray.util.get_node_ip_address()} {node_id[:8]}".strip()
@@ -160,8 +162,8 @@ class _Batcher:
         with self._lock:
             self._live = True
             self.sender.send(START, start, wait=False)
-            if self.held:
-                self.sender.send(SCALARS, self.held, wait=False)
+            if self.held:  # waits, so that later reports cannot overtake these at the channel
+                self.sender.send(SCALARS, self.held)
                 self.held = []
 
     def add(self, records: list[dict]) -> None:
