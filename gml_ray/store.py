@@ -106,6 +106,8 @@ def db_path(work_dir: str) -> str:
 
 def classify(value: Any) -> tuple[float | None, str | None, int]:
     """(value, text, flag) for a reported scalar: NaN, inf and non-numbers are kept but flagged."""
+    if type(value) is float and math.isfinite(value):  # the common case, first
+        return value, None, FLAG_OK
     if isinstance(value, bool):
         value = int(value)
     if isinstance(value, (int, float)):
@@ -161,8 +163,9 @@ class Store:
         self._conn.close()
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Group writes into one commit (re-entrant)."""
+    def transaction(self, keep_on_error: bool = False) -> Iterator[None]:
+        """Group writes into one commit (re-entrant). An error rolls them back, or with
+        ``keep_on_error`` commits what was written before it."""
         with self._lock:
             outer = not self._conn.in_transaction
             if outer:
@@ -171,11 +174,25 @@ class Store:
                 yield
             except BaseException:
                 if outer:
-                    self._conn.execute("ROLLBACK")
+                    self._conn.execute("COMMIT" if keep_on_error else "ROLLBACK")
                 raise
             else:
                 if outer:
                     self._conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def unlocked(self) -> Iterator[None]:
+        """Inside a transaction: commit what was written, run the block without holding the
+        database's write lock (other runs write to the same file), then open a new transaction."""
+        with self._lock:
+            inside = self._conn.in_transaction
+            if inside:
+                self._conn.execute("COMMIT")
+            try:
+                yield
+            finally:
+                if inside:
+                    self._conn.execute("BEGIN IMMEDIATE")
 
     def _exec(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
         with self._lock:

@@ -453,3 +453,90 @@ def test_jobs_run_in_a_snapshot_with_symlinked_paths(ray_session, tmp_path):
     assert out == [snap, "True", "True"]
     assert os.path.islink(os.path.join(snap, "data"))
     assert not os.path.exists(os.path.join(snap, ".git")) and not os.path.exists(os.path.join(snap, "wd"))
+
+
+THINKING_SEARCHER = '''
+import os, time
+from gml_ray.searchers.builder import SEARCHERS
+from gml_ray.searchers.random import RandomSearcher
+
+@SEARCHERS.register_module()
+class ThinkingSearcher(RandomSearcher):
+    """Takes 1.5 s per config (a GP would), and says so in a marker file while it thinks."""
+    def get_config(self):
+        marker = MARKER
+        open(marker, "w").close()
+        time.sleep(1.5)
+        os.remove(marker)
+        return super().get_config()
+'''
+
+
+def test_a_thinking_searcher_does_not_hold_the_store_write_lock(run_task, tmp_path):
+    """Other runs in the work dir and `ctl stop` write to the same SQLite file: they must not wait
+    for a searcher that takes seconds per config."""
+    import sqlite3
+
+    marker, writes = tmp_path / "thinking", []
+    searcher = THINKING_SEARCHER.replace("MARKER", repr(str(marker)))
+
+    def try_a_write():
+        if marker.exists() and len(writes) < 3:
+            conn = sqlite3.connect(str(tmp_path / "wd" / "gml.db"), timeout=0.3)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("ROLLBACK")
+                writes.append("ok")
+            except sqlite3.OperationalError as exc:
+                writes.append(str(exc))
+            finally:
+                conn.close()
+
+    cfg = """
+custom_imports: [thinking.py]
+task:
+  template: "python train.py --x {x}"
+  search_args: [{type: Int, name: x, data: [1, 100]}]
+searcher: {type: ThinkingSearcher, reward_attribute: acc}
+scheduler: {parallel_size: 1, stop_criterion: {max_tries: 3}}
+"""
+    run = run_task(cfg, {"train.py": TRAIN, "thinking.py": searcher}, on_progress=try_a_write)
+    assert run.statuses() == [FINISHED] * 3
+    assert writes and set(writes) == {"ok"}, writes
+
+
+FAILING_CHECK = '''
+from gml_ray.schedulers import STOP_CRITERIONS, BaseStopCriterion
+
+@STOP_CRITERIONS.register_module()
+class FailsOnFirstResult(BaseStopCriterion):
+    def check(self, scheduler):
+        if scheduler.best_reward is not None:
+            raise RuntimeError("my stop criterion is broken")
+'''
+
+
+def test_a_failing_stop_criterion_keeps_what_its_round_stored(ray_session, tmp_path):
+    """The job that ended in the round where a plugin failed stays FINISHED with its scalars."""
+    from conftest import write_files
+
+    from gml_ray.config import load_config
+    from gml_ray.schedulers.naive import NaiveScheduler
+
+    write_files(tmp_path / "code", {"train.py": TRAIN, "failing.py": FAILING_CHECK, "search_config.yaml": """
+        custom_imports: [failing.py]
+        task:
+          template: "python train.py --x {x}"
+          search_args: [{type: Categorical, name: x, data: [1, 2, 3]}]
+        searcher: {type: GridSearcher, reward_attribute: acc}
+        scheduler: {parallel_size: 1, stop_criterion: {type: FailsOnFirstResult}}
+    """})
+    scheduler = NaiveScheduler(str(tmp_path / "wd"), load_config(str(tmp_path / "code" / "search_config.yaml")),
+                               task="t")
+    store = scheduler.prepare()
+    with pytest.raises(RuntimeError, match="my stop criterion is broken"):
+        scheduler.run()
+    jobs = store.jobs("t")
+    assert jobs[0]["status"] == FINISHED and jobs[0]["reward"] == 2.0
+    assert [s["value"] for s in store.scalars("t", [jobs[0]["job_id"]])] == [1.0, 2.0]
+    assert store.get_task("t")["status"] == ERROR

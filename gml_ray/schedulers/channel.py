@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from dataclasses import dataclass
 from typing import Any
 
 import ray
@@ -37,3 +38,21 @@ class MessageChannel:
 
     async def size(self) -> int:
         return len(self._items)
+
+
+_handles: dict[str, Any] = {}  # channel name -> handle, per process
+
+
+@dataclass(frozen=True)
+class ChannelName:
+    """Where a job sends its messages: a named :class:`MessageChannel`. Cheaper to pass to every
+    job than the actor handle; a job looks the actor up only when it sends, once per process."""
+
+    name: str
+    namespace: str
+
+    def handle(self) -> Any:
+        handle = _handles.get(self.name)
+        if handle is None:
+            handle = _handles[self.name] = ray.get_actor(self.name, namespace=self.namespace)
+        return handle

@@ -24,7 +24,7 @@ import ray
 
 from .. import reporting
 from ..store import ERROR, FINISHED, KILLED, PENDING, RUNNING
-from .channel import SCALARS, START
+from .channel import SCALARS, START, ChannelName
 
 KILL_GRACE_S = 3.0  # SIGTERM first; SIGKILL whatever is left after this
 CANCEL_CHECK_S = 0.2
@@ -74,7 +74,8 @@ class _Sender:
                 if kind == SCALARS:
                     self.kept.extend(payload)
                 return
-            ref = self.channel.put.remote((kind, self.spec.job_id, self.spec.attempt, payload))
+            channel = self.channel.handle() if isinstance(self.channel, ChannelName) else self.channel
+            ref = channel.put.remote((kind, self.spec.job_id, self.spec.attempt, payload))
             self.sent += 1
         if wait:
             ray.get(ref)
@@ -144,6 +145,63 @@ def _end_group_in_background(proc: subprocess.Popen) -> None:
     threading.Thread(target=_kill_group, args=(proc,), daemon=True).start()
 
 
+class _Alarm:
+    """Runs callbacks after a delay on one daemon thread per process: a ``threading.Timer`` per
+    job would start (and join) a thread for every short trial."""
+
+    def __init__(self) -> None:
+        self._cv = threading.Condition()
+        self._due: dict[int, tuple[float, Callable[[], None]]] = {}  # token -> (when, callback)
+        self._running: int | None = None  # the token whose callback runs now
+        self._next = 0
+        self._thread: threading.Thread | None = None
+
+    def schedule(self, delay: float, callback: Callable[[], None]) -> int:
+        """Run ``callback`` after ``delay`` seconds unless cancelled; returns a token."""
+        with self._cv:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="gml-alarm", daemon=True)
+                self._thread.start()
+            self._next += 1
+            self._due[self._next] = (time.monotonic() + delay, callback)
+            self._cv.notify()
+            return self._next
+
+    def cancel(self, token: int) -> None:
+        """After this returns the callback has either run to its end or will never run."""
+        with self._cv:
+            self._due.pop(token, None)
+            while self._running == token:
+                self._cv.wait()
+
+    def _loop(self) -> None:
+        with self._cv:
+            while True:
+                if not self._due:
+                    self._cv.wait()
+                    continue
+                token = min(self._due, key=lambda t: self._due[t][0])
+                when, callback = self._due[token]
+                wait = when - time.monotonic()
+                if wait > 0:
+                    self._cv.wait(wait)
+                    continue
+                del self._due[token]
+                self._running = token
+                self._cv.release()
+                try:
+                    callback()
+                except Exception:  # noqa: BLE001 - a failed send is the job's loss, not the alarm's
+                    pass
+                finally:
+                    self._cv.acquire()
+                    self._running = None
+                    self._cv.notify_all()
+
+
+_alarm = _Alarm()
+
+
 class _Batcher:
     """A command job's messages: nothing for its first ``STREAM_AFTER_S``, then START and its
     reports as they come. A job that ends sooner sends no message at all; its reports go back in
@@ -154,9 +212,7 @@ class _Batcher:
         self.sender, self.held = sender, []  # held: reports not sent yet
         self._live = False
         self._lock = threading.Lock()
-        self._timer = threading.Timer(STREAM_AFTER_S, self._go_live, (start,))
-        self._timer.daemon = True
-        self._timer.start()
+        self._token = _alarm.schedule(STREAM_AFTER_S, lambda: self._go_live(start))
 
     def _go_live(self, start: dict) -> None:
         with self._lock:
@@ -175,9 +231,7 @@ class _Batcher:
 
     def close(self) -> None:
         """Stop the timer; once this returns, ``sender.sent`` counts every message sent."""
-        self._timer.cancel()
-        if self._timer.is_alive():
-            self._timer.join()
+        _alarm.cancel(self._token)
 
 
 def _pump(fd: int, sink: Callable[[list[dict]], None]) -> None:
@@ -369,11 +423,9 @@ def run_function(spec: JobSpec, channel: Any = None) -> dict:
     buffer: list[dict] = []
     last_flush = [started]
     node = _node_name()
-    announce = threading.Timer(STREAM_AFTER_S, sender.send,
-                               (START, {"node": node, "pid": os.getpid(), "started": started}, False))
-    announce.daemon = True
-    if channel is not None:
-        announce.start()
+    start = {"node": node, "pid": os.getpid(), "started": started}
+    announce = (_alarm.schedule(STREAM_AFTER_S, lambda: sender.send(START, start, False))
+                if channel is not None else None)
 
     def sink(records: list[dict]) -> None:
         if not spec.collect_metrics:
@@ -412,9 +464,8 @@ def run_function(spec: JobSpec, channel: Any = None) -> dict:
             signal.signal(signal.SIGINT, old_handler)
         os.chdir(prev_cwd)
         reporting.set_function_sink(None)
-        announce.cancel()
-        if announce.is_alive():
-            announce.join()  # so that `sent` below counts its message if it went out
+        if announce is not None:
+            _alarm.cancel(announce)  # so that `sent` below counts its message if it went out
     return {"status": status, "message": message, "exit_code": None, "node": node,
             "started": started, "ended": time.time(), "sent": sender.sent,
             "scalars": sender.kept + buffer}
@@ -442,6 +493,29 @@ def _spec_kwargs(kwargs: dict) -> dict:
     """Pop the JobSpec fields out of a Job constructor's kwargs."""
     keys = ("job_id", "attempt", "time_limit", "generate_log", "collect_metrics", "env")
     return {k: kwargs.pop(k) for k in keys if k in kwargs}
+
+
+_optioned: dict[tuple, Any] = {}
+
+
+def _with_options(remote: Any, opts: dict[str, Any]) -> Any:
+    """``remote.options(**opts)``, made once per set of options (it builds a class each time).
+
+    Only plain options (numbers, strings, dicts of them) are cached: an object's repr may not say
+    what it holds."""
+    def plain(v: Any) -> bool:
+        if isinstance(v, dict):
+            return all(isinstance(k, str) and plain(x) for k, x in v.items())
+        return v is None or isinstance(v, (bool, int, float, str))
+
+    if not plain(opts):
+        return remote.options(**opts)
+    key = (id(remote), repr(sorted(opts.items())))
+    if key not in _optioned:
+        if len(_optioned) > 64:
+            _optioned.clear()
+        _optioned[key] = remote.options(**opts)
+    return _optioned[key]
 
 
 LOST_ERRORS = tuple(getattr(ray.exceptions, name) for name in (
@@ -493,7 +567,7 @@ class Job:
     def start(self, **kwargs: Any) -> "Job":
         opts = ray_resources(self.resources)
         opts.update(kwargs)
-        self.ref = self._remote.options(**opts).remote(self.spec, self.channel)
+        self.ref = _with_options(self._remote, opts).remote(self.spec, self.channel)
         return self
 
     def wait(self, timeout: float | None = None) -> dict | None:

@@ -20,6 +20,7 @@ import socket
 import sys
 import threading
 import time
+import uuid
 from typing import Any, Callable
 
 import ray
@@ -35,13 +36,15 @@ from ..snapshot import snapshot_code
 from ..space import config_key
 from ..store import check_task_name  # noqa: F401 - re-exported
 from ..store import EARLY_STOPPED, ERROR, FINISHED, FLAG_OK, KILLED, PENDING, RUNNING, Store, classify
-from .channel import SCALARS, START, WAKE, MessageChannel
+from .channel import SCALARS, START, WAKE, ChannelName, MessageChannel
 from .job import CommandJob, FunctionJob, Job
 
 log = logging.getLogger("gml_ray.scheduler")
 
 WAKE_S = 0.5  # the loop wakes at least this often: ctl stop requests, heartbeat, time limits
 DRAIN_GRACE_S = 5.0  # how long an ended job may wait for its last messages
+SLOW_SEARCHER_S = 0.01  # a searcher's answer took longer: it is asked outside the store's lock
+SAVE_EVERY = 20_000  # scalar rows kept in memory at most before they are written
 
 
 def job_name(job_id: int) -> str:
@@ -71,7 +74,9 @@ class SchedulerCore:
         # The queue lives beside the scheduler (the driver's node): jobs' nodes may come and go.
         here = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
             ray.get_runtime_context().get_node_id(), soft=False)
-        self.channel = MessageChannel.options(num_cpus=0, scheduling_strategy=here).remote()
+        name = f"gml-channel-{task}-{uuid.uuid4().hex[:12]}"
+        self.channel = MessageChannel.options(num_cpus=0, scheduling_strategy=here, name=name).remote()
+        self.channel_name = ChannelName(name, ray.get_runtime_context().namespace)
         self._file_bases = {a.name: render.load_config_file(a.file) for a in cfg.search_args
                             if a.type == "File"}
         self.is_stop = False
@@ -92,6 +97,9 @@ class SchedulerCore:
         self._received: dict[int, int] = {}
         self._history: dict[int, list[dict]] = {}
         self._latest: dict[int, dict[str, Any]] = {}  # running job id -> {tag: last value}
+        self._unsaved: list[tuple] = []  # scalar rows not written to the store yet
+        self._row_updates: dict[int, dict[str, Any]] = {}  # ended job id -> job row fields to write
+        self._slow_searcher = True  # until its first answer says otherwise
         self._last_wake = 0.0
         self.ingested, self.ingest_s = 0, 0.0  # scalars written, and the time it took
         self.elapsed_before = 0.0  # run time of earlier attempts of this task (resume)
@@ -161,14 +169,22 @@ class SchedulerCore:
         status = FINISHED
         self.stop_criterion.before_run(self)
         pending_get = self.channel.get_all.remote()
+        ready: list | None = None
         try:
             while True:
-                self._launch()
+                # One commit per round; a failing plugin does not undo what the round stored.
+                with self.store.transaction(keep_on_error=True):
+                    if ready is not None:
+                        pending_get = self._handle(ready, pending_get)
+                        self.stop_criterion.check(self)
+                        self._apply_stops()
+                    self._launch()
+                    # Scalars of ended jobs are written after their successors started: the
+                    # workers do not wait for SQLite.
+                    self._save_scalars()
                 if not self.running and (self.is_stop or self.exhausted):
                     break
-                pending_get = self._wait(pending_get)
-                self.stop_criterion.check(self)
-                self._apply_stops()
+                ready = self._ready(pending_get)
             if self._external is not None:
                 status = self._external[0]
         except BaseException as exc:
@@ -185,6 +201,7 @@ class SchedulerCore:
             except Exception:  # noqa: BLE001 - a plugin's after_run must not hide the result
                 log.exception("stop criterion after_run failed")
             try:
+                self._save_scalars()
                 self.store.update_task(self.task, status=status, ended=time.time(),
                                        message=self.stop_reason or None,
                                        elapsed=self.elapsed_before + time.time() - self.start_time)
@@ -210,7 +227,7 @@ class SchedulerCore:
             self.stop_criterion.before_iter(self)
             if self.is_stop:
                 break
-            config = self.searcher.get_config()
+            config = self._next_config()
             if config is None:
                 self.exhausted = True
                 break
@@ -228,6 +245,20 @@ class SchedulerCore:
             self.num_launched += 1
             self.stop_criterion.after_iter(self)
 
+    def _next_config(self) -> dict | None:
+        """The searcher's next config. A searcher that thinks for long (a GP, LA-MCTS) does so
+        without holding the store's write lock, which other runs and ``ctl stop`` wait for."""
+        if self._slow_searcher:
+            with self.store.unlocked():
+                return self._timed_get_config()
+        return self._timed_get_config()
+
+    def _timed_get_config(self) -> dict | None:
+        t0 = time.perf_counter()
+        config = self.searcher.get_config()
+        self._slow_searcher = time.perf_counter() - t0 > SLOW_SEARCHER_S
+        return config
+
     def _make_job(self, config: dict, job_id: int, attempt: int = 1) -> Job:
         name = job_name(job_id)
         job_dir = os.path.join(self.task_dir, "jobs", name)
@@ -240,12 +271,12 @@ class SchedulerCore:
             return MujocoJob(self.cfg.func_type or "", name, policy_vector(config, self.cfg.arg_names),
                              args, config=config, pool=self.pool, rollouts=self.cfg.rollouts,
                              reward_attribute=self.reward_attribute, resources=self.cfg.resources,
-                             channel=self.channel, time_limit=self.cfg.stop.time_limits_per_job,
+                             channel=self.channel_name, time_limit=self.cfg.stop.time_limits_per_job,
                              **common)
         values = render.job_values(self.space, config, None)
         if self.cfg.function:
             job: Job = FunctionJob(self.cfg.function, name, values, args, config=config,
-                                   resources=self.cfg.resources, channel=self.channel, **common)
+                                   resources=self.cfg.resources, channel=self.channel_name, **common)
         else:
             # File args render to <job_dir>/<name>; the command names that path.
             for key in self.space:
@@ -254,16 +285,17 @@ class SchedulerCore:
                     values[key] = os.path.join(job_dir, render.rendered_file_name(sub))
             command = render.render_template(self.cfg.template or "", values)
             job = CommandJob(command, name, args, config=config, resources=self.cfg.resources,
-                             channel=self.channel, time_limit=self.cfg.stop.time_limits_per_job,
+                             channel=self.channel_name, time_limit=self.cfg.stop.time_limits_per_job,
                              **common)
         return job
 
     def _start(self, job: Job) -> None:
         spec = job.spec
-        os.makedirs(spec.job_dir, exist_ok=True)
-        values = render.job_values(self.space, job.config, spec.job_dir, self._file_bases)
-        if spec.function:
-            spec.values = values
+        if self._file_bases:  # File args are rendered here; otherwise the job makes its dir
+            os.makedirs(spec.job_dir, exist_ok=True)
+            values = render.job_values(self.space, job.config, spec.job_dir, self._file_bases)
+            if spec.function:
+                spec.values = values
         if spec.attempt > 1:
             self.store.update_job(self.task, spec.job_id, status=PENDING, attempt=spec.attempt,
                                   reward=None, started=None, ended=None, exit_code=None,
@@ -280,7 +312,8 @@ class SchedulerCore:
         self.running[spec.job_id] = job
         self._received[spec.job_id] = 0
 
-    def _wait(self, pending_get: Any) -> Any:
+    def _ready(self, pending_get: Any) -> list:
+        """Wait (at most ``WAKE_S``) until a job ends or messages come; returns what is ready."""
         timeout = WAKE_S
         left = getattr(self.stop_criterion, "seconds_left", lambda: None)()
         if left is not None:
@@ -289,32 +322,37 @@ class SchedulerCore:
             timeout = min(timeout, 0.1)
         refs = [pending_get] + [j.ref for j in self.running.values() if j.outcome is None]
         ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+        return ready
+
+    def _handle(self, ready: list, pending_get: Any) -> Any:
+        """Take in the messages and the ended jobs; returns the channel call to wait on next."""
         ready_set = set(ready)
-        with self.store.transaction():
-            if pending_get in ready_set:
-                self._on_messages(ray.get(pending_get))
-                pending_get = self.channel.get_all.remote()
-            for job_id, job in list(self.running.items()):
-                if job.outcome is None and job.ref in ready_set:
-                    outcome = job.resolve()
-                    if outcome.get("lost") and self._retry(job):
-                        continue
-                    if outcome.get("scalars"):  # reports a job returned instead of sending
-                        self._ingest(job, outcome.pop("scalars"), job.spec.attempt)
-                    self._ending[job_id] = time.time()
-            now = time.time()
-            for job_id, ended_at in list(self._ending.items()):
-                job = self.running[job_id]
-                sent = job.outcome.get("sent") if job.outcome else None
-                if (sent is not None and self._received[job_id] >= sent) or now - ended_at > (
-                        DRAIN_GRACE_S if sent is not None else 1.0):
-                    del self._ending[job_id]
-                    self._finish(job)
-            if now - self._last_wake >= WAKE_S:
-                self._last_wake = now
-                self.store.heartbeat(self.task)
-                if self.store.stop_requested(self.task):
-                    self.external_stop(KILLED, "stopped by `ctl stop`")
+        if pending_get in ready_set:
+            self._on_messages(ray.get(pending_get))
+            pending_get = self.channel.get_all.remote()
+        for job_id, job in list(self.running.items()):
+            if job.outcome is None and job.ref in ready_set:
+                outcome = job.resolve()
+                if outcome.get("lost") and self._retry(job):
+                    continue
+                if outcome.get("scalars"):  # reports a job returned instead of sending
+                    self._ingest(job, outcome.pop("scalars"), job.spec.attempt)
+                self._ending[job_id] = time.time()
+        now = time.time()
+        for job_id, ended_at in list(self._ending.items()):
+            job = self.running[job_id]
+            sent = job.outcome.get("sent") if job.outcome else None
+            if (sent is not None and self._received[job_id] >= sent) or now - ended_at > (
+                    DRAIN_GRACE_S if sent is not None else 1.0):
+                del self._ending[job_id]
+                self._finish(job)
+        if now - self._last_wake >= WAKE_S:
+            self._last_wake = now
+            self.store.heartbeat(self.task)
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            if self.store.stop_requested(self.task):
+                self.external_stop(KILLED, "stopped by `ctl stop`")
         return pending_get
 
     def _retry(self, job: Job) -> bool:
@@ -328,6 +366,7 @@ class SchedulerCore:
         del self.running[job.spec.job_id]
         self._received.pop(job.spec.job_id, None)
         self._latest.pop(job.spec.job_id, None)
+        self._row_updates.pop(job.spec.job_id, None)
         self._history.pop(job.spec.job_id, None)
         self._start(self._make_job(job.config, job.spec.job_id, job.spec.attempt + 1))
         return True
@@ -351,35 +390,50 @@ class SchedulerCore:
         """Store a job's reported scalars, update its reward and let the assessor judge it."""
         t0 = time.perf_counter()
         job_id = job.spec.job_id
-        rows, new_reward = [], False
+        rows, best = [], None
+        history = self._history.setdefault(job_id, []) if self.assessor is not None else None
         for rec in records:
             tag, value = rec.get("t"), rec.get("v")
             rows.append((job_id, tag, rec.get("s"), value, rec.get("c"), attempt))
             if tag == self.reward_attribute:
                 v, _, flag = classify(value)
                 if flag == FLAG_OK:
-                    self._record_reward(job, v)  # type: ignore[arg-type]
-                    if self.assessor is not None:
-                        self._history.setdefault(job_id, []).append(
-                            {"iteration": rec.get("s"), "value": v, "created": rec.get("c")})
-                        new_reward = True
-        self.store.add_scalars(self.task, rows)
+                    if self.better(v, best):  # type: ignore[arg-type]
+                        best = v
+                    if history is not None:
+                        history.append({"iteration": rec.get("s"), "value": v, "created": rec.get("c")})
+        self._unsaved.extend(rows)
         latest = self._latest.setdefault(job_id, {})
-        for rec in records:
-            latest[rec.get("t")] = _json_safe(rec.get("v"))
-        self.store.update_job(self.task, job_id, latest=json.dumps(latest))
+        for tag, value in {rec.get("t"): rec.get("v") for rec in records}.items():
+            latest[tag] = _json_safe(value)
+        fields = self._row_updates.setdefault(job_id, {})
+        fields["latest"] = json.dumps(latest)
+        if best is not None and self._record_reward(job, best):  # one row update per batch
+            fields["reward"] = job.reward
+        if job.outcome is None:  # else _finish writes them with the job's end
+            self.store.update_job(self.task, job_id, **self._row_updates.pop(job_id))
         self.ingested += len(rows)
         self.ingest_s += time.perf_counter() - t0
-        if new_reward:
+        if len(self._unsaved) >= SAVE_EVERY:
+            self._save_scalars()
+        if best is not None and history is not None:
             self._assess(job)
 
-    def _record_reward(self, job: Job, value: float) -> None:
-        current = job.reward
-        if self.better(value, current):
-            job.reward = value
-            self.store.update_job(self.task, job.spec.job_id, reward=value)
-            if self.better(value, self.best_reward):
-                self.best_reward, self.best_job = value, job.name
+    def _record_reward(self, job: Job, value: float) -> bool:
+        """Keep ``value`` if it beats the job's reward so far; True if it did."""
+        if not self.better(value, job.reward):
+            return False
+        job.reward = value
+        if self.better(value, self.best_reward):
+            self.best_reward, self.best_job = value, job.name
+        return True
+
+    def _save_scalars(self) -> None:
+        if self._unsaved:
+            t0 = time.perf_counter()
+            rows, self._unsaved = self._unsaved, []
+            self.store.add_scalars(self.task, rows)
+            self.ingest_s += time.perf_counter() - t0
 
     def _assess(self, job: Job) -> None:
         # A job's last values may arrive with its outcome: the assessor still sees them (its
@@ -399,11 +453,13 @@ class SchedulerCore:
         outcome = job.outcome or {}
         status = outcome.get("status", ERROR)
         reward = job.reward
-        self.store.update_job(self.task, job_id, status=status, ended=outcome.get("ended", time.time()),
+        self.store.update_job(self.task, job_id, **self._row_updates.pop(job_id, {}),
+                              status=status, ended=outcome.get("ended", time.time()),
                               exit_code=outcome.get("exit_code"), message=outcome.get("message") or None,
                               **({"node": outcome["node"]} if outcome.get("node") else {}),
                               **({"started": outcome["started"]} if outcome.get("started") else {}))
         if self.cfg.tensorboard:  # the job's scalars + args as TensorBoard events
+            self._save_scalars()
             tensorboard.on_job_end(self.store, self.task, self.task_dir, job, status)
         log.info("%s %s%s reward=%s", job.name, status,
                  f" ({outcome['message']})" if outcome.get("message") else "", job.reward)
@@ -446,6 +502,29 @@ class SchedulerCore:
         self.store.mark_active_jobs(self.task, status, message)
 
 
+class _LogFile(logging.FileHandler):
+    """scheduler.log, flushed at most every ``WAKE_S`` (the loop flushes it on its heartbeat)
+    and at once for warnings: two lines per job, each flushed, cost 5% of a short trial."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self._flushed = time.monotonic()
+        self._lazy = False  # True while emit() runs: its flush may wait
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._lazy = record.levelno < logging.WARNING
+        try:
+            super().emit(record)  # writes, then calls flush()
+        finally:
+            self._lazy = False
+
+    def flush(self) -> None:
+        if self._lazy and time.monotonic() - self._flushed < WAKE_S:
+            return
+        self._flushed = time.monotonic()
+        super().flush()
+
+
 @ray.remote(num_cpus=0, max_concurrency=4, max_restarts=0)
 class SchedulerActor:
     """Hosts :class:`SchedulerCore`; ``run`` blocks until the task ends, ``stop`` may be called meanwhile."""
@@ -456,12 +535,16 @@ class SchedulerActor:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
         except ValueError:
             pass
-        logging.basicConfig(filename=os.path.join(task_dir, "scheduler.log"), level=logging.INFO,
-                            format="%(asctime)s %(levelname)s %(message)s", force=True)
+        handler = _LogFile(os.path.join(task_dir, "scheduler.log"))
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
         self.core = SchedulerCore(cfg, task, work_dir, task_dir, code_dir, resume)
 
     def run(self) -> dict[str, Any]:
-        return self.core.run()
+        try:
+            return self.core.run()
+        finally:
+            logging.getLogger().handlers[0].flush()
 
     def stop(self, status: str, reason: str) -> None:
         self.core.external_stop(status, reason)
