@@ -7,9 +7,11 @@ an outcome dict that says how many messages they sent, so the scheduler knows wh
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import os
+import pickle
 import shutil
 import signal
 import socket
@@ -471,8 +473,19 @@ def run_function(spec: JobSpec, channel: Any = None) -> dict:
             "scalars": sender.kept + buffer}
 
 
-_run_command_remote = ray.remote(max_retries=0)(run_command)
-_run_function_remote = ray.remote(max_retries=0)(run_function)
+def _packed(run: Callable[[JobSpec, Any], dict]) -> Callable[..., dict]:
+    """``run`` as a Ray task that also takes ``(spec, channel)`` pickled into one bytes argument:
+    Ray passes bytes as they are, where two objects cost two cloudpickle runs per job."""
+    @functools.wraps(run)
+    def task(spec: JobSpec | bytes, channel: Any = None) -> dict:
+        if isinstance(spec, bytes):
+            spec, channel = pickle.loads(spec)
+        return run(spec, channel)  # type: ignore[arg-type]
+    return task
+
+
+_run_command_remote = ray.remote(max_retries=0)(_packed(run_command))
+_run_function_remote = ray.remote(max_retries=0)(_packed(run_function))
 
 
 def ray_resources(resources: dict[str, float]) -> dict[str, Any]:
@@ -567,7 +580,11 @@ class Job:
     def start(self, **kwargs: Any) -> "Job":
         opts = ray_resources(self.resources)
         opts.update(kwargs)
-        self.ref = _with_options(self._remote, opts).remote(self.spec, self.channel)
+        remote = _with_options(self._remote, opts)
+        if self.channel is None or isinstance(self.channel, ChannelName):
+            self.ref = remote.remote(pickle.dumps((self.spec, self.channel)))
+        else:  # an actor handle needs Ray's own pickling
+            self.ref = remote.remote(self.spec, self.channel)
         return self
 
     def wait(self, timeout: float | None = None) -> dict | None:
