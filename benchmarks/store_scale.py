@@ -5,8 +5,10 @@
 Function trials each report ``--scalars`` values (one tag, one step each). By default a short trial
 returns its reports with its outcome (what gml-ray does for trials under 50 ms); ``--stream`` sets
 GML_STREAM_INTERVAL_S=0.001 in the workers so reports travel through the Ray queue in batches as
-they are made. Prints: scalars/s into SQLite, the time of `gml-ray ctl show --task T` and of
-`--scalar` (each a fresh CLI process), the database size and the scheduler actor's peak RSS.
+they are made; ``--jobs 100 --scalars 10000 --stream`` makes jobs stream faster than the
+scheduler takes them in, which measures the queue → scheduler → SQLite path itself.
+Prints: scalars/s into SQLite, the time of `gml-ray ctl show --task T` and of `--scalar` (each a
+fresh CLI process), the database size and the scheduler actor's peak RSS.
 """
 from __future__ import annotations
 
