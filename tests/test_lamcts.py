@@ -283,3 +283,24 @@ def test_lamcts_beats_random_search_on_ackley_20():
         rnd = RandomSearcher(space, optimize_mode="minimize", seed=seed)
         best_random = min(v for _, v in drive(rnd, ackley, 200, parallel=4))
         assert best_lamcts < best_random, (seed, best_lamcts, best_random)
+
+
+def test_the_bo_sampler_climbs_its_acquisition_without_leaving_the_region():
+    """EI's best random candidates are refined by gradient: they end higher and inside the leaf."""
+    from gml_ray.searchers.lamcts.samplers import climb
+
+    x, v = two_basins(n=150, d=4, seed=3)
+    tree = Tree(x, v, leaf_size=20, kernel="linear", gamma="auto", Cp=1.0, seed=0)
+    leaf, path = next((leaf, path) for leaf, path in leaf_paths(tree) if path)
+    start = x[leaf.idx][:6]
+    target = torch.full((4,), 0.95, dtype=torch.float64)  # pulls the points out of their region
+
+    def closeness(p: torch.Tensor) -> torch.Tensor:
+        return -((p - target) ** 2).sum(dim=1)
+
+    end = climb(start, closeness, path, steps=200, lr=0.02)
+    assert bool(in_region(path, end).all()) and bool(((end >= 0) & (end <= 1)).all())
+    assert bool((closeness(end) >= closeness(start) - 1e-12).all())
+    assert float(closeness(end).mean()) > float(closeness(start).mean())
+    free = climb(start, closeness, [], steps=200, lr=0.02)  # no region: it gets (near) there
+    assert float(((free - target) ** 2).sum(dim=1).max()) < 0.05

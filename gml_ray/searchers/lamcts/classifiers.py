@@ -406,12 +406,16 @@ class GaussianProcess:
         v = torch.linalg.solve_triangular(self._chol, ks, upper=False)
         return mean, v
 
-    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior mean (m,) and variance (m,) of the latent function at x (m, d), original units."""
+    def posterior(self, x: torch.Tensor, differentiable: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean (m,) and variance (m,) of the latent function at x (m, d), original units.
+
+        ``differentiable`` keeps the autograd graph to x (a float64 tensor on the GP's device), so
+        that an acquisition function of them can be climbed by gradient."""
         self._check()
         assert self._x is not None
-        x = _as_float(x, self._x.device)
-        with torch.no_grad():
+        if not differentiable:
+            x = _as_float(x, self._x.device)
+        with torch.set_grad_enabled(differentiable):
             mean, v = self._latent(x)
             var = (self.outputscale - (v * v).sum(0)).clamp_min(1e-12)
         return mean * self.y_std + self.y_mean, var * self.y_std ** 2
