@@ -1,6 +1,6 @@
 """Store scale: 10,000 jobs x 100 scalars through the real ingestion path, then `ctl show`.
 
-    python benchmarks/store_scale.py [--jobs 10000] [--scalars 100] [--stream]
+    python benchmarks/store_scale.py [--jobs 10000] [--scalars 100] [--stream] [--parallel 2]
 
 Function trials each report ``--scalars`` values (one tag, one step each). By default a short trial
 returns its reports with its outcome (what gml-ray does for trials under 50 ms); ``--stream`` sets
@@ -27,6 +27,7 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=10_000)
     ap.add_argument("--scalars", type=int, default=100)
     ap.add_argument("--stream", action="store_true")
+    ap.add_argument("--parallel", type=int, default=2, help="scheduler.parallel_size (Ray has 2 CPUs)")
     args = ap.parse_args()
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -56,7 +57,7 @@ def main() -> None:
           function: "objective:trial"
           search_args: [{{type: Int, name: x, data: [1, {args.jobs}]}}]
         searcher: {{reward_attribute: acc}}
-        scheduler: {{parallel_size: 2}}
+        scheduler: {{parallel_size: {args.parallel}}}
         generate_log: false
     """)), "scale.yaml", code)
     scheduler = NaiveScheduler(wd, cfg, task="scale", snapshot=False)

@@ -342,13 +342,15 @@ class Store:
 
     def add_scalars(self, task: str, rows: Iterable[tuple[int, str, int | None, Any, int | None, int]]) -> None:
         """Insert ``(job_id, tag, step, raw_value, created_ms, attempt)`` rows."""
-        data = []
-        for job_id, tag, step, raw, created, attempt in rows:
-            value, text, flag = classify(raw)
-            data.append((task, job_id, tag, step, value, text, flag, created, attempt))
+        self.insert_scalar_rows([(task, job_id, tag, step, *classify(raw), created, attempt)
+                                 for job_id, tag, step, raw, created, attempt in rows])
+
+    def insert_scalar_rows(self, rows: Iterable[tuple]) -> None:
+        """Insert rows already classified: ``(task, job_id, tag, step, value, text, flag, created_ms,
+        attempt)``, with ``(value, text, flag) = classify(raw)`` (the scheduler's hot path)."""
         with self._lock:
             self._conn.executemany("INSERT INTO scalars (task, job_id, tag, step, value, text, flag, "
-                                   "created, attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", data)
+                                   "created, attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def scalars(self, task: str, job_ids: Iterable[int] | None = None,
                 tags: Iterable[str] | None = None) -> list[dict[str, Any]]:

@@ -390,29 +390,31 @@ class SchedulerCore:
         """Store a job's reported scalars, update its reward and let the assessor judge it."""
         t0 = time.perf_counter()
         job_id = job.spec.job_id
-        rows, best = [], None
+        best = None
         history = self._history.setdefault(job_id, []) if self.assessor is not None else None
+        # Rows are built once, in their store form (classified here, where the reward needs it).
+        task, reward_attribute, append = self.task, self.reward_attribute, self._unsaved.append
+        last: dict = {}
         for rec in records:
-            tag, value = rec.get("t"), rec.get("v")
-            rows.append((job_id, tag, rec.get("s"), value, rec.get("c"), attempt))
-            if tag == self.reward_attribute:
-                v, _, flag = classify(value)
-                if flag == FLAG_OK:
-                    if self.better(v, best):  # type: ignore[arg-type]
-                        best = v
-                    if history is not None:
-                        history.append({"iteration": rec.get("s"), "value": v, "created": rec.get("c")})
-        self._unsaved.extend(rows)
+            tag, raw, step, created = rec.get("t"), rec.get("v"), rec.get("s"), rec.get("c")
+            value, text, flag = classify(raw)
+            append((task, job_id, tag, step, value, text, flag, created, attempt))
+            last[tag] = raw
+            if tag == reward_attribute and flag == FLAG_OK:
+                if self.better(value, best):  # type: ignore[arg-type]
+                    best = value
+                if history is not None:
+                    history.append({"iteration": step, "value": value, "created": created})
         latest = self._latest.setdefault(job_id, {})
-        for tag, value in {rec.get("t"): rec.get("v") for rec in records}.items():
-            latest[tag] = _json_safe(value)
+        for tag, raw in last.items():
+            latest[tag] = _json_safe(raw)
         fields = self._row_updates.setdefault(job_id, {})
         fields["latest"] = json.dumps(latest)
         if best is not None and self._record_reward(job, best):  # one row update per batch
             fields["reward"] = job.reward
         if job.outcome is None:  # else _finish writes them with the job's end
             self.store.update_job(self.task, job_id, **self._row_updates.pop(job_id))
-        self.ingested += len(rows)
+        self.ingested += len(records)
         self.ingest_s += time.perf_counter() - t0
         if len(self._unsaved) >= SAVE_EVERY:
             self._save_scalars()
@@ -432,7 +434,7 @@ class SchedulerCore:
         if self._unsaved:
             t0 = time.perf_counter()
             rows, self._unsaved = self._unsaved, []
-            self.store.add_scalars(self.task, rows)
+            self.store.insert_scalar_rows(rows)
             self.ingest_s += time.perf_counter() - t0
 
     def _assess(self, job: Job) -> None:
