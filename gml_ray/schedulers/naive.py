@@ -395,16 +395,23 @@ class SchedulerCore:
         # Rows are built once, in their store form (classified here, where the reward needs it).
         task, reward_attribute, append = self.task, self.reward_attribute, self._unsaved.append
         last: dict = {}
+        rewards: list[float] = []
         for rec in records:
-            tag, raw, step, created = rec.get("t"), rec.get("v"), rec.get("s"), rec.get("c")
-            value, text, flag = classify(raw)
-            append((task, job_id, tag, step, value, text, flag, created, attempt))
+            get = rec.get
+            tag, raw = get("t"), get("v")
+            # A finite float, the common case, without a call: inf - inf and nan - nan are nan.
+            if type(raw) is float and raw - raw == 0.0:
+                value, text, flag = raw, None, FLAG_OK
+            else:
+                value, text, flag = classify(raw)
+            append((task, job_id, tag, get("s"), value, text, flag, get("c"), attempt))
             last[tag] = raw
             if tag == reward_attribute and flag == FLAG_OK:
-                if self.better(value, best):  # type: ignore[arg-type]
-                    best = value
+                rewards.append(value)  # type: ignore[arg-type]
                 if history is not None:
-                    history.append({"iteration": step, "value": value, "created": created})
+                    history.append({"iteration": get("s"), "value": value, "created": get("c")})
+        if rewards:
+            best = max(rewards) if self.optimize_mode == "maximize" else min(rewards)
         latest = self._latest.setdefault(job_id, {})
         for tag, raw in last.items():
             latest[tag] = _json_safe(raw)
