@@ -6,6 +6,7 @@ naming the config field, e.g. ``searcher.type: unknown searcher 'GridSearch' (di
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +56,11 @@ def _build(registry: Registry, plugin: PluginConfig, cfg: TaskConfig, what: str,
         return cls(**(extra or {}), **kwargs)
     except Exception as exc:  # noqa: BLE001 - whatever the plugin raises, it is about this config
         text = str(exc) or type(exc).__name__
-        raise ConfigError(f"{plugin.type}: {text}", plugin.path, cfg.source) from None
+        # "n_initial_points must be ..." is about that key: the error's path names it.
+        first = re.match(r"[A-Za-z_]\w*", text)
+        key = first.group(0) if first and first.group(0) in plugin.kwargs else None
+        raise ConfigError(f"{plugin.type}: {text}", f"{plugin.path}.{key}" if key else plugin.path,
+                          cfg.source) from None
 
 
 def build_components(cfg: TaskConfig) -> Components:

@@ -230,6 +230,19 @@ def test_bad_settings_are_errors_that_name_the_setting(kwargs, message):
         LamctsSearcher(SPACE6, **kwargs)
 
 
+def test_a_bad_setting_in_the_config_names_its_key_and_file(tmp_path):
+    (tmp_path / "search_config.yaml").write_text(textwrap.dedent("""\
+        task:
+          template: "python train.py {a0}"
+          search_args: [{type: Real, name: a0, data: [-1, 1]}]
+        searcher: {type: LamctsSearcher, Cp: abc}
+        """))
+    with pytest.raises(ConfigError) as err:
+        build_components(load_config(str(tmp_path / "search_config.yaml")))
+    assert str(err.value).endswith(
+        "search_config.yaml: searcher.Cp: LamctsSearcher: Cp must be a number >= 0, got 'abc'")
+
+
 def test_non_real_args_are_a_config_error_naming_the_arg(tmp_path):
     (tmp_path / "search_config.yaml").write_text(textwrap.dedent("""\
         task:

@@ -86,7 +86,7 @@ def test_bad_settings_are_config_errors(tmp_path, line, words):
         """))
     with pytest.raises(ConfigError) as info:
         build_components(load_config(str(tmp_path / "search_config.yaml")))
-    assert info.value.path == "searcher" and words in info.value.message
+    assert info.value.path == "searcher." + line.split(":")[0] and words in info.value.message
 
 
 def test_same_seed_same_sequence_and_another_differs():

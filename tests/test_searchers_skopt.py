@@ -248,14 +248,14 @@ def test_the_manual_example_builds(tmp_path):
 @pytest.mark.parametrize("line, path, words", [
     ("n_initial_point: 3", "searcher.n_initial_point", "no parameter"),
     ("seed: 3", "searcher.seed", "random_state"),
-    ("acq_func: EIps", "searcher", "acq_func must be one of"),
-    ("acq_func: UCB", "searcher", "acq_func must be one of"),
-    ("base_estimator: SVM", "searcher", "base_estimator must be one of"),
-    ("acq_optimizer: adam", "searcher", "acq_optimizer must be one of"),
-    ("n_initial_points: 0", "searcher", "n_initial_points must be an integer >= 1"),
-    ("acq_func_kwargs: {kapa: 2}", "searcher", "acq_func_kwargs has no key 'kapa'"),
-    ("acq_optimizer_kwargs: 5", "searcher", "acq_optimizer_kwargs must be a mapping"),
-    ("random_state: abc", "searcher", "random_state must be an integer"),
+    ("acq_func: EIps", "searcher.acq_func", "acq_func must be one of"),
+    ("acq_func: UCB", "searcher.acq_func", "acq_func must be one of"),
+    ("base_estimator: SVM", "searcher.base_estimator", "base_estimator must be one of"),
+    ("acq_optimizer: adam", "searcher.acq_optimizer", "acq_optimizer must be one of"),
+    ("n_initial_points: 0", "searcher.n_initial_points", "n_initial_points must be an integer >= 1"),
+    ("acq_func_kwargs: {kapa: 2}", "searcher.acq_func_kwargs", "acq_func_kwargs has no key 'kapa'"),
+    ("acq_optimizer_kwargs: 5", "searcher.acq_optimizer_kwargs", "acq_optimizer_kwargs must be a mapping"),
+    ("random_state: abc", "searcher.random_state", "random_state must be an integer"),
     ("{base_estimator: RF, acq_optimizer: lbfgs}", "searcher", "scikit-optimize rejected"),
 ])
 def test_bad_settings_are_one_line_config_errors(tmp_path, line, path, words):
