@@ -419,7 +419,7 @@ def test_report_command(tmp_path):
 
 
 def test_gml_ray_ctl_report_end_to_end(tmp_path):
-    """The installed `gml-ray` with cli/main.py wired to `register(ctl_app)`."""
+    """The installed `gml-ray` with gml_ray/cli/main.py wired to `register(ctl_app)`."""
     make_store(tmp_path, jobs=3)
     env = dict(os.environ, COLUMNS="200")
     ok = subprocess.run([os.path.join(BIN, "gml-ray"), "ctl", "report", "-t", "t", "-w", "wd"],

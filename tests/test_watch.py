@@ -99,7 +99,7 @@ def test_watch_refreshes_in_place_during_a_live_run(ray_session, tmp_path):
 
 
 def test_gml_ray_ctl_show_watch(tmp_path):
-    """The installed `gml-ray` with `--watch` wired into `ctl show` (cli/main.py)."""
+    """The installed `gml-ray` with `--watch` wired into `ctl show` (gml_ray/cli/main.py)."""
     make_store(tmp_path, jobs=3)
     result = subprocess.run([os.path.join(BIN, "gml-ray"), "ctl", "show", "-t", "t", "-w", "wd",
                              "--watch", "--interval", "0.2"], cwd=tmp_path, capture_output=True,
