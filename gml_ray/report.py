@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from .errors import UserError
+from .store import run_time
 
 MAX_POINTS = 1000  # points kept per curve (evenly thinned; the last point is always kept)
 MAX_TRACES = 100  # jobs with a curve trace of their own; the others are drawn as a band
@@ -202,14 +203,13 @@ def collect(store: Any, task: str, tags: Iterable[str] | None = None,
     counts: dict[str, int] = {}
     for j in jobs:
         counts[j["status"]] = counts.get(j["status"], 0) + 1
-    started = t.get("started") or t.get("created")
     return {
         "version": 1,
         "generated": _ts(now),
         "task": {**{k: t.get(k) for k in ("name", "status", "reward_attribute", "optimize_mode",
                                           "message", "config_path", "task_dir", "host")},
                  **{k: _ts(t.get(k)) for k in ("created", "started", "ended")}},
-        "elapsed": _ts(((t.get("ended") or now) - started) if started else None),
+        "elapsed": _ts(run_time(t, now)),
         "counts": counts,
         "arg_keys": arg_keys,
         "tags": tags,

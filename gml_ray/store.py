@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     pid INTEGER,
     stop_requested INTEGER DEFAULT 0,
     message TEXT,
-    elapsed REAL DEFAULT 0,
+    elapsed_before REAL DEFAULT 0,  -- run time of the earlier attempts (resume)
     source_dir TEXT
 );
 CREATE TABLE IF NOT EXISTS jobs (
@@ -118,6 +118,16 @@ def classify(value: Any) -> tuple[float | None, str | None, int]:
             return v, None, FLAG_INF
         return v, None, FLAG_OK
     return None, str(value)[:1000], FLAG_TEXT
+
+
+def run_time(task: dict[str, Any], now: float | None = None) -> float | None:
+    """Seconds a task has run over all its attempts: the earlier ones (``--resume``) plus the
+    current or last one (to ``now`` while it runs). None if it never started."""
+    started = task.get("started") or task.get("created")
+    if not started:
+        return None
+    end = task.get("ended") or (time.time() if now is None else now)
+    return (task.get("elapsed_before") or 0.0) + max(0.0, end - started)
 
 
 def _dumps(value: Any) -> str:

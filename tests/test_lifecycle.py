@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from conftest import write_files
-from gml_ray.store import Store
+from gml_ray.store import Store, run_time
 from test_cli import BIN, gml, pid_gone, running_pids, wait_for
 
 TRAIN = """
@@ -80,8 +80,14 @@ def test_kill_9_then_resume_runs_every_config_once_and_loses_no_scalar(tmp_path)
     assert [j["status"] for j in store.jobs("k9")] == ["ERROR", "ERROR"]
     before = {j: len(store.scalars("k9", [j])) for j in (1, 2)}
     assert all(n > 0 for n in before.values())
+    first_run_s = run_time(store.get_task("k9"))  # to its last heartbeat
+    assert first_run_s > 1.0
 
     run(tmp_path, "--task", "k9", "--resume")
+    task = store.get_task("k9")
+    # the killed attempt's time counts (time_limits, ctl show, the report), and the second's too
+    assert task["elapsed_before"] == pytest.approx(first_run_s)
+    assert run_time(task) > first_run_s + 0.5
     jobs = store.jobs("k9")
     assert [j["arg_dict"]["x"] for j in jobs] == [0.1, 0.2, 0.3, 0.4, 0.5]  # each config once
     assert [j["status"] for j in jobs] == ["FINISHED"] * 5

@@ -83,11 +83,13 @@ def run(
                                resume=resume, snapshot=not no_snapshot)
     store = scheduler.prepare()
     started = time.time()
+    before = store.require_task(scheduler.task).get("elapsed_before") or 0.0  # earlier attempts
 
     def view():
         row = {"name": scheduler.task,
                "best_reward": store.best_reward(scheduler.task, cfg.optimize_mode)}
-        return views.progress_view(row, store.status_counts(scheduler.task), started)
+        return views.progress_view(row, store.status_counts(scheduler.task),
+                                   before + time.time() - started)
 
     console.print(f"task [bold]{scheduler.task}[/]: store {store.path}")
     interrupted = False

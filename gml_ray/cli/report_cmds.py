@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gml_ray.errors import UserError
+from gml_ray.store import run_time
 
 from . import views
 
@@ -103,12 +104,11 @@ def watch_view(store: Any, task: str, height: int = 40, interval: float | None =
     jobs = store.jobs(task)
     counts = store.status_counts(task)
     t["best_reward"] = store.best_reward(task, t.get("optimize_mode") or "maximize")
-    started = t.get("started") or t.get("created") or time.time()
     done = counts.get("FINISHED", 0)
     active = counts.get("RUNNING", 0) + counts.get("PENDING", 0)
     failed = counts.get("ERROR", 0) + counts.get("KILLED", 0)
     early = counts.get("EARLY_STOPPED", 0)
-    elapsed = (t.get("ended") or time.time()) - started
+    elapsed = run_time(t)
     head = Text.assemble(
         ("task ", "bold"), (task, "bold cyan"), "  ", (t["status"], views.STATUS_STYLE.get(t["status"], "")),
         "  done ", (str(done), "green"), "  running ", (str(active), "cyan"),

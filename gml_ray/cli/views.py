@@ -9,6 +9,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from gml_ray.store import run_time
+
 STATUS_STYLE = {"PENDING": "dim", "RUNNING": "cyan", "FINISHED": "green", "ERROR": "red",
                 "KILLED": "yellow", "EARLY_STOPPED": "magenta"}
 
@@ -56,7 +58,7 @@ def tasks_table(tasks: list[dict]) -> Table:
     for t in tasks:
         c = t["counts"]
         failed = c.get("ERROR", 0) + c.get("KILLED", 0)
-        elapsed = ((t.get("ended") or time.time()) - t["started"]) if t.get("started") else None
+        elapsed = run_time(t)
         table.add_row(t["name"], status_text(t["status"]), str(sum(c.values())),
                       str(c.get("FINISHED", 0)), str(c.get("RUNNING", 0) + c.get("PENDING", 0)),
                       str(failed), fmt_value(t["best_reward"]), fmt_time(t["created"]),
@@ -155,7 +157,7 @@ def scalars_table(jobs: list[dict], scalars: list[dict]) -> Grid:
     return grid
 
 
-def progress_view(task: dict, counts: dict[str, int], started: float) -> Group:
+def progress_view(task: dict, counts: dict[str, int], elapsed: float) -> Group:
     done = counts.get("FINISHED", 0)
     running = counts.get("RUNNING", 0) + counts.get("PENDING", 0)
     failed = counts.get("ERROR", 0) + counts.get("KILLED", 0)
@@ -166,5 +168,5 @@ def progress_view(task: dict, counts: dict[str, int], started: float) -> Group:
         "  failed ", (str(failed), "red" if failed else ""),
         *((("  early-stopped ", ""), (str(early), "magenta")) if early else ()),
         "  best ", (fmt_value(task.get("best_reward")), "bold"),
-        f"  elapsed {fmt_duration(time.time() - started)}")
+        f"  elapsed {fmt_duration(elapsed)}")
     return Group(line)

@@ -35,7 +35,8 @@ from ..plugins import build_components
 from ..snapshot import snapshot_code
 from ..space import config_key
 from ..store import check_task_name  # noqa: F401 - re-exported
-from ..store import EARLY_STOPPED, ERROR, FINISHED, FLAG_OK, KILLED, PENDING, RUNNING, Store, classify
+from ..store import (EARLY_STOPPED, ERROR, FINISHED, FLAG_OK, KILLED, PENDING, RUNNING, Store, classify,
+                     run_time)
 from .channel import SCALARS, START, WAKE, ChannelName, MessageChannel
 from .job import CommandJob, FunctionJob, Job
 
@@ -123,7 +124,7 @@ class SchedulerCore:
         earlier attempts too.
         """
         task = self.store.require_task(self.task)
-        self.elapsed_before = float(task.get("elapsed") or 0.0)
+        self.elapsed_before = float(task.get("elapsed_before") or 0.0)
         self.store.mark_active_jobs(self.task, ERROR, "interrupted (the run ended)")
         for row in self.store.jobs(self.task):
             config, job_id = row["config"], row["job_id"]
@@ -203,8 +204,7 @@ class SchedulerCore:
             try:
                 self._save_scalars()
                 self.store.update_task(self.task, status=status, ended=time.time(),
-                                       message=self.stop_reason or None,
-                                       elapsed=self.elapsed_before + time.time() - self.start_time)
+                                       message=self.stop_reason or None)
             except Exception:  # noqa: BLE001
                 log.exception("could not record the task's end")
                 raise
@@ -215,7 +215,8 @@ class SchedulerCore:
         return {"task": self.task, "status": status, "reason": self.stop_reason,
                 "launched": self.num_launched, "filtered": self.num_filtered,
                 "counts": self.store.status_counts(self.task), "best_reward": self.best_reward,
-                "best_job": self.best_job, "elapsed": time.time() - self.start_time,
+                "best_job": self.best_job,
+                "elapsed": self.elapsed_before + time.time() - self.start_time,
                 "scheduler_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "scalars": self.ingested, "ingest_s": self.ingest_s}
 
@@ -643,8 +644,11 @@ class NaiveScheduler:
             if old["status"] == RUNNING:
                 raise UserError(f"task {self.task} is still running (pid {old['pid']} on {old['host']});"
                                 f" stop it first with `gml-ray ctl stop --task {self.task}`")
+            # Every earlier attempt's run time, a crashed one's (to its last heartbeat) included.
+            before = run_time(old, now=old.get("heartbeat") or now) or 0.0
             store.update_task(self.task, status=RUNNING, ended=None, stop_requested=0, message=None,
-                              scalar_columns=json.dumps(self.cfg.scalar_columns), **fields)
+                              scalar_columns=json.dumps(self.cfg.scalar_columns),
+                              elapsed_before=before, **fields)
         else:
             if store.get_task(self.task) is not None:
                 raise UserError(f"task {self.task!r} already exists: add --resume to continue it, "
