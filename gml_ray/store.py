@@ -307,11 +307,12 @@ class Store:
     # ---- jobs -----------------------------------------------------------------------------------
 
     def add_job(self, task: str, job_id: int, name: str, config: Any, arg_dict: dict,
-                command: str | None, job_dir: str, status: str = PENDING, attempt: int = 1) -> None:
+                command: str | None, job_dir: str, status: str = PENDING, attempt: int = 1,
+                started: float | None = None) -> None:
         self._exec("INSERT INTO jobs (task, job_id, name, status, config, arg_dict, command, job_dir,"
-                   " created, attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   " created, attempt, started) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    [task, job_id, name, status, _dumps(config), _dumps(arg_dict), command, job_dir,
-                    time.time(), attempt])
+                    time.time(), attempt, started])
 
     def update_job(self, task: str, job_id: int, **fields: Any) -> None:
         sets = ", ".join(f"{k} = ?" for k in fields)

@@ -541,3 +541,48 @@ def test_a_failing_stop_criterion_keeps_what_its_round_stored(ray_session, tmp_p
     assert jobs[0]["status"] == FINISHED and jobs[0]["reward"] == 2.0
     assert [s["value"] for s in store.scalars("t", [jobs[0]["job_id"]])] == [1.0, 2.0]
     assert store.get_task("t")["status"] == ERROR
+
+
+POOL_TRIALS = {"objective.py": """
+    import os, time
+    import gml_ray
+
+    def train(config):
+        gml_ray.report(acc=float(config["x"]), pid=os.getpid())
+        if config["x"] == 2:      # a Python loop that never ends
+            n = 0
+            while True:
+                n += 1
+        if config["x"] == 3:      # blocked in C (a sleep), where no interrupt can land
+            time.sleep(1000)
+"""}
+
+
+def _function_config(xs: str, stop: str = "") -> str:
+    return f"""
+task:
+  function: "objective:train"
+  search_args:
+    - {{type: Categorical, name: x, data: {xs}}}
+searcher: {{type: GridSearcher, reward_attribute: acc}}
+scheduler: {{parallel_size: 2{', stop_criterion: ' + stop if stop else ''}}}
+"""
+
+
+def test_function_trials_reuse_one_process_per_slot(run_task):
+    run = run_task(_function_config("[1, 4, 5, 6, 7, 8]"), POOL_TRIALS)
+    assert run.statuses() == [FINISHED] * 6
+    pids = {r["value"] for r in run.scalars(tag="pid")}
+    assert 1 <= len(pids) <= 2  # two slots: two worker processes, not one per trial
+
+
+def test_time_limits_per_job_interrupts_a_function_trial_and_the_next_ones_run(run_task):
+    t0 = time.time()
+    run = run_task(_function_config("[1, 2, 3, 4, 5]", "{time_limits_per_job: 1s}"), POOL_TRIALS)
+    statuses = run.statuses()
+    assert statuses == [FINISHED, KILLED, KILLED, FINISHED, FINISHED], [j["message"] for j in run.jobs]
+    assert all("time_limits_per_job (1s) reached" in j["message"] for j in run.jobs if j["status"] == KILLED)
+    # both kept what they reported before the limit
+    assert [r["value"] for r in run.scalars(2, "acc")] == [2.0] and [r["value"] for r in run.scalars(3, "acc")] == [3.0]
+    # the sleeping one ended with its process (after the 3 s grace), not after 1000 s
+    assert time.time() - t0 < 60

@@ -28,49 +28,34 @@ class MujocoJob(Job):
     (within 50 env steps); the actor goes back to the pool when the job's outcome is read.
     """
 
-    starts_running = True  # a pool actor is waiting for it: RUNNING as soon as it is started
-
     def __init__(self, func_type: str, name: str, vector: Sequence[float], arg_dict: dict | None = None,
                  *, pool: RolloutPool | None = None, rollouts: int = DEFAULT_ROLLOUTS,
                  reward_attribute: str = "default", job_dir: str | None = None,
                  cwd: str | None = None, **kwargs: Any) -> None:
         spec = JobSpec(name=name, command=f"mujoco {func_type}", cwd=cwd or os.getcwd(),
                        job_dir=job_dir or os.path.join(os.getcwd(), name), **_spec_kwargs(kwargs))
-        super().__init__(spec, arg_dict, **kwargs)
+        super().__init__(spec, arg_dict, pool=pool, **kwargs)
         self.func_type = func_type
         self.vector = [float(v) for v in vector]
-        self.pool, self._own_pool = pool, pool is None
+        self._own_pool = pool is None
         self.rollouts, self.reward_attribute = rollouts, reward_attribute
         self.seed = job_seed(spec.job_id, spec.attempt)
-        self._slot: int | None = None
-        self._actor: Any = None
-        self._token = (spec.job_id, spec.attempt)
+
+    @property
+    def starts_running(self) -> bool:
+        return True  # always on a pool actor (its own one if none was given)
 
     def start(self, **kwargs: Any) -> "MujocoJob":
-        if self.ref is not None:
-            return self
         if self.pool is None:
             self.pool = RolloutPool(self.func_type, 1, self.resources, self.rollouts, self.reward_attribute)
-        self._slot, self._actor = self.pool.acquire()
-        self.ref = self._actor.evaluate.remote(self.vector, self.seed, self._token, self.spec.time_limit)
+        super().start()
         return self
+
+    def _submit(self, actor: Any) -> Any:
+        return actor.evaluate.remote(self.vector, self.seed, self._token, self.spec.time_limit)
 
     def resolve(self) -> dict:
         outcome = super().resolve()
-        if self.pool is not None and self._slot is not None:
-            # No outcome from the actor (it died or became unreachable): it is replaced.
-            self.pool.release(self._slot, dead=outcome.get("sent", 0) is None)
-            self._slot = None
-            if self._own_pool:
-                self.pool.shutdown()
+        if self._own_pool and self.pool is not None:
+            self.pool.shutdown()
         return outcome
-
-    def kill(self, status: str = "KILLED", message: str = "") -> None:
-        if self.ref is None or self.outcome is not None:
-            return
-        if self.kill_status is None:
-            self.kill_status, self.kill_message = status, message
-        self._actor.cancel.remote(self._token, message or "cancelled")
-
-    def mark_running(self) -> bool:
-        return self.ref is not None and super().mark_running()

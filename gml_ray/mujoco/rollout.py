@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 import ray
 
+from ..schedulers.pool import ActorPool
 from ..store import ERROR, FINISHED, KILLED
 from .objective import DEFAULT_ROLLOUTS, Cancelled, Objective
 
@@ -93,64 +94,11 @@ class RolloutWorker:
 RolloutActor = ray.remote(max_concurrency=2, max_restarts=0, max_task_retries=0)(RolloutWorker)
 
 
-class RolloutPool:
-    """``size`` rollout actors for one run; a job takes a free one and gives it back when it ends.
-
-    Actors are created at once (their envs get built while the searcher warms up) with
-    ``resources`` (Ray ``.options()`` kwargs, default 1 CPU each). :meth:`shutdown` kills them all;
-    the scheduler calls it when its run ends.
-    """
+class RolloutPool(ActorPool):
+    """``size`` rollout actors for one run (their envs get built while the searcher warms up); a
+    job takes a free one and gives it back when it ends."""
 
     def __init__(self, func_type: str, size: int, resources: dict[str, Any] | None = None,
                  rollouts: int = DEFAULT_ROLLOUTS, reward_attribute: str = "default") -> None:
-        from ..schedulers.job import ray_resources
-
-        self.func_type, self.size = func_type, size
-        self._args = (func_type, rollouts, reward_attribute)
-        self._opts = ray_resources(dict(resources or {"num_cpus": 1}))
-        self._actors: list[Any] = [self._new() for _ in range(size)]
-        self._free: list[int] = list(range(size))
-        self._closed = False
-
-    def _new(self) -> Any:
-        return RolloutActor.options(**self._opts).remote(*self._args)
-
-    @property
-    def actors(self) -> list[Any]:
-        return list(self._actors)
-
-    def free_count(self) -> int:
-        return len(self._free)
-
-    def acquire(self) -> tuple[int, Any]:
-        """A free actor as (slot, handle); RuntimeError when all are busy."""
-        if self._closed:
-            raise RuntimeError("the rollout pool was shut down")
-        if not self._free:
-            raise RuntimeError(f"all {self.size} rollout actors are busy")
-        slot = self._free.pop(0)
-        return slot, self._actors[slot]
-
-    def release(self, slot: int, dead: bool = False) -> None:
-        """Give back ``slot``; ``dead``: its actor failed, so it is replaced by a fresh one."""
-        if self._closed or slot in self._free:
-            return
-        if dead:
-            try:
-                ray.kill(self._actors[slot])
-            except Exception:  # noqa: BLE001 - already gone
-                pass
-            self._actors[slot] = self._new()
-        self._free.append(slot)
-
-    def shutdown(self) -> None:
-        """Kill every actor of the pool (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
-        for actor in self._actors:
-            try:
-                ray.kill(actor, no_restart=True)
-            except Exception:  # noqa: BLE001
-                pass
-        self._free = []
+        self.func_type = func_type
+        super().__init__(RolloutActor, size, resources, (func_type, rollouts, reward_attribute))

@@ -7,6 +7,7 @@ an outcome dict that says how many messages they sent, so the scheduler knows wh
 """
 from __future__ import annotations
 
+import ctypes
 import functools
 import importlib
 import json
@@ -413,11 +414,14 @@ def load_callable(function: str, code_dir: str) -> Any:
 STREAM_AFTER_S = float(os.environ.get("GML_STREAM_INTERVAL_S", "0.05"))
 
 
-def run_function(spec: JobSpec, channel: Any = None) -> dict:
+def run_function(spec: JobSpec, channel: Any = None,
+                 call: Callable[[Callable[[dict], Any], dict], Any] | None = None) -> dict:
     """Call ``module:callable`` with the config; ``gml_ray.report`` streams to the channel.
 
     A short trial sends no message at all: its scalars come back in the outcome (``scalars``).
     One that runs longer announces its start and streams its reports at most every 50 ms.
+    ``call(fn, values)``, if given, makes the call (a :class:`TrialWorker` arms its interrupt there);
+    a KeyboardInterrupt ends the trial as KILLED.
     """
     sender = _Sender(spec, channel)
     started = time.time()
@@ -426,18 +430,31 @@ def run_function(spec: JobSpec, channel: Any = None) -> dict:
     last_flush = [started]
     node = _node_name()
     start = {"node": node, "pid": os.getpid(), "started": started}
-    announce = (_alarm.schedule(STREAM_AFTER_S, lambda: sender.send(START, start, False))
-                if channel is not None else None)
+    lock = threading.Lock()  # the trial's thread reports, the alarm's thread announces
+
+    def flush() -> None:
+        if buffer:
+            sender.send(SCALARS, list(buffer), wait=False)
+            buffer.clear()
+        last_flush[0] = time.time()
+
+    def go_live() -> None:
+        # The trial outlived STREAM_AFTER_S: announce it, with what it reported so far (which
+        # would otherwise wait for its next report, or be lost with a process that is killed).
+        with lock:
+            sender.send(START, start, False)
+            flush()
+
+    announce = _alarm.schedule(STREAM_AFTER_S, go_live) if channel is not None else None
 
     def sink(records: list[dict]) -> None:
         if not spec.collect_metrics:
             return
-        buffer.extend(records)
-        # Streaming lets assessors see fresh values; batching keeps short trials to one message.
-        if channel is not None and time.time() - last_flush[0] >= STREAM_AFTER_S:
-            sender.send(SCALARS, list(buffer), wait=False)
-            buffer.clear()
-            last_flush[0] = time.time()
+        with lock:
+            buffer.extend(records)
+            # Streaming lets assessors see fresh values; batching keeps short trials to one message.
+            if channel is not None and time.time() - last_flush[0] >= STREAM_AFTER_S:
+                flush()
 
     status, message = FINISHED, ""
     reporting.set_function_sink(sink)
@@ -450,7 +467,7 @@ def run_function(spec: JobSpec, channel: Any = None) -> dict:
     try:
         fn = load_callable(spec.function or "", spec.cwd)
         os.chdir(spec.job_dir)
-        value = fn(dict(spec.values))
+        value = call(fn, dict(spec.values)) if call is not None else fn(dict(spec.values))
         if isinstance(value, dict):  # a returned dict counts as a final report
             reporting.report(**value)
     except KeyboardInterrupt:
@@ -486,6 +503,100 @@ def _packed(run: Callable[[JobSpec, Any], dict]) -> Callable[..., dict]:
 
 _run_command_remote = ray.remote(max_retries=0)(_packed(run_command))
 _run_function_remote = ray.remote(max_retries=0)(_packed(run_function))
+
+
+def _raise_in_thread(thread_id: int, exc: type[BaseException] | None) -> None:
+    """Make ``exc`` raise in thread ``thread_id`` at its next Python instruction (None: take back
+    one that has not been raised yet)."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id),
+                                               ctypes.py_object(exc) if exc is not None else None)
+
+
+class TrialWorker:
+    """A reusable process for function trials (the body of :data:`TrialActor`): it runs one trial
+    at a time with :func:`run_function`, and :meth:`cancel` interrupts the one running.
+
+    A running call on a Ray actor cannot be cancelled by Ray (``ray.cancel`` only sets a flag), so
+    the interrupt is a KeyboardInterrupt raised in the trial's thread, armed only while the user's
+    function runs. A trial still running ``KILL_GRACE_S`` after it (stuck in C code, or one that
+    swallowed the interrupt) ends with its process: the pool replaces the actor.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._current: tuple | None = None  # (job_id, attempt) of the trial running now
+        self._thread = 0  # the thread it runs on
+        self._armed = False  # the user's function is running: an interrupt may be raised in it
+        self._fired = False
+        self._reason: str | None = None
+        self._early: dict[tuple, str] = {}  # cancels that came before their trial started
+
+    def run(self, spec: JobSpec | bytes, channel: Any = None) -> dict:
+        """Run a trial; ``spec`` may come as ``pickle.dumps((spec, channel))`` (see ``_packed``)."""
+        if isinstance(spec, bytes):
+            spec, channel = pickle.loads(spec)
+        token = (spec.job_id, spec.attempt)
+        with self._lock:
+            self._current, self._thread = token, threading.get_ident()
+            self._armed = self._fired = False
+            self._reason = self._early.pop(token, None)
+        limit = None
+        if spec.time_limit:
+            reason = f"time_limits_per_job ({spec.time_limit:g}s) reached"
+            limit = _alarm.schedule(spec.time_limit, lambda: self.cancel(token, reason))
+        try:
+            outcome = run_function(spec, channel, self._call)
+        finally:
+            if limit is not None:
+                _alarm.cancel(limit)
+            with self._lock:
+                self._current = None
+        if outcome["status"] == KILLED and self._reason:
+            outcome["message"] = self._reason
+        return outcome
+
+    def _call(self, fn: Callable[[dict], Any], values: dict) -> Any:
+        with self._lock:
+            if self._reason is not None:  # cancelled before the function started
+                raise KeyboardInterrupt
+            self._armed = True
+        try:
+            return fn(values)
+        finally:
+            with self._lock:
+                self._armed = False
+                if self._fired:  # an interrupt that came as the function returned: drop it
+                    _raise_in_thread(self._thread, None)
+
+    def cancel(self, token: tuple, reason: str = "cancelled") -> None:
+        """End trial ``token`` (running, or not started yet) as KILLED with ``reason``."""
+        token = tuple(token)
+        with self._lock:
+            if self._current != token:
+                if len(self._early) > 1000:  # cancels that came after their trial ended
+                    self._early.clear()
+                self._early[token] = reason
+                return
+            if self._reason is None:
+                self._reason = reason
+            if self._armed and not self._fired:
+                self._fired = True
+                _raise_in_thread(self._thread, KeyboardInterrupt)
+        threading.Thread(target=self._end_if_stuck, args=(token,), daemon=True).start()
+
+    def _end_if_stuck(self, token: tuple) -> None:
+        deadline = time.monotonic() + KILL_GRACE_S
+        while time.monotonic() < deadline:
+            if self._current != token:
+                return
+            time.sleep(0.05)
+        if self._current == token:
+            os._exit(1)  # the trial ignored its interrupt: the pool replaces this process
+
+
+# max_concurrency=3: a trial, a cancel() meanwhile, and room for a second one. max_restarts=0: a
+# dead actor is replaced by the pool, never restarted behind its back.
+TrialActor = ray.remote(max_concurrency=3, max_restarts=0, max_task_retries=0)(TrialWorker)
 
 
 def ray_resources(resources: dict[str, float]) -> dict[str, Any]:
@@ -539,13 +650,21 @@ LOST_ERRORS = tuple(getattr(ray.exceptions, name) for name in (
 class Job:
     """One config's run on Ray. ``start()`` submits it, ``wait()`` blocks for its outcome,
     ``kill()`` ends it (its whole process group), ``status`` is PENDING → RUNNING → an end status.
+
+    With a ``pool`` (:class:`~gml_ray.schedulers.pool.ActorPool`) the job runs on a free actor of
+    it, which goes back to the pool when the outcome is read; otherwise it is a Ray task.
     """
 
     _remote: Any = None
 
     def __init__(self, spec: JobSpec, arg_dict: dict | None = None, config: Any = None,
-                 resources: dict[str, float] | None = None, channel: Any = None) -> None:
+                 resources: dict[str, float] | None = None, channel: Any = None,
+                 pool: Any = None) -> None:
         self.spec = spec
+        self.pool = pool
+        self._slot: int | None = None
+        self._actor: Any = None
+        self._started_at = 0.0
         self.name = spec.name
         self.arg_dict = dict(arg_dict or {})
         self.config = config
@@ -570,14 +689,31 @@ class Job:
                 self.wait()
         return self._status
 
+    @property
+    def _token(self) -> tuple[int, int]:
+        """Names this run of the job to its actor (for ``cancel``)."""
+        return (self.spec.job_id, self.spec.attempt)
+
+    @property
+    def starts_running(self) -> bool:
+        """Whether it runs as soon as it is started (an actor of the pool is waiting for it)."""
+        return self.pool is not None
+
     def mark_running(self) -> bool:
-        """PENDING → RUNNING; False if the job was past PENDING already."""
-        if self._status == PENDING and self.outcome is None:
+        """PENDING → RUNNING; False if the job was past PENDING already (or never started)."""
+        if self._status == PENDING and self.outcome is None and self.ref is not None:
             self._status = RUNNING
             return True
         return False
 
     def start(self, **kwargs: Any) -> "Job":
+        if self.ref is not None:
+            return self
+        if self.pool is not None:
+            self._slot, self._actor = self.pool.acquire()
+            self._started_at = time.time()
+            self.ref = self._submit(self._actor)
+            return self
         opts = ray_resources(self.resources)
         opts.update(kwargs)
         remote = _with_options(self._remote, opts)
@@ -596,6 +732,10 @@ class Job:
             return None
         return self.resolve()
 
+    def _submit(self, actor: Any) -> Any:
+        """Run this job on ``actor`` (of the pool); returns the call's ref."""
+        raise NotImplementedError(f"{type(self).__name__} does not run on an actor pool")
+
     def resolve(self) -> dict:
         """Read the finished Ray task's outcome (its error becomes an ERROR outcome)."""
         try:
@@ -607,11 +747,23 @@ class Job:
             outcome = {"status": ERROR, "message": f"{type(exc).__name__}: {text[:300]}", "sent": None,
                        # the job's node or worker died under it: worth running again elsewhere
                        "lost": isinstance(exc, LOST_ERRORS)}
-        if self.kill_status is not None and outcome["status"] == KILLED:
+        # An actor that had to end with the job it was asked to stop (by kill() or by the job's
+        # time limit, which the actor enforces) died of that stop.
+        ended_by_kill = self._actor is not None and outcome.get("lost")
+        limit = self.spec.time_limit
+        if ended_by_kill and self.kill_status is None and limit and \
+                time.time() - self._started_at >= limit:
+            self.kill_status, self.kill_message = KILLED, f"time_limits_per_job ({limit:g}s) reached"
+        if self.kill_status is not None and (outcome["status"] == KILLED or ended_by_kill):
             outcome["status"] = self.kill_status
             outcome["message"] = self.kill_message or outcome.get("message", "")
+            outcome["lost"] = False
         self.outcome = outcome
         self._status = outcome["status"]
+        if self.pool is not None and self._slot is not None:
+            # No outcome from the actor (it died, or was ended): a fresh one replaces it.
+            self.pool.release(self._slot, dead=outcome.get("sent", 0) is None)
+            self._slot = None
         return outcome
 
     def kill(self, status: str = KILLED, message: str = "") -> None:
@@ -620,7 +772,10 @@ class Job:
             return
         if self.kill_status is None:
             self.kill_status, self.kill_message = status, message
-        ray.cancel(self.ref, force=False)
+        if self._actor is not None:
+            self._actor.cancel.remote(self._token, message or "cancelled")
+        else:
+            ray.cancel(self.ref, force=False)
 
 
 class CommandJob(Job):
@@ -637,9 +792,15 @@ class CommandJob(Job):
 
 
 class FunctionJob(Job):
-    """Calls ``module:callable`` with the config inside a Ray worker (a function trial)."""
+    """Calls ``module:callable`` with the config inside a Ray worker (a function trial): on an
+    actor of ``pool`` (a pool of :data:`TrialActor`) when given one, else as a Ray task."""
 
     _remote = _run_function_remote
+
+    def _submit(self, actor: Any) -> Any:
+        if self.channel is None or isinstance(self.channel, ChannelName):
+            return actor.run.remote(pickle.dumps((self.spec, self.channel)))
+        return actor.run.remote(self.spec, self.channel)  # an actor handle needs Ray's pickling
 
     def __init__(self, function: str, name: str, values: dict, arg_dict: dict | None = None, *,
                  job_dir: str | None = None, cwd: str | None = None, **kwargs: Any) -> None:

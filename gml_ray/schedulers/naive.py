@@ -38,7 +38,8 @@ from ..store import check_task_name  # noqa: F401 - re-exported
 from ..store import (EARLY_STOPPED, ERROR, FINISHED, FLAG_OK, KILLED, PENDING, RUNNING, Store, classify,
                      run_time)
 from .channel import SCALARS, START, WAKE, ChannelName, MessageChannel
-from .job import CommandJob, FunctionJob, Job
+from .job import CommandJob, FunctionJob, Job, TrialActor
+from .pool import ActorPool
 
 log = logging.getLogger("gml_ray.scheduler")
 
@@ -107,11 +108,7 @@ class SchedulerCore:
         self._retries: dict[int, int] = {}  # job id -> runs again after a lost node
         self._reruns: list[Job] = []  # ERROR jobs of an earlier attempt, run again first
         self._done_keys: set[str] = set()  # configs an earlier attempt already ran
-        self.pool = None  # the MuJoCo benchmark's rollout actors (one per parallel slot)
-        if cfg.benchmark:
-            from ..mujoco.rollout import RolloutPool
-            self.pool = RolloutPool(cfg.func_type or "", cfg.parallel_size, cfg.resources, cfg.rollouts,
-                                    cfg.reward_attribute)
+        self.pool: ActorPool | None = None  # made by run(): its actors hold resources
         if resume:
             self._restore()
 
@@ -166,11 +163,24 @@ class SchedulerCore:
 
     # ---- the loop ----------------------------------------------------------------------------------
 
+    def _make_pool(self) -> ActorPool | None:
+        """Reusable actors, one per parallel slot: the MuJoCo benchmark's rollout actors, or the
+        workers of function trials (a call on a waiting actor costs half a Ray task's dispatch)."""
+        cfg = self.cfg
+        if cfg.benchmark:
+            from ..mujoco.rollout import RolloutPool
+            return RolloutPool(cfg.func_type or "", cfg.parallel_size, cfg.resources, cfg.rollouts,
+                               cfg.reward_attribute)
+        if cfg.function:
+            return ActorPool(TrialActor, cfg.parallel_size, cfg.resources)
+        return None
+
     def run(self) -> dict[str, Any]:
         status = FINISHED
         self.stop_criterion.before_run(self)
         pending_get = self.channel.get_all.remote()
         ready: list | None = None
+        self.pool = self._make_pool()
         try:
             while True:
                 # One commit per round; a failing plugin does not undo what the round stored.
@@ -195,7 +205,7 @@ class SchedulerCore:
             self._abort_running(ERROR, self.stop_reason)
             raise
         finally:
-            if self.pool is not None:  # no rollout actor outlives its run
+            if self.pool is not None:  # no pool actor outlives its run
                 self.pool.shutdown()
             try:
                 self.stop_criterion.after_run(self)
@@ -277,7 +287,9 @@ class SchedulerCore:
         values = render.job_values(self.space, config, None)
         if self.cfg.function:
             job: Job = FunctionJob(self.cfg.function, name, values, args, config=config,
-                                   resources=self.cfg.resources, channel=self.channel_name, **common)
+                                   resources=self.cfg.resources, channel=self.channel_name,
+                                   pool=self.pool, time_limit=self.cfg.stop.time_limits_per_job,
+                                   **common)
         else:
             # File args render to <job_dir>/<name>; the command names that path.
             for key in self.space:
@@ -297,17 +309,19 @@ class SchedulerCore:
             values = render.job_values(self.space, job.config, spec.job_dir, self._file_bases)
             if spec.function:
                 spec.values = values
+        job.start()
+        # A job on a pool actor runs at once: its row is written RUNNING in one statement.
+        status, started = (RUNNING, time.time()) if job.starts_running and job.mark_running() \
+            else (PENDING, None)
         if spec.attempt > 1:
-            self.store.update_job(self.task, spec.job_id, status=PENDING, attempt=spec.attempt,
-                                  reward=None, started=None, ended=None, exit_code=None,
+            self.store.update_job(self.task, spec.job_id, status=status, attempt=spec.attempt,
+                                  reward=None, started=started, ended=None, exit_code=None,
                                   message=None, command=spec.command or spec.function)
         else:
             self._next_id = max(self._next_id, spec.job_id + 1)
             self.store.add_job(self.task, spec.job_id, spec.name, job.config, job.arg_dict,
-                               spec.command or spec.function, spec.job_dir)
-        job.start()
-        if getattr(job, "starts_running", False) and job.mark_running():  # runs at once (a pool actor)
-            self.store.update_job(self.task, spec.job_id, status=RUNNING, started=time.time())
+                               spec.command or spec.function, spec.job_dir, status=status,
+                               started=started)
         log.info("started %s (attempt %d): %s", spec.name, spec.attempt, spec.command or job.arg_dict)
         self.jobs[spec.job_id] = job
         self.running[spec.job_id] = job
