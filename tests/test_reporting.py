@@ -124,3 +124,21 @@ def test_the_jobs_alarm_runs_callbacks_in_time_order_and_a_cancel_waits_for_a_ru
     assert ran == ["first", "slow"]
     time.sleep(0.1)
     assert ran == ["first", "slow"]
+
+
+def test_a_trial_worker_cancelled_before_its_trial_starts_never_calls_it(tmp_path):
+    from gml_ray.schedulers.job import TrialWorker
+
+    (tmp_path / "objective.py").write_text(
+        "def train(config):\n    open('ran', 'w').close()\n")  # in the job dir (its cwd)
+    worker = TrialWorker()
+    spec = JobSpec(job_id=7, attempt=2, function="objective:train", cwd=str(tmp_path),
+                   job_dir=str(tmp_path / "job"))
+    worker.cancel((7, 2), "stopped by `ctl stop`")  # arrives before the trial (queued behind it)
+    out = worker.run(spec)
+    assert (out["status"], out["message"]) == ("KILLED", "stopped by `ctl stop`")
+    assert not (tmp_path / "job" / "ran").exists()
+    # the next trial on the same worker runs normally
+    again = worker.run(JobSpec(job_id=8, function="objective:train", cwd=str(tmp_path),
+                               job_dir=str(tmp_path / "job8")))
+    assert again["status"] == "FINISHED" and (tmp_path / "job8" / "ran").exists()
