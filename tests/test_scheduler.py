@@ -574,6 +574,12 @@ def test_function_trials_reuse_one_process_per_slot(run_task):
     assert run.statuses() == [FINISHED] * 6
     pids = {r["value"] for r in run.scalars(tag="pid")}
     assert 1 <= len(pids) <= 2  # two slots: two worker processes, not one per trial
+    # the pool ends with its run: the session's 2 CPUs are free again
+    import ray
+    deadline = time.time() + 15
+    while ray.available_resources().get("CPU", 0) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    assert ray.available_resources().get("CPU", 0) == 2
 
 
 def test_time_limits_per_job_interrupts_a_function_trial_and_the_next_ones_run(run_task):
