@@ -734,7 +734,7 @@ class Job:
 
     def _submit(self, actor: Any) -> Any:
         """Run this job on ``actor`` (of the pool); returns the call's ref."""
-        raise NotImplementedError(f"{type(self).__name__} does not run on an actor pool")
+        raise TypeError(f"a {type(self).__name__} runs as a Ray task, not on an actor pool")
 
     def resolve(self) -> dict:
         """Read the finished Ray task's outcome (its error becomes an ERROR outcome)."""
