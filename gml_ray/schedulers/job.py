@@ -519,7 +519,8 @@ class TrialWorker:
     A running call on a Ray actor cannot be cancelled by Ray (``ray.cancel`` only sets a flag), so
     the interrupt is a KeyboardInterrupt raised in the trial's thread, armed only while the user's
     function runs. A trial still running ``KILL_GRACE_S`` after it (stuck in C code, or one that
-    swallowed the interrupt) ends with its process: the pool replaces the actor.
+    swallowed the interrupt) is ended by the scheduler killing the actor (:meth:`Job.overdue`);
+    the pool replaces it.
     """
 
     def __init__(self) -> None:
@@ -582,16 +583,6 @@ class TrialWorker:
             if self._armed and not self._fired:
                 self._fired = True
                 _raise_in_thread(self._thread, KeyboardInterrupt)
-        threading.Thread(target=self._end_if_stuck, args=(token,), daemon=True).start()
-
-    def _end_if_stuck(self, token: tuple) -> None:
-        deadline = time.monotonic() + KILL_GRACE_S
-        while time.monotonic() < deadline:
-            if self._current != token:
-                return
-            time.sleep(0.05)
-        if self._current == token:
-            os._exit(1)  # the trial ignored its interrupt: the pool replaces this process
 
 
 # max_concurrency=3: a trial, a cancel() meanwhile, and room for a second one. max_restarts=0: a
@@ -664,7 +655,9 @@ class Job:
         self.pool = pool
         self._slot: int | None = None
         self._actor: Any = None
-        self._started_at = 0.0
+        self.run_started: float | None = None  # when it began to run (its START message says)
+        self._kill_asked_at: float | None = None  # when kill() asked the pool actor to stop it
+        self._actor_ended = False
         self.name = spec.name
         self.arg_dict = dict(arg_dict or {})
         self.config = config
@@ -711,7 +704,6 @@ class Job:
             return self
         if self.pool is not None:
             self._slot, self._actor = self.pool.acquire()
-            self._started_at = time.time()
             self.ref = self._submit(self._actor)
             return self
         opts = ray_resources(self.resources)
@@ -747,13 +739,8 @@ class Job:
             outcome = {"status": ERROR, "message": f"{type(exc).__name__}: {text[:300]}", "sent": None,
                        # the job's node or worker died under it: worth running again elsewhere
                        "lost": isinstance(exc, LOST_ERRORS)}
-        # An actor that had to end with the job it was asked to stop (by kill() or by the job's
-        # time limit, which the actor enforces) died of that stop.
+        # A pool actor that died after its job was asked to stop died of that stop.
         ended_by_kill = self._actor is not None and outcome.get("lost")
-        limit = self.spec.time_limit
-        if ended_by_kill and self.kill_status is None and limit and \
-                time.time() - self._started_at >= limit:
-            self.kill_status, self.kill_message = KILLED, f"time_limits_per_job ({limit:g}s) reached"
         if self.kill_status is not None and (outcome["status"] == KILLED or ended_by_kill):
             outcome["status"] = self.kill_status
             outcome["message"] = self.kill_message or outcome.get("message", "")
@@ -773,9 +760,35 @@ class Job:
         if self.kill_status is None:
             self.kill_status, self.kill_message = status, message
         if self._actor is not None:
+            if self._kill_asked_at is None:
+                self._kill_asked_at = time.time()
             self._actor.cancel.remote(self._token, message or "cancelled")
         else:
             ray.cancel(self.ref, force=False)
+
+    def overdue(self, now: float) -> str | None:
+        """Why this job, on a pool actor, should be ended with its actor: it outlived a kill() or
+        its time limit (which the actor enforces, from the START it sent) by ``KILL_GRACE_S``.
+        None if it should not."""
+        if self._actor is None or self.outcome is not None or self._actor_ended:
+            return None
+        if self._kill_asked_at is not None and now - self._kill_asked_at > KILL_GRACE_S:
+            return self.kill_message or "cancelled"
+        limit = self.spec.time_limit
+        if limit and self.run_started is not None and now - self.run_started > limit + KILL_GRACE_S:
+            return f"time_limits_per_job ({limit:g}s) reached"
+        return None
+
+    def end_actor(self, reason: str) -> None:
+        """Kill the job's pool actor; the job ends KILLED with ``reason`` (unless a kill() gave
+        its status first). The pool replaces the actor."""
+        self._actor_ended = True
+        if self.kill_status is None:
+            self.kill_status, self.kill_message = KILLED, reason
+        try:
+            ray.kill(self._actor, no_restart=True)
+        except Exception:  # noqa: BLE001 - gone already
+            pass
 
 
 class CommandJob(Job):

@@ -38,7 +38,7 @@ from ..store import check_task_name  # noqa: F401 - re-exported
 from ..store import (EARLY_STOPPED, ERROR, FINISHED, FLAG_OK, KILLED, PENDING, RUNNING, Store, classify,
                      run_time)
 from .channel import SCALARS, START, WAKE, ChannelName, MessageChannel
-from .job import CommandJob, FunctionJob, Job, TrialActor
+from .job import KILL_GRACE_S, CommandJob, FunctionJob, Job, TrialActor
 from .pool import ActorPool
 
 log = logging.getLogger("gml_ray.scheduler")
@@ -354,6 +354,12 @@ class SchedulerCore:
                     self._ingest(job, outcome.pop("scalars"), job.spec.attempt)
                 self._ending[job_id] = time.time()
         now = time.time()
+        for job in self.running.values():
+            why = job.overdue(now)
+            if why:  # stuck in C code, or it caught its interrupt
+                log.warning("%s did not stop within %gs (%s): ending its process", job.name,
+                            KILL_GRACE_S, why)
+                job.end_actor(why)
         for job_id, ended_at in list(self._ending.items()):
             job = self.running[job_id]
             sent = job.outcome.get("sent") if job.outcome else None
@@ -394,10 +400,11 @@ class SchedulerCore:
             if job is None or attempt != job.spec.attempt:
                 continue
             self._received[job_id] = self._received.get(job_id, 0) + 1
-            if kind == START:
-                if job.mark_running():
-                    self.store.update_job(self.task, job_id, status=RUNNING,
-                                          started=payload["started"], node=payload["node"])
+            if kind == START:  # the trial runs (a pool job is RUNNING already: its start and node)
+                job.run_started = payload["started"]
+                job.mark_running()
+                self.store.update_job(self.task, job_id, status=RUNNING,
+                                      started=payload["started"], node=payload["node"])
             elif kind == SCALARS:
                 self._ingest(job, payload, attempt)
 
