@@ -118,6 +118,11 @@ class TaskConfig:
         return self.func_type is not None
 
     @property
+    def job_kind(self) -> str:
+        """How its jobs run: ``command``, ``function``, or ``mujoco`` (``--benchmark``)."""
+        return "mujoco" if self.benchmark else "function" if self.function else "command"
+
+    @property
     def arg_names(self) -> list[str]:
         """The top-level search args in config order (the MuJoCo policy vector's order)."""
         return [a.name for a in self.search_args]

@@ -10,7 +10,8 @@ import zipfile
 
 import pytest
 
-from gml_ray.schedulers.job import JobSpec, run_command
+from gml_ray.schedulers.runners import run_command
+from gml_ray.schedulers.spec import JobSpec
 
 SCRIPT = textwrap.dedent("""
     import numpy as np
@@ -112,7 +113,7 @@ def test_the_jobs_alarm_runs_callbacks_in_time_order_and_a_cancel_waits_for_a_ru
     runs, a cancel during its run returns after it, and a failing callback stops nothing."""
     import time
 
-    from gml_ray.schedulers.job import _Alarm
+    from gml_ray.schedulers.timers import Alarm as _Alarm
 
     alarm, ran = _Alarm(), []
     alarm.cancel(alarm.schedule(0.05, lambda: ran.append("cancelled")))
@@ -127,7 +128,7 @@ def test_the_jobs_alarm_runs_callbacks_in_time_order_and_a_cancel_waits_for_a_ru
 
 
 def test_a_trial_worker_cancelled_before_its_trial_starts_never_calls_it(tmp_path):
-    from gml_ray.schedulers.job import TrialWorker
+    from gml_ray.schedulers.runners import TrialWorker
 
     (tmp_path / "objective.py").write_text(
         "def train(config):\n    open('ran', 'w').close()\n")  # in the job dir (its cwd)

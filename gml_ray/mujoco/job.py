@@ -9,7 +9,10 @@ from __future__ import annotations
 import os
 from typing import Any, Sequence
 
-from ..schedulers.job import Job, JobSpec, _spec_kwargs
+from .. import render
+from ..schedulers.factory import JobContext, JobKind, register_job_kind
+from ..schedulers.job import Job, JobSpec, spec_kwargs
+from ..schedulers.spec import job_name
 from .objective import DEFAULT_ROLLOUTS, job_seed
 from .rollout import RolloutPool
 
@@ -33,7 +36,7 @@ class MujocoJob(Job):
                  reward_attribute: str = "default", job_dir: str | None = None,
                  cwd: str | None = None, **kwargs: Any) -> None:
         spec = JobSpec(name=name, command=f"mujoco {func_type}", cwd=cwd or os.getcwd(),
-                       job_dir=job_dir or os.path.join(os.getcwd(), name), **_spec_kwargs(kwargs))
+                       job_dir=job_dir or os.path.join(os.getcwd(), name), **spec_kwargs(kwargs))
         super().__init__(spec, arg_dict, pool=pool, **kwargs)
         self.func_type = func_type
         self.vector = [float(v) for v in vector]
@@ -59,3 +62,20 @@ class MujocoJob(Job):
         if self._own_pool and self.pool is not None:
             self.pool.shutdown()
         return outcome
+
+
+@register_job_kind("mujoco")
+class MujocoKind(JobKind):
+    """``--benchmark`` tasks: each config is a policy vector evaluated on the run's rollout actors."""
+
+    def make_pool(self, ctx: JobContext) -> RolloutPool:
+        cfg = ctx.cfg
+        return RolloutPool(cfg.func_type or "", cfg.parallel_size, cfg.resources, cfg.rollouts,
+                           cfg.reward_attribute)
+
+    def make(self, ctx: JobContext, config: dict, job_id: int, attempt: int, pool: Any,
+             common: dict[str, Any]) -> Job:
+        cfg = ctx.cfg
+        return MujocoJob(cfg.func_type or "", job_name(job_id), policy_vector(config, cfg.arg_names),
+                         render.arg_dict(ctx.space, config), config=config, pool=pool,
+                         rollouts=cfg.rollouts, reward_attribute=cfg.reward_attribute, **common)

@@ -1,7 +1,7 @@
 """Rollout actors: Ray actors that each own one gymnasium env, and the per-run pool of them.
 
 A :class:`RolloutActor` creates its env once and evaluates one policy vector at a time; the outcome
-has the shape :func:`gml_ray.schedulers.job.run_function` returns (status, message, node, started,
+has the shape :func:`gml_ray.schedulers.runners.run_function` returns (status, message, node, started,
 ended, ``sent=0`` and the scalars in the outcome), so the scheduler treats an evaluation like any
 short function trial. A :class:`RolloutPool` holds ``parallel_size`` of them for one run and kills
 them when the run ends.
@@ -36,8 +36,8 @@ class RolloutWorker:
 
     def node(self) -> str:
         if self._node is None:
-            from ..schedulers.job import _node_name
-            self._node = _node_name()
+            from ..schedulers.messages import node_name
+            self._node = node_name()
         return self._node
 
     def cancel(self, token: Any, reason: str = "cancelled") -> None:

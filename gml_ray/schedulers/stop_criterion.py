@@ -40,6 +40,11 @@ class BaseStopCriterion:
     def check(self, scheduler: Any) -> None:
         """Called when a job ends and at each wake-up of the scheduler loop."""
 
+    def seconds_left(self) -> float | None:
+        """Seconds until this criterion will want to stop the task by time (the loop wakes by
+        then); None when it has no deadline."""
+        return None
+
 
 @STOP_CRITERIONS.register_module()
 class StopCriterion(BaseStopCriterion):

@@ -15,6 +15,11 @@ from typing import Any
 from ..space import Dict
 
 
+def is_better(a: float, b: float | None, optimize_mode: str) -> bool:
+    """Whether reward ``a`` beats ``b`` (None: nothing yet) under ``optimize_mode``."""
+    return b is None or (a > b if optimize_mode == "maximize" else a < b)
+
+
 class BaseSearcher:
     """Base class: keeps every proposed config and its reward in ``_results``.
 

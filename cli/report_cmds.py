@@ -20,8 +20,8 @@ from gml_ray.errors import UserError
 from gml_ray.store import run_time
 
 from . import views
+from .common import WORKDIR_HELP, console, open_store, select_jobs
 
-WORKDIR_HELP = "work dir holding the store and task files [env GML_WORKDIR; default ./.gml]"
 SPARKS = "▁▂▃▄▅▆▇█"
 SPARK_WIDTH = 16
 
@@ -48,11 +48,10 @@ def register(ctl_app: typer.Typer) -> None:
         """Write one self-contained HTML page for a task: summary, job table, curves, plots, logs."""
         from gml_ray.report import write_report
 
-        from .main import _open_store, console
         tags = [s.strip() for s in scalars.split(",") if s.strip()] if scalars else None
         if scalars is not None and not tags:
             raise UserError("--scalars needs at least one scalar name, e.g. --scalars acc,loss")
-        info = write_report(_open_store(workdir), task, out, tags, max_traces=max_traces, log_bytes=log_bytes)
+        info = write_report(open_store(workdir), task, out, tags, max_traces=max_traces, log_bytes=log_bytes)
         console.print(f"wrote {info.path} ({_size(info.size)}, {info.jobs} jobs, scalars: "
                       f"{', '.join(info.tags) or 'none'}) in {info.seconds:.1f}s")
 
@@ -66,10 +65,9 @@ def register(ctl_app: typer.Typer) -> None:
         """Write a task's scalars and args as TensorBoard event files (one run per job, with HParams)."""
         from gml_ray.tensorboard import export_task
 
-        from .main import _open_store, _select_jobs, console
-        store = _open_store(workdir)
+        store = open_store(workdir)
         store.require_task(task)
-        path, n_jobs, n_scalars = export_task(store, task, logdir, _select_jobs(store, task, jobs))
+        path, n_jobs, n_scalars = export_task(store, task, logdir, select_jobs(store, task, jobs))
         console.print(f"wrote {n_scalars} scalars of {n_jobs} jobs to {path}")
         console.print(f"view them: tensorboard --logdir {path}")
 

@@ -9,42 +9,25 @@ import os
 import shlex
 import sys
 import time
-from typing import List, Optional
+from typing import Optional
 
 import typer
 import yaml
-from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
 from gml_ray.errors import UserError
 
 from . import views
+from .common import WORKDIR_HELP, console, err_console, open_store, resolve_workdir, select_jobs
 from .report_cmds import register as register_report_cmds
 from .report_cmds import watch as watch_task
-
-# Piped or redirected output gets wide lines instead of rich's 80-column fallback.
-console = Console() if Console().is_terminal else Console(width=int(os.environ.get("COLUMNS", 200)))
-err_console = Console(stderr=True)
-
-WORKDIR_HELP = "work dir holding the store and task files [env GML_WORKDIR; default ./.gml]"
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="gml-ray: GML hyperparameter search on Ray.")
 ctl_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                       help="Look at and control tasks.")
 app.add_typer(ctl_app, name="ctl")
-
-
-def resolve_workdir(workdir: Optional[str]) -> str:
-    return os.path.abspath(workdir or os.environ.get("GML_WORKDIR") or ".gml")
-
-
-def _open_store(workdir: Optional[str]):
-    from gml_ray.store import Store
-    store = Store(resolve_workdir(workdir), create=False)
-    store.reap_dead_runs()  # a run killed with SIGKILL must not look RUNNING forever
-    return store
 
 
 @app.command()
@@ -167,22 +150,6 @@ def _print_jobs(store, task: str) -> None:
     views.jobs_table(t, jobs, latest).render(console)
 
 
-def _select_jobs(store, task: str, jobs: Optional[str]) -> Optional[List[str]]:
-    if not jobs:
-        return None
-    from gml_ray.schedulers.naive import job_name
-    names = []
-    for item in (j.strip() for j in jobs.split(",")):
-        if item:
-            names.append(job_name(int(item)) if item.isdigit() else item)
-    known = {j["name"] for j in store.jobs(task)}
-    missing = [n for n in names if n not in known]
-    if missing:
-        raise UserError(f"task {task} has no job {missing[0]!r} (jobs: {', '.join(sorted(known)[:5])}"
-                        f"{', ...' if len(known) > 5 else ''})")
-    return names
-
-
 @ctl_app.command()
 def show(
     task: Optional[str] = typer.Option(None, "--task", "-t", help="show this task's jobs"),
@@ -196,7 +163,7 @@ def show(
     """List tasks, or one task's jobs (with --task)."""
     if watch and (task is None or jobs or scalar or out):
         raise UserError("--watch needs --task, and shows the whole task (no --jobs, --scalar or --out)")
-    store = _open_store(workdir)
+    store = open_store(workdir)
     if watch:
         watch_task(store, task, console, interval)
         return
@@ -206,7 +173,7 @@ def show(
         console.print(views.tasks_table(store.list_tasks()))
         return
     t = store.require_task(task)
-    names = _select_jobs(store, task, jobs)
+    names = select_jobs(store, task, jobs)
     rows = store.jobs(task, names)
     ids = [j["job_id"] for j in rows]
     if scalar:
@@ -253,7 +220,7 @@ def stop(
     workdir: Optional[str] = typer.Option(None, "--workdir", "-w", help=WORKDIR_HELP),
 ) -> None:
     """Stop a running task: its pending and running jobs become KILLED."""
-    store = _open_store(workdir)
+    store = open_store(workdir)
     t = store.require_task(task)
     if t["status"] != "RUNNING":
         raise UserError(f"task {task} is not running (it is {t['status']})")
@@ -269,7 +236,7 @@ def rm(
 ) -> None:
     """Delete a task's files and rows, after writing its summary (jobs' args, status, reward)."""
     from gml_ray.archive import remove_task
-    path = remove_task(_open_store(workdir), task, summary)
+    path = remove_task(open_store(workdir), task, summary)
     console.print(f"removed task {task}; its summary is in {path}")
 
 
@@ -281,7 +248,7 @@ def export_cmd(
 ) -> None:
     """Write a task (rows and files) to a .tar.gz."""
     from gml_ray.archive import export_task
-    path = export_task(_open_store(workdir), task, tar_path)
+    path = export_task(open_store(workdir), task, tar_path)
     console.print(f"exported task {task} to {path}")
 
 

@@ -1,0 +1,427 @@
+"""The search loop (inside the scheduler actor) and its state.
+
+Loop: ask the searcher for a config → filter criterion → launch a Job while fewer than
+``parallel_size`` run → wait, with one ``ray.wait``, for a job to end or for messages from jobs
+(start, scalars) → ingest them (store, reward, assessor) → stop criteria → tell the searcher each
+ended job's reward. One store transaction per round.
+"""
+from __future__ import annotations
+
+import logging
+import resource
+import sys
+import threading
+import time
+import uuid
+from typing import Any
+
+import ray
+import ray.util.scheduling_strategies
+
+from .. import tensorboard
+from ..assessors import AssessResult
+from ..assessors.base import call_job_end
+from ..config import TaskConfig
+from ..plugins import build_components
+from ..searchers.base_searcher import is_better
+from ..space import config_key
+from ..store import EARLY_STOPPED, ERROR, FINISHED, KILLED, PENDING, RUNNING, Store
+from .channel import SCALARS, START, WAKE, MessageChannel, ChannelName
+from .factory import JobContext, JobFactory
+from .ingest import ScalarIngest
+from .job import Job
+from .pool import ActorPool
+from .spec import KILL_GRACE_S
+
+log = logging.getLogger("gml_ray.scheduler")
+
+WAKE_S = 0.5  # the loop wakes at least this often: ctl stop requests, heartbeat, time limits
+DRAIN_GRACE_S = 5.0  # how long an ended job may wait for its last messages
+SLOW_SEARCHER_S = 0.01  # a searcher's answer took longer: it is asked outside the store's lock
+
+
+class SchedulerCore:
+    """The search loop and its state. Stop criteria receive this object as ``scheduler``:
+    ``is_stop``, ``num_launched``, ``best_reward``, ``optimize_mode``, ``jobs``, ``running``.
+    """
+
+    def __init__(self, cfg: TaskConfig, task: str, work_dir: str, task_dir: str, code_dir: str,
+                 resume: bool = False) -> None:
+        self.cfg, self.task, self.work_dir = cfg, task, work_dir
+        self.task_dir, self.code_dir = task_dir, code_dir
+        if code_dir not in sys.path:
+            sys.path.insert(0, code_dir)
+        self.store = Store(work_dir)
+        comps = build_components(cfg)
+        self.searcher = comps.searcher
+        self.stop_criterion = comps.stop_criterion
+        self.filter_criterion = comps.filter_criterion
+        self.assessor = comps.assessor
+        self.space = cfg.search_space()
+        self.reward_attribute, self.optimize_mode = cfg.reward_attribute, cfg.optimize_mode
+        self.parallel_size = cfg.parallel_size
+        # The queue lives beside the scheduler (the driver's node): jobs' nodes may come and go.
+        here = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
+            ray.get_runtime_context().get_node_id(), soft=False)
+        name = f"gml-channel-{task}-{uuid.uuid4().hex[:12]}"
+        self.channel = MessageChannel.options(num_cpus=0, scheduling_strategy=here, name=name).remote()
+        self.channel_name = ChannelName(name, ray.get_runtime_context().namespace)
+        self.factory = JobFactory(JobContext(cfg, task, task_dir, code_dir, self.channel_name, self.space))
+        self.is_stop = False
+        self.stop_reason = ""
+        self.exhausted = False
+        self.num_launched = 0
+        self.num_filtered = 0
+        self.best_reward: float | None = None
+        self.best_job: str | None = None
+        self.jobs: dict[int, Job] = {}
+        self.running: dict[int, Job] = {}
+        self.start_time = time.time()
+        self._kill: tuple[str, str] | None = None  # (status, message) for running jobs
+        self._external: tuple[str, str] | None = None
+        self._lock = threading.Lock()
+        self._next_id = 1
+        self._ending: dict[int, float] = {}  # job id -> when its task ended (waiting for messages)
+        self._received: dict[int, int] = {}
+        self.ingest = ScalarIngest(self.store, task, cfg.reward_attribute, cfg.optimize_mode,
+                                   keep_history=self.assessor is not None)
+        self._slow_searcher = True  # until its first answer says otherwise
+        self._last_wake = 0.0
+        self.elapsed_before = 0.0  # run time of earlier attempts of this task (resume)
+        self._retries: dict[int, int] = {}  # job id -> runs again after a lost node
+        self._reruns: list[Job] = []  # ERROR jobs of an earlier attempt, run again first
+        self._done_keys: set[str] = set()  # configs an earlier attempt already ran
+        self.pool: ActorPool | None = None  # made by run(): its actors hold resources
+        if resume:
+            self._restore()
+
+    def _restore(self) -> None:
+        """Rebuild the state of an interrupted task from the store (``run --resume``).
+
+        ERROR jobs (and jobs a dead run left PENDING/RUNNING) are queued to run again in their own
+        job dirs with the next attempt number; every other job's result is told to the searcher,
+        and its config is never launched again. ``max_tries`` and ``time_limits`` count the
+        earlier attempts too.
+        """
+        task = self.store.require_task(self.task)
+        self.elapsed_before = float(task.get("elapsed_before") or 0.0)
+        self.store.mark_active_jobs(self.task, ERROR, "interrupted (the run ended)")
+        for row in self.store.jobs(self.task):
+            config, job_id = row["config"], row["job_id"]
+            self._next_id = max(self._next_id, job_id + 1)
+            self.num_launched += 1
+            if row["status"] == ERROR:
+                job = self.factory.make(config, job_id, attempt=int(row["attempt"] or 1) + 1)
+                self._reruns.append(job)
+                self._done_keys.add(config_key(config))
+                continue
+            self._done_keys.add(config_key(config))
+            if row["reward"] is not None:
+                self.searcher.update(config, row["reward"])
+                if self.better(row["reward"], self.best_reward):
+                    self.best_reward, self.best_job = row["reward"], row["name"]
+            else:
+                self.searcher.job_failed(config, row["status"])
+        log.info("resumed: %d earlier jobs, %d to run again", self.num_launched, len(self._reruns))
+
+    # ---- API for criteria and the driver ---------------------------------------------------------
+
+    def request_stop(self, reason: str, kill_running: bool = False, status: str = KILLED) -> None:
+        """Stop launching jobs; with ``kill_running`` also end running ones with ``status``."""
+        if not self.is_stop:
+            self.stop_reason = reason
+            log.info("stopping: %s", reason)
+        self.is_stop = True
+        if kill_running and self._kill is None:
+            self._kill = (status, reason)
+
+    def external_stop(self, status: str, reason: str) -> None:
+        """Called from another thread (the driver's Ctrl+C, ``ctl stop``)."""
+        with self._lock:
+            self._external = (status, reason)
+        self.channel.put.remote((WAKE, 0, 0, None))
+
+    def better(self, a: float, b: float | None) -> bool:
+        """Whether reward ``a`` beats ``b`` (None: no reward yet) under ``optimize_mode``."""
+        return is_better(a, b, self.optimize_mode)
+
+    # ---- the loop ----------------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        status = FINISHED
+        self.stop_criterion.before_run(self)
+        pending_get = self.channel.get_all.remote()
+        ready: list | None = None
+        self.pool = self.factory.start_pool()
+        try:
+            while True:
+                # One commit per round; a failing plugin does not undo what the round stored.
+                with self.store.transaction(keep_on_error=True):
+                    if ready is not None:
+                        pending_get = self._handle(ready, pending_get)
+                        self.stop_criterion.check(self)
+                        self._apply_stops()
+                    self._launch()
+                    # Scalars of ended jobs are written after their successors started: the
+                    # workers do not wait for SQLite.
+                    self.ingest.save()
+                if not self.running and (self.is_stop or self.exhausted):
+                    break
+                ready = self._ready(pending_get)
+            if self._external is not None:
+                status = self._external[0]
+        except BaseException as exc:
+            status = ERROR
+            self.stop_reason = f"scheduler failed: {type(exc).__name__}: {exc}"
+            log.exception("scheduler failed")
+            self._abort_running(ERROR, self.stop_reason)
+            raise
+        finally:
+            if self.pool is not None:  # no pool actor outlives its run
+                self.pool.shutdown()
+            try:
+                self.stop_criterion.after_run(self)
+            except Exception:  # noqa: BLE001 - a plugin's after_run must not hide the result
+                log.exception("stop criterion after_run failed")
+            try:
+                self.ingest.save()
+                self.store.update_task(self.task, status=status, ended=time.time(),
+                                       message=self.stop_reason or None)
+            except Exception:  # noqa: BLE001
+                log.exception("could not record the task's end")
+                raise
+            log.info("task ended: %s %s", status, self.stop_reason)
+        return self.summary(status)
+
+    def summary(self, status: str) -> dict[str, Any]:
+        return {"task": self.task, "status": status, "reason": self.stop_reason,
+                "launched": self.num_launched, "filtered": self.num_filtered,
+                "counts": self.store.status_counts(self.task), "best_reward": self.best_reward,
+                "best_job": self.best_job,
+                "elapsed": self.elapsed_before + time.time() - self.start_time,
+                "scheduler_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "scalars": self.ingest.ingested, "ingest_s": self.ingest.seconds}
+
+    def _launch(self) -> None:
+        misses = 0
+        while self._reruns and not self.is_stop and len(self.running) < self.parallel_size:
+            self._start(self._reruns.pop(0))
+        while not self.is_stop and not self.exhausted and len(self.running) < self.parallel_size:
+            self.stop_criterion.before_iter(self)
+            if self.is_stop:
+                break
+            config = self._next_config()
+            if config is None:
+                self.exhausted = True
+                break
+            if self._done_keys and config_key(config) in self._done_keys:
+                continue  # an earlier attempt ran it; the searcher already knows its result
+            job = self.factory.make(config, self._next_id)
+            if self.filter_criterion is not None and self.filter_criterion.filter(job):
+                self.num_filtered += 1
+                self.searcher.job_failed(config, "FILTERED")
+                misses += 1
+                if misses >= 100_000:
+                    self.request_stop("the filter criterion dropped 100000 configs in a row")
+                continue
+            self._start(job)
+            self.num_launched += 1
+            self.stop_criterion.after_iter(self)
+
+    def _next_config(self) -> dict | None:
+        """The searcher's next config. A searcher that thinks for long (a GP, LA-MCTS) does so
+        without holding the store's write lock, which other runs and ``ctl stop`` wait for."""
+        if self._slow_searcher:
+            with self.store.unlocked():
+                return self._timed_get_config()
+        return self._timed_get_config()
+
+    def _timed_get_config(self) -> dict | None:
+        t0 = time.perf_counter()
+        config = self.searcher.get_config()
+        self._slow_searcher = time.perf_counter() - t0 > SLOW_SEARCHER_S
+        return config
+
+    def _start(self, job: Job) -> None:
+        spec = job.spec
+        if job.rendered is not None:  # File args' copies are written when the job starts
+            job.rendered.write_files()
+        job.start()
+        # A job on a pool actor runs at once: its row is written RUNNING in one statement.
+        status, started = (RUNNING, time.time()) if job.starts_running and job.mark_running() \
+            else (PENDING, None)
+        if spec.attempt > 1:
+            self.store.update_job(self.task, spec.job_id, status=status, attempt=spec.attempt,
+                                  reward=None, started=started, ended=None, exit_code=None,
+                                  message=None, command=spec.command or spec.function)
+        else:
+            self._next_id = max(self._next_id, spec.job_id + 1)
+            self.store.add_job(self.task, spec.job_id, spec.name, job.config, job.arg_dict,
+                               spec.command or spec.function, spec.job_dir, status=status,
+                               started=started)
+        log.info("started %s (attempt %d): %s", spec.name, spec.attempt, spec.command or job.arg_dict)
+        self.jobs[spec.job_id] = job
+        self.running[spec.job_id] = job
+        self._received[spec.job_id] = 0
+
+    def _ready(self, pending_get: Any) -> list:
+        """Wait (at most ``WAKE_S``) until a job ends or messages come; returns what is ready."""
+        timeout = WAKE_S
+        left = self.stop_criterion.seconds_left()
+        if left is not None:
+            timeout = min(timeout, left + 0.01)
+        if self._ending:
+            timeout = min(timeout, 0.1)
+        refs = [pending_get] + [j.ref for j in self.running.values() if j.outcome is None]
+        ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+        return ready
+
+    def _handle(self, ready: list, pending_get: Any) -> Any:
+        """Take in the messages and the ended jobs; returns the channel call to wait on next."""
+        ready_set = set(ready)
+        if pending_get in ready_set:
+            self._on_messages(ray.get(pending_get))
+            pending_get = self.channel.get_all.remote()
+        for job_id, job in list(self.running.items()):
+            if job.outcome is None and job.ref in ready_set:
+                outcome = job.resolve()
+                if outcome.get("lost") and self._retry(job):
+                    continue
+                if outcome.get("scalars"):  # reports a job returned instead of sending
+                    self._ingest(job, outcome.pop("scalars"), job.spec.attempt)  # type: ignore[misc]
+                self._ending[job_id] = time.time()
+        now = time.time()
+        for job in self.running.values():
+            why = job.overdue(now)
+            if why:  # stuck in C code, or it caught its interrupt
+                log.warning("%s did not stop within %gs (%s): ending its process", job.name,
+                            KILL_GRACE_S, why)
+                job.end_actor(why)
+        for job_id, ended_at in list(self._ending.items()):
+            job = self.running[job_id]
+            sent = job.outcome.get("sent") if job.outcome else None
+            if (sent is not None and self._received[job_id] >= sent) or now - ended_at > (
+                    DRAIN_GRACE_S if sent is not None else 1.0):
+                del self._ending[job_id]
+                self._finish(job)
+        if now - self._last_wake >= WAKE_S:
+            self._last_wake = now
+            self.store.heartbeat(self.task)
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            if self.store.stop_requested(self.task):
+                self.external_stop(KILLED, "stopped by `ctl stop`")
+        return pending_get
+
+    def _retry(self, job: Job) -> bool:
+        """Run a job whose node or worker died again (``task.max_retries``); False if none left."""
+        retries = self._retries.get(job.spec.job_id, 0)
+        if retries >= self.cfg.max_retries or self.is_stop:
+            return False
+        self._retries[job.spec.job_id] = retries + 1
+        log.warning("%s lost its node or worker (%s); running it again (%d/%d)", job.name,
+                    job.outcome.get("message") if job.outcome else "", retries + 1, self.cfg.max_retries)
+        del self.running[job.spec.job_id]
+        self._received.pop(job.spec.job_id, None)
+        self.ingest.forget(job.spec.job_id)
+        self._start(self.factory.make(job.config, job.spec.job_id, job.spec.attempt + 1))
+        return True
+
+    def _on_messages(self, messages: list) -> None:
+        for kind, job_id, attempt, payload in messages:
+            if kind == WAKE:
+                continue
+            job = self.jobs.get(job_id)
+            if job is None or attempt != job.spec.attempt:
+                continue
+            self._received[job_id] = self._received.get(job_id, 0) + 1
+            if kind == START:  # the trial runs (a pool job is RUNNING already: its start and node)
+                job.run_started = payload["started"]
+                job.mark_running()
+                self.store.update_job(self.task, job_id, status=RUNNING,
+                                      started=payload["started"], node=payload["node"])
+            elif kind == SCALARS:
+                self._ingest(job, payload, attempt)
+
+    def _ingest(self, job: Job, records: list[dict], attempt: int) -> None:
+        """Store a job's reported scalars, update its reward and let the assessor judge it."""
+        job_id = job.spec.job_id
+        best = self.ingest.take(job_id, records, attempt)
+        if best is not None and self._record_reward(job, best):  # one row update per batch
+            self.ingest.row_updates[job_id]["reward"] = job.reward
+        if job.outcome is None:  # else _finish writes them with the job's end
+            self.store.update_job(self.task, job_id, **self.ingest.pop_updates(job_id))
+        if best is not None and self.assessor is not None:
+            self._assess(job)
+
+    def _record_reward(self, job: Job, value: float) -> bool:
+        """Keep ``value`` if it beats the job's reward so far; True if it did."""
+        if not self.better(value, job.reward):
+            return False
+        job.reward = value
+        if self.better(value, self.best_reward):
+            self.best_reward, self.best_job = value, job.name
+        return True
+
+    def _assess(self, job: Job) -> None:
+        # A job's last values may arrive with its outcome: the assessor still sees them (its
+        # statistics of finished jobs need them), but an ended job is not killed.
+        if self.assessor is None or job.kill_status is not None:
+            return
+        try:
+            verdict = self.assessor.assess_job(job.name, list(self.ingest.history[job.spec.job_id]))
+        except Exception:  # noqa: BLE001 - a failing assessor counts as Good, never ends the task
+            log.exception("assessor failed on %s; treating it as Good", job.name)
+            return
+        if (verdict == AssessResult.Bad or verdict is False) and job.outcome is None:
+            job.kill(EARLY_STOPPED, "stopped early by the assessor")
+
+    def _finish(self, job: Job) -> None:
+        job_id = job.spec.job_id
+        outcome = job.outcome or {}
+        status = outcome.get("status", ERROR)
+        reward = job.reward
+        self.store.update_job(self.task, job_id, **self.ingest.pop_updates(job_id),
+                              status=status, ended=outcome.get("ended", time.time()),
+                              exit_code=outcome.get("exit_code"), message=outcome.get("message") or None,
+                              **({"node": outcome["node"]} if outcome.get("node") else {}),
+                              **({"started": outcome["started"]} if outcome.get("started") else {}))
+        if self.cfg.tensorboard:  # the job's scalars + args as TensorBoard events
+            self.ingest.save()
+            tensorboard.on_job_end(self.store, self.task, self.task_dir, job, status)
+        log.info("%s %s%s reward=%s", job.name, status,
+                 f" ({outcome['message']})" if outcome.get("message") else "", job.reward)
+        del self.running[job_id]
+        del self.jobs[job_id]  # finished jobs live in the store, not in the scheduler's memory
+        self._received.pop(job_id, None)
+        self.ingest.forget(job_id)
+        if reward is not None and status != ERROR:
+            self.searcher.update(job.config, reward)
+        else:
+            self.searcher.job_failed(job.config, status)
+        if self.assessor is not None:
+            try:
+                call_job_end(self.assessor, job.name, status == FINISHED)
+            except Exception:  # noqa: BLE001
+                log.exception("assessor job_end failed on %s", job.name)
+
+    def _apply_stops(self) -> None:
+        with self._lock:
+            external, self._external = self._external, None
+        if external is not None:
+            self._external = external  # remembered: it decides the task's end status
+            self.request_stop(external[1], kill_running=True, status=external[0])
+            self._kill = external
+        if self._kill is not None:
+            status, message = self._kill
+            for job in self.running.values():
+                if job.outcome is None and job.kill_status is None:
+                    job.kill(status, message)
+
+    def _abort_running(self, status: str, message: str) -> None:
+        for job in self.running.values():
+            try:
+                job.kill(status, message)
+            except Exception:  # noqa: BLE001
+                pass
+        self.store.mark_active_jobs(self.task, status, message)

@@ -1,0 +1,97 @@
+"""A command job's process group: started in its own session, with a watchdog, ended whole.
+
+Every job runs in a new process group; when it ends, is killed or times out, the whole group is
+terminated (SIGTERM, then SIGKILL after :data:`~gml_ray.schedulers.spec.KILL_GRACE_S`). A
+watchdog in the group ends it if the Ray worker that owns the job dies.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+from .spec import KILL_GRACE_S
+
+ZOMBIE_SCAN_AFTER_S = 0.1  # a group still there after this may hold only zombies: look in /proc
+
+
+def group_exists(pgid: int) -> bool:
+    """Whether any process, zombies included, is left in the process group ``pgid`` (cheap)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether a live (non-zombie) process is left in the process group ``pgid``."""
+    if not group_exists(pgid):
+        return False
+    if not os.path.isdir("/proc"):
+        return True
+    # Orphaned members are zombies until init reaps them, which can take seconds: skip those.
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if fields[0] != "Z" and int(fields[2]) == pgid:
+                return True
+    return False
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the job's process group, then SIGKILL what is left after a grace period."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    started = time.time()
+    deadline, delay = started + KILL_GRACE_S, 0.001
+    while time.time() < deadline:
+        if proc.poll() is None:
+            try:
+                proc.wait(timeout=delay)
+            except subprocess.TimeoutExpired:
+                pass
+        else:
+            time.sleep(delay)
+        # Scanning /proc for zombies costs milliseconds of CPU per job: first give init a moment
+        # to reap the group's orphans, which the cheap check then sees gone.
+        if not group_exists(proc.pid) or (time.time() - started > ZOMBIE_SCAN_AFTER_S
+                                           and not group_alive(proc.pid)):
+            return
+        delay = min(delay * 2, 0.05)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def end_group_in_background(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    threading.Thread(target=kill_group, args=(proc,), daemon=True).start()
+
+
+def shell() -> list[str]:
+    bash = shutil.which("bash")
+    return [bash, "-c"] if bash else ["/bin/sh", "-c"]
+
+
+# Runs in the job's process group beside the command: if the Ray worker that owns the job dies
+# (the driver was SIGKILLed, the node lost its raylet), it ends the whole group, so no job
+# process outlives its run. It dies with the group when the job ends normally.
+# It closes its copy of the scalar pipe, so the pipe's end-of-file still comes with the job's end.
+WATCHDOG = ("( trap - TERM; {close}while kill -0 {pid} 2>/dev/null; do sleep 1; done; "
+             "kill -TERM 0; sleep 3; kill -KILL 0 ) >/dev/null 2>&1 </dev/null &\n")
+
+

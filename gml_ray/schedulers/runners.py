@@ -1,0 +1,356 @@
+"""Where jobs run: a command in its process group, a function trial, the reusable trial worker.
+
+:func:`run_command` and :func:`run_function` run in a Ray worker (a task, or a pool actor's call)
+and return an :class:`~gml_ray.schedulers.spec.Outcome`; :class:`TrialWorker` is the body of the
+function-trial pool's actors (:data:`TrialActor`).
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import importlib
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Callable
+
+import ray
+
+from .. import reporting
+from .channel import SCALARS, START
+from .messages import STREAM_AFTER_S, Batcher, Sender, node_name, pump
+from .procgroup import WATCHDOG, end_group_in_background, kill_group, shell
+from .spec import ERROR, FINISHED, KILLED, JobSpec, Outcome
+from .timers import alarm
+
+CANCEL_CHECK_S = 0.2  # how often a command job looks for a cancel while its process runs
+
+
+def job_environ(spec: JobSpec) -> dict[str, str]:
+    """The ``GML_*`` variables a job sees (command jobs in their environment, function trials in
+    ``os.environ`` while they run)."""
+    return {"GML_JOB_ID": str(spec.job_id), "GML_JOB_NAME": spec.name, "GML_JOB_ATTEMPT": str(spec.attempt),
+            "GML_JOB_DIR": spec.job_dir, **spec.env}
+
+
+def run_command(spec: JobSpec, channel: Any = None) -> Outcome:
+    """Run ``spec.command`` in a new process group; returns the outcome dict."""
+    sender = Sender(spec, channel)
+    os.makedirs(spec.job_dir, exist_ok=True)
+    cancel = threading.Event()
+    in_main = threading.current_thread() is threading.main_thread()
+    # ray.cancel() interrupts the main thread (as SIGINT would); turn that into a clean kill.
+    old_handler = signal.signal(signal.SIGINT, lambda *_: cancel.set()) if in_main else None
+    env = dict(os.environ)
+    # `python` in a template means the interpreter gml-ray runs on, even without an activated venv.
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env.update(job_environ(spec))
+    env["PYTHONUNBUFFERED"] = "1"
+    compat = reporting.pavi_compat_dir()
+    if compat:  # `from pavi import SummaryWriter` works; last on the path, so any other pavi wins
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), compat) if p)
+    read_fd = write_fd = None
+    if spec.collect_metrics:
+        read_fd, write_fd = os.pipe()
+        env[reporting.ENV_FD] = str(write_fd)
+        env.pop(reporting.ENV_METRICS, None)
+    else:
+        env[reporting.ENV_METRICS] = "none"
+    out = err = subprocess.DEVNULL
+    if spec.generate_log:
+        out = open(os.path.join(spec.job_dir, "stdout.log"), "ab")
+        err = open(os.path.join(spec.job_dir, "stderr.log"), "ab")
+    started = time.time()
+    status, message, rc = FINISHED, "", None
+    proc = None
+    reader = None
+    batcher: Batcher | None = None
+    try:
+        try:
+            close = f"exec {write_fd}>&-; " if write_fd is not None else ""
+            command = WATCHDOG.format(pid=os.getpid(), close=close) + spec.command
+            proc = subprocess.Popen([*shell(), command], cwd=spec.cwd, env=env, stdout=out,
+                                    stderr=err, stdin=subprocess.DEVNULL, start_new_session=True,
+                                    pass_fds=(write_fd,) if write_fd is not None else ())
+        except OSError as exc:
+            return {"status": ERROR, "message": f"cannot start: {exc}", "exit_code": None,
+                    "node": node_name(), "started": started, "ended": time.time(), "sent": sender.sent}
+        finally:
+            if write_fd is not None:
+                os.close(write_fd)
+        batcher = Batcher(sender, {"node": node_name(), "pid": proc.pid, "started": started})
+        if read_fd is not None:
+            reader = threading.Thread(target=pump, args=(read_fd, batcher.add), daemon=True)
+            reader.start()
+        done = threading.Event()
+        threading.Thread(target=lambda: (proc.wait(), done.set()), daemon=True).start()
+        deadline = started + spec.time_limit if spec.time_limit else None
+        while True:
+            timeout = CANCEL_CHECK_S
+            if deadline is not None:
+                timeout = min(timeout, max(0.0, deadline - time.time()))
+            if done.wait(timeout):
+                break
+            if cancel.is_set():
+                status, message = KILLED, "cancelled"
+                break
+            if deadline is not None and time.time() >= deadline:
+                status, message = KILLED, f"time_limits_per_job ({spec.time_limit:g}s) reached"
+                break
+        # Whatever the outcome, nothing of the job's process group outlives it. A killed job is
+        # reported once its group is gone; after a normal exit only stragglers (and the watchdog)
+        # are left, and the SIGKILL after the grace period can happen in the background.
+        if status == FINISHED:
+            proc.wait()
+            end_group_in_background(proc)
+        else:
+            kill_group(proc)
+            proc.wait()
+        rc = proc.returncode
+        if status == FINISHED and rc != 0:
+            status = ERROR
+            message = f"exit code {rc}" if rc > 0 else f"killed by signal {-rc}"
+    finally:
+        if reader is not None:
+            reader.join(timeout=10)
+        if batcher is not None:
+            batcher.close()
+        if read_fd is not None:
+            os.close(read_fd)
+        for f in (out, err):
+            if f is not subprocess.DEVNULL:
+                f.close()
+        if old_handler is not None:
+            signal.signal(signal.SIGINT, old_handler)
+    result: Outcome = {"status": status, "message": message, "exit_code": rc, "node": node_name(),
+              "started": started, "ended": time.time(), "sent": sender.sent}
+    held = batcher.held if batcher is not None else []
+    if channel is None or held:
+        result["scalars"] = sender.kept + held
+    return result
+
+
+_loaded: dict[str, tuple[str, float]] = {}  # module name -> (file, mtime) when imported
+
+
+def load_callable(function: str, code_dir: str) -> Any:
+    """Import ``module:callable`` from ``code_dir``.
+
+    Ray reuses worker processes across tasks and runs, so a module cached in ``sys.modules`` may
+    come from another code dir or be older than its file: then it is imported afresh.
+    """
+    module_name, _, attr = function.partition(":")
+    if code_dir in sys.path:
+        sys.path.remove(code_dir)
+    sys.path.insert(0, code_dir)
+    compat = reporting.pavi_compat_dir()
+    if compat and compat not in sys.path:  # last: a pavi of the code dir's own still wins
+        sys.path.append(compat)
+    module = sys.modules.get(module_name)
+    if module is not None:
+        file = getattr(module, "__file__", None) or ""
+        stale = not os.path.abspath(file).startswith(os.path.join(os.path.abspath(code_dir), ""))
+        if not stale and os.path.exists(file):
+            stale = _loaded.get(module_name, (file, 0.0)) != (file, os.path.getmtime(file))
+        if stale and file and not file.startswith(sys.prefix) and not file.startswith(sys.base_prefix):
+            for name in [m for m in sys.modules if m == module_name or m.startswith(module_name + ".")]:
+                del sys.modules[name]
+            importlib.invalidate_caches()
+    module = importlib.import_module(module_name)
+    file = getattr(module, "__file__", None)
+    if file and os.path.exists(file):
+        _loaded[module_name] = (file, os.path.getmtime(file))
+    fn: Any = module
+    for part in attr.split("."):
+        fn = getattr(fn, part)
+    return fn
+
+
+def run_function(spec: JobSpec, channel: Any = None,
+                 call: Callable[[Callable[[dict], Any], dict], Any] | None = None) -> Outcome:
+    """Call ``module:callable`` with the config; ``gml_ray.report`` streams to the channel.
+
+    A short trial sends no message at all: its scalars come back in the outcome (``scalars``).
+    One that runs longer announces its start and streams its reports at most every 50 ms.
+    ``call(fn, values)``, if given, makes the call (a :class:`TrialWorker` arms its interrupt there);
+    a KeyboardInterrupt ends the trial as KILLED.
+    """
+    sender = Sender(spec, channel)
+    started = time.time()
+    os.makedirs(spec.job_dir, exist_ok=True)
+    buffer: list[dict] = []
+    last_flush = [started]
+    node = node_name()
+    start = {"node": node, "pid": os.getpid(), "started": started}
+    lock = threading.Lock()  # the trial's thread reports, the alarm's thread announces
+
+    def flush() -> None:
+        if buffer:
+            sender.send(SCALARS, list(buffer), wait=False)
+            buffer.clear()
+        last_flush[0] = time.time()
+
+    def go_live() -> None:
+        # The trial outlived STREAM_AFTER_S: announce it, with what it reported so far (which
+        # would otherwise wait for its next report, or be lost with a process that is killed).
+        with lock:
+            sender.send(START, start, False)
+            flush()
+
+    announce = alarm.schedule(STREAM_AFTER_S, go_live) if channel is not None else None
+
+    def sink(records: list[dict]) -> None:
+        if not spec.collect_metrics:
+            return
+        with lock:
+            buffer.extend(records)
+            # Streaming lets assessors see fresh values; batching keeps short trials to one message.
+            if channel is not None and time.time() - last_flush[0] >= STREAM_AFTER_S:
+                flush()
+
+    status, message = FINISHED, ""
+    reporting.set_function_sink(sink)
+    reporting.reset_report_step()
+    prev_cwd = os.getcwd()
+    environ = job_environ(spec)  # the GML_* variables command jobs see, for the trial's duration
+    saved_env = {k: os.environ.get(k) for k in environ}
+    os.environ.update(environ)
+    # ray.cancel() raises KeyboardInterrupt through the SIGINT handler, which a run started in the
+    # background (`cmd &`, nohup) has set to "ignore": put Python's default back for the trial.
+    in_main = threading.current_thread() is threading.main_thread()
+    old_handler = signal.signal(signal.SIGINT, signal.default_int_handler) if in_main else None
+    try:
+        fn = load_callable(spec.function or "", spec.cwd)
+        os.chdir(spec.job_dir)
+        value = call(fn, dict(spec.values)) if call is not None else fn(dict(spec.values))
+        if isinstance(value, dict):  # a returned dict counts as a final report
+            reporting.report(**value)
+    except KeyboardInterrupt:
+        status, message = KILLED, "cancelled"
+    except Exception as exc:  # noqa: BLE001 - the user's function failed: the job is ERROR
+        status, message = ERROR, f"{type(exc).__name__}: {exc}"
+        if spec.generate_log:
+            import traceback
+            with open(os.path.join(spec.job_dir, "stderr.log"), "a") as f:
+                traceback.print_exc(file=f)
+    finally:
+        if old_handler is not None:
+            signal.signal(signal.SIGINT, old_handler)
+        os.chdir(prev_cwd)
+        for key, old in saved_env.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+        reporting.set_function_sink(None)
+        if announce is not None:
+            alarm.cancel(announce)  # so that `sent` below counts its message if it went out
+    return {"status": status, "message": message, "exit_code": None, "node": node,
+            "started": started, "ended": time.time(), "sent": sender.sent,
+            "scalars": sender.kept + buffer}
+
+
+def _packed(run: Callable[[JobSpec, Any], dict]) -> Callable[..., dict]:
+    """``run`` as a Ray task that also takes ``(spec, channel)`` pickled into one bytes argument:
+    Ray passes bytes as they are, where two objects cost two cloudpickle runs per job."""
+    @functools.wraps(run)
+    def task(spec: JobSpec | bytes, channel: Any = None) -> dict:
+        if isinstance(spec, bytes):
+            spec, channel = pickle.loads(spec)
+        return run(spec, channel)  # type: ignore[arg-type]
+    return task
+
+
+_run_command_remote = ray.remote(max_retries=0)(_packed(run_command))
+_run_function_remote = ray.remote(max_retries=0)(_packed(run_function))
+
+
+def _raise_in_thread(thread_id: int, exc: type[BaseException] | None) -> None:
+    """Make ``exc`` raise in thread ``thread_id`` at its next Python instruction (None: take back
+    one that has not been raised yet)."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id),
+                                               ctypes.py_object(exc) if exc is not None else None)
+
+
+class TrialWorker:
+    """A reusable process for function trials (the body of :data:`TrialActor`): it runs one trial
+    at a time with :func:`run_function`, and :meth:`cancel` interrupts the one running.
+
+    A running call on a Ray actor cannot be cancelled by Ray (``ray.cancel`` only sets a flag), so
+    the interrupt is a KeyboardInterrupt raised in the trial's thread, armed only while the user's
+    function runs. A trial still running ``KILL_GRACE_S`` after it (stuck in C code, or one that
+    swallowed the interrupt) is ended by the scheduler killing the actor (:meth:`Job.overdue`);
+    the pool replaces it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._current: tuple | None = None  # (job_id, attempt) of the trial running now
+        self._thread = 0  # the thread it runs on
+        self._armed = False  # the user's function is running: an interrupt may be raised in it
+        self._fired = False
+        self._reason: str | None = None
+        self._early: dict[tuple, str] = {}  # cancels that came before their trial started
+
+    def run(self, spec: JobSpec | bytes, channel: Any = None) -> dict:
+        """Run a trial; ``spec`` may come as ``pickle.dumps((spec, channel))`` (see ``_packed``)."""
+        if isinstance(spec, bytes):
+            spec, channel = pickle.loads(spec)
+        token = (spec.job_id, spec.attempt)
+        with self._lock:
+            self._current, self._thread = token, threading.get_ident()
+            self._armed = self._fired = False
+            self._reason = self._early.pop(token, None)
+        limit = None
+        if spec.time_limit:
+            reason = f"time_limits_per_job ({spec.time_limit:g}s) reached"
+            limit = alarm.schedule(spec.time_limit, lambda: self.cancel(token, reason))
+        try:
+            outcome = run_function(spec, channel, self._call)
+        finally:
+            if limit is not None:
+                alarm.cancel(limit)
+            with self._lock:
+                self._current = None
+        if outcome["status"] == KILLED and self._reason:
+            outcome["message"] = self._reason
+        return outcome
+
+    def _call(self, fn: Callable[[dict], Any], values: dict) -> Any:
+        with self._lock:
+            if self._reason is not None:  # cancelled before the function started
+                raise KeyboardInterrupt
+            self._armed = True
+        try:
+            return fn(values)
+        finally:
+            with self._lock:
+                self._armed = False
+                if self._fired:  # an interrupt that came as the function returned: drop it
+                    _raise_in_thread(self._thread, None)
+
+    def cancel(self, token: tuple, reason: str = "cancelled") -> None:
+        """End trial ``token`` (running, or not started yet) as KILLED with ``reason``."""
+        token = tuple(token)
+        with self._lock:
+            if self._current != token:
+                if len(self._early) > 1000:  # cancels that came after their trial ended
+                    self._early.clear()
+                self._early[token] = reason
+                return
+            if self._reason is None:
+                self._reason = reason
+            if self._armed and not self._fired:
+                self._fired = True
+                _raise_in_thread(self._thread, KeyboardInterrupt)
+
+
+# max_concurrency=3: a trial, a cancel() meanwhile, and room for a second one. max_restarts=0: a
+# dead actor is replaced by the pool, never restarted behind its back.
+TrialActor = ray.remote(max_concurrency=3, max_restarts=0, max_task_retries=0)(TrialWorker)
+
+

@@ -1,0 +1,273 @@
+(function () {
+'use strict';
+const TM = {start: performance.now()};
+const D = JSON.parse(document.getElementById('gml-data').textContent);
+TM.parse = performance.now();
+const T = D.task, J = D.jobs, MIN = T.optimize_mode === 'minimize';
+const CONF = {displaylogo: false, responsive: true};
+const esc = s => String(s).replace(/[&<>"']/g, c => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'}[c]));
+const fmt = v => v === null || v === undefined ? '-' : (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(6)))) : (typeof v === 'object' ? JSON.stringify(v) : String(v)));
+const dur = s => { if (s === null || s === undefined) return '-'; if (s < 60) return Math.max(0, s).toFixed(1) + 's';
+  s = Math.round(s); const h = Math.floor(s / 3600), m = Math.floor(s % 3600 / 60), x = s % 60;
+  const p = n => String(n).padStart(2, '0'); return h ? h + ':' + p(m) + ':' + p(x) : m + ':' + p(x); };
+const when = ts => { if (!ts) return '-'; const d = new Date(ts * 1000), p = n => String(n).padStart(2, '0');
+  return d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate()) + ' ' + p(d.getHours()) + ':' + p(d.getMinutes()) + ':' + p(d.getSeconds()); };
+const duration = j => j.started ? ((j.ended || (j.status === 'RUNNING' ? D.generated : null) || j.started) - j.started) : null;
+const argText = j => D.arg_keys.map((k, i) => j.args[i] === null ? null : k + '=' + fmt(j.args[i])).filter(Boolean).join(' ');
+const best = D.best === null ? null : J[D.best];
+
+// ---- summary ----
+(function summary() {
+  const order = ['FINISHED', 'RUNNING', 'PENDING', 'ERROR', 'KILLED', 'EARLY_STOPPED'];
+  const keys = Object.keys(D.counts).sort((a, b) => order.indexOf(a) - order.indexOf(b));
+  let h = '<h1>' + esc(T.name) + ' <span class="st-' + esc(T.status) + '">' + esc(T.status) + '</span></h1>';
+  h += '<div class="meta">reward <b>' + esc(MIN ? 'minimize' : 'maximize') + ' ' + esc(T.reward_attribute) + '</b>'
+    + (T.compare ? ' &middot; compare <b>' + esc(T.compare) + '</b>' : '')
+    + ' &middot; <b>' + J.length + '</b> jobs &middot; elapsed <b>' + dur(D.elapsed) + '</b>'
+    + ' &middot; started ' + esc(when(T.started || T.created)) + (T.ended ? ' &middot; ended ' + esc(when(T.ended)) : '')
+    + ' &middot; ' + (T.status === 'RUNNING' ? 'snapshot' : 'report') + ' at ' + esc(when(D.generated)) + '</div>';
+  h += '<div class="chips">' + keys.map(k => '<button class="chip st-' + esc(k) + '" data-status="' + esc(k) + '">'
+    + esc(k) + ' ' + D.counts[k] + '</button>').join('') + '</div>';
+  h += '<div class="best">' + (best ? 'best: <b>' + esc(best.name) + '</b> ' + esc(T.reward_attribute) + ' = <b>'
+    + esc(fmt(best.reward)) + '</b> &middot; <code>' + esc(argText(best)) + '</code>' : 'no job has reported ' + esc(T.reward_attribute) + ' yet') + '</div>';
+  if (T.message) h += '<div class="meta">' + esc(T.message) + '</div>';
+  const el = document.getElementById('summary'); el.innerHTML = h;
+  el.querySelectorAll('.chip').forEach(b => b.addEventListener('click', () => {
+    const f = document.getElementById('filter'); f.value = 'status=' + b.dataset.status; applyFilter(); }));
+})();
+
+// ---- job table ----
+const cols = [{label: 'job', get: j => j.name, num: false},
+  {label: 'status', get: j => j.status, num: false}];
+D.arg_keys.forEach((k, i) => cols.push({label: k, get: j => j.args[i], num: J.every(j => j.args[i] === null || typeof j.args[i] === 'number')}));
+cols.push({label: 'reward', get: j => j.reward, num: true});
+D.tags.forEach((t, i) => { if (t !== T.reward_attribute) cols.push({label: t, get: j => j.latest[i], num: true}); });
+cols.push({label: 'duration', get: duration, num: true, show: dur});
+cols.push({label: 'node', get: j => j.node, num: false});
+if (J.some(j => j.message && j.status !== 'FINISHED')) cols.push({label: 'note', get: j => j.status !== 'FINISHED' ? j.message : null, num: false});
+const tbody = document.querySelector('#jobs tbody');
+document.querySelector('#jobs thead').innerHTML = '<tr>' + cols.map((c, i) => '<th data-col="' + i + '"' + (c.num ? ' class="n"' : '') + '>' + esc(c.label) + '</th>').join('') + '</tr>';
+tbody.innerHTML = J.map((j, r) => '<tr data-row="' + r + '"' + (r === D.best ? ' class="is-best"' : '') + '>' + cols.map(c => {
+  const v = c.get(j), txt = c.show ? c.show(v) : fmt(v);
+  return '<td' + (c.num ? ' class="n"' : (c.label === 'status' ? ' class="st-' + esc(v) + '"' : '')) + '>' + esc(txt) + '</td>'; }).join('') + '</tr>').join('');
+const rowEls = Array.from(tbody.rows);
+TM.table = performance.now();
+const rowText = J.map((j, r) => rowEls[r].textContent.toLowerCase() + ' ' + argText(j).toLowerCase());
+let sortCol = -1, sortDir = 1;
+function cmp(a, b) {
+  if (a === b) return 0; if (a === null || a === undefined) return 1; if (b === null || b === undefined) return -1;
+  if (typeof a === 'number' && typeof b === 'number') return (a - b) * sortDir;
+  return String(a).localeCompare(String(b), undefined, {numeric: true}) * sortDir;
+}
+function sortBy(ci, dir) {
+  sortCol = ci; sortDir = dir; const c = cols[ci];
+  const vals = J.map(c.get), order = J.map((_, i) => i).sort((x, y) => cmp(vals[x], vals[y]) || x - y);
+  const frag = document.createDocumentFragment(); order.forEach(i => frag.appendChild(rowEls[i])); tbody.appendChild(frag);
+  document.querySelectorAll('#jobs th').forEach((th, i) => th.className = (cols[i].num ? 'n ' : '') + (i === ci ? (dir > 0 ? 'asc' : 'desc') : ''));
+}
+document.querySelector('#jobs thead').addEventListener('click', e => {
+  const th = e.target.closest('th'); if (!th) return; const ci = +th.dataset.col;
+  sortBy(ci, ci === sortCol ? -sortDir : (cols[ci].label === 'reward' ? (MIN ? 1 : -1) : 1)); });
+
+// filter: every term must match; "col op value" compares a column, anything else is a substring
+const OPS = /^(.+?)(>=|<=|!=|=|>|<|~)(.*)$/;
+let shown = J.map(() => true);
+function parseFilter(text) {
+  return text.trim().split(/\s+/).filter(Boolean).map(term => {
+    const m = term.match(OPS);
+    if (m) { const ci = cols.findIndex(c => c.label.toLowerCase() === m[1].toLowerCase());
+      if (ci >= 0) return {ci: ci, op: m[2], raw: m[3].toLowerCase(), num: m[3] !== '' && !isNaN(Number(m[3])) ? Number(m[3]) : null}; }
+    return {text: term.toLowerCase()}; });
+}
+function match(t, j, r) {
+  if (t.text !== undefined) return rowText[r].includes(t.text);
+  const v = cols[t.ci].get(j);
+  if (t.op === '~') return String(fmt(v)).toLowerCase().includes(t.raw);
+  if (t.num !== null && typeof v === 'number') {
+    return {'=': v === t.num, '!=': v !== t.num, '>': v > t.num, '<': v < t.num, '>=': v >= t.num, '<=': v <= t.num}[t.op]; }
+  const s = v === null || v === undefined ? '-' : String(fmt(v)).toLowerCase();
+  return {'=': s === t.raw, '!=': s !== t.raw, '>': s > t.raw, '<': s < t.raw, '>=': s >= t.raw, '<=': s <= t.raw}[t.op];
+}
+function applyFilter() {
+  const terms = parseFilter(document.getElementById('filter').value);
+  shown = J.map((j, r) => terms.every(t => match(t, j, r)));
+  let n = 0; shown.forEach((s, r) => { rowEls[r].hidden = !s; if (s) n++; });
+  document.getElementById('shown').textContent = n + ' of ' + J.length + ' jobs';
+  updatePlots();
+}
+let filterTimer = null;
+document.getElementById('filter').addEventListener('input', () => { clearTimeout(filterTimer); filterTimer = setTimeout(applyFilter, 150); });
+
+// ---- job detail (row click) ----
+let selected = null;
+tbody.addEventListener('click', e => { const tr = e.target.closest('tr'); if (tr) selectJob(+tr.dataset.row); });
+function selectJob(r) {
+  if (selected !== null) rowEls[selected].classList.remove('sel');
+  selected = r; rowEls[r].classList.add('sel'); const j = J[r];
+  const items = [['status', j.status + (j.exit_code !== null && j.exit_code !== undefined ? ' (exit ' + j.exit_code + ')' : '')],
+    ['args', argText(j)], ['reward', fmt(j.reward)], ['attempt', j.attempt], ['started', when(j.started)],
+    ['ended', when(j.ended)], ['duration', dur(duration(j))], ['node', j.node || '-'], ['command', j.command || '-'],
+    ['job dir', j.job_dir || '-']];
+  if (j.message) items.push(['message', j.message]);
+  let h = '<h2>' + esc(j.name) + '</h2><dl>' + items.map(([k, v]) => '<dt>' + esc(k) + '</dt><dd>' + esc(v) + '</dd>').join('') + '</dl>';
+  ['stdout', 'stderr'].forEach(s => { if (j.logs[s]) h += '<div class="note">' + s + '.log (tail)</div><pre class="log">' + esc(j.logs[s]) + '</pre>'; });
+  if (!j.logs.stdout && !j.logs.stderr) h += '<div class="note">no log (generate_log off, or the job wrote nothing)</div>';
+  const el = document.getElementById('detail'); el.innerHTML = h;
+  highlight(r);
+}
+
+// ---- curves: one plot per tag, one trace per job (the rest in one grey trace) ----
+const curvePlots = [];
+const COLORWAY = ['#1f77b4', '#ff7f0e', '#2ca02c', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#bcbd22', '#7f7f7f'];  // no red: red is the best job
+const BAND = -1;  // meta of the traces that summarise the jobs without a curve of their own
+function stepsOf(e) { return e[1] || e[2].map((_, i) => i); }
+function hoverOf(j) { return esc(j.name) + '<br>' + esc(argText(j)) + '<br>reward ' + esc(fmt(j.reward)); }
+// the other jobs' curves as a median line in a 10-90% band, per step (steps binned when many)
+function bandXY(entries) {
+  const by = new Map(); let n = 0;
+  entries.forEach(e => { if (!shown[e[0]]) return; n++; const s = stepsOf(e);
+    for (let i = 0; i < s.length; i++) { let a = by.get(s[i]); if (!a) by.set(s[i], a = []); a.push(e[2][i]); } });
+  let keys = Array.from(by.keys()).sort((a, b) => a - b);
+  if (keys.length > 400) {  // bin the steps
+    const lo = keys[0], hi = keys[keys.length - 1], w = (hi - lo) / 200, bins = new Map();
+    keys.forEach(k => { const b = lo + Math.floor((k - lo) / w) * w; const a = bins.get(b); if (a) a.push(...by.get(k)); else bins.set(b, by.get(k).slice()); });
+    by.clear(); bins.forEach((v, k) => by.set(k, v)); keys = Array.from(by.keys()).sort((a, b) => a - b);
+  }
+  const q = (a, p) => a[Math.min(a.length - 1, Math.round(p * (a.length - 1)))];
+  const out = {x: keys, lo: [], mid: [], hi: [], n: n};
+  keys.forEach(k => { const a = by.get(k).sort((u, v) => u - v); out.lo.push(q(a, 0.1)); out.mid.push(q(a, 0.5)); out.hi.push(q(a, 0.9)); });
+  return out;
+}
+function bandTraces(b) {
+  const label = b.n + ' other jobs';
+  return [{type: 'scatter', mode: 'lines', x: b.x, y: b.lo, line: {width: 0}, hoverinfo: 'skip', showlegend: false, meta: BAND},
+    {type: 'scatter', mode: 'lines', x: b.x, y: b.hi, line: {width: 0}, fill: 'tonexty', fillcolor: 'rgba(140,140,150,0.25)',
+      name: label + ' (10-90%)', hoverinfo: 'skip', showlegend: true, meta: BAND},
+    {type: 'scatter', mode: 'lines', x: b.x, y: b.mid, line: {width: 1.5, color: 'rgba(110,110,120,0.9)', dash: 'dot'},
+      name: label + ' (median)', showlegend: true, meta: BAND, hovertemplate: 'median of ' + label + '<br>step %{x}: %{y}<extra></extra>'}];
+}
+D.tags.forEach((tag, ti) => {
+  const entries = D.curves[tag] || [];
+  const div = document.createElement('div'); div.className = 'plot curve-plot'; div.id = 'curve-' + ti; div.dataset.tag = tag;
+  document.getElementById('curves').appendChild(div);
+  const own = entries.filter(e => J[e[0]].own_trace && e[0] !== D.best), rest = entries.filter(e => !J[e[0]].own_trace && e[0] !== D.best);
+  const bestE = entries.filter(e => e[0] === D.best);
+  const many = own.length > 12;
+  const traces = own.map(e => ({type: 'scatter', mode: e[2].length > 1 ? 'lines' : 'markers', x: stepsOf(e), y: e[2], name: J[e[0]].name,
+    line: {width: 1.2}, opacity: many ? 0.55 : 0.9, showlegend: !many, meta: e[0],
+    hovertemplate: hoverOf(J[e[0]]) + '<br>step %{x}: %{y}<extra></extra>'}));
+  if (rest.length) traces.unshift(...bandTraces(bandXY(rest)));
+  bestE.forEach(e => traces.push({type: 'scatter', mode: e[2].length > 1 ? 'lines+markers' : 'markers', x: stepsOf(e), y: e[2],
+    name: J[e[0]].name + ' (best)', line: {width: 3.5, color: '#d62728'}, marker: {size: 5, color: '#d62728'}, showlegend: true, meta: e[0],
+    hovertemplate: '<b>best</b> ' + hoverOf(J[e[0]]) + '<br>step %{x}: %{y}<extra></extra>'}));
+  const layout = {title: {text: esc(tag), font: {size: 14}}, margin: {l: 55, r: 15, t: 40, b: 40}, hovermode: 'closest', colorway: COLORWAY,
+    xaxis: {title: {text: 'step'}}, yaxis: {title: {text: esc(tag)}}, legend: {font: {size: 10}}, uirevision: 'keep'};
+  if (!entries.length) layout.annotations = [{text: 'no values of ' + esc(tag) + ' yet', showarrow: false, xref: 'paper', yref: 'paper', x: 0.5, y: 0.5}];
+  curvePlots.push({div: div, traces: traces, layout: layout, rest: rest});
+});
+const nOwn = J.filter(j => j.own_trace).length;
+document.getElementById('curves-note').textContent = (nOwn < J.length ? 'each of the ' + nOwn + ' best and running jobs has its own curve; the other ' + (J.length - nOwn) + ' are drawn as their median in a grey 10-90% band. ' : '')
+  + (best ? 'The best job (' + best.name + ') is drawn in red. ' : '') + 'Click a table row to highlight its job.';
+
+function highlight(r) {
+  curvePlots.forEach(p => {
+    if (!p.div.data) return;
+    const idx = [], widths = [], opac = [];
+    p.div.data.forEach((tr, i) => { if (tr.meta < 0) return; idx.push(i);
+      widths.push(tr.meta === D.best ? 3.5 : (tr.meta === r ? 3 : 1.2));
+      opac.push(tr.meta === D.best || tr.meta === r ? 1 : 0.25); });
+    if (idx.length) Plotly.restyle(p.div, {'line.width': widths, opacity: opac}, idx);
+    // a job drawn in the grey trace gets a temporary trace of its own
+    const tmp = p.div.data.findIndex(tr => tr.meta === -2); if (tmp >= 0) Plotly.deleteTraces(p.div, tmp);
+    const e = p.rest.find(x => x[0] === r);
+    if (e) Plotly.addTraces(p.div, {type: 'scatter', mode: 'lines', x: stepsOf(e), y: e[2], name: J[r].name, meta: -2, line: {width: 3, color: '#1f77b4'},
+      hovertemplate: hoverOf(J[r]) + '<br>step %{x}: %{y}<extra></extra>'});
+  });
+}
+
+// ---- best reward so far, over time ----
+function bestPlot() {
+  const done = J.map((j, r) => ({r: r, t: j.ended || (j.reward !== null ? D.generated : null), v: j.reward}))
+    .filter(p => p.v !== null && p.t !== null).sort((a, b) => a.t - b.t);
+  let cur = null; const bx = [], by = [];
+  done.forEach(p => { if (cur === null || (MIN ? p.v < cur : p.v > cur)) cur = p.v; bx.push(when(p.t)); by.push(cur); });
+  if (bx.length && T.status === 'RUNNING') { bx.push(when(D.generated)); by.push(cur); }
+  const traces = [{type: 'scatter', mode: 'markers', name: 'job reward', x: done.map(p => when(p.t)), y: done.map(p => p.v),
+      marker: {size: 5, color: 'rgba(31,119,180,0.5)'}, text: done.map(p => J[p.r].name), hovertemplate: '%{text}: %{y}<extra></extra>'},
+    {type: 'scatter', mode: 'lines', name: 'best so far', x: bx, y: by, line: {shape: 'hv', width: 2.5, color: '#d62728'}, hovertemplate: 'best %{y}<extra></extra>'}];
+  const layout = {title: {text: 'best ' + esc(T.reward_attribute) + ' so far', font: {size: 14}}, margin: {l: 55, r: 15, t: 40, b: 40},
+    xaxis: {type: 'date', title: {text: 'time'}}, yaxis: {title: {text: esc(T.reward_attribute)}}, legend: {orientation: 'h', y: -0.2}};
+  if (!done.length) layout.annotations = [{text: 'no rewards yet', showarrow: false, xref: 'paper', yref: 'paper', x: 0.5, y: 0.5}];
+  return Plotly.newPlot('best-plot', traces, layout, CONF);
+}
+
+// ---- parallel coordinates: args vs reward (jobs with a reward, as filtered) ----
+function dims(rows) {
+  const out = [];
+  D.arg_keys.forEach((k, i) => {
+    const vals = rows.map(r => J[r].args[i]);
+    const allNum = vals.every(v => typeof v === 'number'), someNum = vals.some(v => typeof v === 'number');
+    if (allNum) {
+      const lo = vals.reduce((a, b) => Math.min(a, b), Infinity), hi = vals.reduce((a, b) => Math.max(a, b), -Infinity);
+      if (lo > 0 && hi / lo >= 100) {  // log-scaled arg: plot log10, label with the values
+        const ticks = []; for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++) ticks.push(e);
+        out.push({label: k + ' (log)', values: vals.map(v => Math.log10(v)), tickvals: ticks, ticktext: ticks.map(e => fmt(Math.pow(10, e)))});
+      } else out.push({label: k, values: vals});
+      return;
+    }
+    const cats = Array.from(new Set(vals.map(v => v === null ? '-' : (someNum && typeof v === 'number' ? v : fmt(v)))));
+    cats.sort((a, b) => (a === '-') - (b === '-') || (typeof a === 'number' && typeof b === 'number' ? a - b : String(a).localeCompare(String(b))));
+    const pos = new Map(cats.map((c, n) => [c, n]));
+    const d = {label: k, values: vals.map(v => pos.get(v === null ? '-' : (someNum && typeof v === 'number' ? v : fmt(v)))), tickvals: cats.map((_, n) => n)};
+    d.ticktext = cats.length <= 40 ? cats.map(c => String(c).slice(0, 24)) : cats.map(() => '');
+    if (cats.length === 1) d.range = [-1, 1];
+    out.push(d);
+  });
+  out.push({label: T.reward_attribute, values: rows.map(r => J[r].reward)});
+  return out;
+}
+function parcoordsFig() {
+  const rows = J.map((j, r) => r).filter(r => J[r].reward !== null && shown[r]);
+  const layout = {title: {text: 'args vs ' + esc(T.reward_attribute) + ' (' + rows.length + ' jobs)', font: {size: 14}}, margin: {l: 70, r: 60, t: 80, b: 30}};
+  if (!rows.length) return {data: [], layout: Object.assign(layout, {xaxis: {visible: false}, yaxis: {visible: false},
+    annotations: [{text: 'no rewards yet', showarrow: false, xref: 'paper', yref: 'paper', x: 0.5, y: 0.5}]})};
+  return {data: [{type: 'parcoords', dimensions: dims(rows), line: {color: rows.map(r => J[r].reward), colorscale: 'Viridis', reversescale: MIN, showscale: true,
+    colorbar: {title: {text: esc(T.reward_attribute)}, thickness: 12}}}], layout: layout};
+}
+
+function updatePlots() {
+  curvePlots.forEach(p => {
+    if (!p.div.data) return;
+    const vis = p.div.data.map(tr => tr.meta < 0 ? true : shown[tr.meta]);
+    const bi = p.div.data.map((tr, i) => tr.meta === BAND ? i : -1).filter(i => i >= 0);
+    if (bi.length === 3) {  // the band follows the filter too
+      const b = bandXY(p.rest), t = bandTraces(b);
+      Plotly.restyle(p.div, {x: [b.x, b.x, b.x], y: [b.lo, b.hi, b.mid], name: t.map(x => x.name), visible: [true, true, true]}, bi);
+    }
+    Plotly.restyle(p.div, {visible: vis});
+  });
+  const f = parcoordsFig(); Plotly.react('parcoords', f.data, f.layout, CONF);
+}
+
+// ---- draw, then tell whoever waits (tests, benchmarks) that the page is ready ----
+window.gmlReport = {data: D, ready: false, errors: [], select: selectJob,
+  filter: text => { document.getElementById('filter').value = text; applyFilter(); return shown.filter(Boolean).length; },
+  sort: (label, dir) => sortBy(cols.findIndex(c => c.label === label), dir || 1)};
+window.gmlReport.timings = TM;
+document.getElementById('shown').textContent = J.length + ' of ' + J.length + ' jobs';
+const ri = cols.findIndex(c => c.label === 'reward');
+if (J.some(j => j.reward !== null)) sortBy(ri, MIN ? 1 : -1);
+TM.sorted = performance.now();
+// the plots are drawn one at a time, each after the page has had a chance to paint and respond
+const tick = () => new Promise(ok => setTimeout(ok, 0));
+(async () => {
+  for (const p of curvePlots) { await tick(); await Plotly.newPlot(p.div, p.traces, p.layout, CONF); }
+  TM.curves = performance.now();
+  await tick(); await bestPlot();
+  TM.best = performance.now();
+  await tick(); const pc = parcoordsFig(); await Plotly.newPlot('parcoords', pc.data, pc.layout, CONF);
+  TM.parcoords = performance.now();
+  if (selected !== null) highlight(selected);
+  window.gmlReport.ready = true; window.gmlReport.readyMs = performance.now();
+})().catch(err => { window.gmlReport.errors.push(String(err && err.stack || err)); console.error(err); });
+})();
