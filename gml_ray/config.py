@@ -5,7 +5,6 @@ Every mistake raises :class:`ConfigError` naming the file and the field path, e.
 """
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import re
@@ -15,39 +14,15 @@ from typing import Any
 import yaml
 
 from . import render, slurm
-from .config_files import MMCV_EXTRA, ConfigFile
+from .config_files import ConfigFile
 from .errors import ConfigError
-from .space import Categorical, Dict, File, Int, Nested, Real, Space
+from .search_args import ARG_TYPES, SearchArg, arg_keys, parse_args  # noqa: F401 - ARG_TYPES re-exported
+from .space import Dict
+from .validate import (Ctx, boolean, check_keys, did_you_mean, is_number, mapping, one_line,  # noqa: F401
+                       parse_duration, parse_reward_limit, show)
 
-ARG_TYPES = ("Categorical", "Real", "Int", "Nested", "File")
 OPTIMIZE_MODES = ("maximize", "minimize")
 DEFAULT_REWARD = "acc"
-
-
-@dataclass
-class SearchArg:
-    """One entry of ``search_args`` (File args hold their own ``args``)."""
-
-    type: str
-    name: str
-    data: Any = None
-    step: float | None = None
-    log: bool = False
-    file: str | None = None  # absolute path of a File arg's template file
-    place_holder: str | None = None
-    args: list["SearchArg"] = field(default_factory=list)
-    base: ConfigFile | None = None  # a File arg's loaded file (read once, here)
-
-    def to_space(self) -> Space:
-        if self.type == "Categorical":
-            return Categorical(*self.data)
-        if self.type == "Nested":
-            return Nested(*self.data)
-        if self.type == "Int":
-            return Int(self.data[0], self.data[1], step=int(self.step or 1))
-        if self.type == "Real":
-            return Real(self.data[0], self.data[1], log=self.log, step=self.step)
-        return File(self.file or "", self.place_holder, **{a.name: a.to_space() for a in self.args})
 
 
 @dataclass
@@ -139,238 +114,6 @@ class TaskConfig:
         return cols
 
 
-# ---- helpers ----------------------------------------------------------------------------------
-
-class _Ctx:
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def error(self, path: str, message: str) -> ConfigError:
-        return ConfigError(message, path, self.source)
-
-
-def _did_you_mean(key: str, allowed: list[str]) -> str:
-    match = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.5)
-    return f" (did you mean {match[0]!r}?)" if match else f" (allowed: {', '.join(allowed)})"
-
-
-def _check_keys(ctx: _Ctx, mapping: dict, allowed: list[str], path: str) -> None:
-    for key in mapping:
-        if key not in allowed:
-            where = f"{path}.{key}" if path else str(key)
-            raise ctx.error(where, f"unknown key{_did_you_mean(key, allowed)}")
-
-
-def _mapping(ctx: _Ctx, value: Any, path: str, required: bool = False) -> dict:
-    if value is None:
-        if required:
-            raise ctx.error(path, "is required")
-        return {}
-    if not isinstance(value, dict):
-        raise ctx.error(path, f"must be a mapping, got {_show(value)}")
-    return value
-
-
-def _show(value: Any) -> str:
-    text = repr(value) if isinstance(value, str) else yaml.safe_dump(value, default_flow_style=True,
-                                                                      width=10 ** 6).strip()
-    if text.endswith("\n..."):
-        text = text[:-4].strip()
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _bool(ctx: _Ctx, value: Any, path: str) -> bool:
-    if not isinstance(value, bool):
-        raise ctx.error(path, f"must be true or false, got {_show(value)}")
-    return value
-
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([smhd]?)\s*$", re.IGNORECASE)
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "": 3600}
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from a duration: a bare number is hours; strings take ``s``, ``m``, ``h``, ``d``."""
-    if _is_number(value):
-        if value <= 0:
-            raise ValueError(f"must be > 0, got {value}")
-        return float(value) * 3600
-    if isinstance(value, str):
-        m = _DURATION.match(value)
-        if m and float(m.group(1)) > 0:
-            return float(m.group(1)) * _UNIT[m.group(2).lower()]
-    raise ValueError(f"needs a duration like 2 (hours), '90s', '30m', '1h' or '2d', got {_show(value)}")
-
-
-def parse_reward_limit(value: Any) -> float:
-    """``max_reward``: a number, or inf / .inf / -inf."""
-    if _is_number(value):
-        return float(value)
-    if isinstance(value, str) and value.strip().lower().lstrip("+-.") in ("inf", "infinity"):
-        return -math.inf if value.strip().startswith("-") else math.inf
-    raise ValueError(f"needs a number or inf, got {_show(value)}")
-
-
-# ---- search_args --------------------------------------------------------------------------------
-
-def _parse_arg(ctx: _Ctx, raw: Any, path: str, index: int, base_dir: str, in_file: bool,
-               warnings: list[str]) -> SearchArg:
-    if not isinstance(raw, dict):
-        raise ctx.error(path, f"must be a mapping with type, name and data, got {_show(raw)}")
-    kind = raw.get("type")
-    if kind is None:
-        raise ctx.error(f"{path}.type", f"is required (one of {', '.join(ARG_TYPES)})")
-    if kind not in ARG_TYPES:
-        raise ctx.error(f"{path}.type", f"unknown type {_show(kind)}{_did_you_mean(kind, list(ARG_TYPES))}")
-    allowed = {"Categorical": ["type", "name", "data"],
-               "Nested": ["type", "name", "data"],
-               "Int": ["type", "name", "data", "step"],
-               "Real": ["type", "name", "data", "step", "log"],
-               "File": ["type", "name", "file", "place_holder", "search_args", "args"]}[kind]
-    _check_keys(ctx, raw, allowed, path)
-    name = raw.get("name")
-    if kind == "Nested" and name is None:
-        name = f"_nested{index}"
-    if not isinstance(name, str) or not name:
-        raise ctx.error(f"{path}.name", f"{kind} needs a name, got {_show(name)}")
-    if kind != "Nested" and not render.ARG_NAME.fullmatch(name):
-        raise ctx.error(f"{path}.name", f"{name!r} is not a valid name (letters, digits, _, -, .)")
-    arg = SearchArg(type=kind, name=name)
-    data = raw.get("data")
-    dpath = f"{path}.data"
-
-    if kind == "Categorical":
-        if not isinstance(data, list) or not data:
-            raise ctx.error(dpath, f"Categorical needs a non-empty list of choices, got {_show(data)}")
-        arg.data = data
-    elif kind == "Nested":
-        if not isinstance(data, list) or not data:
-            raise ctx.error(dpath, f"Nested needs a non-empty list of mappings, got {_show(data)}")
-        for i, item in enumerate(data):
-            if not isinstance(item, dict) or not item:
-                raise ctx.error(f"{dpath}[{i}]", f"Nested choices must be non-empty mappings, got {_show(item)}")
-            for k in item:
-                if not isinstance(k, str) or not render.ARG_NAME.fullmatch(k):
-                    raise ctx.error(f"{dpath}[{i}]", f"{_show(k)} is not a valid arg name")
-        arg.data = data
-    elif kind in ("Int", "Real"):
-        if not (isinstance(data, list) and len(data) == 2 and all(_is_number(v) for v in data)):
-            raise ctx.error(dpath, f"{kind} needs [low, high], got {_show(data)}")
-        if kind == "Int" and not all(isinstance(v, int) for v in data):
-            raise ctx.error(dpath, f"Int needs integer bounds, got {_show(data)}")
-        step = raw.get("step")
-        if step is not None and (not _is_number(step) or step <= 0 or (kind == "Int" and not isinstance(step, int))):
-            raise ctx.error(f"{path}.step", f"must be a positive {'integer' if kind == 'Int' else 'number'}, got {_show(step)}")
-        arg.data, arg.step = list(data), step
-        if kind == "Real":
-            arg.log = _bool(ctx, raw.get("log", False), f"{path}.log")
-        try:
-            arg.to_space()
-        except ValueError as exc:
-            raise ctx.error(dpath, str(exc)) from None
-    else:  # File
-        if in_file:
-            raise ctx.error(f"{path}.type", "a File arg cannot be inside another File arg")
-        file = raw.get("file")
-        if not isinstance(file, str) or not file:
-            raise ctx.error(f"{path}.file", f"File needs the path of a config file, got {_show(file)}")
-        full = os.path.normpath(os.path.join(base_dir, os.path.expanduser(file)))
-        try:
-            render.file_format(full)
-        except ValueError as exc:
-            raise ctx.error(f"{path}.file", str(exc)) from None
-        if not os.path.isfile(full):
-            raise ctx.error(f"{path}.file", f"{file} does not exist (looked in {base_dir})")
-        try:
-            base = ConfigFile(full)
-        except Exception as exc:  # noqa: BLE001 - any parse failure is the user's file
-            text = _one_line(exc)
-            if MMCV_EXTRA in text:
-                raise ctx.error(f"{path}.file", f"{file}: {text}") from None
-            raise ctx.error(f"{path}.file", f"cannot read {file}: {text}") from None
-        ph = raw.get("place_holder")
-        if ph is not None and (not isinstance(ph, str) or not re.fullmatch(r"[\w.\-]+", ph)):
-            raise ctx.error(f"{path}.place_holder", f"must be a plain file stem, got {_show(ph)}")
-        if "search_args" in raw and "args" in raw:
-            raise ctx.error(path, "give either search_args or args, not both")
-        key = "search_args" if "search_args" in raw else "args"
-        children = raw.get(key)
-        if not isinstance(children, list) or not children:
-            raise ctx.error(f"{path}.{key}", f"File needs a non-empty list of args, got {_show(children)}")
-        arg.file, arg.place_holder, arg.base = full, ph, base
-        arg.args = _parse_args(ctx, children, f"{path}.{key}", base_dir, in_file=True, warnings=warnings)
-        for child, cpath in zip(arg.args, (f"{path}.{key}[{i}]" for i in range(len(children)))):
-            keys = child.to_space().keys if child.type == "Nested" else [child.name]  # type: ignore[attr-defined]
-            for k in keys:
-                try:
-                    base.check_key(k)
-                except KeyError as exc:
-                    raise ctx.error(cpath, f"{file} {exc.args[0]}") from None
-    return arg
-
-
-def _keys(arg: SearchArg) -> list[str]:
-    """The keys an arg sets: its name, or every key of a Nested arg's dicts."""
-    return arg.to_space().keys if arg.type == "Nested" else [arg.name]  # type: ignore[attr-defined]
-
-
-def _resolve_overlaps(ctx: _Ctx, args: list[SearchArg], path: str, warnings: list[str]) -> list[SearchArg]:
-    """The manual's rule for args that set the same key: the later one wins (one warning line).
-
-    An earlier plain arg that a later Nested arg sets in every one of its dicts could never change
-    a job: it is dropped from the search, so no searcher spends trials on it. Where the later arg
-    sets the key only in some dicts, both stay (GridSearcher then runs each distinct config once).
-    Two args declared with the same name are a mistake, not an override: an error.
-    """
-    names: dict[str, int] = {}
-    for i, arg in enumerate(args):
-        if arg.type != "Nested":
-            if arg.name in names:
-                raise ctx.error(f"{path}[{i}].name", f"{arg.name!r} is declared twice "
-                                f"(also {path}[{names[arg.name]}])")
-            names[arg.name] = i
-    dead: set[int] = set()
-    for i, arg in enumerate(args):
-        for k in _keys(arg):
-            for j in range(i + 1, len(args)):
-                later = args[j]
-                if k not in _keys(later):
-                    continue
-                always = later.type != "Nested" or all(k in d for d in later.data)
-                warnings.append(f"{path}[{j}] sets {k!r} after {path}[{i}]: the later value wins"
-                                + (f"; {path}[{i}] is not searched" if always and arg.type != "Nested"
-                                   else ""))
-                if always and arg.type != "Nested":
-                    dead.add(i)
-                break
-    return [a for i, a in enumerate(args) if i not in dead]
-
-
-def _parse_args(ctx: _Ctx, raw: Any, path: str, base_dir: str, in_file: bool,
-                warnings: list[str]) -> list[SearchArg]:
-    if not isinstance(raw, list) or not raw:
-        raise ctx.error(path, f"needs a non-empty list of args, got {_show(raw)}")
-    args = [_parse_arg(ctx, item, f"{path}[{i}]", i, base_dir, in_file, warnings)
-            for i, item in enumerate(raw)]
-    rendered: dict[str, str] = {}
-    for i, arg in enumerate(args):
-        if arg.type == "File":
-            name = render.rendered_file_name(arg.to_space())  # type: ignore[arg-type]
-            if name in rendered:
-                raise ctx.error(f"{path}[{i}].place_holder", f"renders to {name} in the job dir like "
-                                f"{rendered[name]}: give one of them another place_holder")
-            rendered[name] = f"{path}[{i}]"
-    return _resolve_overlaps(ctx, args, path, warnings)
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
 # ---- sections ---------------------------------------------------------------------------------
 
 TOP_KEYS = ["task", "searcher", "scheduler", "pavi", "use_spe", "generate_log", "custom_imports", "metrics",
@@ -383,28 +126,28 @@ STOP_KEYS = ["type", "max_tries", "time_limits", "max_reward", "time_limits_per_
 PAVI_KEYS = ["compare", "scalars"]
 
 
-def _plugin(ctx: _Ctx, raw: Any, path: str) -> PluginConfig | None:
+def _plugin(ctx: Ctx, raw: Any, path: str) -> PluginConfig | None:
     if raw is None:
         return None
-    m = _mapping(ctx, raw, path)
+    m = mapping(ctx, raw, path)
     kind = m.get("type")
     if not isinstance(kind, str) or not kind:
-        raise ctx.error(f"{path}.type", f"is required, got {_show(kind)}")
+        raise ctx.error(f"{path}.type", f"is required, got {show(kind)}")
     return PluginConfig(kind, {k: v for k, v in m.items() if k != "type"}, path)
 
 
-def _parse_stop(ctx: _Ctx, raw: Any) -> StopConfig:
+def _parse_stop(ctx: Ctx, raw: Any) -> StopConfig:
     path = "scheduler.stop_criterion"
-    m = _mapping(ctx, raw, path)
+    m = mapping(ctx, raw, path)
     if "type" in m and m["type"] not in (None, "StopCriterion"):
         custom = _plugin(ctx, m, path)
         return StopConfig(custom=custom)
-    _check_keys(ctx, m, STOP_KEYS, path)
+    check_keys(ctx, m, STOP_KEYS, path)
     stop = StopConfig()
     if m.get("max_tries") is not None:
         v = m["max_tries"]
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ctx.error(f"{path}.max_tries", f"must be a positive integer, got {_show(v)}")
+            raise ctx.error(f"{path}.max_tries", f"must be a positive integer, got {show(v)}")
         stop.max_tries = v
     for key in ("time_limits", "time_limits_per_job"):
         if m.get(key) is not None:
@@ -422,68 +165,20 @@ def _parse_stop(ctx: _Ctx, raw: Any) -> StopConfig:
 
 def parse_stop_criterion(raw: dict[str, Any], source: str = "stop_criterion") -> StopConfig:
     """A ``scheduler.stop_criterion`` mapping, read as the YAML is (``1h``, bare hours, ``inf``)."""
-    return _parse_stop(_Ctx(source), raw)
+    return _parse_stop(Ctx(source), raw)
 
 
-def _parse_resources(ctx: _Ctx, raw: Any, from_srun: dict[str, float]) -> dict[str, float]:
+def _parse_resources(ctx: Ctx, raw: Any, from_srun: dict[str, float]) -> dict[str, float]:
     """``task.resources`` over what the template's srun options asked for (explicit keys win)."""
     path = "task.resources"
-    m = _mapping(ctx, raw, path)
+    m = mapping(ctx, raw, path)
     out: dict[str, float] = dict(from_srun)
     for key, value in m.items():
-        if not isinstance(key, str) or not _is_number(value) or value < 0:
-            raise ctx.error(f"{path}.{key}", f"must be a number >= 0, got {_show(value)}")
+        if not isinstance(key, str) or not is_number(value) or value < 0:
+            raise ctx.error(f"{path}.{key}", f"must be a number >= 0, got {show(value)}")
         out[key] = value
     out.setdefault("num_cpus", 1)
     return out
-
-
-def _func_types() -> dict:
-    from .mujoco.objective import FUNC_TYPES  # numpy only: no gymnasium, no Ray
-    return FUNC_TYPES
-
-
-def _parse_benchmark(ctx: _Ctx, sched: dict, args: list[SearchArg], searcher_raw: dict,
-                     notices: list[str]) -> tuple[str, int]:
-    """``--benchmark``: check ``scheduler.func_type``, the Real args and ``searcher.dims``.
-
-    The manual's section 6 config names the function only in the table beside it: without
-    ``func_type`` (under ``scheduler:`` or ``searcher:``) it is the one with as many dims as args.
-    """
-    funcs = _func_types()
-    names = " or ".join(funcs)
-    where = "scheduler.func_type"
-    if sched.get("func_type") is None and searcher_raw.get("func_type") is not None:
-        where = "searcher.func_type"
-    func_type = sched.get("func_type") if where.startswith("scheduler") else searcher_raw.get("func_type")
-    searcher_raw.pop("func_type", None)
-    if func_type is None:
-        by_dims = {f.dims: name for name, f in funcs.items()}
-        if len(args) not in by_dims:
-            raise ctx.error("scheduler.func_type", f"is required with --benchmark: {names} "
-                            f"(or {' or '.join(str(d) for d in by_dims)} Real args to pick it by)")
-        func_type = by_dims[len(args)]
-        notices.append(f"scheduler.func_type is not set: {func_type} ({len(args)} search args)")
-    if func_type not in funcs:
-        raise ctx.error(where, f"must be {names}, got {_show(func_type)}")
-    dims = funcs[func_type].dims
-    want = f"{func_type} needs {dims} Real args a0..a{dims - 1}"
-    if len(args) != dims:
-        raise ctx.error("task.search_args", f"{want}, got {len(args)}")
-    for i, arg in enumerate(args):
-        if arg.type != "Real":
-            raise ctx.error(f"task.search_args[{i}]", f"{want}; {arg.name!r} is {arg.type}")
-        if arg.step is not None or arg.log:
-            raise ctx.error(f"task.search_args[{i}]", f"{want} without step or log; {arg.name!r} has "
-                            f"{'step' if arg.step is not None else 'log'}")
-    if "dims" in searcher_raw:  # the manual's LamctsSearcher config carries it; checked, then shared
-        value = searcher_raw.pop("dims")
-        if value != dims or isinstance(value, bool):
-            raise ctx.error("searcher.dims", f"{func_type} has {dims} dims, got {_show(value)}")
-    rollouts = sched.get("rollouts", 3)
-    if not isinstance(rollouts, int) or isinstance(rollouts, bool) or rollouts < 1:
-        raise ctx.error("scheduler.rollouts", f"must be a positive integer, got {_show(rollouts)}")
-    return func_type, rollouts
 
 
 def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = ".",
@@ -493,18 +188,18 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
     ``benchmark``: the MuJoCo benchmark (``--benchmark``): no template, ``scheduler.func_type``
     names the function and the search args are its policy vector's Real entries, in order.
     """
-    ctx = _Ctx(source)
+    ctx = Ctx(source)
     base_dir = os.path.abspath(base_dir)
-    top = _mapping(ctx, raw, "(top level)", required=True)
-    _check_keys(ctx, top, TOP_KEYS, "")
+    top = mapping(ctx, raw, "(top level)", required=True)
+    check_keys(ctx, top, TOP_KEYS, "")
     warnings: list[str] = []
     notices: list[str] = []
 
-    task = _mapping(ctx, top.get("task"), "task", required=True)
-    _check_keys(ctx, task, TASK_KEYS, "task")
+    task = mapping(ctx, top.get("task"), "task", required=True)
+    check_keys(ctx, task, TASK_KEYS, "task")
     template, function = task.get("template"), task.get("function")
     if template is not None and (not isinstance(template, str)):
-        raise ctx.error("task.template", f"must be a string, got {_show(template)}")
+        raise ctx.error("task.template", f"must be a string, got {show(template)}")
     sched_peek = top.get("scheduler") if isinstance(top.get("scheduler"), dict) else {}
     searcher_peek = top.get("searcher") if isinstance(top.get("searcher"), dict) else {}
     if benchmark:
@@ -513,12 +208,12 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
                             "remove task.function")
         if template and template.strip():
             raise ctx.error("task.template", f"must be empty with --benchmark (the MuJoCo objective is "
-                            f"the job), got {_show(template)}")
+                            f"the job), got {show(template)}")
         template = None
     else:
         if function is not None and (not isinstance(function, str)
                                      or not re.fullmatch(r"[\w.]+:[\w.]+", function)):
-            raise ctx.error("task.function", f"must look like 'module:callable', got {_show(function)}")
+            raise ctx.error("task.function", f"must look like 'module:callable', got {show(function)}")
         if template and template.strip() and function:
             raise ctx.error("task", "give either template or function, not both")
         if not (template and template.strip()) and not function:
@@ -530,7 +225,7 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
                 warnings.append(f"scheduler.{key} is used only with --benchmark; ignored")
     if "search_args" not in task:
         raise ctx.error("task.search_args", "is required")
-    args = _parse_args(ctx, task["search_args"], "task.search_args", base_dir, in_file=False,
+    args = parse_args(ctx, task["search_args"], "task.search_args", base_dir, in_file=False,
                        warnings=warnings)
     space = Dict(**{a.name: a.to_space() for a in args})
     srun_resources: dict[str, float] = {}
@@ -552,8 +247,8 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
         for name in used:
             if name not in names:
                 raise ctx.error("task.template", f"placeholder {{{name}}} has no search arg"
-                                f"{_did_you_mean(name, names) if names else ''}")
-        unused = [k for arg in args for k in _keys(arg) if k not in used]
+                                f"{did_you_mean(name, names) if names else ''}")
+        unused = [k for arg in args for k in arg_keys(arg) if k not in used]
         if unused:
             warnings.append(f"task.template does not use {', '.join(repr(k) for k in unused)}: "
                             f"{'it still varies' if len(unused) == 1 else 'they still vary'} the "
@@ -561,9 +256,9 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
     resources = _parse_resources(ctx, task.get("resources"), srun_resources)
     max_retries = task.get("max_retries", 0)
     if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
-        raise ctx.error("task.max_retries", f"must be an integer >= 0, got {_show(max_retries)}")
+        raise ctx.error("task.max_retries", f"must be an integer >= 0, got {show(max_retries)}")
 
-    searcher_raw = _mapping(ctx, top.get("searcher"), "searcher")
+    searcher_raw = mapping(ctx, top.get("searcher"), "searcher")
     searcher_raw = dict(searcher_raw)
     searcher_raw.setdefault("type", "GridSearcher")
     if not benchmark and searcher_raw.pop("func_type", None) is not None:
@@ -573,44 +268,45 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
         warnings.append("searcher.ckpt_save_path is a pavi feature and is ignored")
     reward = searcher_raw.get("reward_attribute", DEFAULT_REWARD)
     if not isinstance(reward, str) or not reward:
-        raise ctx.error("searcher.reward_attribute", f"must be a scalar name, got {_show(reward)}")
+        raise ctx.error("searcher.reward_attribute", f"must be a scalar name, got {show(reward)}")
     mode = searcher_raw.get("optimize_mode", "maximize")
     if mode not in OPTIMIZE_MODES:
-        raise ctx.error("searcher.optimize_mode", f"must be maximize or minimize, got {_show(mode)}")
-    sched = _mapping(ctx, top.get("scheduler"), "scheduler")
-    _check_keys(ctx, sched, SCHEDULER_KEYS, "scheduler")
+        raise ctx.error("searcher.optimize_mode", f"must be maximize or minimize, got {show(mode)}")
+    sched = mapping(ctx, top.get("scheduler"), "scheduler")
+    check_keys(ctx, sched, SCHEDULER_KEYS, "scheduler")
     func_type, rollouts = None, 3
     if benchmark:
-        func_type, rollouts = _parse_benchmark(ctx, sched, args, searcher_raw, notices)
+        from .mujoco.config import parse_benchmark  # numpy only: no gymnasium, no Ray
+        func_type, rollouts = parse_benchmark(ctx, sched, args, searcher_raw, notices)
     searcher = _plugin(ctx, searcher_raw, "searcher")
     assert searcher is not None
 
     stype = sched.get("type", "FIFO")
     if stype != "FIFO":
-        raise ctx.error("scheduler.type", f"only FIFO is supported, got {_show(stype)}")
+        raise ctx.error("scheduler.type", f"only FIFO is supported, got {show(stype)}")
     parallel = sched.get("parallel_size", 1)
     if not isinstance(parallel, int) or isinstance(parallel, bool) or parallel < 1:
-        raise ctx.error("scheduler.parallel_size", f"must be a positive integer, got {_show(parallel)}")
+        raise ctx.error("scheduler.parallel_size", f"must be a positive integer, got {show(parallel)}")
     stop = _parse_stop(ctx, sched.get("stop_criterion"))
     assessor = _plugin(ctx, sched.get("assessor"), "scheduler.assessor")
     filt = _plugin(ctx, sched.get("filter_criterion"), "scheduler.filter_criterion")
 
-    pavi = _mapping(ctx, top.get("pavi"), "pavi")
-    _check_keys(ctx, pavi, PAVI_KEYS, "pavi")
-    compare = _mapping(ctx, pavi.get("compare"), "pavi.compare")
-    _check_keys(ctx, compare, ["name", "id"], "pavi.compare")
+    pavi = mapping(ctx, top.get("pavi"), "pavi")
+    check_keys(ctx, pavi, PAVI_KEYS, "pavi")
+    compare = mapping(ctx, pavi.get("compare"), "pavi.compare")
+    check_keys(ctx, compare, ["name", "id"], "pavi.compare")
     scalars = pavi.get("scalars", [])
     if not isinstance(scalars, list) or not all(isinstance(s, str) for s in scalars):
-        raise ctx.error("pavi.scalars", f"must be a list of scalar names, got {_show(scalars)}")
+        raise ctx.error("pavi.scalars", f"must be a list of scalar names, got {show(scalars)}")
 
-    use_spe = _bool(ctx, top.get("use_spe", False), "use_spe")
+    use_spe = boolean(ctx, top.get("use_spe", False), "use_spe")
     if use_spe:
         warnings.append("use_spe is a GML cluster feature and is ignored")
-    generate_log = _bool(ctx, top.get("generate_log", True), "generate_log")
-    tensorboard = _bool(ctx, top.get("tensorboard", False), "tensorboard")
+    generate_log = boolean(ctx, top.get("generate_log", True), "generate_log")
+    tensorboard = boolean(ctx, top.get("tensorboard", False), "tensorboard")
     metrics = top.get("metrics", "collect")
     if metrics not in ("collect", "none"):
-        raise ctx.error("metrics", f"must be collect or none, got {_show(metrics)}")
+        raise ctx.error("metrics", f"must be collect or none, got {show(metrics)}")
     mock = os.environ.get("MOCK_PAVI", "").strip()
     if mock not in ("", "0", "1", "2"):
         raise ConfigError(f"MOCK_PAVI must be 0, 1 or 2, got {mock!r}")
@@ -620,7 +316,7 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
     if isinstance(imports, str):
         imports = [imports]
     if not isinstance(imports, list) or not all(isinstance(i, str) and i for i in imports):
-        raise ctx.error("custom_imports", f"must be a list of .py files or module names, got {_show(imports)}")
+        raise ctx.error("custom_imports", f"must be a list of .py files or module names, got {show(imports)}")
 
     return TaskConfig(
         source=source, base_dir=base_dir, template=template if not function else None,
@@ -649,6 +345,6 @@ def load_config(path: str, benchmark: bool = False) -> TaskConfig:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or _one_line(exc)
+        problem = getattr(exc, "problem", None) or one_line(exc)
         raise ConfigError(f"{where}invalid YAML: {problem}", "", source) from None
     return parse_config(raw, source, os.path.dirname(os.path.abspath(path)), benchmark)
