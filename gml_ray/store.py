@@ -130,21 +130,33 @@ def run_time(task: dict[str, Any], now: float | None = None) -> float | None:
     return (task.get("elapsed_before") or 0.0) + max(0.0, end - started)
 
 
+class StoreUnreadable(sqlite3.OperationalError):
+    """A store that cannot be read where it is; the message says what to do."""
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, default=str)
 
 
 class Store:
-    """A connection to ``<work_dir>/gml.db``; ``create=False`` refuses a work dir that has none."""
+    """A connection to ``<work_dir>/gml.db``; ``create=False`` refuses a work dir that has none.
 
-    def __init__(self, work_dir: str, create: bool = True) -> None:
+    ``read_only=True`` opens an existing store for reading only (a read-only work dir or file
+    system): no schema changes, no writes; if SQLite cannot even create its WAL index there, the
+    file is read as immutable (what the last run checkpointed into it)."""
+
+    def __init__(self, work_dir: str, create: bool = True, read_only: bool = False) -> None:
         self.work_dir = os.path.abspath(work_dir)
         self.path = db_path(self.work_dir)
-        if not create and not os.path.exists(self.path):
+        self.read_only = read_only
+        if (read_only or not create) and not os.path.exists(self.path):
             raise UserError(f"no gml-ray store at {self.path} (run `gml-ray init` or `gml-ray run` "
                             f"first, or pass --workdir)")
-        os.makedirs(self.work_dir, exist_ok=True)
         self._lock = threading.RLock()
+        if read_only:
+            self._conn = self._connect_read_only()
+            return
+        os.makedirs(self.work_dir, exist_ok=True)
         self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
                                      check_same_thread=False)
         self._conn.row_factory = sqlite3.Row
@@ -158,6 +170,30 @@ class Store:
                 if stmt.strip():
                     self._conn.execute(stmt)
             self._add_missing_columns()
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        from urllib.parse import quote
+        uri = f"file:{quote(self.path)}?mode=ro"
+        conn = None
+        for suffix in ("", "&immutable=1"):
+            conn = sqlite3.connect(uri + suffix, uri=True, timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+            try:
+                conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+                break
+            except sqlite3.OperationalError:  # no -shm beside it and none can be made
+                conn.close()
+                if suffix:
+                    raise
+        assert conn is not None
+        wal = self.path + "-wal"
+        if os.path.exists(wal) and os.path.getsize(wal) > 0 and "immutable" in uri + suffix:
+            conn.close()
+            raise StoreUnreadable(f"its latest changes are in {wal}, which SQLite cannot read on a "
+                                  f"read-only disk without {self.path}-shm: copy the work dir to a "
+                                  f"writable disk and pass --workdir")
+        conn.row_factory = sqlite3.Row
+        return conn
 
     def _add_missing_columns(self) -> None:
         """Bring a store written by an older gml-ray up to this schema (new columns only)."""
@@ -272,6 +308,8 @@ class Store:
         ``stale_s``. Returns the names of the tasks it marked.
         """
         now, host, dead = time.time(), socket.gethostname(), []
+        if self.read_only:
+            return dead
         for t in self._query("SELECT name, host, pid, heartbeat FROM tasks WHERE status = ?", [RUNNING]):
             gone = now - (t["heartbeat"] or 0) > stale_s
             if not gone and t["host"] == host and t["pid"]:

@@ -35,13 +35,28 @@ ctl_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_excepti
 app.add_typer(ctl_app, name="ctl")
 
 
+_work_dir: Optional[str] = None  # the last work dir resolved: named by store errors in _main
+
+
 def resolve_workdir(workdir: Optional[str]) -> str:
-    return os.path.abspath(workdir or os.environ.get("GML_WORKDIR") or ".gml")
+    global _work_dir
+    _work_dir = os.path.abspath(workdir or os.environ.get("GML_WORKDIR") or ".gml")
+    return _work_dir
 
 
-def _open_store(workdir: Optional[str]):
+def _open_store(workdir: Optional[str], write: bool = True):
+    """The work dir's store; with ``write=False`` (commands that only read it) a store that
+    cannot be written (read-only work dir or file system) is opened read-only instead."""
+    import sqlite3
+
     from gml_ray.store import Store
-    store = Store(resolve_workdir(workdir), create=False)
+    path = resolve_workdir(workdir)
+    try:
+        store = Store(path, create=False)
+    except (sqlite3.OperationalError, PermissionError):
+        if write or os.access(path, os.W_OK) and os.access(os.path.join(path, "gml.db"), os.W_OK):
+            raise
+        return Store(path, read_only=True)  # nothing to reap: it cannot be written anyway
     store.reap_dead_runs()  # a run killed with SIGKILL must not look RUNNING forever
     return store
 
@@ -160,7 +175,7 @@ def show(
     """List tasks, or one task's jobs (with --task)."""
     if watch and (task is None or jobs or scalar or out):
         raise UserError("--watch needs --task, and shows the whole task (no --jobs, --scalar or --out)")
-    store = _open_store(workdir)
+    store = _open_store(workdir, write=False)
     if watch:
         watch_task(store, task, console, interval)
         return
@@ -245,7 +260,7 @@ def export_cmd(
 ) -> None:
     """Write a task (rows and files) to a .tar.gz."""
     from gml_ray.archive import export_task
-    path = export_task(_open_store(workdir), task, tar_path)
+    path = export_task(_open_store(workdir, write=False), task, tar_path)
     console.print(f"exported task {task} to {path}")
 
 
@@ -254,24 +269,56 @@ def import_cmd(
     tar_path: str = typer.Option(..., "--tar-path", help="an archive written by `ctl export`"),
     task: Optional[str] = typer.Option(None, "--task", "-t", help="import under this name (default: the archive's)"),
     force: bool = typer.Option(False, "--force", help="replace a task of the same name"),
+    max_bytes: str = typer.Option("8G", "--max-bytes", help="refuse an archive that unpacks to more (e.g. 500M, 20G)"),
+    max_members: int = typer.Option(200_000, "--max-members", help="refuse an archive with more members"),
     workdir: Optional[str] = typer.Option(None, "--workdir", "-w", help=WORKDIR_HELP),
 ) -> None:
     """Read a task exported with `ctl export`."""
-    from gml_ray.archive import import_task
+    from gml_ray.archive import import_task, parse_size
     from gml_ray.store import Store
-    name = import_task(Store(resolve_workdir(workdir)), tar_path, task, force)
+    name = import_task(Store(resolve_workdir(workdir)), tar_path, task, force,
+                       max_bytes=parse_size(max_bytes), max_members=max_members)
     console.print(f"imported task {name} from {tar_path}")
 
 
 register_report_cmds(ctl_app)  # ctl report, ctl export-tb
 
 
+def _store_error(exc: Exception) -> str:
+    """One line for a SQLite error: the store's file, SQLite's words, and what to do."""
+    from gml_ray.store import StoreUnreadable
+    db = os.path.join(_work_dir or resolve_workdir(None), "gml.db")
+    text = " ".join(str(exc).split())
+    if isinstance(exc, StoreUnreadable):
+        return f"{db}: {text}"
+    if "readonly" in text or "unable to open" in text or "read-only" in text:
+        hint = ("the work dir cannot be written: use --workdir on a writable disk "
+                "(`gml-ray ctl show` can still read this one)")
+    elif "locked" in text or "busy" in text:
+        hint = "another process holds it locked: try again, or stop that process"
+    elif "disk" in text and ("full" in text or "I/O" in text):
+        hint = "free some space on its disk (or use --workdir elsewhere), then try again"
+    else:
+        hint = (f"the store is damaged: move it aside and import the task from a `gml-ray ctl "
+                f"export` archive (`ctl import --tar-path ...`), or use another --workdir")
+    return f"{db}: {text} ({hint})"
+
+
 def _main(typer_app: typer.Typer, prog_name: Optional[str] = None, args: Optional[list] = None) -> None:
+    import sqlite3
     try:
         typer_app(args=args, prog_name=prog_name)
     except UserError as exc:
         err_console.print(Text(f"error: {exc}", style="bold red"), soft_wrap=True)
         sys.exit(2)
+    except sqlite3.DatabaseError as exc:  # environment, not the user's input: exit 1
+        err_console.print(Text(f"error: {_store_error(exc)}", style="bold red"), soft_wrap=True)
+        sys.exit(1)
+    except OSError as exc:  # a file the command needs (disk full, permissions): exit 1
+        if exc.filename is None:
+            raise
+        err_console.print(Text(f"error: {exc}", style="bold red"), soft_wrap=True)
+        sys.exit(1)
 
 
 def main() -> None:
