@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import json
+import logging
 import math
 import os
 import re
@@ -18,6 +19,8 @@ import time
 from typing import Any, Iterable, Iterator
 
 from .errors import UserError
+
+log = logging.getLogger(__name__)
 
 DB_NAME = "gml.db"
 STALE_S = 60.0  # a RUNNING task whose heartbeat is older than this has lost its run
@@ -105,19 +108,41 @@ def db_path(work_dir: str) -> str:
 
 
 def classify(value: Any) -> tuple[float | None, str | None, int]:
-    """(value, text, flag) for a reported scalar: NaN, inf and non-numbers are kept but flagged."""
+    """(value, text, flag) for a reported scalar: NaN, inf and non-numbers are kept but flagged.
+    An integer too large for a float (``10**400``) is stored as inf of its sign, flagged inf."""
     if type(value) is float and math.isfinite(value):  # the common case, first
         return value, None, FLAG_OK
     if isinstance(value, bool):
         value = int(value)
     if isinstance(value, (int, float)):
-        v = float(value)
+        try:
+            v = float(value)
+        except OverflowError:
+            return (math.inf if value > 0 else -math.inf), None, FLAG_INF
         if math.isnan(v):
             return None, "nan", FLAG_NAN
         if math.isinf(v):
             return v, None, FLAG_INF
         return v, None, FLAG_OK
-    return None, str(value)[:1000], FLAG_TEXT
+    try:
+        text = str(value)[:1000]
+    except ValueError:  # an int beyond Python's digit limit inside a container
+        text = f"<{type(value).__name__}>"
+    return None, text, FLAG_TEXT
+
+
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def storable_int(value: Any) -> int | None:
+    """``value`` as an integer SQLite can store (a 64-bit one), else None."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value if INT64_MIN <= value <= INT64_MAX else None
+    if isinstance(value, float) and value.is_integer() and INT64_MIN <= value <= INT64_MAX:
+        return int(value)
+    return None
 
 
 def run_time(task: dict[str, Any], now: float | None = None) -> float | None:
@@ -132,6 +157,13 @@ def run_time(task: dict[str, Any], now: float | None = None) -> float | None:
 
 class StoreUnreadable(sqlite3.OperationalError):
     """A store that cannot be read where it is; the message says what to do."""
+
+
+def _short(value: Any) -> str:
+    """A short text for a value that may be a huge integer."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"~{'-' if value < 0 else ''}1e+{int(value.bit_length() * 0.30103)}"
+    return repr(value)[:60]
 
 
 def _dumps(value: Any) -> str:
@@ -153,6 +185,7 @@ class Store:
             raise UserError(f"no gml-ray store at {self.path} (run `gml-ray init` or `gml-ray run` "
                             f"first, or pass --workdir)")
         self._lock = threading.RLock()
+        self._warned: set = set()  # (task, job_id, tag) already warned about an unstorable scalar
         if read_only:
             self._conn = self._connect_read_only()
             return
@@ -396,10 +429,49 @@ class Store:
 
     def insert_scalar_rows(self, rows: Iterable[tuple]) -> None:
         """Insert rows already classified: ``(task, job_id, tag, step, value, text, flag, created_ms,
-        attempt)``, with ``(value, text, flag) = classify(raw)`` (the scheduler's hot path)."""
+        attempt)``, with ``(value, text, flag) = classify(raw)`` (the scheduler's hot path).
+
+        A row SQLite cannot store as it is (a step of 10**30, a tag or step that is a list) never
+        fails the batch: its step (or ``created``) becomes NULL and its tag text, and one warning
+        per job and tag goes to the log."""
+        rows = rows if isinstance(rows, list) else list(rows)
+        sql = ("INSERT INTO scalars (task, job_id, tag, step, value, text, flag, created, attempt) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
         with self._lock:
-            self._conn.executemany("INSERT INTO scalars (task, job_id, tag, step, value, text, flag, "
-                                   "created, attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            self._conn.execute("SAVEPOINT scalar_rows")
+            try:
+                self._conn.executemany(sql, rows)
+            except (OverflowError, sqlite3.InterfaceError, sqlite3.ProgrammingError, TypeError,
+                    ValueError):
+                # Some row could not be bound: undo the rows bound before it, then store them all
+                # with the unstorable fields made storable.
+                self._conn.execute("ROLLBACK TO scalar_rows")
+                self._conn.executemany(sql, [self._storable_row(r) for r in rows])
+            finally:
+                self._conn.execute("RELEASE scalar_rows")
+
+    def _storable_row(self, row: tuple) -> tuple:
+        task, job_id, tag, step, value, text, flag, created, attempt = row
+        fixed = []
+        if not isinstance(tag, str):
+            tag = classify(tag)[1] if not isinstance(tag, (int, float)) else str(tag)
+            fixed.append("its tag is not text (stored as text)")
+        if step is not None and (storable_int(step) is None and not isinstance(step, str)):
+            fixed.append(f"its step {_short(step)} does not fit SQLite (stored without a step)")
+            step = None
+        if created is not None and storable_int(created) is None:
+            created = None
+        if not isinstance(value, (float, type(None))) and not isinstance(value, int):
+            value, text, flag = classify(value)
+        if text is not None and not isinstance(text, str):
+            text = classify(text)[1]
+        if fixed:
+            key = (task, job_id, tag)
+            if key not in self._warned:
+                self._warned.add(key)
+                log.warning("job %s of %s: scalar %r: %s (warned once per job and tag)",
+                            job_id, task, tag, "; ".join(fixed))
+        return task, job_id, tag, step, value, text, flag, created, attempt
 
     def scalars(self, task: str, job_ids: Iterable[int] | None = None,
                 tags: Iterable[str] | None = None) -> list[dict[str, Any]]:

@@ -321,3 +321,105 @@ def test_ctl_show_reads_a_read_only_work_dir(tmp_path):
     line = one_line(stop)
     assert line.startswith(f"error: {wd}/gml.db:") and "cannot be written" in line
     assert len(Store(wd).scalars("t")) == 6
+
+
+# ---- poison scalars, snapshot links, a work dir with spaces --------------------------------------
+
+POISON_TRAIN = """
+import json, os
+from gml_ray import SummaryWriter
+print(open("data/v.txt").read().strip())  # data -> ../data, a relative link out of the code dir
+w = SummaryWriter()
+w.add_scalar("acc", 0.5, 0)
+w.add_scalar("acc", 10**400, 5)
+w.add_scalar("acc", 10**400, 6)
+w.add_scalar("acc", 0.7, 10**30)
+w.add_scalar("loss", 0.1, 1)
+# written without the writer: the scheduler and the store get the raw numbers
+line = json.dumps({"t": "raw", "v": 10**400, "s": 10**30, "c": 0}) + "\\n"
+os.write(int(os.environ["GML_SCALAR_FD"]), line.encode())
+w.add_scalar("acc", 0.6, 3)
+"""
+
+
+def run_cli(tmp_path, config: str, task: str, workdir: str = "wd") -> subprocess.CompletedProcess:
+    return gml("run", config, "--task", task, "--workdir", workdir, "--num-cpus", "1", cwd=tmp_path,
+               timeout=120)
+
+
+def test_poison_scalars_of_a_command_job_never_end_it(tmp_path):
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "v.txt").write_text("forty-two\n")
+    (proj / "train.py").write_text(POISON_TRAIN)
+    (proj / "c.yaml").write_text('task:\n  template: "python train.py {x}"\n  search_args:\n'
+                                 '    - {type: Categorical, name: x, data: [1]}\n'
+                                 'searcher: {reward_attribute: acc}\n')
+    os.symlink("../data", proj / "data")
+    os.symlink("nowhere", proj / "dangling")
+    result = run_cli(tmp_path, "proj/c.yaml", "c", workdir="work dir")
+    assert result.returncode == 0, result.stderr
+    wd = tmp_path / "work dir"
+    store = Store(str(wd), create=False)
+    (job,) = store.jobs("c")
+    assert job["status"] == "FINISHED" and store.get_task("c")["status"] == "FINISHED"
+    assert job["reward"] == 0.7  # the best finite value; inf is never a reward
+    rows = store.scalars("c")
+    acc = [(r["step"], r["value"], r["flag"]) for r in rows if r["tag"] == "acc"]
+    # every value reported around the poison ones is stored; the huge ones as inf, flagged
+    assert acc == [(0, 0.5, 0), (3, 0.6, 0), (5, float("inf"), 2), (6, float("inf"), 2), (7, 0.7, 0)]
+    assert [(r["step"], r["value"]) for r in rows if r["tag"] == "loss"] == [(1, 0.1)]
+    assert [(r["step"], r["value"], r["flag"]) for r in rows if r["tag"] == "raw"] == [
+        (None, float("inf"), 2)]
+    job_dir = wd / "tasks" / "c" / "jobs" / "job_0001"
+    assert (job_dir / "stdout.log").read_text().strip() == "forty-two"
+    warned = (job_dir / "stderr.log").read_text().strip().splitlines()
+    assert len(warned) == 2 and all(w.startswith("gml_ray: scalar 'acc':") for w in warned)
+    assert "~1e+400 does not fit a float" in warned[0] and "step ~1e+30" in warned[1]
+    log = (wd / "tasks" / "c" / "scheduler.log").read_text()
+    assert log.count("scalar 'raw': its step ~1e+30 does not fit SQLite") == 1
+    # the snapshot: the outside link resolved, the dangling one named; one warning line each
+    code = wd / "tasks" / "c" / "code"
+    assert os.readlink(code / "data") == str(tmp_path / "data")
+    assert f"warning: {proj}/data -> ../data points outside the code dir" in result.stderr
+    assert f"warning: {proj}/dangling -> nowhere dangles" in result.stderr
+    # the hint at the end quotes the work dir, and works as printed
+    hint = [ln for ln in result.stdout.splitlines() if ln.startswith("see: ")][-1]
+    assert hint == "see: gml-ray ctl show --task c --workdir 'work dir'"
+    shown = subprocess.run(hint[len("see: "):], shell=True, cwd=tmp_path, capture_output=True,
+                           text=True, env=dict(os.environ, PATH=BIN + os.pathsep + os.environ["PATH"]))
+    assert shown.returncode == 0 and "job_0001" in shown.stdout
+
+
+POISON_TRIAL = """
+import gml_ray
+from gml_ray import reporting
+
+def train(config):
+    gml_ray.report(score=0.25)
+    gml_ray.report(score=10**400)
+    gml_ray.report(10**30, score=0.5)
+    reporting.emit([{"t": "raw", "v": 10**400, "s": 10**30, "c": 0}])  # not through report()
+    gml_ray.report(score=0.75, loss=1)
+"""
+
+
+def test_poison_scalars_of_a_function_trial_never_end_it(tmp_path):
+    (tmp_path / "trial.py").write_text(POISON_TRIAL)
+    (tmp_path / "f.yaml").write_text('task:\n  function: "trial:train"\n  search_args:\n'
+                                     '    - {type: Categorical, name: x, data: [1, 2]}\n'
+                                     'searcher: {reward_attribute: score}\n'
+                                     'scheduler: {parallel_size: 1}\n')
+    result = run_cli(tmp_path, "f.yaml", "f")
+    assert result.returncode == 0, result.stderr
+    store = Store(str(tmp_path / "wd"), create=False)
+    assert [j["status"] for j in store.jobs("f")] == ["FINISHED", "FINISHED"]
+    assert store.get_task("f")["status"] == "FINISHED"
+    for job in store.jobs("f"):
+        assert job["reward"] == 0.75
+        rows = store.scalars("f", [job["job_id"]])
+        assert [(r["step"], r["value"]) for r in rows if r["tag"] == "score"] == [
+            (0, 0.25), (1, float("inf")), (2, 0.5), (3, 0.75)]
+        assert [(r["step"], r["value"]) for r in rows if r["tag"] == "raw"] == [(None, float("inf"))]
+        assert [(r["step"], r["value"]) for r in rows if r["tag"] == "loss"] == [(3, 1.0)]

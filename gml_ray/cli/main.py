@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 import sys
 import time
 from typing import List, Optional
@@ -14,6 +15,7 @@ import typer
 import yaml
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.text import Text
 
 from gml_ray.errors import UserError
@@ -106,7 +108,7 @@ def run(
         return views.progress_view(row, store.status_counts(scheduler.task),
                                    before + time.time() - started)
 
-    console.print(f"task [bold]{scheduler.task}[/]: store {store.path}")
+    console.print(f"task [bold]{scheduler.task}[/]: store {escape(store.path)}")
     interrupted = False
     with Live(view(), console=console, refresh_per_second=4, transient=False) as live:
         try:
@@ -136,7 +138,8 @@ def run(
                   + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
                   + f"{best_text} in {views.fmt_duration(time.time() - started)}")
     console.print(f"see: gml-ray ctl show --task {scheduler.task}"
-                  + (f" --workdir {workdir}" if workdir else ""))
+                  + (f" --workdir {shlex.quote(workdir)}" if workdir else ""), soft_wrap=True,
+                  markup=False, highlight=False)
 
 
 def _print_jobs(store, task: str) -> None:
