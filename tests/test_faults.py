@@ -195,17 +195,28 @@ def test_too_many_members_are_refused(tmp_path):
     assert result.returncode == 2 and "more than 20 members" in one_line(result)
 
 
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> str:
+    """An export (by `ctl export`) of a task made by make_task, shared by the damage cases."""
+    tmp_path = tmp_path_factory.mktemp("exported")
+    make_task(tmp_path / "wd")
+    return export(tmp_path)
+
+
 @pytest.mark.parametrize("damage, message", [
     ("truncate", "truncated or damaged archive"),
     ("rows-not-json", "rows.json is not valid JSON"),
     ("rows-wrong-shape", "'jobs' must be a list of rows"),
     ("rows-bad-values", "its rows cannot be stored"),
-    ("file-dir-clash", "clashes with"),
-], ids=["truncated", "rows-not-json", "rows-wrong-shape", "rows-bad-values", "file-dir-clash"])
-def test_a_damaged_archive_is_one_line_and_nothing_is_imported(tmp_path, damage, message):
+    ("rows-duplicate-job", "UNIQUE constraint failed: jobs.task, jobs.job_id"),
+    ("file-under-file", "clashes with member 'files/jobs/job_0001/stdout.log'"),
+    ("dir-over-file", "is both a file and a directory"),
+], ids=["truncated", "rows-not-json", "rows-wrong-shape", "rows-bad-values", "rows-duplicate-job",
+        "file-under-file", "dir-over-file"])
+def test_a_damaged_archive_is_one_line_and_nothing_is_imported(tmp_path, exported, damage, message):
     store = make_task(tmp_path / "wd")
     before = snapshot(store, "t")
-    archive = export(tmp_path)
+    archive = exported
     bad = str(tmp_path / "bad.tar.gz")
     if damage == "truncate":
         with open(archive, "rb") as f:
@@ -222,11 +233,17 @@ def test_a_damaged_archive_is_one_line_and_nothing_is_imported(tmp_path, damage,
         retar(archive, bad, lambda rows: rows.update(jobs={"job_0001": 1}))
     elif damage == "rows-bad-values":
         retar(archive, bad, lambda rows: rows["scalars"][0].update(value={"a": 1}))
-    else:  # files/jobs/job_0001/stdout.log is a file; add files/jobs/job_0001/stdout.log/x
+    elif damage == "rows-duplicate-job":
+        retar(archive, bad, lambda rows: rows["jobs"][1].update(job_id=1))
+    else:  # files/jobs/job_0001/stdout.log is a file; add a file under it, or a dir of its name
         shutil.copy(archive, tmp_path / "plain.tar.gz")
         subprocess.run(["gzip", "-d", str(tmp_path / "plain.tar.gz")], check=True)
         with tarfile.open(tmp_path / "plain.tar", "a") as tar:
-            info = tarfile.TarInfo("files/jobs/job_0001/stdout.log/x")
+            if damage == "file-under-file":
+                info = tarfile.TarInfo("files/jobs/job_0001/stdout.log/x")
+            else:
+                info = tarfile.TarInfo("files/jobs/job_0001/stdout.log")
+                info.type = tarfile.DIRTYPE
             tar.addfile(info, io.BytesIO(b""))
         subprocess.run(["gzip", str(tmp_path / "plain.tar")], check=True)
         os.replace(tmp_path / "plain.tar.gz", bad)
