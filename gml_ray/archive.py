@@ -41,7 +41,8 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def export_task(store: Store, task: str, tar_path: str | None = None) -> str:
-    """Write ``task`` to ``tar_path`` (default ``archive/<task>.<timestamp>.tar.gz``); returns it."""
+    """Write ``task`` to ``tar_path`` (default ``archive/<task>.<timestamp>.tar.gz``); returns it.
+    The files are those of ``<work dir>/tasks/<task>``, whatever directory the task's row names."""
     row = store.require_task(task)
     if tar_path is None:
         tar_path = os.path.join("archive", f"{task}.{time.strftime('%Y%m%d%H%M%S')}.tar.gz")
@@ -49,7 +50,7 @@ def export_task(store: Store, task: str, tar_path: str | None = None) -> str:
     rows = store.dump_task(task)
     manifest = {"format": FORMAT, "version": 1, "task": task, "task_dir": row["task_dir"],
                 "exported": time.time(), "skipped_links": []}
-    task_dir = row["task_dir"]
+    task_dir = os.path.join(store.work_dir, "tasks", check_task_name(task))
     tmp = tar_path + ".part"
     with tarfile.open(tmp, "w:gz") as tar:
         _add_bytes(tar, ROWS, json.dumps(rows, default=str).encode())
@@ -249,7 +250,8 @@ def import_task(store: Store, tar_path: str, task: str | None = None, force: boo
                             row[key] = _rebase(row[key], old_dir, new_dir)
             _check_paths(rows, new_dir)
             # Files go to a fresh directory first; the old task is replaced only once all are written.
-            staging = new_dir + ".import"
+            # (A leading dot: no task can be named so, and no task's directory is replaced by it.)
+            staging = os.path.join(store.work_dir, "tasks", f".{name}.import")
             _remove_path(staging)
             os.makedirs(staging)
             for m in tar.getmembers():
@@ -300,6 +302,7 @@ def remove_task(store: Store, task: str, summary_path: str = "summary.yaml") -> 
     import yaml
 
     row = store.require_task(task)
+    task_dir = os.path.join(store.work_dir, "tasks", check_task_name(task))
     if row["status"] == RUNNING:
         raise UserError(f"task {task} is running: stop it first (`gml-ray ctl stop --task {task}`)")
     summary = {"task": {k: row[k] for k in ("name", "status", "reward_attribute", "optimize_mode",
@@ -310,5 +313,5 @@ def remove_task(store: Store, task: str, summary_path: str = "summary.yaml") -> 
     with open(summary_path, "w", encoding="utf-8") as f:
         yaml.safe_dump(summary, f, sort_keys=False, allow_unicode=True)
     store.delete_task(task)
-    _remove_path(os.path.join(store.work_dir, "tasks", check_task_name(task)))
+    _remove_path(task_dir)
     return summary_path

@@ -440,15 +440,20 @@ class Store:
         with self._lock:
             self._conn.execute("SAVEPOINT scalar_rows")
             try:
-                self._conn.executemany(sql, rows)
-            except (OverflowError, sqlite3.InterfaceError, sqlite3.ProgrammingError, TypeError,
-                    ValueError):
-                # Some row could not be bound: undo the rows bound before it, then store them all
-                # with the unstorable fields made storable.
-                self._conn.execute("ROLLBACK TO scalar_rows")
-                self._conn.executemany(sql, [self._storable_row(r) for r in rows])
-            finally:
-                self._conn.execute("RELEASE scalar_rows")
+                try:
+                    self._conn.executemany(sql, rows)
+                except (OverflowError, sqlite3.InterfaceError, sqlite3.ProgrammingError, TypeError,
+                        ValueError):
+                    # A row could not be bound: undo the rows bound before it, then store them all
+                    # with the unstorable fields made storable.
+                    self._conn.execute("ROLLBACK TO scalar_rows")
+                    self._conn.executemany(sql, [self._storable_row(r) for r in rows])
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):  # none of the batch, then the error
+                    self._conn.execute("ROLLBACK TO scalar_rows")
+                    self._conn.execute("RELEASE scalar_rows")
+                raise
+            self._conn.execute("RELEASE scalar_rows")
 
     def _storable_row(self, row: tuple) -> tuple:
         task, job_id, tag, step, value, text, flag, created, attempt = row

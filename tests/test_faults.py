@@ -440,3 +440,15 @@ def test_poison_scalars_of_a_function_trial_never_end_it(tmp_path):
             (0, 0.25), (1, float("inf")), (2, 0.5), (3, 0.75)]
         assert [(r["step"], r["value"]) for r in rows if r["tag"] == "raw"] == [(None, float("inf"))]
         assert [(r["step"], r["value"]) for r in rows if r["tag"] == "loss"] == [(3, 1.0)]
+
+
+def test_importing_a_task_leaves_a_task_named_like_its_staging_dir_alone(tmp_path):
+    store = make_task(tmp_path / "wd")
+    make_task(tmp_path / "wd", "t.import")
+    before = snapshot(store, "t.import")
+    archive = export(tmp_path)
+    result = gml("ctl", "import", "--tar-path", archive, "--force", "--workdir", "wd", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "wd" / "tasks" / "t.import" / "jobs" / "job_0001" / "stdout.log").is_file()
+    assert snapshot(store, "t.import") == before
+    assert sorted(os.listdir(tmp_path / "wd" / "tasks")) == ["t", "t.import"]
