@@ -354,7 +354,9 @@ class Store:
                     pass
             if gone:
                 with self.transaction():
-                    self.mark_active_jobs(t["name"], ERROR, "the run died (no heartbeat)")
+                    # they ended with the run, at its last heartbeat, not when this noticed it
+                    self.mark_active_jobs(t["name"], ERROR, "the run died (no heartbeat)",
+                                          ended=t["heartbeat"])
                     self._exec("UPDATE tasks SET status = ?, message = ?, ended = ? WHERE name = ?",
                                [ERROR, "the run died (no heartbeat)", t["heartbeat"], t["name"]])
                 dead.append(t["name"])
@@ -413,11 +415,15 @@ class Store:
                          [status, message, task, "KILLED", "cancelled", since])
         return cur.rowcount
 
-    def mark_active_jobs(self, task: str, status: str, message: str) -> int:
-        """Set every PENDING/RUNNING job of ``task`` to ``status``; returns how many changed."""
-        cur = self._exec("UPDATE jobs SET status = ?, message = ?, ended = COALESCE(ended, ?) "
+    def mark_active_jobs(self, task: str, status: str, message: str,
+                         ended: float | None = None) -> int:
+        """Set every PENDING/RUNNING job of ``task`` to ``status``; returns how many changed.
+        A job without an end time gets ``ended`` (default now), but never one before its start."""
+        end = time.time() if ended is None else ended
+        cur = self._exec("UPDATE jobs SET status = ?, message = ?, "
+                         "ended = COALESCE(ended, MAX(COALESCE(started, ?), ?)) "
                          "WHERE task = ? AND status IN (?, ?)",
-                         [status, message, time.time(), task, *ACTIVE])
+                         [status, message, end, end, task, *ACTIVE])
         return cur.rowcount
 
     # ---- scalars --------------------------------------------------------------------------------

@@ -452,3 +452,26 @@ def test_importing_a_task_leaves_a_task_named_like_its_staging_dir_alone(tmp_pat
     assert (tmp_path / "wd" / "tasks" / "t.import" / "jobs" / "job_0001" / "stdout.log").is_file()
     assert snapshot(store, "t.import") == before
     assert sorted(os.listdir(tmp_path / "wd" / "tasks")) == ["t", "t.import"]
+
+
+def test_a_dead_runs_jobs_end_at_its_last_heartbeat_not_when_ctl_notices(tmp_path):
+    """SIGKILL/SIGTERM of the driver: the next `ctl` marks the task and its jobs ERROR; a job's
+    duration runs to the run's last heartbeat, not to that later command."""
+    import socket
+    import time
+    store = make_task(tmp_path / "wd", "d", jobs=2)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    now = time.time()
+    beat = now - 20.0  # the run died 20 s ago
+    store.update_task("d", status="RUNNING", heartbeat=beat, host=socket.gethostname(), pid=gone.pid,
+                      ended=None)
+    store.update_job("d", 1, status="RUNNING", started=beat - 2.5, ended=None)
+    store.update_job("d", 2, status="RUNNING", started=beat + 0.3, ended=None)  # after the beat
+    result = gml("ctl", "show", "--task", "d", "--workdir", "wd", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    jobs = store.jobs("d")
+    assert [j["status"] for j in jobs] == ["ERROR", "ERROR"]
+    assert jobs[0]["ended"] == pytest.approx(beat, abs=0.01)
+    assert jobs[1]["ended"] == pytest.approx(beat + 0.3, abs=0.01)
+    assert store.get_task("d")["status"] == "ERROR" and len(store.scalars("d")) == 6
