@@ -331,6 +331,10 @@ def test_ctl_show_reads_a_read_only_work_dir(tmp_path):
     assert scal.returncode == 0 and "0 0.1 0.2" in scal.stdout
     listed = _read_only(wd, "ctl", "show", "--workdir", wd, cwd=tmp_path)
     assert listed.returncode == 0 and "FINISHED" in listed.stdout
+    report = _read_only(wd, "ctl", "report", "--task", "t", "--out", str(tmp_path / "t.html"),
+                        "--workdir", wd, cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert "job 2" in (tmp_path / "t.html").read_text()  # a job's log tail, read from the work dir
     # a command that must write says so in one line (exit 1) and names the file
     stop = _read_only(wd, "ctl", "rm", "--task", "t", "--workdir", wd, "--summary",
                       str(tmp_path / "s.yaml"), cwd=tmp_path)

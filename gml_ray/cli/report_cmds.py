@@ -52,7 +52,8 @@ def register(ctl_app: typer.Typer) -> None:
         tags = [s.strip() for s in scalars.split(",") if s.strip()] if scalars else None
         if scalars is not None and not tags:
             raise UserError("--scalars needs at least one scalar name, e.g. --scalars acc,loss")
-        info = write_report(_open_store(workdir), task, out, tags, max_traces=max_traces, log_bytes=log_bytes)
+        info = write_report(_open_store(workdir, write=False), task, out, tags, max_traces=max_traces,
+                            log_bytes=log_bytes)
         console.print(f"wrote {info.path} ({_size(info.size)}, {info.jobs} jobs, scalars: "
                       f"{', '.join(info.tags) or 'none'}) in {info.seconds:.1f}s")
 
@@ -67,7 +68,7 @@ def register(ctl_app: typer.Typer) -> None:
         from gml_ray.tensorboard import export_task
 
         from .main import _open_store, _select_jobs, console
-        store = _open_store(workdir)
+        store = _open_store(workdir, write=False)  # --logdir may be elsewhere
         store.require_task(task)
         path, n_jobs, n_scalars = export_task(store, task, logdir, _select_jobs(store, task, jobs))
         console.print(f"wrote {n_scalars} scalars of {n_jobs} jobs to {path}")
