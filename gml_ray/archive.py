@@ -9,6 +9,8 @@ the rows hold (``task_dir``, ``code_dir``, job dirs) must lie in the task's new 
 """
 from __future__ import annotations
 
+import contextlib
+import gzip
 import io
 import json
 import os
@@ -34,6 +36,13 @@ MAX_MEMBERS = 200_000  # members an import accepts by default (`ctl import --max
 _READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, OSError)
 
 
+def _named(exc: OSError, path: str) -> OSError:
+    """``exc`` with ``path`` as its file name if it has none (a write to a full disk has none)."""
+    if exc.filename is not None:
+        return exc
+    return type(exc)(exc.errno, exc.strerror or str(exc), path)
+
+
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
@@ -52,20 +61,25 @@ def export_task(store: Store, task: str, tar_path: str | None = None) -> str:
                 "exported": time.time(), "skipped_links": []}
     task_dir = os.path.join(store.work_dir, "tasks", check_task_name(task))
     tmp = tar_path + ".part"
-    with tarfile.open(tmp, "w:gz") as tar:
-        _add_bytes(tar, ROWS, json.dumps(rows, default=str).encode())
-        if task_dir and os.path.isdir(task_dir):
-            for root, dirs, files in os.walk(task_dir):
-                for name in sorted(dirs) + sorted(files):
-                    path = os.path.join(root, name)
-                    rel = os.path.relpath(path, task_dir)
-                    if os.path.islink(path):
-                        # Links (e.g. --symlinks data) point outside the task: not carried.
-                        manifest["skipped_links"].append(rel)
-                        continue
-                    tar.add(path, arcname=f"{FILES}/{rel}", recursive=False)
-                dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(root, d))]
-        _add_bytes(tar, MANIFEST, json.dumps(manifest).encode())
+    try:
+        with tarfile.open(tmp, "w:gz") as tar:
+            _add_bytes(tar, ROWS, json.dumps(rows, default=str).encode())
+            if task_dir and os.path.isdir(task_dir):
+                for root, dirs, files in os.walk(task_dir):
+                    for name in sorted(dirs) + sorted(files):
+                        path = os.path.join(root, name)
+                        rel = os.path.relpath(path, task_dir)
+                        if os.path.islink(path):
+                            # Links (e.g. --symlinks data) point outside the task: not carried.
+                            manifest["skipped_links"].append(rel)
+                            continue
+                        tar.add(path, arcname=f"{FILES}/{rel}", recursive=False)
+                    dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(root, d))]
+            _add_bytes(tar, MANIFEST, json.dumps(manifest).encode())
+    except OSError as exc:  # a full disk, say: no half archive left, and the file named
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise _named(exc, tmp) from None
     os.replace(tmp, tar_path)
     return tar_path
 
@@ -263,15 +277,18 @@ def import_task(store: Store, tar_path: str, task: str | None = None, force: boo
                     os.makedirs(dest, exist_ok=True)
                 else:
                     os.makedirs(os.path.dirname(dest), exist_ok=True)
-                    with tar.extractfile(m) as src, open(dest, "wb") as out:  # type: ignore[union-attr]
-                        shutil.copyfileobj(src, out)
+                    try:
+                        with tar.extractfile(m) as src, open(dest, "wb") as out:  # type: ignore[union-attr]
+                            shutil.copyfileobj(src, out)
+                    except OSError as exc:  # a full disk, say: named (the staging dir goes below)
+                        raise _named(exc, dest) from None
                     os.chmod(dest, m.mode & 0o755 | 0o600)
         try:
             store.load_task(name, rows, replace=existing is not None)
         except (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError,
                 OverflowError, TypeError, ValueError) as exc:
             raise UserError(f"refusing archive: {ROWS}: its rows cannot be stored ({exc})") from None
-    except (EOFError, zlib.error, tarfile.TarError) as exc:
+    except (EOFError, zlib.error, tarfile.TarError, gzip.BadGzipFile) as exc:
         _remove_path(staging)
         raise UserError(f"cannot read {tar_path}: truncated or damaged archive "
                         f"({type(exc).__name__}: {exc}); nothing was imported") from None

@@ -299,7 +299,7 @@ def _read_only(work_dir: str, *args: str, cwd) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60)
 
 
-def _can_mount_read_only(tmp_path) -> str:
+def _no_private_mounts(tmp_path) -> str:
     probe = tmp_path / "probe"
     probe.mkdir()
     if shutil.which("unshare") is None:
@@ -311,7 +311,7 @@ def _can_mount_read_only(tmp_path) -> str:
 
 
 def test_ctl_show_reads_a_read_only_work_dir(tmp_path):
-    why = _can_mount_read_only(tmp_path)
+    why = _no_private_mounts(tmp_path)
     if why:
         pytest.skip(why)
     store = make_task(tmp_path / "wd")
@@ -479,3 +479,39 @@ def test_a_dead_runs_jobs_end_at_its_last_heartbeat_not_when_ctl_notices(tmp_pat
     assert jobs[0]["ended"] == pytest.approx(beat, abs=0.01)
     assert jobs[1]["ended"] == pytest.approx(beat + 0.3, abs=0.01)
     assert store.get_task("d")["status"] == "ERROR" and len(store.scalars("d")) == 6
+
+
+def test_import_and_export_on_a_full_disk_are_one_line_and_leave_nothing_half_written(tmp_path, exported):
+    """The work dir on a 2 MiB tmpfs (a private mount namespace): a task that fits is imported,
+    then one that does not; the second is refused in one line naming the file (exit 1), its
+    staging dir is removed, and the first task is intact. An export onto the full disk likewise."""
+    why = _no_private_mounts(tmp_path)
+    if why:
+        pytest.skip(why)
+    _bomb(tmp_path / "big.tar.gz", 8 << 20)
+    make_task(tmp_path / "src", "big")
+    with open(tmp_path / "src" / "tasks" / "big" / "noise", "wb") as f:
+        f.write(os.urandom(3 << 20))  # does not compress
+    gml_ray = os.path.join(BIN, "gml-ray")
+    script = f'''
+        mount -t tmpfs -o size=2m none wd || exit 99
+        "{gml_ray}" ctl import --tar-path "{exported}" --workdir wd >/dev/null || exit 98
+        "{gml_ray}" ctl import --tar-path big.tar.gz --workdir wd; echo "import rc=$?"
+        ls -A wd/tasks
+        "{gml_ray}" ctl show --task t --scalar --workdir wd | grep job_
+        mkdir wd/out
+        "{gml_ray}" ctl export --task big --workdir src --tar-path wd/out/big.tar.gz; echo "export rc=$?"
+        ls -A wd/out
+    '''
+    (tmp_path / "wd").mkdir()
+    result = subprocess.run(["unshare", "-rm", "sh", "-c", script], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60, env=dict(os.environ, COLUMNS="200"))
+    out = result.stdout.splitlines()
+    assert result.returncode == 0, result.stdout + result.stderr
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 2 and "Traceback" not in result.stderr
+    assert errors[0] == f"error: [Errno 28] No space left on device: '{tmp_path}/wd/tasks/.bomb.import/zeros'"
+    assert errors[1] == "error: [Errno 28] No space left on device: 'wd/out/big.tar.gz.part'"
+    assert out[0] == "import rc=1" and out[1] == "t"  # no staging dir left
+    assert [line.split("│")[4].strip() for line in out[2:4]] == ["0 0.1 0.2", "0 0.1 0.2"]
+    assert out[4:] == ["export rc=1"]  # and no .part file
