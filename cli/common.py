@@ -15,15 +15,35 @@ err_console = Console(stderr=True)
 WORKDIR_HELP = "work dir holding the store and task files [env GML_WORKDIR; default ./.gml]"
 
 
+_work_dir: Optional[str] = None  # the last work dir resolved: named by store errors
+
+
 def resolve_workdir(workdir: Optional[str]) -> str:
     """``--workdir``, else ``$GML_WORKDIR``, else ``./.gml`` (absolute)."""
-    return os.path.abspath(workdir or os.environ.get("GML_WORKDIR") or ".gml")
+    global _work_dir
+    _work_dir = os.path.abspath(workdir or os.environ.get("GML_WORKDIR") or ".gml")
+    return _work_dir
 
 
-def open_store(workdir: Optional[str]):
-    """The work dir's store, for reading; a run killed outright no longer looks RUNNING."""
+def last_work_dir() -> Optional[str]:
+    """The work dir the command resolved last (None before any)."""
+    return _work_dir
+
+
+def open_store(workdir: Optional[str], write: bool = True):
+    """The work dir's store; a run killed outright no longer looks RUNNING. With ``write=False``
+    (commands that only read it) a store that cannot be written (read-only work dir or file
+    system) is opened read-only instead."""
+    import sqlite3
+
     from gml_ray.store import Store
-    store = Store(resolve_workdir(workdir), create=False)
+    path = resolve_workdir(workdir)
+    try:
+        store = Store(path, create=False)
+    except (sqlite3.OperationalError, PermissionError):
+        if write or os.access(path, os.W_OK) and os.access(os.path.join(path, "gml.db"), os.W_OK):
+            raise
+        return Store(path, read_only=True)  # nothing to reap: it cannot be written anyway
     store.reap_dead_runs()  # a run killed with SIGKILL must not look RUNNING forever
     return store
 

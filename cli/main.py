@@ -14,12 +14,13 @@ from typing import Optional
 import typer
 import yaml
 from rich.live import Live
+from rich.markup import escape
 from rich.text import Text
 
 from gml_ray.errors import UserError
 
 from . import views
-from .common import WORKDIR_HELP, console, err_console, open_store, resolve_workdir, select_jobs
+from .common import WORKDIR_HELP, console, err_console, last_work_dir, open_store, resolve_workdir, select_jobs
 from .report_cmds import register as register_report_cmds
 from .report_cmds import watch as watch_task
 
@@ -78,7 +79,7 @@ def run(
         return views.progress_view(row, store.status_counts(scheduler.task),
                                    before + time.time() - started)
 
-    console.print(f"task [bold]{scheduler.task}[/]: store {store.path}")
+    console.print(f"task [bold]{scheduler.task}[/]: store {escape(store.path)}")
     where = f" --workdir {shlex.quote(workdir)}" if workdir else ""
     if cfg.compare_label:  # GML printed the pavi compare's URL here: the report is gml-ray's view
         console.print(f"compare {cfg.compare_label}: gml-ray ctl report --task {scheduler.task}{where}",
@@ -111,7 +112,8 @@ def run(
     console.print(f"task {scheduler.task} {summary['status']}{reason}: "
                   + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
                   + f"{best_text} in {views.fmt_duration(time.time() - started)}")
-    console.print(f"see: gml-ray ctl show --task {scheduler.task}{where}", soft_wrap=True)
+    console.print(f"see: gml-ray ctl show --task {scheduler.task}{where}", soft_wrap=True,
+                  markup=False, highlight=False)
     failure = _no_result(store, scheduler.task, cfg)
     if failure:
         err_console.print(Text(f"error: {failure}", style="bold red"), soft_wrap=True)
@@ -163,7 +165,7 @@ def show(
     """List tasks, or one task's jobs (with --task)."""
     if watch and (task is None or jobs or scalar or out):
         raise UserError("--watch needs --task, and shows the whole task (no --jobs, --scalar or --out)")
-    store = open_store(workdir)
+    store = open_store(workdir, write=False)
     if watch:
         watch_task(store, task, console, interval)
         return
@@ -248,7 +250,7 @@ def export_cmd(
 ) -> None:
     """Write a task (rows and files) to a .tar.gz."""
     from gml_ray.archive import export_task
-    path = export_task(open_store(workdir), task, tar_path)
+    path = export_task(open_store(workdir, write=False), task, tar_path)
     console.print(f"exported task {task} to {path}")
 
 
@@ -257,24 +259,56 @@ def import_cmd(
     tar_path: str = typer.Option(..., "--tar-path", help="an archive written by `ctl export`"),
     task: Optional[str] = typer.Option(None, "--task", "-t", help="import under this name (default: the archive's)"),
     force: bool = typer.Option(False, "--force", help="replace a task of the same name"),
+    max_bytes: str = typer.Option("8G", "--max-bytes", help="refuse an archive that unpacks to more (e.g. 500M, 20G)"),
+    max_members: int = typer.Option(200_000, "--max-members", help="refuse an archive with more members"),
     workdir: Optional[str] = typer.Option(None, "--workdir", "-w", help=WORKDIR_HELP),
 ) -> None:
     """Read a task exported with `ctl export`."""
-    from gml_ray.archive import import_task
+    from gml_ray.archive import import_task, parse_size
     from gml_ray.store import Store
-    name = import_task(Store(resolve_workdir(workdir)), tar_path, task, force)
+    name = import_task(Store(resolve_workdir(workdir)), tar_path, task, force,
+                       max_bytes=parse_size(max_bytes), max_members=max_members)
     console.print(f"imported task {name} from {tar_path}")
 
 
 register_report_cmds(ctl_app)  # ctl report, ctl export-tb
 
 
+def _store_error(exc: Exception) -> str:
+    """One line for a SQLite error: the store's file, SQLite's words, and what to do."""
+    from gml_ray.store import StoreUnreadable
+    db = os.path.join(last_work_dir() or resolve_workdir(None), "gml.db")
+    text = " ".join(str(exc).split())
+    if isinstance(exc, StoreUnreadable):
+        return f"{db}: {text}"
+    if "readonly" in text or "unable to open" in text or "read-only" in text:
+        hint = ("the work dir cannot be written: use --workdir on a writable disk "
+                "(`gml-ray ctl show` can still read this one)")
+    elif "locked" in text or "busy" in text:
+        hint = "another process holds it locked: try again, or stop that process"
+    elif "disk" in text and ("full" in text or "I/O" in text):
+        hint = "free some space on its disk (or use --workdir elsewhere), then try again"
+    else:
+        hint = ("the store is damaged: move it aside and import the task from a `gml-ray ctl "
+                "export` archive (`ctl import --tar-path ...`), or use another --workdir")
+    return f"{db}: {text} ({hint})"
+
+
 def _main(typer_app: typer.Typer, prog_name: Optional[str] = None, args: Optional[list] = None) -> None:
+    import sqlite3
     try:
         typer_app(args=args, prog_name=prog_name)
     except UserError as exc:
         err_console.print(Text(f"error: {exc}", style="bold red"), soft_wrap=True)
         sys.exit(2)
+    except sqlite3.DatabaseError as exc:  # environment, not the user's input: exit 1
+        err_console.print(Text(f"error: {_store_error(exc)}", style="bold red"), soft_wrap=True)
+        sys.exit(1)
+    except OSError as exc:  # a file the command needs (disk full, permissions): exit 1
+        if exc.filename is None:
+            raise
+        err_console.print(Text(f"error: {exc}", style="bold red"), soft_wrap=True)
+        sys.exit(1)
 
 
 def main() -> None:

@@ -51,7 +51,8 @@ def register(ctl_app: typer.Typer) -> None:
         tags = [s.strip() for s in scalars.split(",") if s.strip()] if scalars else None
         if scalars is not None and not tags:
             raise UserError("--scalars needs at least one scalar name, e.g. --scalars acc,loss")
-        info = write_report(open_store(workdir), task, out, tags, max_traces=max_traces, log_bytes=log_bytes)
+        info = write_report(open_store(workdir, write=False), task, out, tags, max_traces=max_traces,
+                            log_bytes=log_bytes)
         console.print(f"wrote {info.path} ({_size(info.size)}, {info.jobs} jobs, scalars: "
                       f"{', '.join(info.tags) or 'none'}) in {info.seconds:.1f}s")
 
@@ -65,7 +66,7 @@ def register(ctl_app: typer.Typer) -> None:
         """Write a task's scalars and args as TensorBoard event files (one run per job, with HParams)."""
         from gml_ray.tensorboard import export_task
 
-        store = open_store(workdir)
+        store = open_store(workdir, write=False)  # --logdir may be elsewhere
         store.require_task(task)
         path, n_jobs, n_scalars = export_task(store, task, logdir, select_jobs(store, task, jobs))
         console.print(f"wrote {n_scalars} scalars of {n_jobs} jobs to {path}")

@@ -8,6 +8,7 @@ Run by hand, outside gml-ray, the writer appends to ``./gml_scalars/<name>.jsonl
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import threading
@@ -26,21 +27,70 @@ _fd_broken = False
 _warned = False
 
 
-def _plain(value: Any) -> Any:
-    """A reported value as a JSON-able Python scalar (tensors and numpy values via ``.item()``)."""
+_STEP_MIN, _STEP_MAX = -(1 << 63), (1 << 63) - 1  # what the store keeps as a step
+_warned_about: set[tuple[str, str]] = set()  # (tag, problem): one warning line each
+
+
+def _warn_once(tag: str, problem: str, text: str) -> None:
+    if (tag, problem) in _warned_about:
+        return
+    _warned_about.add((tag, problem))
+    print(f"gml_ray: scalar {tag!r}: {text} (warned once per tag)", file=sys.stderr, flush=True)
+
+
+def _plain(value: Any, tag: str = "") -> Any:
+    """A reported value as a JSON-able Python scalar (tensors and numpy values via ``.item()``).
+    A number too large for a float (``10**400``) becomes inf of its sign, with one warning."""
     if hasattr(value, "item") and callable(value.item):
         try:
             value = value.item()
         except (ValueError, RuntimeError):  # a tensor with several elements
-            return str(value)
+            return _text(value)
     if isinstance(value, bool):
         return int(value)
-    if isinstance(value, (int, float, str)) or value is None:
+    if isinstance(value, int):
+        try:
+            float(value)
+        except OverflowError:
+            _warn_once(tag, "big", f"{_short(value)} does not fit a float: sent as "
+                       f"{'-' if value < 0 else ''}inf (stored flagged, never a reward)")
+            return -math.inf if value < 0 else math.inf
+        return value
+    if isinstance(value, (float, str)) or value is None:
         return value
     try:
         return float(value)
+    except OverflowError:  # e.g. fractions.Fraction(10**400)
+        _warn_once(tag, "big", "does not fit a float: sent as inf (stored flagged, never a reward)")
+        return -math.inf if value < 0 else math.inf
     except (TypeError, ValueError):
-        return str(value)
+        return _text(value)
+
+
+def _text(value: Any) -> str:
+    try:
+        return str(value)[:1000]
+    except ValueError:  # an int beyond Python's digit limit inside a container
+        return f"<{type(value).__name__}>"
+
+
+def _short(value: int) -> str:
+    return f"~{'-' if value < 0 else ''}1e+{int(value.bit_length() * 0.30103)}"
+
+
+def _step(step: Any, tag: str, auto: int) -> int:
+    """``step`` as a storable integer; one that is not (``10**30``, inf, text) is replaced by
+    ``auto`` (the tag's previous step + 1), with one warning line per tag."""
+    try:
+        value = int(step)
+    except (TypeError, ValueError, OverflowError):
+        value = None
+    if value is None or not _STEP_MIN <= value <= _STEP_MAX:
+        shown = _short(step) if isinstance(step, int) else repr(step)[:60]
+        _warn_once(tag, "step", f"step {shown} is not a storable integer (64-bit): "
+                   f"counted on from the tag's last step instead")
+        return auto
+    return value
 
 
 PAVI_COMPAT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "compat")
@@ -123,11 +173,11 @@ class SummaryWriter:
         self._steps: dict[str, int] = {}
 
     def _record(self, tag: str, value: Any, step: int | None) -> Record:
-        if step is None:
-            step = self._steps.get(tag, -1) + 1
-        step = int(step)
+        tag = str(tag)[:200]
+        auto = self._steps.get(tag, -1) + 1
+        step = auto if step is None else _step(step, tag, auto)
         self._steps[tag] = step
-        return {"t": str(tag)[:200], "v": _plain(value), "s": step, "c": int(time.time() * 1000)}
+        return {"t": tag, "v": _plain(value, tag), "s": step, "c": int(time.time() * 1000)}
 
     def add_scalar(self, tag: str, value: Any, step: int | None = None, *args: Any, **kwargs: Any) -> None:
         step = kwargs.get("global_step", step)
@@ -161,11 +211,15 @@ def report(step: int | None = None, /, **scalars: Any) -> None:
     Each call is the next step (from 0) unless ``step`` is given positionally.
     """
     global _report_step
-    _report_step = _report_step + 1 if step is None else int(step)
+    auto = _report_step + 1
+    _report_step = auto if step is None else _step(step, ",".join(scalars), auto)
     now = int(time.time() * 1000)
-    emit([{"t": str(k), "v": _plain(v), "s": _report_step, "c": now} for k, v in scalars.items()])
+    emit([{"t": str(k), "v": _plain(v, str(k)), "s": _report_step, "c": now}
+          for k, v in scalars.items()])
 
 
 def reset_report_step() -> None:
+    """A new trial starts (function trials share a process): steps from 0, warnings again."""
     global _report_step
     _report_step = -1
+    _warned_about.clear()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import json
+import logging
 import math
 import os
 import re
@@ -18,6 +19,8 @@ import time
 from typing import Any, Iterable, Iterator
 
 from .errors import UserError
+
+log = logging.getLogger(__name__)
 
 DB_NAME = "gml.db"
 STALE_S = 60.0  # a RUNNING task whose heartbeat is older than this has lost its run
@@ -106,19 +109,41 @@ def db_path(work_dir: str) -> str:
 
 
 def classify(value: Any) -> tuple[float | None, str | None, int]:
-    """(value, text, flag) for a reported scalar: NaN, inf and non-numbers are kept but flagged."""
+    """(value, text, flag) for a reported scalar: NaN, inf and non-numbers are kept but flagged.
+    An integer too large for a float (``10**400``) is stored as inf of its sign, flagged inf."""
     if type(value) is float and math.isfinite(value):  # the common case, first
         return value, None, FLAG_OK
     if isinstance(value, bool):
         value = int(value)
     if isinstance(value, (int, float)):
-        v = float(value)
+        try:
+            v = float(value)
+        except OverflowError:
+            return (math.inf if value > 0 else -math.inf), None, FLAG_INF
         if math.isnan(v):
             return None, "nan", FLAG_NAN
         if math.isinf(v):
             return v, None, FLAG_INF
         return v, None, FLAG_OK
-    return None, str(value)[:1000], FLAG_TEXT
+    try:
+        text = str(value)[:1000]
+    except ValueError:  # an int beyond Python's digit limit inside a container
+        text = f"<{type(value).__name__}>"
+    return None, text, FLAG_TEXT
+
+
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def storable_int(value: Any) -> int | None:
+    """``value`` as an integer SQLite can store (a 64-bit one), else None."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value if INT64_MIN <= value <= INT64_MAX else None
+    if isinstance(value, float) and value.is_integer() and INT64_MIN <= value <= INT64_MAX:
+        return int(value)
+    return None
 
 
 def run_time(task: dict[str, Any], now: float | None = None) -> float | None:
@@ -131,21 +156,41 @@ def run_time(task: dict[str, Any], now: float | None = None) -> float | None:
     return (task.get("elapsed_before") or 0.0) + max(0.0, end - started)
 
 
+class StoreUnreadable(sqlite3.OperationalError):
+    """A store that cannot be read where it is; the message says what to do."""
+
+
+def _short(value: Any) -> str:
+    """A short text for a value that may be a huge integer."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"~{'-' if value < 0 else ''}1e+{int(value.bit_length() * 0.30103)}"
+    return repr(value)[:60]
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, default=str)
 
 
 class Store:
-    """A connection to ``<work_dir>/gml.db``; ``create=False`` refuses a work dir that has none."""
+    """A connection to ``<work_dir>/gml.db``; ``create=False`` refuses a work dir that has none.
 
-    def __init__(self, work_dir: str, create: bool = True) -> None:
+    ``read_only=True`` opens an existing store for reading only (a read-only work dir or file
+    system): no schema changes, no writes; if SQLite cannot even create its WAL index there, the
+    file is read as immutable (what the last run checkpointed into it)."""
+
+    def __init__(self, work_dir: str, create: bool = True, read_only: bool = False) -> None:
         self.work_dir = os.path.abspath(work_dir)
         self.path = db_path(self.work_dir)
-        if not create and not os.path.exists(self.path):
+        self.read_only = read_only
+        if (read_only or not create) and not os.path.exists(self.path):
             raise UserError(f"no gml-ray store at {self.path} (run `gml-ray init` or `gml-ray run` "
                             f"first, or pass --workdir)")
-        os.makedirs(self.work_dir, exist_ok=True)
         self._lock = threading.RLock()
+        self._warned: set = set()  # (task, job_id, tag) already warned about an unstorable scalar
+        if read_only:
+            self._conn = self._connect_read_only()
+            return
+        os.makedirs(self.work_dir, exist_ok=True)
         self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
                                      check_same_thread=False)
         self._conn.row_factory = sqlite3.Row
@@ -159,6 +204,30 @@ class Store:
                 if stmt.strip():
                     self._conn.execute(stmt)
             self._add_missing_columns()
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        from urllib.parse import quote
+        uri = f"file:{quote(self.path)}?mode=ro"
+        conn = None
+        for suffix in ("", "&immutable=1"):
+            conn = sqlite3.connect(uri + suffix, uri=True, timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+            try:
+                conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+                break
+            except sqlite3.OperationalError:  # no -shm beside it and none can be made
+                conn.close()
+                if suffix:
+                    raise
+        assert conn is not None
+        wal = self.path + "-wal"
+        if os.path.exists(wal) and os.path.getsize(wal) > 0 and "immutable" in uri + suffix:
+            conn.close()
+            raise StoreUnreadable(f"its latest changes are in {wal}, which SQLite cannot read on a "
+                                  f"read-only disk without {self.path}-shm: copy the work dir to a "
+                                  f"writable disk and pass --workdir")
+        conn.row_factory = sqlite3.Row
+        return conn
 
     def _add_missing_columns(self) -> None:
         """Bring a store written by an older gml-ray up to this schema (new columns only)."""
@@ -273,6 +342,8 @@ class Store:
         ``stale_s``. Returns the names of the tasks it marked.
         """
         now, host, dead = time.time(), socket.gethostname(), []
+        if self.read_only:
+            return dead
         for t in self._query("SELECT name, host, pid, heartbeat FROM tasks WHERE status = ?", [RUNNING]):
             gone = now - (t["heartbeat"] or 0) > stale_s
             if not gone and t["host"] == host and t["pid"]:
@@ -284,7 +355,9 @@ class Store:
                     pass
             if gone:
                 with self.transaction():
-                    self.mark_active_jobs(t["name"], ERROR, "the run died (no heartbeat)")
+                    # they ended with the run, at its last heartbeat, not when this noticed it
+                    self.mark_active_jobs(t["name"], ERROR, "the run died (no heartbeat)",
+                                          ended=t["heartbeat"])
                     self._exec("UPDATE tasks SET status = ?, message = ?, ended = ? WHERE name = ?",
                                [ERROR, "the run died (no heartbeat)", t["heartbeat"], t["name"]])
                 dead.append(t["name"])
@@ -343,11 +416,15 @@ class Store:
                          [status, message, task, "KILLED", "cancelled", since])
         return cur.rowcount
 
-    def mark_active_jobs(self, task: str, status: str, message: str) -> int:
-        """Set every PENDING/RUNNING job of ``task`` to ``status``; returns how many changed."""
-        cur = self._exec("UPDATE jobs SET status = ?, message = ?, ended = COALESCE(ended, ?) "
+    def mark_active_jobs(self, task: str, status: str, message: str,
+                         ended: float | None = None) -> int:
+        """Set every PENDING/RUNNING job of ``task`` to ``status``; returns how many changed.
+        A job without an end time gets ``ended`` (default now), but never one before its start."""
+        end = time.time() if ended is None else ended
+        cur = self._exec("UPDATE jobs SET status = ?, message = ?, "
+                         "ended = COALESCE(ended, MAX(COALESCE(started, ?), ?)) "
                          "WHERE task = ? AND status IN (?, ?)",
-                         [status, message, time.time(), task, *ACTIVE])
+                         [status, message, end, end, task, *ACTIVE])
         return cur.rowcount
 
     # ---- scalars --------------------------------------------------------------------------------
@@ -359,10 +436,54 @@ class Store:
 
     def insert_scalar_rows(self, rows: Iterable[tuple]) -> None:
         """Insert rows already classified: ``(task, job_id, tag, step, value, text, flag, created_ms,
-        attempt)``, with ``(value, text, flag) = classify(raw)`` (the scheduler's hot path)."""
+        attempt)``, with ``(value, text, flag) = classify(raw)`` (the scheduler's hot path).
+
+        A row SQLite cannot store as it is (a step of 10**30, a tag or step that is a list) never
+        fails the batch: its step (or ``created``) becomes NULL and its tag text, and one warning
+        per job and tag goes to the log."""
+        rows = rows if isinstance(rows, list) else list(rows)
+        sql = ("INSERT INTO scalars (task, job_id, tag, step, value, text, flag, created, attempt) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
         with self._lock:
-            self._conn.executemany("INSERT INTO scalars (task, job_id, tag, step, value, text, flag, "
-                                   "created, attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            self._conn.execute("SAVEPOINT scalar_rows")
+            try:
+                try:
+                    self._conn.executemany(sql, rows)
+                except (OverflowError, sqlite3.InterfaceError, sqlite3.ProgrammingError, TypeError,
+                        ValueError):
+                    # A row could not be bound: undo the rows bound before it, then store them all
+                    # with the unstorable fields made storable.
+                    self._conn.execute("ROLLBACK TO scalar_rows")
+                    self._conn.executemany(sql, [self._storable_row(r) for r in rows])
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):  # none of the batch, then the error
+                    self._conn.execute("ROLLBACK TO scalar_rows")
+                    self._conn.execute("RELEASE scalar_rows")
+                raise
+            self._conn.execute("RELEASE scalar_rows")
+
+    def _storable_row(self, row: tuple) -> tuple:
+        task, job_id, tag, step, value, text, flag, created, attempt = row
+        fixed = []
+        if not isinstance(tag, str):
+            tag = classify(tag)[1] if not isinstance(tag, (int, float)) else str(tag)
+            fixed.append("its tag is not text (stored as text)")
+        if step is not None and (storable_int(step) is None and not isinstance(step, str)):
+            fixed.append(f"its step {_short(step)} does not fit SQLite (stored without a step)")
+            step = None
+        if created is not None and storable_int(created) is None:
+            created = None
+        if not isinstance(value, (float, type(None))) and not isinstance(value, int):
+            value, text, flag = classify(value)
+        if text is not None and not isinstance(text, str):
+            text = classify(text)[1]
+        if fixed:
+            key = (task, job_id, tag)
+            if key not in self._warned:
+                self._warned.add(key)
+                log.warning("job %s of %s: scalar %r: %s (warned once per job and tag)",
+                            job_id, task, tag, "; ".join(fixed))
+        return task, job_id, tag, step, value, text, flag, created, attempt
 
     def scalars(self, task: str, job_ids: Iterable[int] | None = None,
                 tags: Iterable[str] | None = None) -> list[dict[str, Any]]:
