@@ -95,7 +95,7 @@ def run(
             live.update(view())
             err_console.print(Text(f"error: {exc}", style="bold red"), soft_wrap=True)
             err_console.print(f"details: {os.path.join(scheduler.task_dir, 'scheduler.log')}")
-            raise typer.Exit(1)
+            raise typer.Exit(1) from None
         live.update(view())
     if not console.is_terminal:
         console.print()  # Live leaves its last frame without a line break when piped

@@ -89,8 +89,8 @@ def sparkline(values: list[float], width: int = SPARK_WIDTH) -> str:
 def _pick_rows(task: dict, jobs: list[dict], limit: int) -> list[dict]:
     """Best reward first; running jobs are always shown, then as many others as fit."""
     sign = 1 if task.get("optimize_mode") == "minimize" else -1
-    key = (lambda j: (j["reward"] is None, sign * j["reward"] if j["reward"] is not None else 0,
-                      j["job_id"]))
+    def key(j: dict) -> tuple:
+        return (j["reward"] is None, sign * j["reward"] if j["reward"] is not None else 0, j["job_id"])
     running = [j for j in jobs if j["status"] == "RUNNING"]
     others = sorted((j for j in jobs if j["status"] != "RUNNING"), key=key)
     picked = running + others[:max(0, limit - len(running))]

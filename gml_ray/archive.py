@@ -248,7 +248,7 @@ def import_task(store: Store, tar_path: str, task: str | None = None, force: boo
     try:
         with tar:
             manifest, rows = _check_members(tar, max_bytes, max_members)
-            name = check_task_name(task or manifest.get("task"))
+            name = check_task_name(task or str(manifest.get("task") or ""))
             existing = store.get_task(name)
             if existing is not None and not force:
                 raise UserError(f"task {name!r} already exists: add --force to replace it, or --task NEW")
@@ -348,7 +348,7 @@ def remove_task(store: Store, task: str, summary_path: str = "summary.yaml") -> 
     task_dir = os.path.join(store.work_dir, "tasks", check_task_name(task))
     if row["status"] == RUNNING:
         raise UserError(f"task {task} is running: stop it first (`gml-ray ctl stop --task {task}`)")
-    summary = {"task": {k: row[k] for k in ("name", "status", "reward_attribute", "optimize_mode",
+    summary: dict[str, Any] = {"task": {k: row[k] for k in ("name", "status", "reward_attribute", "optimize_mode",
                                             "config_path", "message")},
                "jobs": [{"name": j["name"], "status": j["status"], "args": j["arg_dict"],
                          "reward": j["reward"]} for j in store.jobs(task)]}

@@ -18,8 +18,18 @@ from .config_files import ConfigFile
 from .errors import ConfigError
 from .search_args import ARG_TYPES, SearchArg, arg_keys, parse_args  # noqa: F401 - ARG_TYPES re-exported
 from .space import Dict
-from .validate import (Ctx, boolean, check_keys, did_you_mean, is_number, mapping, one_line,  # noqa: F401
-                       parse_duration, parse_reward_limit, show)
+from .validate import (  # noqa: F401
+    Ctx,
+    boolean,
+    check_keys,
+    did_you_mean,
+    is_number,
+    mapping,
+    one_line,
+    parse_duration,
+    parse_reward_limit,
+    show,
+)
 
 OPTIMIZE_MODES = ("maximize", "minimize")
 DEFAULT_REWARD = "acc"
@@ -200,8 +210,8 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
     template, function = task.get("template"), task.get("function")
     if template is not None and (not isinstance(template, str)):
         raise ctx.error("task.template", f"must be a string, got {show(template)}")
-    sched_peek = top.get("scheduler") if isinstance(top.get("scheduler"), dict) else {}
-    searcher_peek = top.get("searcher") if isinstance(top.get("searcher"), dict) else {}
+    sched_peek: dict = top["scheduler"] if isinstance(top.get("scheduler"), dict) else {}
+    searcher_peek: dict = top["searcher"] if isinstance(top.get("searcher"), dict) else {}
     if benchmark:
         if function is not None:
             raise ctx.error("task.function", "the MuJoCo benchmark (--benchmark) runs no function: "

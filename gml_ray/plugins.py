@@ -43,9 +43,9 @@ def _build(registry: Registry, plugin: PluginConfig, cfg: TaskConfig, what: str,
                           f"known: {', '.join(sorted(registry.module_dict))}",
                           f"{plugin.path}.type", cfg.source)
     kwargs = dict(plugin.kwargs)
-    for key, value in (shared or {}).items():  # fills what the section leaves out; never overrides
-        if key not in kwargs and key in accepted_kwargs(cls):
-            kwargs[key] = value
+    for name, value in (shared or {}).items():  # fills what the section leaves out; never overrides
+        if name not in kwargs and name in accepted_kwargs(cls):
+            kwargs[name] = value
     bad = unknown_kwargs(cls, [*kwargs, *(extra or {})])
     if bad:
         options = [k for k in accepted_kwargs(cls) if k not in (extra or {})]
@@ -58,7 +58,7 @@ def _build(registry: Registry, plugin: PluginConfig, cfg: TaskConfig, what: str,
         text = str(exc) or type(exc).__name__
         # "n_initial_points must be ..." is about that key: the error's path names it.
         first = re.match(r"[A-Za-z_]\w*", text)
-        key = first.group(0) if first and first.group(0) in plugin.kwargs else None
+        key: str | None = first.group(0) if first and first.group(0) in plugin.kwargs else None
         raise ConfigError(f"{plugin.type}: {text}", f"{plugin.path}.{key}" if key else plugin.path,
                           cfg.source) from None
 

@@ -77,7 +77,7 @@ class Registry:
 def unknown_kwargs(cls: type, kwargs: Iterable[str]) -> list[str]:
     """The names in ``kwargs`` that ``cls.__init__`` would not accept."""
     try:
-        sig = inspect.signature(cls.__init__)
+        sig = inspect.signature(cls.__init__)  # type: ignore[misc]  # the class's own constructor
     except (TypeError, ValueError):
         return []
     params = list(sig.parameters.values())[1:]
@@ -90,7 +90,7 @@ def unknown_kwargs(cls: type, kwargs: Iterable[str]) -> list[str]:
 
 def accepted_kwargs(cls: type) -> list[str]:
     try:
-        params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+        params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # type: ignore[misc]
     except (TypeError, ValueError):
         return []
     return [p.name for p in params

@@ -18,13 +18,13 @@ thinned to ``MAX_POINTS`` points; log tails share a fixed byte budget.
 from __future__ import annotations
 
 import html
-import re
-from importlib import resources
 import json
 import math
 import os
+import re
 import time
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any, Iterable
 
 from .errors import UserError
@@ -122,7 +122,8 @@ def collect(store: Any, task: str, tags: Iterable[str] | None = None,
     now = time.time() if now is None else now
     jobs = store.jobs(task)
     explicit = tags is not None
-    tags = list(dict.fromkeys(tags if explicit else (t["scalar_columns"] or [t["reward_attribute"]])))
+    wanted: Iterable[str] = tags if tags is not None else (t["scalar_columns"] or [t["reward_attribute"]])
+    tags = list(dict.fromkeys(wanted))
     tags = [tg for tg in tags if tg]
 
     # scalars of the chosen tags: the last attempt of each job, numeric values for curves
@@ -241,7 +242,7 @@ def _json_for_script(data: Any) -> str:
 
 def _template(name: str) -> str:
     """A file of the page, shipped as package data in ``gml_ray/templates``."""
-    return resources.files("gml_ray").joinpath("templates", name).read_text(encoding="utf-8")
+    return resources.files("gml_ray").joinpath("templates").joinpath(name).read_text(encoding="utf-8")
 
 
 def render_html(data: dict[str, Any]) -> str:

@@ -11,10 +11,9 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from typing import Callable
+from typing import Callable, Sequence
 
 from .errors import UserError
-
 
 MAX_SNAPSHOT_BYTES = 1 << 30
 SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", ".pytest_cache", ".mypy_cache", ".gml",
@@ -60,8 +59,8 @@ def _left_out(path: str, code_dir: str, skip: set[str]) -> bool:
     return False
 
 
-def snapshot_code(code_dir: str, dest: str, symlink_paths: list[str] = (),
-                  exclude: list[str] = (), max_bytes: int = MAX_SNAPSHOT_BYTES,
+def snapshot_code(code_dir: str, dest: str, symlink_paths: Sequence[str] = (),
+                  exclude: Sequence[str] = (), max_bytes: int = MAX_SNAPSHOT_BYTES,
                   warn: Callable[[str], None] | None = None) -> str:
     """Copy ``code_dir`` to ``dest`` (replacing it), linking ``symlink_paths``; returns ``dest``.
     Links are kept working (see the module's doc); ``warn`` (default: a line on stderr) gets one

@@ -341,7 +341,8 @@ class Store:
         A run is dead when its driver's pid is gone on this host, or its heartbeat is older than
         ``stale_s``. Returns the names of the tasks it marked.
         """
-        now, host, dead = time.time(), socket.gethostname(), []
+        now, host = time.time(), socket.gethostname()
+        dead: list[str] = []
         if self.read_only:
             return dead
         for t in self._query("SELECT name, host, pid, heartbeat FROM tasks WHERE status = ?", [RUNNING]):

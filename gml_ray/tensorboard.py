@@ -120,22 +120,24 @@ def export_job(store: Any, task: str, job: dict | int, logdir: str | None = None
         found = [j for j in store.jobs(task) if j["job_id"] == int(job)]
         if not found:
             raise UserError(f"task {task} has no job {job!r}")
-        job = found[0]
+        row: dict = found[0]
+    else:
+        row = job
     logdir = logdir or default_logdir(task_row or store.require_task(task))
-    rows = store.scalars(task, [job["job_id"]])
+    rows = store.scalars(task, [row["job_id"]])
     by_attempt: dict[int, list[dict]] = {}
     for s in rows:
         by_attempt.setdefault(int(s["attempt"] or 1), []).append(s)
-    last = max(by_attempt, default=int(job.get("attempt") or 1))
-    run_dir = os.path.join(logdir, job["name"])
+    last = max(by_attempt, default=int(row.get("attempt") or 1))
+    run_dir = os.path.join(logdir, row["name"])
     _clear_events(run_dir)
-    wall = job.get("started") or job.get("created") or 0.0
-    hparams = {k: _hparam_value(v) for k, v in (job.get("arg_dict") or {}).items()}
-    written = _write_run(run_dir, by_attempt.get(last, []), hparams, job["status"], wall)
+    wall = row.get("started") or row.get("created") or 0.0
+    hparams = {k: _hparam_value(v) for k, v in (row.get("arg_dict") or {}).items()}
+    written = _write_run(run_dir, by_attempt.get(last, []), hparams, row["status"], wall)
     for attempt, arows in sorted(by_attempt.items()):
         if attempt != last:
             written += _write_run(os.path.join(run_dir, f"attempt_{attempt}"), arows, None,
-                                  job["status"], wall)
+                                  row["status"], wall)
     return written
 
 

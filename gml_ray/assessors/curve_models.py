@@ -224,6 +224,7 @@ def _grid_fit(family: _Family, xs: np.ndarray,
                     curves[i])
         if round_ < ZOOM_ROUNDS and d:
             # around each kept point, a finer grid spanning one current step either side
+            assert offsets is not None
             points = np.clip(points[order][:, None, :] + offsets[None, :, :] * steps,
                              lows, highs).reshape(-1, d)
             steps = steps * 2.0 / (ZOOM_POINTS - 1)
@@ -261,7 +262,7 @@ def _params(name: str, u: tuple[float, ...], c: float, s: float) -> tuple[float,
     raise KeyError(name)
 
 
-def fit_models(values: Sequence[float], target: int, min_dof: int = 2) -> list[Fit]:
+def fit_models(values: Sequence[float] | np.ndarray, target: int, min_dof: int = 2) -> list[Fit]:
     """Least-squares fits of every model that leaves at least ``min_dof`` degrees of freedom
     (``n_params + min_dof <= len(values)``), each constrained to a non-decreasing curve.
 
@@ -297,7 +298,7 @@ MCMC_CHAINS, MCMC_STEPS, MCMC_STEP = 32, 30, 1.0
 PRIOR_SD = 3.0  # weights w = softmax(z), z ~ N(0, PRIOR_SD^2 I): equal weights a priori
 
 
-def filter_fits(fits: list[Fit], values: Sequence[float]) -> list[Fit]:
+def filter_fits(fits: list[Fit], values: Sequence[float] | np.ndarray) -> list[Fit]:
     """Drop fits worse than a flat line, then the outliers among the predictions at the target.
 
     A prediction is an outlier when it lies further from the median prediction than
@@ -317,7 +318,7 @@ def filter_fits(fits: list[Fit], values: Sequence[float]) -> list[Fit]:
     return [f for f in kept if abs(f.at_target - med) <= tol]
 
 
-def combine(fits: list[Fit], values: Sequence[float], seed: int = 0,
+def combine(fits: list[Fit], values: Sequence[float] | np.ndarray, seed: int = 0,
             chains: int | None = None, steps: int | None = None) -> float:
     """The posterior mean, at the target, of the weighted sum of the ``fits``' curves.
 

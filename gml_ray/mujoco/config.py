@@ -1,7 +1,6 @@
 """``--benchmark`` configs: the MuJoCo function, its policy vector's Real args, ``searcher.dims``."""
 from __future__ import annotations
 
-
 from ..search_args import SearchArg
 from ..validate import Ctx, show
 from .objective import FUNC_TYPES

@@ -110,10 +110,10 @@ class Objective:
 
     def policy(self, x: Sequence[float]) -> np.ndarray:
         """The policy matrix ``M`` (n_act x n_obs) of a search vector ``x``."""
-        x = np.asarray(x, dtype=np.float64)
-        if x.shape != (self.dims,):
-            raise ValueError(f"{self.func_type} needs a vector of {self.dims} numbers, got shape {x.shape}")
-        return x.reshape(self.spec.n_act, self.spec.n_obs)
+        vec = np.asarray(x, dtype=np.float64)
+        if vec.shape != (self.dims,):
+            raise ValueError(f"{self.func_type} needs a vector of {self.dims} numbers, got shape {vec.shape}")
+        return vec.reshape(self.spec.n_act, self.spec.n_obs)
 
     def rollout(self, M: np.ndarray, seed: int | None,
                 should_stop: Callable[[], str | None] | None = None) -> tuple[float, int]:
@@ -142,7 +142,7 @@ class Objective:
         """
         t0 = time.perf_counter()
         M = self.policy(x)
-        seeds: list[int | None] = rollout_seeds(seed, self.rollouts) if seed is not None \
+        seeds: list[int | None] = list(rollout_seeds(seed, self.rollouts)) if seed is not None \
             else [None] * self.rollouts
         returns, steps = [], 0
         for s in seeds:

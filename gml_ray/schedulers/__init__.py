@@ -4,8 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from .filter_criterion import FILTER_CRITERIONS, BaseFilterCriterion, build_filter_criterion
-from .stop_criterion import (STOP_CRITERIONS, BaseStopCriterion, StopCriterion, build_stop_criterion,
-                             get_current_time)
+from .stop_criterion import STOP_CRITERIONS, BaseStopCriterion, StopCriterion, build_stop_criterion, get_current_time
 
 __all__ = ["NaiveScheduler", "MujocoScheduler", "build_stop_criterion", "build_filter_criterion", "STOP_CRITERIONS",
            "FILTER_CRITERIONS", "BaseStopCriterion", "BaseFilterCriterion", "StopCriterion", "get_current_time"]

@@ -42,10 +42,13 @@ class ScalarIngest:
         last: dict = {}
         rewards: list[float] = []
         n = 0
+        value: float | None
         for rec in records:
             n += 1
             get = rec.get
             tag, raw = get("t"), get("v")
+            if tag.__class__ is not str:  # a hand-written pipe line may carry anything as its tag
+                tag = str(tag)[:200]
             # A finite float, the common case, without a call: inf - inf and nan - nan are nan.
             if type(raw) is float and raw - raw == 0.0:
                 value, text, flag = raw, None, FLAG_OK

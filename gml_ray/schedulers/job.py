@@ -16,7 +16,7 @@ from typing import Any
 import ray
 
 from .channel import ChannelName
-from .runners import TrialActor, _run_command_remote, _run_function_remote  # noqa: F401 - TrialActor re-exported
+from .runners import TrialActor, run_command_remote, run_function_remote  # noqa: F401 - TrialActor re-exported
 from .spec import ERROR, KILL_GRACE_S, KILLED, PENDING, RUNNING, JobSpec, Outcome  # noqa: F401 - re-exported
 
 
@@ -223,7 +223,7 @@ class Job:
 class CommandJob(Job):
     """Runs a shell command (the rendered template) in the job directory's process group."""
 
-    _remote = _run_command_remote
+    _remote = run_command_remote
 
     def __init__(self, command: str, name: str, arg_dict: dict | None = None,
                  pavi_compare_id: Any = None, symlink_paths: Any = None, *,
@@ -237,7 +237,7 @@ class FunctionJob(Job):
     """Calls ``module:callable`` with the config inside a Ray worker (a function trial): on an
     actor of ``pool`` (a pool of :data:`TrialActor`) when given one, else as a Ray task."""
 
-    _remote = _run_function_remote
+    _remote = run_function_remote
 
     def _submit(self, actor: Any) -> Any:
         if self.channel is None or isinstance(self.channel, ChannelName):

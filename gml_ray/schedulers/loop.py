@@ -26,7 +26,7 @@ from ..plugins import build_components
 from ..searchers.base_searcher import is_better
 from ..space import config_key
 from ..store import EARLY_STOPPED, ERROR, FINISHED, KILLED, PENDING, RUNNING, Store
-from .channel import SCALARS, START, WAKE, MessageChannel, ChannelName
+from .channel import SCALARS, START, WAKE, ChannelName, MessageChannel
 from .factory import JobContext, JobFactory
 from .ingest import ScalarIngest
 from .job import Job
@@ -64,7 +64,8 @@ class SchedulerCore:
         here = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
             ray.get_runtime_context().get_node_id(), soft=False)
         name = f"gml-channel-{task}-{uuid.uuid4().hex[:12]}"
-        self.channel = MessageChannel.options(num_cpus=0, scheduling_strategy=here, name=name).remote()
+        self.channel = MessageChannel.options(  # type: ignore[attr-defined]  # a Ray actor class
+            num_cpus=0, scheduling_strategy=here, name=name).remote()
         self.channel_name = ChannelName(name, ray.get_runtime_context().namespace)
         self.factory = JobFactory(JobContext(cfg, task, task_dir, code_dir, self.channel_name, self.space))
         self.is_stop = False

@@ -63,7 +63,8 @@ class Batcher:
     """
 
     def __init__(self, sender: Sender, start: dict) -> None:
-        self.sender, self.held = sender, []  # held: reports not sent yet
+        self.sender = sender
+        self.held: list[dict] = []  # reports not sent yet
         self._live = False
         self._lock = threading.Lock()
         self._token = alarm.schedule(STREAM_AFTER_S, lambda: self._go_live(start))

@@ -25,8 +25,13 @@ from ..config import TaskConfig, load_config, parse_config
 from ..errors import UserError
 from ..plugins import build_components
 from ..snapshot import snapshot_code
-from ..store import check_task_name  # noqa: F401 - re-exported
-from ..store import ERROR, RUNNING, Store, run_time
+from ..store import (
+    ERROR,
+    RUNNING,
+    Store,
+    check_task_name,  # noqa: F401 - re-exported
+    run_time,
+)
 from .loop import WAKE_S, SchedulerCore
 from .spec import job_name  # noqa: F401 - re-exported (the manual's scripts import it from here)
 
@@ -200,7 +205,8 @@ class NaiveScheduler:
                 raise
             node_id = ray.get_runtime_context().get_node_id()
             strategy = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(node_id, soft=False)
-            actor = SchedulerActor.options(scheduling_strategy=strategy).remote(
+            actor = SchedulerActor.options(  # type: ignore[attr-defined]  # a Ray actor class
+                scheduling_strategy=strategy).remote(
                 self.cfg, self.task, self.work_dir, self.task_dir, self.code_dir, self.resume)
             ref = actor.run.remote()
             interrupted: float | bool = False

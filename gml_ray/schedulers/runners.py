@@ -60,7 +60,8 @@ def run_command(spec: JobSpec, channel: Any = None) -> Outcome:
         env.pop(reporting.ENV_METRICS, None)
     else:
         env[reporting.ENV_METRICS] = "none"
-    out = err = subprocess.DEVNULL
+    out: Any = subprocess.DEVNULL
+    err: Any = subprocess.DEVNULL
     if spec.generate_log:
         out = open(os.path.join(spec.job_dir, "stdout.log"), "ab")
         err = open(os.path.join(spec.job_dir, "stderr.log"), "ab")
@@ -72,7 +73,7 @@ def run_command(spec: JobSpec, channel: Any = None) -> Outcome:
     try:
         try:
             close = f"exec {write_fd}>&-; " if write_fd is not None else ""
-            command = WATCHDOG.format(pid=os.getpid(), close=close) + spec.command
+            command = WATCHDOG.format(pid=os.getpid(), close=close) + (spec.command or "")
             proc = subprocess.Popen([*shell(), command], cwd=spec.cwd, env=env, stdout=out,
                                     stderr=err, stdin=subprocess.DEVNULL, start_new_session=True,
                                     pass_fds=(write_fd,) if write_fd is not None else ())
@@ -87,7 +88,10 @@ def run_command(spec: JobSpec, channel: Any = None) -> Outcome:
             reader = threading.Thread(target=pump, args=(read_fd, batcher.add), daemon=True)
             reader.start()
         done = threading.Event()
-        threading.Thread(target=lambda: (proc.wait(), done.set()), daemon=True).start()
+        def reap(p: subprocess.Popen = proc) -> None:
+            p.wait()
+            done.set()
+        threading.Thread(target=reap, daemon=True).start()
         deadline = started + spec.time_limit if spec.time_limit else None
         while True:
             timeout = CANCEL_CHECK_S
@@ -251,22 +255,24 @@ def run_function(spec: JobSpec, channel: Any = None,
             alarm.cancel(announce)  # so that `sent` below counts its message if it went out
     return {"status": status, "message": message, "exit_code": None, "node": node,
             "started": started, "ended": time.time(), "sent": sender.sent,
-            "scalars": sender.kept + buffer}
+            "scalars": [*sender.kept, *buffer]}
 
 
-def _packed(run: Callable[[JobSpec, Any], dict]) -> Callable[..., dict]:
+def _packed(run: Callable[..., Outcome]) -> Callable[..., Outcome]:
     """``run`` as a Ray task that also takes ``(spec, channel)`` pickled into one bytes argument:
     Ray passes bytes as they are, where two objects cost two cloudpickle runs per job."""
     @functools.wraps(run)
-    def task(spec: JobSpec | bytes, channel: Any = None) -> dict:
-        if isinstance(spec, bytes):
-            spec, channel = pickle.loads(spec)
-        return run(spec, channel)  # type: ignore[arg-type]
+    def task(packed: JobSpec | bytes, channel: Any = None) -> Outcome:
+        spec = packed
+        if isinstance(packed, bytes):
+            spec, channel = pickle.loads(packed)
+        return run(spec, channel)
     return task
 
 
-_run_command_remote = ray.remote(max_retries=0)(_packed(run_command))
-_run_function_remote = ray.remote(max_retries=0)(_packed(run_function))
+# Ray tasks of the two runners (what Job.start submits).
+run_command_remote = ray.remote(max_retries=0)(_packed(run_command))
+run_function_remote = ray.remote(max_retries=0)(_packed(run_function))
 
 
 def _raise_in_thread(thread_id: int, exc: type[BaseException] | None) -> None:
@@ -296,10 +302,13 @@ class TrialWorker:
         self._reason: str | None = None
         self._early: dict[tuple, str] = {}  # cancels that came before their trial started
 
-    def run(self, spec: JobSpec | bytes, channel: Any = None) -> dict:
-        """Run a trial; ``spec`` may come as ``pickle.dumps((spec, channel))`` (see ``_packed``)."""
-        if isinstance(spec, bytes):
-            spec, channel = pickle.loads(spec)
+    def run(self, packed: JobSpec | bytes, channel: Any = None) -> Outcome:
+        """Run a trial; the spec may come as ``pickle.dumps((spec, channel))`` (see ``_packed``)."""
+        spec: JobSpec
+        if isinstance(packed, bytes):
+            spec, channel = pickle.loads(packed)
+        else:
+            spec = packed
         token = (spec.job_id, spec.attempt)
         with self._lock:
             self._current, self._thread = token, threading.get_ident()

@@ -56,5 +56,5 @@ class Outcome(TypedDict, total=False):
     started: float
     ended: float
     sent: int | None  # messages sent to the channel (None: the job died without telling)
-    scalars: list[ScalarRecord]  # reports not sent as messages (short jobs, no channel)
+    scalars: list[dict]  # ScalarRecords not sent as messages (short jobs, no channel)
     lost: bool  # the job's node or worker died under it: worth running again

@@ -66,7 +66,8 @@ class Leaf:
                     return None
                 return int(offset // space.step)
             i = int(round((value - space.lower) / space.step))  # type: ignore[attr-defined]
-            if 0 <= i < self.size and math.isclose(space.data[i], value, rel_tol=1e-9, abs_tol=1e-12):
+            grid_value = space.data[i] if 0 <= i < self.size else None  # type: ignore[attr-defined]
+            if grid_value is not None and math.isclose(grid_value, value, rel_tol=1e-9, abs_tol=1e-12):
                 return i
             return None
         if not space.lower <= value <= space.upper:  # type: ignore[attr-defined]

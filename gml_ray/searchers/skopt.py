@@ -192,6 +192,7 @@ class SkoptSearcher(BaseSearcher):
 
     def _ask(self) -> list:
         """skopt's next point; while others are pending, from a copy told a lie for each."""
+        assert self._opt is not None  # built in __init__; None only for an exhausted space
         if not self._pending:
             self._flush(fit=True)
             with self._quiet():
