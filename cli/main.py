@@ -56,7 +56,7 @@ def run(
 ) -> None:
     """Run a search: every job of CONFIG, on a local Ray or the cluster at --address."""
     from gml_ray.config import load_config
-    from gml_ray.schedulers.naive import NaiveScheduler
+    from gml_ray.schedulers.naive import NaiveScheduler, Terminated
 
     if resume and not task:
         raise UserError("--resume needs --task NAME (the task to continue)")
@@ -84,10 +84,13 @@ def run(
     if cfg.compare_label:  # GML printed the pavi compare's URL here: the report is gml-ray's view
         console.print(f"compare {cfg.compare_label}: gml-ray ctl report --task {scheduler.task}{where}",
                       soft_wrap=True)
-    interrupted = False
+    interrupted = terminated = False
     with Live(view(), console=console, refresh_per_second=4, transient=False) as live:
         try:
             summary = scheduler.run(on_progress=lambda: live.update(view()))
+        except Terminated:
+            terminated = True
+            summary = None
         except KeyboardInterrupt:
             interrupted = True
             summary = None
@@ -100,10 +103,11 @@ def run(
     if not console.is_terminal:
         console.print()  # Live leaves its last frame without a line break when piped
     _print_jobs(store, scheduler.task)
-    if interrupted:
-        err_console.print(Text(f"interrupted: running jobs of {scheduler.task} were stopped (ERROR)",
+    if interrupted or terminated:
+        what = "terminated (SIGTERM)" if terminated else "interrupted"
+        err_console.print(Text(f"{what}: running jobs of {scheduler.task} were stopped (ERROR)",
                                style="red"))
-        raise typer.Exit(130)
+        raise typer.Exit(143 if terminated else 130)
     counts = summary["counts"]
     reason = f" ({summary['reason']})" if summary.get("reason") else ""
     best = summary["best_reward"]

@@ -258,6 +258,11 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
             if name not in names:
                 raise ctx.error("task.template", f"placeholder {{{name}}} has no search arg"
                                 f"{did_you_mean(name, names) if names else ''}")
+        longest = render.longest_command(template, space)
+        if longest > render.MAX_COMMAND_BYTES:
+            raise ctx.error("task.template", f"a rendered command could be {longest:,} bytes, over the "
+                            f"{render.MAX_COMMAND_BYTES:,} a command line may have: pass large values "
+                            f"in a File arg instead")
         unused = [k for arg in args for k in arg_keys(arg) if k not in used]
         if unused:
             warnings.append(f"task.template does not use {', '.join(repr(k) for k in unused)}: "
@@ -344,17 +349,55 @@ def _label(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+MAX_CONFIG_BYTES = 10 * 2 ** 20  # a search_config.yaml larger than this is a mistake
+MAX_CONFIG_VALUES = 1_000_000  # values in the loaded config, aliases counted at every use
+
+
+def _expanded_size(value: Any, limit: int) -> int:
+    """How many values ``value`` holds once every shared (aliased) part is counted at each use;
+    stops counting past ``limit``. A YAML alias bomb is small on disk and huge expanded."""
+    memo: dict[int, int] = {}
+
+    def size(v: Any) -> int:
+        if not isinstance(v, (dict, list)):
+            return 1
+        if id(v) in memo:
+            return memo[id(v)]
+        memo[id(v)] = limit + 1  # a cycle counts as too large
+        children = [*v.keys(), *v.values()] if isinstance(v, dict) else v
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > limit:
+                break
+        memo[id(v)] = total
+        return total
+    return size(value)
+
+
 def load_config(path: str, benchmark: bool = False) -> TaskConfig:
-    """Read and validate a ``search_config.yaml`` (``benchmark``: the MuJoCo benchmark's rules)."""
+    """Read and validate a ``search_config.yaml`` (``benchmark``: the MuJoCo benchmark's rules).
+
+    A file over :data:`MAX_CONFIG_BYTES`, one that is not UTF-8 text, or one whose YAML aliases
+    expand to over :data:`MAX_CONFIG_VALUES` values is a one-line ConfigError."""
     source = path
     if not os.path.isfile(path):
         raise ConfigError(f"no such file: {path}")
+    size = os.path.getsize(path)
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"the file is {size:,} bytes: a search config is at most "
+                          f"{MAX_CONFIG_BYTES:,} bytes", "", source)
     try:
         with open(path, encoding="utf-8") as f:
             raw = yaml.safe_load(f)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not a UTF-8 text file (byte {exc.start}: {exc.reason})", "", source) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or one_line(exc)
         raise ConfigError(f"{where}invalid YAML: {problem}", "", source) from None
+    if _expanded_size(raw, MAX_CONFIG_VALUES) > MAX_CONFIG_VALUES:
+        raise ConfigError(f"the YAML expands to more than {MAX_CONFIG_VALUES:,} values (aliases "
+                          f"counted at each use): a search config is never that large", "", source)
     return parse_config(raw, source, os.path.dirname(os.path.abspath(path)), benchmark)

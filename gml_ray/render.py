@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config_files import ConfigFile, file_format, load, set_dotted  # noqa: F401 - re-exported
-from .space import Dict, File, Nested
+from .space import Categorical, Dict, File, Nested
 
 ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")  # an arg (and placeholder) name
 load_config_file = load  # the name tests and plugins used before config_files existed
@@ -112,6 +112,32 @@ def render_template(template: str, values: dict[str, Any]) -> str:
         else:
             out.append(part)
     return "".join(out)
+
+
+MAX_COMMAND_BYTES = 131_072  # Linux's limit on one exec argument: the command runs as `bash -c CMD`
+_PATH_BYTES = 4096  # a File arg's value is a path in the job dir
+
+
+def longest_command(template: str, space: Dict) -> int:
+    """An upper bound on the length of ``template`` rendered with any config of ``space``."""
+    longest: dict[str, int] = {}
+    for key in space:
+        sub = space[key]
+        if isinstance(sub, Nested):
+            for d in sub.data:
+                for k, v in d.items():
+                    longest[k] = max(longest.get(k, 0), len(format_value(v)))
+        elif isinstance(sub, File):
+            longest[key] = _PATH_BYTES
+        elif isinstance(sub, Categorical):
+            longest[key] = max(len(format_value(v)) for v in sub.data)
+        else:
+            longest[key] = 32  # a number
+    total = 0
+    for part in parse_template(template):
+        # quoting can double a value's length at most (every character escaped), plus the quotes
+        total += 2 * longest.get(part.name, 0) + 2 if isinstance(part, Placeholder) else len(part)
+    return total
 
 
 def file_arg_key(file_name: str, key: str) -> str:

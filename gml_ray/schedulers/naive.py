@@ -112,6 +112,13 @@ def _check_same_mode(task: str, config_yaml: str | None, cfg: TaskConfig) -> Non
                         f"{cfg.func_type}: resume it with the config it ran")
 
 
+class Terminated(KeyboardInterrupt):
+    """The run was ended by SIGTERM: its jobs are ERROR ("terminated (SIGTERM)")."""
+
+
+_SIGNAL_REASON = {signal.SIGINT: "interrupted (Ctrl+C)", signal.SIGTERM: "terminated (SIGTERM)"}
+
+
 class NaiveScheduler:
     """Runs one task to its end: ``NaiveScheduler(work_dir, config, symlink_paths).run()``.
 
@@ -191,13 +198,32 @@ class NaiveScheduler:
         """Run the task to its end and return a summary (status, counts, best reward, reason).
 
         Ctrl+C stops it: running and pending jobs become ERROR, then KeyboardInterrupt is raised.
+        SIGTERM (a batch scheduler, ``ray job stop``, ``kill``) does the same and raises
+        :class:`Terminated` (a KeyboardInterrupt).
         """
         from ..runtime import check_resources, init_ray
 
         store = self.store or self.prepare()
-        started_ray = init_ray(self.address, self.num_cpus, self.num_gpus)
+        # The first Ctrl+C (or SIGTERM) only sets a flag (a KeyboardInterrupt inside a Ray call
+        # can leave the client stuck); the loop then asks the scheduler to stop. A second one
+        # aborts. Our SIGTERM handler replaces Ray's, which would dump its stack and exit 1.
+        hits: list[tuple[float, int]] = []
+
+        def on_signal(signum: int, frame: Any) -> None:
+            hits.append((time.time(), signum))
+            if len(hits) > 1:
+                raise Terminated(_SIGNAL_REASON[hits[0][1]]) if hits[0][1] == signal.SIGTERM \
+                    else KeyboardInterrupt
+
+        in_main = threading.current_thread() is threading.main_thread()
+        old_handlers = {sig: signal.signal(sig, on_signal) for sig in _SIGNAL_REASON} if in_main else {}
+        started_ray = False
         actor = None
         try:
+            started_ray = init_ray(self.address, self.num_cpus, self.num_gpus)
+            if in_main:  # ray.init installs handlers of its own
+                for sig in _SIGNAL_REASON:
+                    signal.signal(sig, on_signal)
             try:
                 check_resources(self.cfg.resources)
             except UserError as exc:
@@ -210,30 +236,21 @@ class NaiveScheduler:
                 self.cfg, self.task, self.work_dir, self.task_dir, self.code_dir, self.resume)
             ref = actor.run.remote()
             interrupted: float | bool = False
-            # The first Ctrl+C only sets a flag (a KeyboardInterrupt inside a Ray call can leave the
-            # client stuck); the loop then asks the scheduler to stop. A second one aborts.
-            hits: list[float] = []
-
-            def on_sigint(signum: int, frame: Any) -> None:
-                hits.append(time.time())
-                if len(hits) > 1:
-                    raise KeyboardInterrupt
-
-            in_main = threading.current_thread() is threading.main_thread()
-            old_handler = signal.signal(signal.SIGINT, on_sigint) if in_main else None
+            reason = ""
             try:
                 while True:
                     ready, _ = ray.wait([ref], timeout=progress_every)
                     if hits and not interrupted:
-                        interrupted = hits[0]
-                        actor.stop.remote(ERROR, "interrupted (Ctrl+C)")
+                        interrupted, reason = hits[0][0], _SIGNAL_REASON[hits[0][1]]
+                        actor.stop.remote(ERROR, reason)
                     if on_progress is not None:
                         on_progress()
                     if ready:
                         break
             finally:
-                if old_handler is not None:
-                    signal.signal(signal.SIGINT, old_handler)
+                for sig, old in old_handlers.items():
+                    signal.signal(sig, old)
+                old_handlers = {}
             try:
                 summary = ray.get(ref)
             except ray.exceptions.RayError as exc:
@@ -245,14 +262,17 @@ class NaiveScheduler:
                 store.update_task(self.task, status=ERROR, ended=time.time(), message=message)
                 raise RuntimeError(f"task {self.task} failed: {message}") from None
             if interrupted:
-                store.mark_cancelled_as(self.task, ERROR, interrupted - 5.0, "interrupted (Ctrl+C)")
-                raise KeyboardInterrupt
+                store.mark_cancelled_as(self.task, ERROR, interrupted - 5.0, reason)
+                raise Terminated(reason) if hits[0][1] == signal.SIGTERM else KeyboardInterrupt
             return summary
-        except KeyboardInterrupt:
-            store.mark_active_jobs(self.task, ERROR, "interrupted (Ctrl+C)")
-            store.update_task(self.task, status=ERROR, ended=time.time(), message="interrupted (Ctrl+C)")
+        except KeyboardInterrupt as exc:
+            reason = str(exc) if isinstance(exc, Terminated) else _SIGNAL_REASON[signal.SIGINT]
+            store.mark_active_jobs(self.task, ERROR, reason)
+            store.update_task(self.task, status=ERROR, ended=time.time(), message=reason)
             raise
         finally:
+            for sig, old in old_handlers.items():
+                signal.signal(sig, old)
             if actor is not None:
                 ray.kill(actor)
             if started_ray:

@@ -95,3 +95,50 @@ WATCHDOG = ("( trap - TERM; {close}while kill -0 {pid} 2>/dev/null; do sleep 1; 
              "kill -TERM 0; sleep 3; kill -KILL 0 ) >/dev/null 2>&1 </dev/null &\n")
 
 
+TOKEN_ENV = "GML_JOB_TOKEN"  # every process a job starts inherits it, setsid or not
+
+
+def marked_pids(token: str) -> list[int]:
+    """Live processes whose environment holds ``GML_JOB_TOKEN=token``: a job's processes that
+    left its process group (``setsid``, a daemon) but not its environment."""
+    needle = f"{TOKEN_ENV}={token}".encode() + b"\0"
+    me = os.getpid()
+    found = []
+    if not os.path.isdir("/proc"):
+        return found
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as f:
+                if needle not in f.read():
+                    continue
+            with open(f"/proc/{entry.name}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    continue
+        except (OSError, IndexError):
+            continue
+        found.append(int(entry.name))
+    return found
+
+
+def kill_marked(token: str, grace: float = KILL_GRACE_S) -> int:
+    """SIGTERM every live process marked with ``token``, SIGKILL what is left after ``grace``;
+    returns how many there were."""
+    pids = marked_pids(token)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.time() + grace
+    while pids and time.time() < deadline:
+        time.sleep(0.05)
+        pids = marked_pids(token)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return len(pids)
+

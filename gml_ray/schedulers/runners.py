@@ -23,11 +23,12 @@ import ray
 from .. import reporting
 from .channel import SCALARS, START
 from .messages import STREAM_AFTER_S, Batcher, Sender, node_name, pump
-from .procgroup import WATCHDOG, end_group_in_background, kill_group, shell
+from .procgroup import TOKEN_ENV, WATCHDOG, end_group_in_background, kill_group, kill_marked, shell
 from .spec import ERROR, FINISHED, KILLED, JobSpec, Outcome
 from .timers import alarm
 
 CANCEL_CHECK_S = 0.2  # how often a command job looks for a cancel while its process runs
+ESCAPE_CHECK_S = 0.2  # a scalar pipe still open this long after the job's group ended: look for escapees
 
 
 def job_environ(spec: JobSpec) -> dict[str, str]:
@@ -50,6 +51,8 @@ def run_command(spec: JobSpec, channel: Any = None) -> Outcome:
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     env.update(job_environ(spec))
     env["PYTHONUNBUFFERED"] = "1"
+    token = f"{os.getpid()}-{spec.job_id}-{spec.attempt}-{time.time_ns()}"
+    env[TOKEN_ENV] = token
     compat = reporting.pavi_compat_dir()
     if compat:  # `from pavi import SummaryWriter` works; last on the path, so any other pavi wins
         env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), compat) if p)
@@ -114,6 +117,11 @@ def run_command(spec: JobSpec, channel: Any = None) -> Outcome:
         else:
             kill_group(proc)
             proc.wait()
+            kill_marked(token)  # and what left the group (setsid) with the job's environment
+        if reader is not None:
+            reader.join(timeout=ESCAPE_CHECK_S)
+            if reader.is_alive():  # something that left the group holds the scalar pipe open
+                kill_marked(token)
         rc = proc.returncode
         if status == FINISHED and rc != 0:
             status = ERROR
