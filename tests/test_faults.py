@@ -515,3 +515,102 @@ def test_import_and_export_on_a_full_disk_are_one_line_and_leave_nothing_half_wr
     assert out[0] == "import rc=1" and out[1] == "t"  # no staging dir left
     assert [line.split("│")[4].strip() for line in out[2:4]] == ["0 0.1 0.2", "0 0.1 0.2"]
     assert out[4:] == ["export rc=1"]  # and no .part file
+
+
+# ---- the scheduler core: driver signals, escaped processes, config limits, odd pipe lines ------
+
+SLEEPY = """
+task:
+  template: "python -c 'import time; time.sleep({x})'"
+  search_args:
+    - {type: Categorical, name: x, data: [60, 61]}
+scheduler: {parallel_size: 2}
+"""
+
+
+def test_sigterm_to_the_driver_ends_the_run_like_ctrl_c(tmp_path):
+    import signal
+    import time
+
+    (tmp_path / "search_config.yaml").write_text(SLEEPY)
+    proc = subprocess.Popen([os.path.join(BIN, "gml-ray"), "run", "search_config.yaml", "--task", "t",
+                             "--workdir", "wd", "--num-cpus", "2"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:  # both jobs running
+            if os.path.exists(tmp_path / "wd" / "gml.db"):
+                jobs = Store(str(tmp_path / "wd"), create=False).jobs("t")
+                if len(jobs) == 2 and all(j["status"] == "RUNNING" for j in jobs):
+                    break
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 143, err
+    assert "SIGTERM received" not in err and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "terminated (SIGTERM): running jobs of t were stopped (ERROR)"
+    store = Store(str(tmp_path / "wd"), create=False)
+    assert store.get_task("t")["status"] == "ERROR"
+    assert [(j["status"], j["message"]) for j in store.jobs("t")] == [("ERROR", "terminated (SIGTERM)")] * 2
+
+
+def test_a_setsid_grandchild_does_not_outlive_its_job(tmp_path):
+    marker = f"gml-escape-{os.getpid()}"
+    (tmp_path / "search_config.yaml").write_text(f"""
+task:
+  template: "setsid python -c 'import time; time.sleep(60)' {marker} & echo {{x}}"
+  search_args:
+    - {{type: Categorical, name: x, data: [1]}}
+metrics: collect
+""")
+    out = gml("run", "search_config.yaml", "--task", "t", "--workdir", "wd", "--num-cpus", "2", cwd=tmp_path)
+    assert out.returncode == 1  # it reports nothing: no reward
+    (job,) = Store(str(tmp_path / "wd"), create=False).jobs("t")
+    assert job["status"] == "FINISHED" and job["ended"] - job["started"] < 5
+    left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
+    assert left == []
+
+
+@pytest.mark.parametrize("text, message", [
+    (b"\xff\xfe\x00 not text", "not a UTF-8 text file"),
+    (b"", None),  # the billion-laughs file is built in the test
+    (("task:\n  template: 'echo {x}'\n  search_args:\n    - {type: Categorical, name: x, data: ['"
+      + "a" * 200_000 + "']}\n").encode(), "a rendered command could be"),
+], ids=["binary", "alias-bomb", "long-command"])
+def test_config_limits_are_one_line(tmp_path, text, message):
+    if message is None:  # the billion-laughs shape: 10 levels of 9 references each
+        levels = ['&a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+        for i in range(1, 10):
+            levels.append(f"&a{i} [{levels[-1]}" + f",*a{i - 1}" * 8 + "]")
+        text = ("task:\n  template: 'echo {x}'\n  search_args:\n    - type: Categorical\n      name: x\n"
+                f"      data: {levels[-1]}\n").encode()
+        message = "the YAML expands to more than 1,000,000 values"
+    (tmp_path / "c.yaml").write_bytes(text)
+    out = gml("run", "c.yaml", "--task", "t", "--workdir", "wd", cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], out.stderr
+
+
+def test_a_pipe_line_with_a_non_text_tag_does_not_end_the_task(tmp_path):
+    (tmp_path / "odd.py").write_text(
+        "import json, os\n"
+        "fd = int(os.environ['GML_SCALAR_FD'])\n"
+        "os.write(fd, (json.dumps({'t': ['x'], 'v': 1, 's': 0}) + '\\n').encode())\n"
+        "os.write(fd, (json.dumps({'t': 'acc', 'v': 0.6, 's': 0}) + '\\n').encode())\n")
+    (tmp_path / "search_config.yaml").write_text("""
+task:
+  template: "python odd.py {x}"
+  search_args:
+    - {type: Categorical, name: x, data: [1]}
+""")
+    out = gml("run", "search_config.yaml", "--task", "t", "--workdir", "wd", "--num-cpus", "2", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    store = Store(str(tmp_path / "wd"), create=False)
+    assert store.get_task("t")["status"] == "FINISHED"
+    (job,) = store.jobs("t")
+    assert job["reward"] == 0.6
+    assert sorted(r["tag"] for r in store.scalars("t")) == ["['x']", "acc"]
