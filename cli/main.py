@@ -87,7 +87,8 @@ def run(
     interrupted = terminated = False
     with Live(view(), console=console, refresh_per_second=4, transient=False) as live:
         try:
-            summary = scheduler.run(on_progress=lambda: live.update(view()))
+            summary = scheduler.run(on_progress=lambda: live.update(view()),
+                                    on_notice=lambda text: live.console.print(Text(f"warning: {text}", style="yellow")))
         except Terminated:
             terminated = True
             summary = None
@@ -118,6 +119,11 @@ def run(
                   + f"{best_text} in {views.fmt_duration(time.time() - started)}")
     console.print(f"see: gml-ray ctl show --task {scheduler.task}{where}", soft_wrap=True,
                   markup=False, highlight=False)
+    if summary.get("spilled"):
+        err_console.print(Text(f"error: the store could not be written: what jobs reported since is in "
+                               f"{summary['spilled']}; `gml-ray run {config} --task {scheduler.task}{where} "
+                               f"--resume` loads it", style="bold red"), soft_wrap=True)
+        raise typer.Exit(1)
     failure = _no_result(store, scheduler.task, cfg)
     if failure:
         err_console.print(Text(f"error: {failure}", style="bold red"), soft_wrap=True)

@@ -19,6 +19,7 @@ import time
 from typing import Any, Iterable, Iterator
 
 from .errors import UserError
+from .store_backlog import Write, WriteBacklog, is_write_failure
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +161,15 @@ class StoreUnreadable(sqlite3.OperationalError):
     """A store that cannot be read where it is; the message says what to do."""
 
 
+class _Deferred:
+    """What a deferred write returns in place of a cursor."""
+
+    rowcount = 0
+
+
+_DEFERRED = _Deferred()
+
+
 def _short(value: Any) -> str:
     """A short text for a value that may be a huge integer."""
     if isinstance(value, int) and value.bit_length() > 64:
@@ -186,6 +196,11 @@ class Store:
             raise UserError(f"no gml-ray store at {self.path} (run `gml-ray init` or `gml-ray run` "
                             f"first, or pass --workdir)")
         self._lock = threading.RLock()
+        # With defer_failed_writes (the scheduler's store), a write that fails for a reason that
+        # may pass (disk full, I/O error, lock) waits in the backlog instead of raising.
+        self.defer_failed_writes = False
+        self.backlog = WriteBacklog()
+        self._replaying = False
         self._warned: set = set()  # (task, job_id, tag) already warned about an unstorable scalar
         if read_only:
             self._conn = self._connect_read_only()
@@ -247,18 +262,75 @@ class Store:
         """Group writes into one commit (re-entrant). An error rolls them back, or with
         ``keep_on_error`` commits what was written before it."""
         with self._lock:
-            outer = not self._conn.in_transaction
-            if outer:
-                self._conn.execute("BEGIN IMMEDIATE")
+            outer = not self._conn.in_transaction and not self.backlog.failing
+            if outer and not self._control("BEGIN IMMEDIATE"):
+                outer = False
             try:
                 yield
             except BaseException:
-                if outer:
-                    self._conn.execute("COMMIT" if keep_on_error else "ROLLBACK")
+                if outer and self._conn.in_transaction:
+                    self._control("COMMIT" if keep_on_error else "ROLLBACK")
                 raise
             else:
-                if outer:
-                    self._conn.execute("COMMIT")
+                if outer and self._conn.in_transaction:
+                    self._control("COMMIT")
+
+    def _control(self, sql: str) -> bool:
+        """BEGIN / COMMIT / ROLLBACK; with ``defer_failed_writes`` a failure moves the journal
+        to the backlog (returns False) instead of raising."""
+        try:
+            self._conn.execute(sql)
+        except sqlite3.OperationalError as exc:
+            if not (self.defer_failed_writes and is_write_failure(exc)):
+                raise
+            self._lose_transaction(exc, None)
+            return False
+        if sql != "BEGIN IMMEDIATE":
+            self.backlog.journal = []
+        return True
+
+    def _lose_transaction(self, exc: BaseException, write: Write | None) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+        self.backlog.fail(exc, write)
+
+    def retry_backlog(self) -> bool:
+        """Make the backlog's writes in one transaction; True when none are left."""
+        with self._lock:
+            if not self.backlog.failing:
+                return True
+            if self._conn.in_transaction:
+                return False  # only between transactions
+            self._replaying = True
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                for sql, params, many in self.backlog.pending:
+                    if many:
+                        self._insert_rows(sql, [tuple(r) for r in params])
+                    else:
+                        self._conn.execute(sql, tuple(params))
+                self._conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                if not is_write_failure(exc):
+                    raise
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+                self.backlog.error = " ".join(str(exc).split())
+                return False
+            finally:
+                self._replaying = False
+            self.backlog.cleared()
+            return True
+
+    def replay(self, writes: list[Write]) -> None:
+        """Make ``writes`` (a spill file's) now, in one transaction; errors raise."""
+        with self._lock, self.transaction():
+            for sql, params, many in writes:
+                if many:
+                    self._insert_rows(sql, [tuple(r) for r in params])
+                else:
+                    self._conn.execute(sql, tuple(params))
 
     @contextlib.contextmanager
     def unlocked(self) -> Iterator[None]:
@@ -267,16 +339,33 @@ class Store:
         with self._lock:
             inside = self._conn.in_transaction
             if inside:
-                self._conn.execute("COMMIT")
+                inside = self._control("COMMIT")
             try:
                 yield
             finally:
-                if inside:
-                    self._conn.execute("BEGIN IMMEDIATE")
+                if inside and not self.backlog.failing:
+                    self._control("BEGIN IMMEDIATE")
 
-    def _exec(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+    def _exec(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        """A write (an INSERT, UPDATE or DELETE). Returns its cursor; a deferred write returns
+        one whose ``rowcount`` is 0."""
         with self._lock:
-            return self._conn.execute(sql, tuple(params))
+            if not self.defer_failed_writes:
+                return self._conn.execute(sql, tuple(params))
+            write: Write = (sql, tuple(params), False)
+            if self.backlog.failing:
+                self.backlog.pending.append(write)
+                return _DEFERRED
+            try:
+                cur = self._conn.execute(sql, write[1])
+            except sqlite3.OperationalError as exc:
+                if not is_write_failure(exc):
+                    raise
+                self._lose_transaction(exc, write)
+                return _DEFERRED
+            if self._conn.in_transaction:
+                self.backlog.journal.append(write)
+            return cur
 
     def _query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
         with self._lock:
@@ -445,6 +534,25 @@ class Store:
         rows = rows if isinstance(rows, list) else list(rows)
         sql = ("INSERT INTO scalars (task, job_id, tag, step, value, text, flag, created, attempt) "
                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        with self._lock:
+            if not self.defer_failed_writes:
+                self._insert_rows(sql, rows)
+                return
+            write: Write = (sql, rows, True)
+            if self.backlog.failing:
+                self.backlog.pending.append(write)
+                return
+            try:
+                self._insert_rows(sql, rows)
+            except sqlite3.OperationalError as exc:
+                if not is_write_failure(exc):
+                    raise
+                self._lose_transaction(exc, write)
+                return
+            if self._conn.in_transaction:
+                self.backlog.journal.append(write)
+
+    def _insert_rows(self, sql: str, rows: list[tuple]) -> None:
         with self._lock:
             self._conn.execute("SAVEPOINT scalar_rows")
             try:

@@ -614,3 +614,86 @@ task:
     (job,) = store.jobs("t")
     assert job["reward"] == 0.6
     assert sorted(r["tag"] for r in store.scalars("t")) == ["['x']", "acc"]
+
+
+def test_store_writes_that_fail_wait_in_the_backlog_and_are_written_later(tmp_path):
+    """A full database (SQLite's max_page_count, as a full disk answers) loses no write."""
+    store = Store(str(tmp_path / "wd"))
+    store.create_task("t", scalar_columns=["acc"])
+    store.add_job("t", 1, "job_0001", {"x": 1}, {"x": 1}, "cmd", str(tmp_path))
+    store.defer_failed_writes = True
+    pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
+    store._conn.execute(f"PRAGMA max_page_count = {pages}")  # full from now on
+    rows = [("t", 1, "acc", i, i / 1000, None, 0, 0, 1) for i in range(5000)]
+    with store.transaction():
+        store.update_job("t", 1, status="RUNNING")
+        store.insert_scalar_rows(rows)
+        store.update_job("t", 1, reward=4.999)  # after the failure: deferred too
+    assert store.backlog.failing and "full" in store.backlog.error
+    assert store.backlog.records() == 5002
+    assert not store.retry_backlog()  # still full
+    store._conn.execute("PRAGMA max_page_count = 1073741823")
+    assert store.retry_backlog() and not store.backlog.failing
+    (job,) = store.jobs("t")
+    assert (job["status"], job["reward"]) == ("RUNNING", 4.999)
+    assert len(store.scalars("t")) == 5000
+
+
+DISK_FULL_JOB = """
+import os, time
+from gml_ray import SummaryWriter
+open(os.path.join(os.environ["GML_JOB_DIR"], "started"), "w").close()
+while not os.path.exists(os.path.join(os.environ["GML_CODE"], "go")):
+    time.sleep(0.1)
+w = SummaryWriter()
+for i in range(20000):
+    w.add_scalar("acc", i / 20000, i)
+"""
+
+DISK_FULL_RUN = """
+set -u
+mkdir -p wd && mount -t tmpfs -o size=8m none wd || exit 99
+export GML_CODE=$PWD
+"$BIN/gml-ray" run c.yaml --task t --workdir wd --num-cpus 2 --no-snapshot > out.txt 2> err.txt &
+P=$!
+for i in $(seq 900); do [ -e wd/tasks/t/jobs/job_0001/started ] && break; sleep 0.2; done
+dd if=/dev/zero of=wd/filler bs=64k 2>/dev/null
+touch go
+wait $P; echo "rc=$?"
+rm -f wd/filler
+ls wd/spill | grep -c spill- | sed 's/^/spills=/'
+"$BIN/gml-ray" run c.yaml --task t --workdir wd --num-cpus 2 --no-snapshot --resume > out2.txt 2> err2.txt
+echo "resume_rc=$?"
+ls wd/spill | grep -c spill- | sed 's/^/spills_after=/'
+"$BIN/python" -c "
+from gml_ray.store import Store
+s = Store('wd', create=False)
+print('scalars=%d' % len(s.scalars('t')), 'jobs=%s' % [(j['status'], j['reward']) for j in s.jobs('t')])
+"
+"""
+
+
+def test_a_full_disk_pauses_the_run_spills_what_it_holds_and_resume_loads_it(tmp_path):
+    why = _no_private_mounts(tmp_path)
+    if why:
+        pytest.skip(why)
+    (tmp_path / "job.py").write_text(DISK_FULL_JOB)
+    (tmp_path / "c.yaml").write_text("""
+task:
+  template: "python job.py {x}"
+  search_args:
+    - {type: Categorical, name: x, data: [1]}
+""")
+    (tmp_path / "run.sh").write_text(DISK_FULL_RUN)
+    env = dict(os.environ, BIN=BIN, GML_STORE_END_WAIT_S="2", GML_STORE_IDLE_MAX_S="3", COLUMNS="200")
+    result = subprocess.run(["unshare", "-rm", "sh", "run.sh"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=600, env=env)
+    out = dict(line.split("=", 1) for line in result.stdout.split() if "=" in line and "'" not in line)
+    assert out.get("rc") == "1", result.stdout + result.stderr
+    err = (tmp_path / "err.txt").read_text()
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert "the store could not be written" in last and "--resume` loads it" in last
+    assert "warning: store writes fail (database or disk is full)" in (tmp_path / "out.txt").read_text()
+    assert out["spills"] == "1" and out["resume_rc"] == "0" and out["spills_after"] == "0"
+    assert "scalars=20000" in result.stdout and "[('FINISHED', 0.99995)]" in result.stdout

@@ -32,6 +32,7 @@ from ..store import (
     check_task_name,  # noqa: F401 - re-exported
     run_time,
 )
+from ..store_backlog import load_spills
 from .loop import WAKE_S, SchedulerCore
 from .spec import job_name  # noqa: F401 - re-exported (the manual's scripts import it from here)
 
@@ -80,6 +81,9 @@ class SchedulerActor:
         finally:
             logging.getLogger().handlers[0].flush()
 
+    def store_problem(self) -> str | None:
+        return self.core.store_problem()
+
     def stop(self, status: str, reason: str) -> None:
         self.core.external_stop(status, reason)
 
@@ -116,7 +120,7 @@ class Terminated(KeyboardInterrupt):
     """The run was ended by SIGTERM: its jobs are ERROR ("terminated (SIGTERM)")."""
 
 
-_SIGNAL_REASON = {signal.SIGINT: "interrupted (Ctrl+C)", signal.SIGTERM: "terminated (SIGTERM)"}
+_SIGNAL_REASON: dict[int, str] = {signal.SIGINT: "interrupted (Ctrl+C)", signal.SIGTERM: "terminated (SIGTERM)"}
 
 
 class NaiveScheduler:
@@ -151,6 +155,7 @@ class NaiveScheduler:
         self.snapshot, self.resume = snapshot, resume
         self.address, self.num_cpus, self.num_gpus = address, num_cpus, num_gpus
         self.store: Store | None = None
+        self.loaded_spills: list[str] = []  # spill files of earlier runs that --resume wrote
 
     def prepare(self) -> Store:
         """Validate plugins, record the task and snapshot its code (before Ray starts)."""
@@ -170,6 +175,12 @@ class NaiveScheduler:
             if old["status"] == RUNNING:
                 raise UserError(f"task {self.task} is still running (pid {old['pid']} on {old['host']});"
                                 f" stop it first with `gml-ray ctl stop --task {self.task}`")
+            # What an earlier run could not write (its disk was full) goes in first.
+            for path, writes in load_spills(self.work_dir, self.task):
+                store.replay(writes)
+                os.remove(path)
+                self.loaded_spills.append(path)
+            old = store.require_task(self.task)
             # Every earlier attempt's run time, a crashed one's (to its last heartbeat) included.
             before = run_time(old, now=old.get("heartbeat") or now) or 0.0
             store.update_task(self.task, status=RUNNING, ended=None, stop_requested=0, message=None,
@@ -194,7 +205,7 @@ class NaiveScheduler:
         return store
 
     def run(self, on_progress: Callable[[], None] | None = None,
-            progress_every: float = 0.5) -> dict[str, Any]:
+            progress_every: float = 0.5, on_notice: Callable[[str], None] | None = None) -> dict[str, Any]:
         """Run the task to its end and return a summary (status, counts, best reward, reason).
 
         Ctrl+C stops it: running and pending jobs become ERROR, then KeyboardInterrupt is raised.
@@ -237,9 +248,19 @@ class NaiveScheduler:
             ref = actor.run.remote()
             interrupted: float | bool = False
             reason = ""
+            problem_ref, problem, asked = None, None, 0.0
             try:
                 while True:
                     ready, _ = ray.wait([ref], timeout=progress_every)
+                    if on_notice is not None:  # store trouble, told once per episode
+                        if problem_ref is None and time.time() - asked > 2.0:
+                            problem_ref, asked = actor.store_problem.remote(), time.time()
+                        if problem_ref is not None and ray.wait([problem_ref], timeout=0)[0]:
+                            now_problem = ray.get(problem_ref)
+                            problem_ref = None
+                            if now_problem and not problem:
+                                on_notice(now_problem)
+                            problem = now_problem
                     if hits and not interrupted:
                         interrupted, reason = hits[0][0], _SIGNAL_REASON[hits[0][1]]
                         actor.stop.remote(ERROR, reason)

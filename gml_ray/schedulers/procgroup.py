@@ -103,7 +103,7 @@ def marked_pids(token: str) -> list[int]:
     left its process group (``setsid``, a daemon) but not its environment."""
     needle = f"{TOKEN_ENV}={token}".encode() + b"\0"
     me = os.getpid()
-    found = []
+    found: list[int] = []
     if not os.path.isdir("/proc"):
         return found
     for entry in os.scandir("/proc"):
