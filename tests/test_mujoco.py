@@ -123,8 +123,8 @@ def test_benchmark_config_parses():
 
 
 @pytest.mark.parametrize("text, benchmark, message", [
-    (bench_yaml(func_type=None), True,
-     "scheduler.func_type: is required with --benchmark: swimmer or hopper"),
+    (bench_yaml(func_type=None, n=12), True,
+     "scheduler.func_type: is required with --benchmark: swimmer or hopper (or 16 or 33 Real args"),
     (bench_yaml(func_type="ant"), True, "scheduler.func_type: must be swimmer or hopper, got 'ant'"),
     (bench_yaml(n=12), True, "task.search_args: swimmer needs 16 Real args a0..a15, got 12"),
     (bench_yaml("hopper", n=16), True, "task.search_args: hopper needs 33 Real args a0..a32, got 16"),
@@ -140,7 +140,7 @@ def test_benchmark_config_errors(text, benchmark, message):
 
 @pytest.mark.parametrize("text, flags, message", [
     (bench_yaml(n=12), ["--benchmark"], "swimmer needs 16 Real args a0..a15, got 12"),
-    (bench_yaml(func_type=None), ["--benchmark"], "scheduler.func_type: is required with --benchmark"),
+    (bench_yaml(func_type=None, n=12), ["--benchmark"], "scheduler.func_type: is required with --benchmark"),
     (bench_yaml(), [], "task.template: is required (or run the MuJoCo benchmark with --benchmark)"),
 ])
 def test_config_errors_through_the_cli(tmp_path, text, flags, message):
@@ -241,3 +241,13 @@ def test_lamcts_drives_a_swimmer_run_past_its_initial_design(ray_session, tmp_pa
     assert len({tuple(sorted(j["config"].items())) for j in jobs}) == 10
     assert summary["best_reward"] == max(j["reward"] for j in jobs)
     wait_all_dead()
+
+
+def test_func_type_is_taken_from_the_arg_count_or_the_searcher_section():
+    import yaml
+    cfg = parse_config(yaml.safe_load(bench_yaml(func_type=None)), "c.yaml", benchmark=True)
+    assert cfg.func_type == "swimmer" and cfg.notices == ["scheduler.func_type is not set: swimmer (16 search args)"]
+    raw = yaml.safe_load(bench_yaml(func_type=None, n=33))
+    raw["searcher"]["func_type"] = "hopper"
+    cfg = parse_config(raw, "c.yaml", benchmark=True)
+    assert cfg.func_type == "hopper" and cfg.notices == []
