@@ -125,20 +125,20 @@ def marked_pids(token: str) -> list[int]:
 def kill_marked(token: str, grace: float = KILL_GRACE_S) -> int:
     """SIGTERM every live process marked with ``token``, SIGKILL what is left after ``grace``;
     returns how many there were."""
-    pids = marked_pids(token)
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+    pids = found = marked_pids(token)
+    _signal_all(pids, signal.SIGTERM)
     deadline = time.time() + grace
     while pids and time.time() < deadline:
         time.sleep(0.05)
         pids = marked_pids(token)
+    _signal_all(pids, signal.SIGKILL)
+    return len(found)
+
+
+def _signal_all(pids: list[int], sig: int) -> None:
     for pid in pids:
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, sig)
         except ProcessLookupError:
             pass
-    return len(pids)
 

@@ -1,0 +1,223 @@
+"""The SQLite connection under the store: WAL, transactions, read-only opening, and writes that
+wait in a backlog while they fail (:mod:`gml_ray.store_backlog`). :class:`~gml_ray.store.Store`
+builds the rows API on it; nothing else opens the database."""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sqlite3
+import threading
+from abc import ABC, abstractmethod
+from typing import Any, Iterable, Iterator
+
+from .errors import UserError
+from .store_backlog import Write, WriteBacklog, is_write_failure
+from .store_schema import SCHEMA, db_path
+
+
+class StoreUnreadable(sqlite3.OperationalError):
+    """A store that cannot be read where it is; the message says what to do."""
+
+
+class _Deferred:
+    """What a deferred write returns in place of a cursor."""
+
+    rowcount = 0
+
+
+_DEFERRED = _Deferred()
+
+
+class Database(ABC):
+    """A connection to ``<work_dir>/gml.db`` (the schema ensured); ``create=False`` refuses a
+    work dir that has none. ``read_only=True`` opens an existing store for reading only: no
+    schema changes, no writes; if SQLite cannot even create its WAL index there, the file is read
+    as immutable (what the last run checkpointed into it). Subclasses add the rows API."""
+
+    @abstractmethod
+    def _insert_rows(self, sql: str, rows: list[tuple]) -> None:
+        """Insert a batch of scalar rows (the subclass knows how to store a row SQLite refuses)."""
+
+    def __init__(self, work_dir: str, create: bool = True, read_only: bool = False) -> None:
+        self.work_dir = os.path.abspath(work_dir)
+        self.path = db_path(self.work_dir)
+        self.read_only = read_only
+        if (read_only or not create) and not os.path.exists(self.path):
+            raise UserError(f"no gml-ray store at {self.path} (run `gml-ray init` or `gml-ray run` "
+                            f"first, or pass --workdir)")
+        self._lock = threading.RLock()
+        # With defer_failed_writes (the scheduler's store), a write that fails for a reason that
+        # may pass (disk full, I/O error, lock) waits in the backlog instead of raising.
+        self.defer_failed_writes = False
+        self.backlog = WriteBacklog()
+        self._replaying = False
+        self._warned: set = set()  # (task, job_id, tag) already warned about an unstorable scalar
+        if read_only:
+            self._conn = self._connect_read_only()
+            return
+        os.makedirs(self.work_dir, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                     check_same_thread=False)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA busy_timeout=30000")
+        # The schema is ensured on every open, reading included: a run may have created the file
+        # an instant before its tables.
+        with self.transaction():
+            for stmt in SCHEMA.split(";"):
+                if stmt.strip():
+                    self._conn.execute(stmt)
+            self._add_missing_columns()
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        from urllib.parse import quote
+        uri = f"file:{quote(self.path)}?mode=ro"
+        conn = None
+        for suffix in ("", "&immutable=1"):
+            conn = sqlite3.connect(uri + suffix, uri=True, timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+            try:
+                conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+                break
+            except sqlite3.OperationalError:  # no -shm beside it and none can be made
+                conn.close()
+                if suffix:
+                    raise
+        assert conn is not None
+        wal = self.path + "-wal"
+        if os.path.exists(wal) and os.path.getsize(wal) > 0 and "immutable" in uri + suffix:
+            conn.close()
+            raise StoreUnreadable(f"its latest changes are in {wal}, which SQLite cannot read on a "
+                                  f"read-only disk without {self.path}-shm: copy the work dir to a "
+                                  f"writable disk and pass --workdir")
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def _add_missing_columns(self) -> None:
+        """Bring a store written by an older gml-ray up to this schema (new columns only)."""
+        for table, body in re.findall(r"CREATE TABLE IF NOT EXISTS (\w+) \((.*?)\n\);", SCHEMA, re.S):
+            have = {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}
+            for line in body.strip().splitlines():
+                col = line.strip().rstrip(",")
+                name = col.split()[0]
+                if name not in have and name != "PRIMARY":
+                    self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {col}")
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextlib.contextmanager
+    def transaction(self, keep_on_error: bool = False) -> Iterator[None]:
+        """Group writes into one commit (re-entrant). An error rolls them back, or with
+        ``keep_on_error`` commits what was written before it."""
+        with self._lock:
+            outer = not self._conn.in_transaction and not self.backlog.failing
+            if outer and not self._control("BEGIN IMMEDIATE"):
+                outer = False
+            try:
+                yield
+            except BaseException:
+                if outer and self._conn.in_transaction:
+                    self._control("COMMIT" if keep_on_error else "ROLLBACK")
+                raise
+            else:
+                if outer and self._conn.in_transaction:
+                    self._control("COMMIT")
+
+    def _control(self, sql: str) -> bool:
+        """BEGIN / COMMIT / ROLLBACK; with ``defer_failed_writes`` a failure moves the journal
+        to the backlog (returns False) instead of raising."""
+        try:
+            self._conn.execute(sql)
+        except sqlite3.OperationalError as exc:
+            if not (self.defer_failed_writes and is_write_failure(exc)):
+                raise
+            self._lose_transaction(exc, None)
+            return False
+        if sql != "BEGIN IMMEDIATE":
+            self.backlog.journal = []
+        return True
+
+    def _lose_transaction(self, exc: BaseException, write: Write | None) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+        self.backlog.fail(exc, write)
+
+    def retry_backlog(self) -> bool:
+        """Make the backlog's writes in one transaction; True when none are left."""
+        with self._lock:
+            if not self.backlog.failing:
+                return True
+            if self._conn.in_transaction:
+                return False  # only between transactions
+            self._replaying = True
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                for sql, params, many in self.backlog.pending:
+                    if many:
+                        self._insert_rows(sql, [tuple(r) for r in params])
+                    else:
+                        self._conn.execute(sql, tuple(params))
+                self._conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                if not is_write_failure(exc):
+                    raise
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+                self.backlog.error = " ".join(str(exc).split())
+                return False
+            finally:
+                self._replaying = False
+            self.backlog.cleared()
+            return True
+
+    def replay(self, writes: list[Write]) -> None:
+        """Make ``writes`` (a spill file's) now, in one transaction; errors raise."""
+        with self._lock, self.transaction():
+            for sql, params, many in writes:
+                if many:
+                    self._insert_rows(sql, [tuple(r) for r in params])
+                else:
+                    self._conn.execute(sql, tuple(params))
+
+    @contextlib.contextmanager
+    def unlocked(self) -> Iterator[None]:
+        """Inside a transaction: commit what was written, run the block without holding the
+        database's write lock (other runs write to the same file), then open a new transaction."""
+        with self._lock:
+            inside = self._conn.in_transaction
+            if inside:
+                inside = self._control("COMMIT")
+            try:
+                yield
+            finally:
+                if inside and not self.backlog.failing:
+                    self._control("BEGIN IMMEDIATE")
+
+    def _exec(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        """A write (an INSERT, UPDATE or DELETE). Returns its cursor; a deferred write returns
+        one whose ``rowcount`` is 0."""
+        with self._lock:
+            if not self.defer_failed_writes:
+                return self._conn.execute(sql, tuple(params))
+            write: Write = (sql, tuple(params), False)
+            if self.backlog.failing:
+                self.backlog.pending.append(write)
+                return _DEFERRED
+            try:
+                cur = self._conn.execute(sql, write[1])
+            except sqlite3.OperationalError as exc:
+                if not is_write_failure(exc):
+                    raise
+                self._lose_transaction(exc, write)
+                return _DEFERRED
+            if self._conn.in_transaction:
+                self.backlog.journal.append(write)
+            return cur
+
+    def _query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(r) for r in self._conn.execute(sql, tuple(params)).fetchall()]
