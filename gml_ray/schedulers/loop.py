@@ -8,7 +8,6 @@ ended job's reward. One store transaction per round.
 from __future__ import annotations
 
 import logging
-import os
 import resource
 import sys
 import threading
@@ -27,23 +26,20 @@ from ..plugins import build_components
 from ..searchers.base_searcher import is_better
 from ..space import config_key
 from ..store import EARLY_STOPPED, ERROR, FINISHED, KILLED, PENDING, RUNNING, Store
-from ..store_backlog import release_room, reserve_room, spill
 from .channel import SCALARS, START, WAKE, ChannelName, MessageChannel
 from .factory import JobContext, JobFactory
 from .ingest import ScalarIngest
 from .job import Job
 from .pool import ActorPool
+from .resume import read_back
 from .spec import KILL_GRACE_S
+from .store_guard import StoreGuard
 
 log = logging.getLogger("gml_ray.scheduler")
 
 WAKE_S = 0.5  # the loop wakes at least this often: ctl stop requests, heartbeat, time limits
 DRAIN_GRACE_S = 5.0  # how long an ended job may wait for its last messages
 SLOW_SEARCHER_S = 0.01  # a searcher's answer took longer: it is asked outside the store's lock
-STORE_RETRY_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # waits between tries of failed store writes
-STORE_END_WAIT_S = float(os.environ.get("GML_STORE_END_WAIT_S", "30"))  # a run ending with unwritten records tries this long, then spills
-# With no job running, a run whose store cannot be written waits this long for room, then ends.
-STORE_IDLE_MAX_S = float(os.environ.get("GML_STORE_IDLE_MAX_S", "300"))
 
 
 class SchedulerCore:
@@ -92,9 +88,7 @@ class SchedulerCore:
         self._received: dict[int, int] = {}
         self.ingest = ScalarIngest(self.store, task, cfg.reward_attribute, cfg.optimize_mode,
                                    keep_history=self.assessor is not None)
-        self.store.defer_failed_writes = True  # a full disk pauses the run, it does not end it
-        self._store_tries, self._store_retry_at = 0, 0.0
-        self.spilled: str | None = None  # where unwritten records went when the run ended
+        self.guard = StoreGuard(self.store, work_dir, task)  # a full disk pauses the run
         self._slow_searcher = True  # until its first answer says otherwise
         self._last_wake = 0.0
         self.elapsed_before = 0.0  # run time of earlier attempts of this task (resume)
@@ -106,33 +100,13 @@ class SchedulerCore:
             self._restore()
 
     def _restore(self) -> None:
-        """Rebuild the state of an interrupted task from the store (``run --resume``).
-
-        ERROR jobs (and jobs a dead run left PENDING/RUNNING) are queued to run again in their own
-        job dirs with the next attempt number; every other job's result is told to the searcher,
-        and its config is never launched again. ``max_tries`` and ``time_limits`` count the
-        earlier attempts too.
-        """
-        task = self.store.require_task(self.task)
-        self.elapsed_before = float(task.get("elapsed_before") or 0.0)
-        self.store.mark_active_jobs(self.task, ERROR, "interrupted (the run ended)")
-        for row in self.store.jobs(self.task):
-            config, job_id = row["config"], row["job_id"]
-            self._next_id = max(self._next_id, job_id + 1)
-            self.num_launched += 1
-            if row["status"] == ERROR:
-                job = self.factory.make(config, job_id, attempt=int(row["attempt"] or 1) + 1)
-                self._reruns.append(job)
-                self._done_keys.add(config_key(config))
-                continue
-            self._done_keys.add(config_key(config))
-            if row["reward"] is not None:
-                self.searcher.update(config, row["reward"])
-                if self.better(row["reward"], self.best_reward):
-                    self.best_reward, self.best_job = row["reward"], row["name"]
-            else:
-                self.searcher.job_failed(config, row["status"])
-        log.info("resumed: %d earlier jobs, %d to run again", self.num_launched, len(self._reruns))
+        """``run --resume``: start from what the earlier attempts left (:mod:`.resume`)."""
+        earlier = read_back(self.store, self.task, self.searcher, self.better,
+                            lambda config, job_id, attempt: self.factory.make(config, job_id, attempt))
+        self.elapsed_before, self._next_id = earlier.elapsed_before, earlier.next_id
+        self.num_launched, self._reruns, self._done_keys = earlier.launched, earlier.reruns, earlier.done_keys
+        if earlier.best is not None:
+            self.best_reward, self.best_job = earlier.best
 
     # ---- API for criteria and the driver ---------------------------------------------------------
 
@@ -163,10 +137,12 @@ class SchedulerCore:
         pending_get = self.channel.get_all.remote()
         ready: list | None = None
         self.pool = self.factory.start_pool()
-        reserve_room(self.work_dir, self.task)
+        self.guard.start()
         try:
             while True:
-                self._retry_store()
+                why = self.guard.retry(idle=not self.running and not self.is_stop)
+                if why:
+                    self.request_stop(why)
                 # One commit per round; a failing plugin does not undo what the round stored.
                 with self.store.transaction(keep_on_error=True):
                     if ready is not None:
@@ -199,62 +175,19 @@ class SchedulerCore:
                 self.ingest.save()
                 self.store.update_task(self.task, status=status, ended=time.time(),
                                        message=self.stop_reason or None)
-                self._flush_store_at_end()
+                self.guard.finish()
             except Exception:  # noqa: BLE001
                 log.exception("could not record the task's end")
                 raise
             log.info("task ended: %s %s", status, self.stop_reason)
         return self.summary(status)
 
-    def _retry_store(self, force: bool = False) -> None:
-        """While store writes fail (disk full, I/O error, lock), try them again with backoff;
-        no job is launched until they are written (their records wait in memory)."""
-        backlog = self.store.backlog
-        if not backlog.failing or (time.time() < self._store_retry_at and not force):
-            if backlog.failing and not self.running and not self.is_stop \
-                    and time.time() - (backlog.since or time.time()) > STORE_IDLE_MAX_S:
-                self.request_stop(f"the store could not be written for {STORE_IDLE_MAX_S:g}s "
-                                  f"({backlog.error})")
-            return
-        n = backlog.records()
-        if self.store.retry_backlog():
-            if self._store_tries:
-                log.warning("store writes work again: %d records written", n)
-            self._store_tries = 0
-            return
-        if not self._store_tries:
-            log.warning("store writes fail (%s): %d records kept in memory; no new jobs until they "
-                        "are written; retrying", backlog.error, n)
-        self._store_retry_at = time.time() + STORE_RETRY_S[min(self._store_tries, len(STORE_RETRY_S) - 1)]
-        self._store_tries += 1
-
-    def _flush_store_at_end(self) -> None:
-        """The run ends: write what waits, trying for ``STORE_END_WAIT_S``; then spill it to a
-        file beside the store that ``run --resume`` loads."""
-        deadline = time.time() + STORE_END_WAIT_S
-        while self.store.backlog.failing and time.time() < deadline:
-            self._retry_store(force=True)
-            if self.store.backlog.failing:
-                time.sleep(min(1.0, max(0.0, deadline - time.time())))
-        if not self.store.backlog.failing:
-            release_room(self.work_dir, self.task)
-            return
-        n, error = self.store.backlog.records(), self.store.backlog.error
-        self.spilled = spill(self.work_dir, self.task, self.store.backlog.pending)
-        self.store.backlog.cleared()
-        log.error("store writes still fail (%s): %d records saved to %s; `run --resume` loads them",
-                  error, n, self.spilled)
-
     def store_problem(self) -> str | None:
         """One line while store writes fail (read from another thread: the driver's)."""
-        backlog = self.store.backlog
-        if not backlog.failing:
-            return None
-        return (f"store writes fail ({backlog.error}): {backlog.records()} records kept in memory, "
-                f"no new jobs until they are written; retrying")
+        return self.guard.problem()
 
     def summary(self, status: str) -> dict[str, Any]:
-        return {"task": self.task, "status": status, "reason": self.stop_reason, "spilled": self.spilled,
+        return {"task": self.task, "status": status, "reason": self.stop_reason, "spilled": self.guard.spilled,
                 "launched": self.num_launched, "filtered": self.num_filtered,
                 "counts": self.store.status_counts(self.task), "best_reward": self.best_reward,
                 "best_job": self.best_job,
@@ -335,7 +268,7 @@ class SchedulerCore:
         if self._ending:
             timeout = min(timeout, 0.1)
         if self.store.backlog.failing:
-            timeout = min(timeout, max(0.01, self._store_retry_at - time.time()))
+            timeout = min(timeout, max(0.01, self.guard.retry_at - time.time()))
         refs = [pending_get] + [j.ref for j in self.running.values() if j.outcome is None]
         ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
         return ready
