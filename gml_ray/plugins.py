@@ -6,13 +6,12 @@ naming the config field, e.g. ``searcher.type: unknown searcher 'GridSearch' (di
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from .config import PluginConfig, TaskConfig
 from .errors import ConfigError
-from .registry import Registry, accepted_kwargs, import_custom, is_plugin_path, unknown_kwargs
+from .registry import BuildError, Registry, import_custom, is_plugin_path
 
 
 @dataclass
@@ -37,29 +36,10 @@ def load_custom_imports(cfg: TaskConfig) -> None:
 
 def _build(registry: Registry, plugin: PluginConfig, cfg: TaskConfig, what: str,
            extra: dict[str, Any] | None = None, shared: dict[str, Any] | None = None) -> Any:
-    cls = registry.get(plugin.type or "")
-    if cls is None:
-        raise ConfigError(f"unknown {what} {plugin.type!r}{registry.suggest(plugin.type or '')}; "
-                          f"known: {', '.join(sorted(registry.module_dict))}",
-                          f"{plugin.path}.type", cfg.source)
-    kwargs = dict(plugin.kwargs)
-    for name, value in (shared or {}).items():  # fills what the section leaves out; never overrides
-        if name not in kwargs and name in accepted_kwargs(cls):
-            kwargs[name] = value
-    bad = unknown_kwargs(cls, [*kwargs, *(extra or {})])
-    if bad:
-        options = [k for k in accepted_kwargs(cls) if k not in (extra or {})]
-        raise ConfigError(f"{plugin.type} has no parameter {bad[0]!r} "
-                          f"(it takes: {', '.join(options) or 'nothing'})",
-                          f"{plugin.path}.{bad[0]}", cfg.source)
     try:
-        return cls(**(extra or {}), **kwargs)
-    except Exception as exc:  # noqa: BLE001 - whatever the plugin raises, it is about this config
-        text = str(exc) or type(exc).__name__
-        # "n_initial_points must be ..." is about that key: the error's path names it.
-        first = re.match(r"[A-Za-z_]\w*", text)
-        key: str | None = first.group(0) if first and first.group(0) in plugin.kwargs else None
-        raise ConfigError(f"{plugin.type}: {text}", f"{plugin.path}.{key}" if key else plugin.path,
+        return registry.build({"type": plugin.type, **plugin.kwargs}, shared=shared, **(extra or {}))
+    except BuildError as exc:  # the same errors as the manual's build_* API, with the field's path
+        raise ConfigError(str(exc), f"{plugin.path}.{exc.key}" if exc.key else plugin.path,
                           cfg.source) from None
 
 

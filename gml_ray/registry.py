@@ -10,8 +10,17 @@ import importlib
 import importlib.util
 import inspect
 import os
+import re
 import sys
 from typing import Any, Callable, Iterable
+
+
+class BuildError(ValueError):
+    """A config mapping that does not build; ``key`` is the mapping's key at fault (or None)."""
+
+    def __init__(self, message: str, key: str | None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class Registry:
@@ -59,16 +68,39 @@ class Registry:
         match = difflib.get_close_matches(str(key), list(self._modules), n=1, cutoff=0.6)
         return f" (did you mean {match[0]}?)" if match else ""
 
-    def build(self, cfg: dict[str, Any], **default_args: Any) -> Any:
-        """Build ``cfg['type'](**rest, **default_args)``; unknown types raise KeyError."""
+    def build(self, cfg: dict[str, Any], shared: dict[str, Any] | None = None, **default_args: Any) -> Any:
+        """Build ``cfg['type'](**rest, **default_args)`` — the one build path of the YAML config
+        and the manual's ``build_*`` API.
+
+        ``shared`` settings (a task's ``optimize_mode``, ``parallel_size``, ...) are passed only
+        to a class whose constructor takes them and only where ``cfg`` does not set them. An
+        unknown type, an unknown keyword or a constructor that raises is a :class:`BuildError`
+        naming the key at fault.
+        """
         args = dict(cfg)
-        key = args.pop("type")
+        key = args.pop("type", None)
         cls = self._modules.get(key) if isinstance(key, str) else key
         if cls is None:
-            raise KeyError(f"{key} is not registered in {self.name}{self.suggest(key)}")
+            raise BuildError(f"unknown {self.name} {key!r}{self.suggest(str(key))}; "
+                             f"known: {', '.join(sorted(self._modules))}", "type")
+        for name, value in (shared or {}).items():
+            if name not in args and name in accepted_kwargs(cls):
+                args[name] = value
+        bad = unknown_kwargs(cls, [*args, *default_args])
+        if bad:
+            options = [k for k in accepted_kwargs(cls) if k not in default_args]
+            raise BuildError(f"{key} has no parameter {bad[0]!r} (it takes: {', '.join(options) or 'nothing'})",
+                             bad[0])
         for k, v in default_args.items():
             args.setdefault(k, v)
-        return cls(**args)
+        try:
+            return cls(**args)
+        except Exception as exc:  # noqa: BLE001 - whatever the plugin raises, it is about this config
+            text = str(exc) or type(exc).__name__
+            # "n_initial_points must be ..." is about that key: the error names it.
+            first = re.match(r"[A-Za-z_]\w*", text)
+            at = first.group(0) if first and first.group(0) in cfg and first.group(0) != "type" else None
+            raise BuildError(f"{key}: {text}", at) from None
 
     def __repr__(self) -> str:
         return f"Registry({self.name}: {sorted(self._modules)})"
