@@ -116,7 +116,7 @@ def run(
         if best is not None else ""
     console.print(f"task {scheduler.task} {summary['status']}{reason}: "
                   + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-                  + f"{best_text} in {views.fmt_duration(time.time() - started)}")
+                  + f"{best_text} in {views.fmt_duration(before + time.time() - started)}")
     console.print(f"see: gml-ray ctl show --task {scheduler.task}{where}", soft_wrap=True,
                   markup=False, highlight=False)
     if summary.get("spilled"):

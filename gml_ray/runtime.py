@@ -68,6 +68,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: 
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, num_gpus=num_gpus,
                  include_dashboard=False, **kwargs)
+        _watch_driver()
         return True
     if address.startswith(("http://", "https://")):
         raise UserError(f"--address {address} is the dashboard's address; give the GCS address "
@@ -79,3 +80,59 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: 
     except ConnectionError as exc:
         raise UserError(f"cannot join the Ray cluster at {address}: {' '.join(str(exc).split())}") from None
     return True
+
+
+# Ends the local Ray this driver started once the driver is gone (SIGKILL, a lost terminal):
+# Ray's own agents would otherwise live on for a minute. Its own session; it exits with them.
+_WATCHER = """
+import os, signal, sys, time
+pid, session = int(sys.argv[1]), sys.argv[2].encode()
+def alive(p):
+    try:
+        os.kill(p, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{p}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+def members():
+    out = []
+    for e in os.listdir("/proc"):
+        if e.isdigit() and int(e) != os.getpid():
+            try:
+                with open(f"/proc/{e}/cmdline", "rb") as f:
+                    if session in f.read():
+                        out.append(int(e))
+            except OSError:
+                pass
+    return out
+while alive(pid):
+    time.sleep(0.5)
+for sig in (signal.SIGTERM, signal.SIGKILL):
+    for p in members():
+        try:
+            os.kill(p, sig)
+        except OSError:
+            pass
+    time.sleep(3)
+"""
+
+
+def _watch_driver() -> None:
+    """Start the watcher of this driver's local Ray (Linux; a no-op where /proc is missing)."""
+    import subprocess
+    import sys
+
+    import ray
+
+    if not os.path.isdir("/proc"):
+        return
+    try:
+        session = ray._private.worker._global_node.session_name
+    except AttributeError:  # a Ray without it: nothing to watch by
+        return
+    subprocess.Popen([sys.executable, "-c", _WATCHER, str(os.getpid()), session],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     start_new_session=True, close_fds=True)

@@ -697,3 +697,67 @@ task:
     assert "warning: store writes fail (database or disk is full)" in (tmp_path / "out.txt").read_text()
     assert out["spills"] == "1" and out["resume_rc"] == "0" and out["spills_after"] == "0"
     assert "scalars=20000" in result.stdout and "[('FINISHED', 0.99995)]" in result.stdout
+
+
+def _session_of(pid: int) -> str | None:
+    """The Ray session name in the command line of a child of ``pid`` (the local Ray it started)."""
+    import re
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) != pid:
+                    continue
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                m = re.search(rb"session_\d{4}-\d\d-\d\d_[\d_-]+", f.read())
+        except (OSError, IndexError, ValueError):
+            continue
+        if m:
+            return m.group(0).decode()
+    return None
+
+
+def _with_session(session: str) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if session.encode() in f.read():
+                        out.append(int(entry))
+            except OSError:
+                pass
+    return out
+
+
+def test_a_sigkilled_drivers_local_ray_ends_with_it(tmp_path):
+    import signal
+    import time
+
+    (tmp_path / "search_config.yaml").write_text(SLEEPY)
+    proc = subprocess.Popen([os.path.join(BIN, "gml-ray"), "run", "search_config.yaml", "--task", "t",
+                             "--workdir", "wd", "--num-cpus", "2"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    session = None
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and session is None:
+            time.sleep(0.5)
+            if os.path.exists(tmp_path / "wd" / "gml.db") and \
+                    Store(str(tmp_path / "wd"), create=False).jobs("t"):
+                session = _session_of(proc.pid)
+        assert session, "no local Ray session found"
+        proc.send_signal(signal.SIGKILL)  # the driver only: no process group kill
+        proc.wait(timeout=30)
+        deadline = time.time() + 20
+        while time.time() < deadline and _with_session(session):
+            time.sleep(0.5)
+        assert _with_session(session) == []
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        for pid in _with_session(session) if session else []:
+            os.kill(pid, signal.SIGKILL)
