@@ -121,9 +121,7 @@ class ListSearcher(BaseSearcher):
     def get_config(self):
         if not self._todo:
             return None
-        config = self._todo.pop(0)
-        self._results.setdefault(pickle.dumps(config), self._reward_while_pending())
-        return config
+        return self._proposed(self._todo.pop(0))
 
 
 CONFIGS = [{"a": 1}, {"a": 2}, {"a": 3}, {"a": 4}]
@@ -169,9 +167,9 @@ def test_is_better_and_bad_mode():
     assert ListSearcher(Dict(), [], "maximize").is_better(2, 1)
     assert ListSearcher(Dict(), [], "minimize").is_better(1, 2)
     with pytest.raises(ValueError):
-        BaseSearcher(Dict(), "acc", "max")
-    with pytest.raises(NotImplementedError):
-        BaseSearcher(Dict()).get_config()
+        ListSearcher(Dict(), [], "max")
+    with pytest.raises(TypeError, match="get_config"):  # the proposal rule is abstract
+        BaseSearcher(Dict())
 
 
 def test_searchers_are_registered():
@@ -300,7 +298,37 @@ def test_custom_searcher_constructor_failure_is_a_config_error(tmp_path, clean_m
         class MySearcher(BaseSearcher):
             def __init__(self, search_space, reward_attribute='acc'):
                 {statement}
+
+            def get_config(self):
+                return None
         """))
     with pytest.raises(ConfigError) as info:
         build(tmp_path, "searcher: {type: MySearcher}\n", "custom_imports: [my_searcher.py]\n")
     assert info.value.path == "searcher" and "needs Categorical args" in info.value.message
+
+
+def test_a_searcher_without_get_config_is_a_config_error_naming_it(tmp_path, clean_my_searcher):
+    (tmp_path / "my_searcher.py").write_text(textwrap.dedent("""\
+        from gml_ray.searchers.base_searcher import BaseSearcher
+        from gml_ray.searchers.builder import SEARCHERS
+
+        @SEARCHERS.register_module()
+        class MySearcher(BaseSearcher):
+            pass
+        """))
+    with pytest.raises(ConfigError) as info:
+        build(tmp_path, "searcher: {type: MySearcher}\n", "custom_imports: [my_searcher.py]\n")
+    assert info.value.path == "searcher" and "get_config" in info.value.message
+
+
+def test_base_bookkeeping_is_shared_by_every_searcher():
+    s = ListSearcher(Dict(), [{"a": 1}, {"a": 2}, {"a": 3}])
+    c1, c2, c3 = s.get_config(), s.get_config(), s.get_config()
+    assert set(s.pending) == {s.key(c) for c in (c1, c2, c3)}
+    s.update(c1, 0.5)
+    s.job_failed(c2, "ERROR")
+    s.update(c3, float("nan"))  # not a number: a failure, never a result
+    assert s.pending == {} and s.seen == {s.key(c) for c in (c1, c2, c3)}
+    assert s.failed == {s.key(c2): "ERROR", s.key(c3): "NO_REWARD"}
+    assert s.history == [(c1, 0.5), (c2, None), (c3, None)]
+    assert s.get_best_config() == c1 and s.get_best_reward() == 0.5

@@ -9,10 +9,11 @@ from __future__ import annotations
 import math
 import pickle
 import sys
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from typing import Any
 
-from ..space import Dict
+from ..space import Dict, config_key
 
 
 def is_better(a: float, b: float | None, optimize_mode: str) -> bool:
@@ -20,13 +21,20 @@ def is_better(a: float, b: float | None, optimize_mode: str) -> bool:
     return b is None or (a > b if optimize_mode == "maximize" else a < b)
 
 
-class BaseSearcher:
-    """Base class: keeps every proposed config and its reward in ``_results``.
+class BaseSearcher(ABC):
+    """The ask/tell contract (manual 5.3), and the bookkeeping every searcher shares.
 
     Args:
         search_space: a :class:`gml_ray.space.Dict` of the task's args.
         reward_attribute: the scalar the search optimises.
         optimize_mode: ``maximize`` or ``minimize``.
+
+    A searcher implements :meth:`get_config` (its proposal rule) and, when it learns, the hooks
+    :meth:`_on_result` / :meth:`_on_failure`. The base keeps, under one key per config
+    (:meth:`key`): ``seen`` (proposed or told), ``pending`` (proposed, no result yet),
+    ``failed`` (key -> status), ``history`` ((config, reward or None) in the order results came)
+    and ``_results`` (the manual's plugin view: ``pickle.dumps(config)`` -> reward, a placeholder
+    while pending). A built-in searcher returns each config through :meth:`_proposed`.
 
     ``uses_rewards``: whether the proposals depend on rewards. A searcher that proposes a fixed
     sequence sets it False, so it may run under ``MOCK_PAVI=2`` (jobs report no scalars).
@@ -41,6 +49,10 @@ class BaseSearcher:
         self.space = search_space
         self.reward_attribute = reward_attribute
         self.optimize_mode = optimize_mode
+        self.seen: set[str] = set()
+        self.pending: dict[str, dict] = {}
+        self.failed: dict[str, str] = {}
+        self.history: list[tuple[dict, float | None]] = []
         # pickle.dumps(config) -> reward; pending configs hold _reward_while_pending().
         self._results: OrderedDict[bytes, float] = OrderedDict()
 
@@ -48,30 +60,69 @@ class BaseSearcher:
     def search_space(self) -> Dict:
         return self.space
 
+    @staticmethod
+    def key(config: dict) -> str:
+        """The one key of a config in every table (equal for equal configs, whatever the order)."""
+        return config_key(config)
+
+    @abstractmethod
     def get_config(self) -> dict | None:
-        """The next config to try, or None when there is nothing left to propose."""
-        raise NotImplementedError  # abstract: every searcher implements its own proposal rule
+        """Called by the scheduler whenever a job slot is free: the next config to try, or None
+        when there is nothing left to propose (the search then ends once running jobs do). Never
+        returns a config it returned before."""
+
+    def _proposed(self, config: dict) -> dict:
+        """Record ``config`` as proposed (pending) and return it: ``return self._proposed(c)``."""
+        key = self.key(config)
+        self.seen.add(key)
+        self.pending[key] = config
+        self._results.setdefault(pickle.dumps(config), self._reward_while_pending())
+        return config
 
     def update(self, config: dict, reward: float, **kwargs: Any) -> None:
-        """Tell the searcher the reward a config reached (a finite number)."""
+        """Called once per job that ended with a reward (its best ``reward_attribute`` value), and
+        on ``--resume`` for every earlier one. A reward that is not a finite number counts as a
+        failure. Subclasses learn in :meth:`_on_result`."""
+        if reward is None or not math.isfinite(reward):
+            self.job_failed(config, "NO_REWARD")
+            return
+        key = self.key(config)
+        was_pending = self.pending.pop(key, None) is not None
+        self.seen.add(key)
+        self.history.append((config, float(reward)))
         self._results[pickle.dumps(config)] = reward
+        self._on_result(config, float(reward), was_pending)
 
     def job_failed(self, config: dict, status: str) -> None:
-        """Tell the searcher a config's job ended without a reward (status ERROR, KILLED, ...).
+        """Called instead of :meth:`update` for a job that ended without a reward (ERROR, KILLED
+        without a scalar, FILTERED, ...): it never counts as a result, and its config is not
+        proposed again. Subclasses react in :meth:`_on_failure`."""
+        key = self.key(config)
+        self.pending.pop(key, None)
+        self.seen.add(key)
+        self.failed[key] = status
+        self.history.append((config, None))
+        pkey = pickle.dumps(config)
+        if pkey in self._results and self._results[pkey] == self._reward_while_pending():
+            del self._results[pkey]
+        self._on_failure(config, status)
 
-        The default forgets the pending entry, so it never counts as a result.
-        """
-        key = pickle.dumps(config)
-        if key in self._results and self._results[key] == self._reward_while_pending():
-            del self._results[key]
+    def _on_result(self, config: dict, reward: float, was_pending: bool) -> None:
+        """Hook: learn from a result (``was_pending`` False: told without being proposed here,
+        e.g. an earlier run's result on ``--resume``). The default learns nothing."""
+        return None
+
+    def _on_failure(self, config: dict, status: str) -> None:
+        """Hook: a proposed config ended without a reward. The default does nothing more."""
+        return None
 
     def _reward_while_pending(self) -> float:
         """The placeholder reward of a proposed config whose job has not ended."""
         return -math.inf if self.optimize_mode == "maximize" else math.inf
 
-    def is_better(self, a: float, b: float) -> bool:
-        """Whether reward ``a`` beats ``b`` under ``optimize_mode``."""
-        return a > b if self.optimize_mode == "maximize" else a < b
+    def is_better(self, a: float, b: float | None) -> bool:
+        """Whether reward ``a`` beats ``b`` (None: nothing yet) under ``optimize_mode``."""
+        return is_better(a, b, self.optimize_mode)
 
     def get_best_reward(self) -> float | None:
         rewards = [r for r in self._results.values() if math.isfinite(r)]

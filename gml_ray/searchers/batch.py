@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import itertools
-import pickle
 from typing import Iterator
 
 from ..space import Dict, Nested, Space
@@ -53,9 +52,7 @@ class BatchSearcher(BaseSearcher):
         if combo is None:
             return None
         self._produced += 1
-        config = {key: dict(entry) for key, entry in zip(self._keys, combo)}
-        self._results.setdefault(pickle.dumps(config), self._reward_while_pending())
-        return config
+        return self._proposed({key: dict(entry) for key, entry in zip(self._keys, combo)})
 
     def __len__(self) -> int:
         return self._total - self._produced

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import math
-import pickle
 import random
 import sys
 from typing import Any, Callable, cast
@@ -67,8 +66,6 @@ class EvolutionSearcher(BaseSearcher):
         self._genes: dict[str, list] = {}  # config_key -> coordinates, every individual known
         self._rewards: dict[str, float] = {}  # config_key -> reward, individuals with one
         self._exhausted = False
-        self.history: list[tuple[dict, float | None]] = []
-        self.failed: dict[str, str] = {}  # config_key -> status of a job without a reward
 
     # ---- ask -------------------------------------------------------------------------------------
 
@@ -104,9 +101,8 @@ class EvolutionSearcher(BaseSearcher):
 
     def _propose(self, coords: list) -> dict:
         config = self._flat.decode(coords)
-        self._genes[config_key(config)] = coords
-        self._results.setdefault(pickle.dumps(config), self._reward_while_pending())
-        return config
+        self._genes[self.key(config)] = coords
+        return self._proposed(config)
 
     def _random(self) -> list:
         return [_sample(leaf, self._rng) for leaf in self._flat.leaves]
@@ -138,31 +134,23 @@ class EvolutionSearcher(BaseSearcher):
 
     # ---- tell ------------------------------------------------------------------------------------
 
-    def update(self, config: dict, reward: float, **kwargs: Any) -> None:
-        """Record a job's reward: its config may now be chosen as a parent."""
-        if reward is None or not math.isfinite(reward):
-            self.job_failed(config, "NO_REWARD")
-            return
-        super().update(config, reward, **kwargs)
-        key = config_key(config)
-        self.history.append((config, float(reward)))
+    def _on_result(self, config: dict, reward: float, was_pending: bool) -> None:
+        """A job's reward: its config may now be chosen as a parent."""
+        key = self.key(config)
         if key not in self._genes:  # told without being proposed here: a result from an earlier run
             coords = self._flat.encode(config)
             if coords is None:
                 log.warning("a result for a config outside the search space is ignored: %s", config)
                 return
             self._genes[key] = coords
-        self._rewards[key] = float(reward)
+        self._rewards[key] = reward
 
-    def job_failed(self, config: dict, status: str) -> None:
+    def _on_failure(self, config: dict, status: str) -> None:
         """A job without a reward: never a parent, and its config is never proposed again."""
-        super().job_failed(config, status)
-        key = config_key(config)
+        key = self.key(config)
         if key not in self._genes:
             self._genes[key] = self._flat.encode(config) or []
         self._rewards.pop(key, None)
-        self.failed[key] = status
-        self.history.append((config, None))
 
     def __len__(self) -> int:
         if self._exhausted:

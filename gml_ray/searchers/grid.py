@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import itertools
-import pickle
 from typing import Iterator
 
 from ..render import arg_dict
@@ -48,9 +47,7 @@ class GridSearcher(BaseSearcher):
         if combo is None:
             return None
         self._produced += 1
-        config = dict(zip(self._keys, combo))
-        self._results.setdefault(pickle.dumps(config), self._reward_while_pending())
-        return config
+        return self._proposed(dict(zip(self._keys, combo)))
 
     def __len__(self) -> int:
         return int(self._total) - self._produced

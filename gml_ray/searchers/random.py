@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import math
-import pickle
 import random
 import sys
 
-from ..space import Dict, config_key, grid_size
+from ..space import Dict, grid_size
 from .base_searcher import BaseSearcher
 from .builder import SEARCHERS
 
@@ -27,23 +26,19 @@ class RandomSearcher(BaseSearcher):
         super().__init__(search_space, reward_attribute, optimize_mode)
         self.seed = seed
         self._rng = random.Random(seed)
-        self._seen: set[str] = set()
         self._size = grid_size(search_space) if search_space.is_finite else math.inf
         self._max_draws = max_draws
 
     def get_config(self) -> dict | None:
-        if len(self._seen) >= self._size:
+        if len(self.seen) >= self._size:
             return None
         for _ in range(self._max_draws):
             config = self.space.sample(self._rng)
-            key = config_key(config)
-            if key not in self._seen:
-                self._seen.add(key)
-                self._results.setdefault(pickle.dumps(config), self._reward_while_pending())
-                return config
+            if self.key(config) not in self.seen:
+                return self._proposed(config)
         return None
 
     def __len__(self) -> int:
         if math.isinf(self._size):
             return sys.maxsize
-        return int(self._size) - len(self._seen)
+        return int(self._size) - len(self.seen)

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import logging
 import math
-import pickle
 import random
 import sys
 import warnings
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from ..space import Dict, config_key
+from ..space import Dict
 from .base_searcher import BaseSearcher
 from .builder import SEARCHERS
 from .leaves import CATEGORICAL, ORDINAL, FlatSpace
@@ -95,12 +94,9 @@ class SkoptSearcher(BaseSearcher):
         self._dims = [i for i, leaf in enumerate(self._flat.leaves)
                       if leaf.kind not in (CATEGORICAL, ORDINAL) or leaf.size > 1]
         self._rng = random.Random(random_state)  # copies for parallel asks, fallback draws
-        self._seen: set[str] = set()  # every config proposed or told
-        self._pending: dict[str, list] = {}  # config_key -> skopt point, proposed and not told
+        self._points: dict[str, list] = {}  # config key -> skopt point, proposed and not told
         self._untold: list[tuple[list, float]] = []  # results not yet told to skopt
         self._stale = False  # results were told without a model fit
-        self.history: list[tuple[dict, float | None]] = []
-        self.failed: dict[str, str] = {}  # config_key -> the status of a job without a reward
         self.random_fallbacks = 0  # proposals drawn at random because the model's pick was seen
         self._opt = self._make_optimizer(base_estimator, n_initial_points, acq_func, acq_optimizer,
                                          model_queue_size, acq_func_kwargs, acq_optimizer_kwargs,
@@ -171,19 +167,19 @@ class SkoptSearcher(BaseSearcher):
     # ---- ask -------------------------------------------------------------------------------------
 
     def get_config(self) -> dict | None:
-        if len(self._seen) >= self._flat.size:
+        if len(self.seen) >= self._flat.size:
             return None
         if self._opt is None:  # every arg has a single value: the one config
             return self._propose(self._flat.decode([0] * len(self._flat)), [])
         x = self._ask()
         config = self._decode(x)
-        if config_key(config) in self._seen:
+        if self.key(config) in self.seen:
             # The model's pick is pending, failed, or (in a discrete space) already run.
             self.random_fallbacks += 1
             for _ in range(self.max_draws):
                 x = self._opt.space.rvs(random_state=self._rng.randrange(_SEED_MAX))[0]
                 config = self._decode(x)
-                if config_key(config) not in self._seen:
+                if self.key(config) not in self.seen:
                     break
             else:
                 log.info("no unseen config in %d random draws: the search ends", self.max_draws)
@@ -193,7 +189,7 @@ class SkoptSearcher(BaseSearcher):
     def _ask(self) -> list:
         """skopt's next point; while others are pending, from a copy told a lie for each."""
         assert self._opt is not None  # built in __init__; None only for an exhausted space
-        if not self._pending:
+        if not self._points:
             self._flush(fit=True)
             with self._quiet():
                 return self._opt.ask()
@@ -209,7 +205,7 @@ class SkoptSearcher(BaseSearcher):
             lie = max(yi)
         else:
             lie = sum(yi) / len(yi)
-        pending = list(self._pending.values())
+        pending = list(self._points.values())
         with self._quiet():
             # skopt's copy() refits on the results and telling the lies refits again: copy an
             # optimizer emptied for a moment, then fit once on results and lies together.
@@ -222,11 +218,8 @@ class SkoptSearcher(BaseSearcher):
             return opt.ask()
 
     def _propose(self, config: dict, x: list) -> dict:
-        key = config_key(config)
-        self._seen.add(key)
-        self._pending[key] = x
-        self._results.setdefault(pickle.dumps(config), self._reward_while_pending())
-        return config
+        self._points[self.key(config)] = x
+        return self._proposed(config)
 
     def _decode(self, x: list) -> dict:
         coords = [0] * len(self._flat)
@@ -236,16 +229,9 @@ class SkoptSearcher(BaseSearcher):
 
     # ---- tell ------------------------------------------------------------------------------------
 
-    def update(self, config: dict, reward: float, **kwargs: Any) -> None:
-        """Record a job's reward; it reaches the model at the next ``get_config``."""
-        if reward is None or not math.isfinite(reward):
-            self.job_failed(config, "NO_REWARD")
-            return
-        super().update(config, reward, **kwargs)
-        key = config_key(config)
-        self._seen.add(key)
-        x = self._pending.pop(key, None)
-        self.history.append((config, float(reward)))
+    def _on_result(self, config: dict, reward: float, was_pending: bool) -> None:
+        """A job's reward reaches the model at the next ``get_config``."""
+        x = self._points.pop(self.key(config), None)
         if self._opt is None:
             return
         if x is None:  # told without being proposed here: a result from an earlier run
@@ -258,14 +244,9 @@ class SkoptSearcher(BaseSearcher):
         y = -float(reward) if self.optimize_mode == "maximize" else float(reward)
         self._untold.append((x, y))
 
-    def job_failed(self, config: dict, status: str) -> None:
+    def _on_failure(self, config: dict, status: str) -> None:
         """A job without a reward: not told to the model; its config is never proposed again."""
-        super().job_failed(config, status)
-        key = config_key(config)
-        self._seen.add(key)
-        self._pending.pop(key, None)
-        self.failed[key] = status
-        self.history.append((config, None))
+        self._points.pop(self.key(config), None)
 
     def _flush(self, fit: bool = True) -> None:
         """Tell skopt the buffered results; with ``fit``, make sure its model has seen them all."""
@@ -285,7 +266,7 @@ class SkoptSearcher(BaseSearcher):
 
     def __len__(self) -> int:
         size = self._flat.size
-        return sys.maxsize if math.isinf(size) else int(size) - len(self._seen)
+        return sys.maxsize if math.isinf(size) else int(size) - len(self.seen)
 
     def __repr__(self) -> str:
         return f"SkoptSearcher(random_state={self.random_state!r}, " \

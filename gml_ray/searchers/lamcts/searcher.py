@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import math
-import pickle
 import random
 import time
 from typing import Any
@@ -134,8 +133,6 @@ class LamctsSearcher(BaseSearcher):
         self.last_tree: Any = None
         self.last_path_depth = 0
         self.iteration_seconds: list[float] = []  # the time of each tree build + batch proposal
-        self.history: list[tuple[dict, float | None]] = []
-        self.failed: dict[str, str] = {}
 
     # ---- coordinates -----------------------------------------------------------------------------
 
@@ -177,8 +174,7 @@ class LamctsSearcher(BaseSearcher):
                 continue  # a repeat (the solver's candidates may hit a known point): try again
             self._seen.add(key)
             self._pending[key] = unit
-            self._results.setdefault(pickle.dumps(config), self._reward_while_pending())
-            return config
+            return self._proposed(config)
 
     def _next_point(self) -> list[float]:
         if self._queue:
@@ -224,15 +220,10 @@ class LamctsSearcher(BaseSearcher):
 
     # ---- tell ------------------------------------------------------------------------------------
 
-    def update(self, config: dict, reward: float, **kwargs: Any) -> None:
-        super().update(config, reward, **kwargs)
+    def _on_result(self, config: dict, reward: float, was_pending: bool) -> None:
         key = config_key(config)
         unit = self._pending.pop(key, None) or self._to_unit(config)
         self._seen.add(key)
-        if not math.isfinite(reward):
-            self.job_failed(config, "non-finite reward")
-            return
-        self.history.append((config, reward))
         if unit is None:
             log.warning("a result for a config outside the search space was ignored: %s", config)
             return
@@ -240,14 +231,11 @@ class LamctsSearcher(BaseSearcher):
         self._v.append(reward if self.optimize_mode == "maximize" else -reward)
         self._told_since += 1
 
-    def job_failed(self, config: dict, status: str) -> None:
-        super().job_failed(config, status)
+    def _on_failure(self, config: dict, status: str) -> None:
         key = config_key(config)
         self._pending.pop(key, None)
         self._seen.add(key)
-        self.failed[key] = status
         self._failed += 1
-        self.history.append((config, None))
 
     @property
     def samples(self) -> int:
