@@ -180,6 +180,22 @@ def test_setting_errors():
     assert SEARCHERS.get("OptunaSearcher") is OptunaSearcher
 
 
+def test_cmaes_without_its_package_is_an_error_at_build_time(monkeypatch):
+    import importlib
+
+    real = importlib.import_module
+
+    def fake(name, *args):
+        if name == "cmaes":
+            raise ModuleNotFoundError("No module named 'cmaes'")
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", fake)
+    with pytest.raises(ImportError, match=r"cmaes is not installed .*pip install 'gml-ray\[optuna\]'"):
+        OptunaSearcher(SPACE, sampler="cmaes")
+    OptunaSearcher(SPACE, sampler="tpe")  # the other samplers do not need it
+
+
 def test_without_optuna_the_run_is_a_one_line_config_error(tmp_path):
     write_files(tmp_path, {"train.py": "print(1)\n", "search_config.yaml": """
         task:
@@ -205,7 +221,7 @@ def test_without_optuna_the_run_is_a_one_line_config_error(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ") and "searcher" in lines[0]
-    assert "pip install 'gml-ray[optuna]'" in lines[0]
+    assert "optuna is not installed" in lines[0] and "pip install 'gml-ray[optuna]'" in lines[0]
 
 
 # ---- real runs ---------------------------------------------------------------------------------------

@@ -26,13 +26,21 @@ INSTALL_HINT = "pip install 'gml-ray[optuna]'"
 _PLAIN = (type(None), bool, int, float, str)  # what Optuna's CategoricalDistribution takes
 
 
-def import_optuna() -> Any:
-    """The optuna module, or ImportError with the one line that says how to install it."""
-    try:
-        return importlib.import_module("optuna")
-    except ImportError as exc:
-        raise ImportError(f"OptunaSearcher needs optuna, which is not installed ({exc}); "
-                          f"install it with: {INSTALL_HINT}") from None
+def import_optuna(sampler: str = "tpe") -> Any:
+    """The optuna module, or ImportError with the one line that says how to install it.
+
+    ``sampler: cmaes`` also needs the ``cmaes`` package (in the extra), which Optuna would only
+    import at the first ask, in the middle of the run.
+    """
+    for name in ("optuna", "cmaes") if sampler == "cmaes" else ("optuna",):
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            raise ImportError(f"{name} is not installed ({exc}); install the extra: "
+                              f"{INSTALL_HINT}") from None
+        if name == "optuna":
+            optuna = module
+    return optuna
 
 
 @SEARCHERS.register_module()
@@ -94,7 +102,7 @@ class OptunaSearcher(BaseSearcher):
             raise ValueError(f"sampler_kwargs must be a mapping, got {sampler_kwargs!r}")
         if "seed" in sampler_kwargs:
             raise ValueError("sampler_kwargs: give the seed as the searcher's `seed`, not here")
-        optuna = import_optuna()
+        optuna = import_optuna(sampler)
         self._optuna = optuna
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # no INFO line per told trial
         self.sampler_name = sampler
