@@ -167,3 +167,38 @@ scheduler:
             assert j["status"] == FINISHED and n == 9
         seen_bracket.add(b)
     assert j["reward"] is not None
+
+
+def _components(tmp_path, assessor: str, searcher: str = "{type: RandomSearcher, optimize_mode: minimize}"):
+    from conftest import write_files
+
+    from gml_ray.config import load_config
+    from gml_ray.plugins import build_components
+
+    write_files(tmp_path, {"train.py": "print(1)\n", "search_config.yaml": f"""
+        task:
+          template: "python train.py {{x}}"
+          search_args: [{{type: Real, name: x, data: [0.0, 1.0]}}]
+        searcher: {searcher}
+        scheduler:
+          assessor: {assessor}
+    """})
+    return build_components(load_config(str(tmp_path / "search_config.yaml")))
+
+
+def test_built_from_yaml_with_the_searchers_optimize_mode(tmp_path):
+    comps = _components(tmp_path, "{type: HyperbandAssessor, max_step: 27, reduction_factor: 3}")
+    assert isinstance(comps.assessor, HyperbandAssessor)
+    assert comps.assessor.optimize_mode == "minimize" and comps.assessor.n_brackets == 3
+    assert comps.assessor.assess_job("job_0001", hist([0.5])) is Good
+
+
+def test_yaml_mistakes_are_config_errors_naming_the_field(tmp_path):
+    from gml_ray.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"scheduler\.assessor\.grace_period: AshaAssessor has no "
+                                          r"parameter 'grace_period' \(it takes: min_step, "
+                                          r"reduction_factor, max_step, optimize_mode\)"):
+        _components(tmp_path, "{type: AshaAssessor, grace_period: 1}")
+    with pytest.raises(ConfigError, match=r"scheduler\.assessor.*max_step is required"):
+        _components(tmp_path, "{type: HyperbandAssessor}")

@@ -27,7 +27,7 @@ Rules of one bracket (``AshaAssessor`` is one bracket):
 ``HyperbandAssessor`` runs several such brackets side by side (asynchronous Hyperband, as Ray
 Tune's ``ASHAScheduler(brackets=...)`` and Optuna's ``HyperbandPruner``): bracket ``b`` has its
 first rung at ``min_step * reduction_factor**b``, so bracket 0 is the most aggressive and the last
-one lets every job reach its last rung. Each job belongs to one bracket, chosen from its job id
+one judges its jobs only at bracket 0's last rung. Each job belongs to one bracket, chosen from its job id
 (CRC-32, so the same id lands in the same bracket in every run), with shares proportional to
 Hyperband's bracket sizes ``ceil((s_max + 1) / (s + 1) * reduction_factor**s)``; a job competes only
 with the jobs of its bracket.
