@@ -331,3 +331,19 @@ scheduler: {parallel_size: 2, stop_criterion: {max_tries: 4}}
     fresh = OptunaSearcher(cfg.search_space(), reward_attribute="score", seed=11)
     draws = [fresh.get_config() for _ in range(8)]
     assert [config_key(j["config"]) for j in jobs] == [config_key(c) for c in draws]
+
+
+def test_random_fallback_when_optuna_keeps_repeating():
+    # random sampling of a 6-config space with no duplicate budget: its repeats go to the fallback
+    space = Dict(a=Categorical("p", "q"), b=Real(0.0, 1.0, step=0.5))  # 6 configs
+    s = OptunaSearcher(space, sampler="random", seed=0, max_duplicates=0)
+    seen = []
+    for _ in range(6):
+        c = s.get_config()
+        seen.append(config_key(c))
+        s.update(c, 1.0)
+    assert len(set(seen)) == 6 and s.get_config() is None
+    assert s.random_fallbacks > 0
+    # every proposed config is a COMPLETE trial with its own params, fallbacks included
+    complete = [t for t in s.study.trials if t.state == TrialState.COMPLETE]
+    assert sorted(config_key(s._decode(t.params)) for t in complete) == sorted(seen)

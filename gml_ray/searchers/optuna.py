@@ -153,7 +153,8 @@ class OptunaSearcher(BaseSearcher):
             if key not in self._seen:
                 self.study.enqueue_trial(self._params(config), skip_if_exists=False)
                 trial = self.study.ask(self.distributions)
-                return self._propose(self._decode(trial.params), key, trial.number)
+                config = self._decode(trial.params)  # the enqueued params: the drawn config
+                return self._propose(config, config_key(config), trial.number)
         log.info("no unseen config in 1000 random draws: the search ends")
         return None
 
