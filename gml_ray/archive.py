@@ -140,9 +140,35 @@ def import_task(store: Store, tar_path: str, task: str | None = None, force: boo
     return name
 
 
+def _add_summary(path: str, summary: dict) -> None:
+    """Append ``summary`` to the YAML list in ``path`` (a file of one summary, as older versions
+    wrote it, becomes the list's first entry); written whole, then renamed into place."""
+    import yaml
+
+    entries: list = []
+    if os.path.exists(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                old = yaml.safe_load(f)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise UserError(f"{path} is not a summary file gml-ray can add to ({type(exc).__name__}): "
+                            f"give another --summary path") from None
+        if isinstance(old, dict) and "task" in old:
+            entries = [old]
+        elif isinstance(old, list) and all(isinstance(e, dict) and "task" in e for e in old):
+            entries = old
+        elif old is not None:
+            raise UserError(f"{path} holds something other than task summaries: give another --summary path")
+    entries.append(summary)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        yaml.safe_dump(entries, f, sort_keys=False, allow_unicode=True)
+    os.replace(tmp, path)
+
+
 def remove_task(store: Store, task: str, summary_path: str = "summary.yaml") -> str:
-    """Write the task's summary (its jobs' args, status, reward) to ``summary_path``, then delete
-    the task's rows and files. Returns the summary's path."""
+    """Add the task's summary (its jobs' args, status, reward) to the list in ``summary_path``,
+    then delete the task's rows and files. Returns the summary's path."""
     import yaml
 
     row = store.require_task(task)
@@ -153,8 +179,7 @@ def remove_task(store: Store, task: str, summary_path: str = "summary.yaml") -> 
                "jobs": [{"name": j["name"], "status": j["status"], "args": j["arg_dict"],
                          "reward": j["reward"]} for j in store.jobs(task)]}
     summary["task"]["config"] = yaml.safe_load(row["config_yaml"] or "null")
-    with open(summary_path, "w", encoding="utf-8") as f:
-        yaml.safe_dump(summary, f, sort_keys=False, allow_unicode=True)
+    _add_summary(summary_path, summary)
     store.delete_task(task)
     if row["task_dir"] and os.path.isdir(row["task_dir"]):
         shutil.rmtree(row["task_dir"])

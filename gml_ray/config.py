@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from . import render
+from . import render, slurm
+from .config_files import MMCV_EXTRA, ConfigFile
 from .errors import ConfigError
 from .space import Categorical, Dict, File, Int, Nested, Real, Space
 
@@ -35,6 +36,7 @@ class SearchArg:
     file: str | None = None  # absolute path of a File arg's template file
     place_holder: str | None = None
     args: list["SearchArg"] = field(default_factory=list)
+    base: ConfigFile | None = None  # a File arg's loaded file (read once, here)
 
     def to_space(self) -> Space:
         if self.type == "Categorical":
@@ -97,6 +99,18 @@ class TaskConfig:
     tensorboard: bool = False  # also write each job's scalars + args as TensorBoard events when it ends
     func_type: str | None = None  # the MuJoCo benchmark's function (set only with benchmark=True)
     rollouts: int = 3  # episodes per MuJoCo policy evaluation
+    notices: list[str] = field(default_factory=list)  # how the config was read (srun options ...)
+    compare_id: str | None = None  # pavi.compare.id: a label, as compare.name
+
+    @property
+    def compare_label(self) -> str | None:
+        """``pavi.compare``'s name, else ``id:<id>``: how GML users know the task's compare."""
+        return self.compare_name or (f"id:{self.compare_id}" if self.compare_id else None)
+
+    @property
+    def file_bases(self) -> dict[str, ConfigFile]:
+        """Each top-level File arg's loaded file, by arg name."""
+        return {a.name: a.base for a in self.search_args if a.base is not None}
 
     @property
     def benchmark(self) -> bool:
@@ -198,7 +212,8 @@ def parse_reward_limit(value: Any) -> float:
 
 # ---- search_args --------------------------------------------------------------------------------
 
-def _parse_arg(ctx: _Ctx, raw: Any, path: str, index: int, base_dir: str, in_file: bool) -> SearchArg:
+def _parse_arg(ctx: _Ctx, raw: Any, path: str, index: int, base_dir: str, in_file: bool,
+               warnings: list[str]) -> SearchArg:
     if not isinstance(raw, dict):
         raise ctx.error(path, f"must be a mapping with type, name and data, got {_show(raw)}")
     kind = raw.get("type")
@@ -217,7 +232,7 @@ def _parse_arg(ctx: _Ctx, raw: Any, path: str, index: int, base_dir: str, in_fil
         name = f"_nested{index}"
     if not isinstance(name, str) or not name:
         raise ctx.error(f"{path}.name", f"{kind} needs a name, got {_show(name)}")
-    if kind != "Nested" and not render._NAME.fullmatch(name):
+    if kind != "Nested" and not render.ARG_NAME.fullmatch(name):
         raise ctx.error(f"{path}.name", f"{name!r} is not a valid name (letters, digits, _, -, .)")
     arg = SearchArg(type=kind, name=name)
     data = raw.get("data")
@@ -234,7 +249,7 @@ def _parse_arg(ctx: _Ctx, raw: Any, path: str, index: int, base_dir: str, in_fil
             if not isinstance(item, dict) or not item:
                 raise ctx.error(f"{dpath}[{i}]", f"Nested choices must be non-empty mappings, got {_show(item)}")
             for k in item:
-                if not isinstance(k, str) or not render._NAME.fullmatch(k):
+                if not isinstance(k, str) or not render.ARG_NAME.fullmatch(k):
                     raise ctx.error(f"{dpath}[{i}]", f"{_show(k)} is not a valid arg name")
         arg.data = data
     elif kind in ("Int", "Real"):
@@ -266,9 +281,12 @@ def _parse_arg(ctx: _Ctx, raw: Any, path: str, index: int, base_dir: str, in_fil
         if not os.path.isfile(full):
             raise ctx.error(f"{path}.file", f"{file} does not exist (looked in {base_dir})")
         try:
-            base = render.load_config_file(full)
+            base = ConfigFile(full)
         except Exception as exc:  # noqa: BLE001 - any parse failure is the user's file
-            raise ctx.error(f"{path}.file", f"cannot read {file}: {_one_line(exc)}") from None
+            text = _one_line(exc)
+            if MMCV_EXTRA in text:
+                raise ctx.error(f"{path}.file", f"{file}: {text}") from None
+            raise ctx.error(f"{path}.file", f"cannot read {file}: {text}") from None
         ph = raw.get("place_holder")
         if ph is not None and (not isinstance(ph, str) or not re.fullmatch(r"[\w.\-]+", ph)):
             raise ctx.error(f"{path}.place_holder", f"must be a plain file stem, got {_show(ph)}")
@@ -278,22 +296,61 @@ def _parse_arg(ctx: _Ctx, raw: Any, path: str, index: int, base_dir: str, in_fil
         children = raw.get(key)
         if not isinstance(children, list) or not children:
             raise ctx.error(f"{path}.{key}", f"File needs a non-empty list of args, got {_show(children)}")
-        arg.file, arg.place_holder = full, ph
-        arg.args = _parse_args(ctx, children, f"{path}.{key}", base_dir, in_file=True)
+        arg.file, arg.place_holder, arg.base = full, ph, base
+        arg.args = _parse_args(ctx, children, f"{path}.{key}", base_dir, in_file=True, warnings=warnings)
         for child, cpath in zip(arg.args, (f"{path}.{key}[{i}]" for i in range(len(children)))):
             keys = child.to_space().keys if child.type == "Nested" else [child.name]  # type: ignore[attr-defined]
             for k in keys:
                 try:
-                    render.check_dotted(base, k)
+                    base.check_key(k)
                 except KeyError as exc:
                     raise ctx.error(cpath, f"{file} {exc.args[0]}") from None
     return arg
 
 
-def _parse_args(ctx: _Ctx, raw: Any, path: str, base_dir: str, in_file: bool) -> list[SearchArg]:
+def _keys(arg: SearchArg) -> list[str]:
+    """The keys an arg sets: its name, or every key of a Nested arg's dicts."""
+    return arg.to_space().keys if arg.type == "Nested" else [arg.name]  # type: ignore[attr-defined]
+
+
+def _resolve_overlaps(ctx: _Ctx, args: list[SearchArg], path: str, warnings: list[str]) -> list[SearchArg]:
+    """The manual's rule for args that set the same key: the later one wins (one warning line).
+
+    An earlier plain arg that a later Nested arg sets in every one of its dicts could never change
+    a job: it is dropped from the search, so no searcher spends trials on it. Where the later arg
+    sets the key only in some dicts, both stay (GridSearcher then runs each distinct config once).
+    Two args declared with the same name are a mistake, not an override: an error.
+    """
+    names: dict[str, int] = {}
+    for i, arg in enumerate(args):
+        if arg.type != "Nested":
+            if arg.name in names:
+                raise ctx.error(f"{path}[{i}].name", f"{arg.name!r} is declared twice "
+                                f"(also {path}[{names[arg.name]}])")
+            names[arg.name] = i
+    dead: set[int] = set()
+    for i, arg in enumerate(args):
+        for k in _keys(arg):
+            for j in range(i + 1, len(args)):
+                later = args[j]
+                if k not in _keys(later):
+                    continue
+                always = later.type != "Nested" or all(k in d for d in later.data)
+                warnings.append(f"{path}[{j}] sets {k!r} after {path}[{i}]: the later value wins"
+                                + (f"; {path}[{i}] is not searched" if always and arg.type != "Nested"
+                                   else ""))
+                if always and arg.type != "Nested":
+                    dead.add(i)
+                break
+    return [a for i, a in enumerate(args) if i not in dead]
+
+
+def _parse_args(ctx: _Ctx, raw: Any, path: str, base_dir: str, in_file: bool,
+                warnings: list[str]) -> list[SearchArg]:
     if not isinstance(raw, list) or not raw:
         raise ctx.error(path, f"needs a non-empty list of args, got {_show(raw)}")
-    args = [_parse_arg(ctx, item, f"{path}[{i}]", i, base_dir, in_file) for i, item in enumerate(raw)]
+    args = [_parse_arg(ctx, item, f"{path}[{i}]", i, base_dir, in_file, warnings)
+            for i, item in enumerate(raw)]
     rendered: dict[str, str] = {}
     for i, arg in enumerate(args):
         if arg.type == "File":
@@ -302,14 +359,7 @@ def _parse_args(ctx: _Ctx, raw: Any, path: str, base_dir: str, in_file: bool) ->
                 raise ctx.error(f"{path}[{i}].place_holder", f"renders to {name} in the job dir like "
                                 f"{rendered[name]}: give one of them another place_holder")
             rendered[name] = f"{path}[{i}]"
-    seen: dict[str, str] = {}
-    for i, arg in enumerate(args):
-        keys = arg.to_space().keys if arg.type == "Nested" else [arg.name]  # type: ignore[attr-defined]
-        for k in keys:
-            if k in seen:
-                raise ctx.error(f"{path}[{i}]", f"arg {k!r} is already set by {seen[k]}")
-            seen[k] = f"{path}[{i}]"
-    return args
+    return _resolve_overlaps(ctx, args, path, warnings)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -365,10 +415,16 @@ def _parse_stop(ctx: _Ctx, raw: Any) -> StopConfig:
     return stop
 
 
-def _parse_resources(ctx: _Ctx, raw: Any) -> dict[str, float]:
+def parse_stop_criterion(raw: dict[str, Any], source: str = "stop_criterion") -> StopConfig:
+    """A ``scheduler.stop_criterion`` mapping, read as the YAML is (``1h``, bare hours, ``inf``)."""
+    return _parse_stop(_Ctx(source), raw)
+
+
+def _parse_resources(ctx: _Ctx, raw: Any, from_srun: dict[str, float]) -> dict[str, float]:
+    """``task.resources`` over what the template's srun options asked for (explicit keys win)."""
     path = "task.resources"
     m = _mapping(ctx, raw, path)
-    out: dict[str, float] = {}
+    out: dict[str, float] = dict(from_srun)
     for key, value in m.items():
         if not isinstance(key, str) or not _is_number(value) or value < 0:
             raise ctx.error(f"{path}.{key}", f"must be a number >= 0, got {_show(value)}")
@@ -382,15 +438,29 @@ def _func_types() -> dict:
     return FUNC_TYPES
 
 
-def _parse_benchmark(ctx: _Ctx, sched: dict, args: list[SearchArg], searcher_raw: dict) -> tuple[str, int]:
-    """``--benchmark``: check ``scheduler.func_type``, the Real args and ``searcher.dims``."""
+def _parse_benchmark(ctx: _Ctx, sched: dict, args: list[SearchArg], searcher_raw: dict,
+                     notices: list[str]) -> tuple[str, int]:
+    """``--benchmark``: check ``scheduler.func_type``, the Real args and ``searcher.dims``.
+
+    The manual's section 6 config names the function only in the table beside it: without
+    ``func_type`` (under ``scheduler:`` or ``searcher:``) it is the one with as many dims as args.
+    """
     funcs = _func_types()
     names = " or ".join(funcs)
-    if "func_type" not in sched or sched["func_type"] is None:
-        raise ctx.error("scheduler.func_type", f"is required with --benchmark: {names}")
-    func_type = sched["func_type"]
+    where = "scheduler.func_type"
+    if sched.get("func_type") is None and searcher_raw.get("func_type") is not None:
+        where = "searcher.func_type"
+    func_type = sched.get("func_type") if where.startswith("scheduler") else searcher_raw.get("func_type")
+    searcher_raw.pop("func_type", None)
+    if func_type is None:
+        by_dims = {f.dims: name for name, f in funcs.items()}
+        if len(args) not in by_dims:
+            raise ctx.error("scheduler.func_type", f"is required with --benchmark: {names} "
+                            f"(or {' or '.join(str(d) for d in by_dims)} Real args to pick it by)")
+        func_type = by_dims[len(args)]
+        notices.append(f"scheduler.func_type is not set: {func_type} ({len(args)} search args)")
     if func_type not in funcs:
-        raise ctx.error("scheduler.func_type", f"must be {names}, got {_show(func_type)}")
+        raise ctx.error(where, f"must be {names}, got {_show(func_type)}")
     dims = funcs[func_type].dims
     want = f"{func_type} needs {dims} Real args a0..a{dims - 1}"
     if len(args) != dims:
@@ -423,6 +493,7 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
     top = _mapping(ctx, raw, "(top level)", required=True)
     _check_keys(ctx, top, TOP_KEYS, "")
     warnings: list[str] = []
+    notices: list[str] = []
 
     task = _mapping(ctx, top.get("task"), "task", required=True)
     _check_keys(ctx, task, TASK_KEYS, "task")
@@ -430,6 +501,7 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
     if template is not None and (not isinstance(template, str)):
         raise ctx.error("task.template", f"must be a string, got {_show(template)}")
     sched_peek = top.get("scheduler") if isinstance(top.get("scheduler"), dict) else {}
+    searcher_peek = top.get("searcher") if isinstance(top.get("searcher"), dict) else {}
     if benchmark:
         if function is not None:
             raise ctx.error("task.function", "the MuJoCo benchmark (--benchmark) runs no function: "
@@ -445,7 +517,7 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
         if template and template.strip() and function:
             raise ctx.error("task", "give either template or function, not both")
         if not (template and template.strip()) and not function:
-            if "func_type" in sched_peek:
+            if "func_type" in sched_peek or "func_type" in searcher_peek or template is not None:
                 raise ctx.error("task.template", f"is required ({BENCHMARK_HINT})")
             raise ctx.error("task.template", "is required (or task.function: 'module:callable')")
         for key in ("func_type", "rollouts"):
@@ -453,9 +525,20 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
                 warnings.append(f"scheduler.{key} is used only with --benchmark; ignored")
     if "search_args" not in task:
         raise ctx.error("task.search_args", "is required")
-    args = _parse_args(ctx, task["search_args"], "task.search_args", base_dir, in_file=False)
+    args = _parse_args(ctx, task["search_args"], "task.search_args", base_dir, in_file=False,
+                       warnings=warnings)
     space = Dict(**{a.name: a.to_space() for a in args})
+    srun_resources: dict[str, float] = {}
     if template and template.strip() and not function and not benchmark:
+        try:
+            template, srun = slurm.split_srun(template)
+        except slurm.SrunError as exc:
+            raise ctx.error("task.template", str(exc)) from None
+        if srun is not None:
+            srun_resources = srun.resources
+            notices.append("srun in task.template: jobs run the command after it on Ray"
+                           + (f"; {', '.join(srun.mapped)}" if srun.mapped else "")
+                           + (f"; dropped {' '.join(srun.dropped)}" if srun.dropped else ""))
         try:
             used = render.placeholder_names(template)
         except ValueError as exc:
@@ -465,13 +548,12 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
             if name not in names:
                 raise ctx.error("task.template", f"placeholder {{{name}}} has no search arg"
                                 f"{_did_you_mean(name, names) if names else ''}")
-        for i, arg in enumerate(args):
-            keys = space[arg.name].keys if arg.type == "Nested" else [arg.name]
-            for k in keys:
-                if k not in used:
-                    raise ctx.error(f"task.search_args[{i}]", f"arg {k!r} is not used in task.template "
-                                    f"(add {{{k}}} to it or remove the arg)")
-    resources = _parse_resources(ctx, task.get("resources"))
+        unused = [k for arg in args for k in _keys(arg) if k not in used]
+        if unused:
+            warnings.append(f"task.template does not use {', '.join(repr(k) for k in unused)}: "
+                            f"{'it still varies' if len(unused) == 1 else 'they still vary'} the "
+                            f"jobs' arg_dict (filters, ctl show) but not their command")
+    resources = _parse_resources(ctx, task.get("resources"), srun_resources)
     max_retries = task.get("max_retries", 0)
     if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
         raise ctx.error("task.max_retries", f"must be an integer >= 0, got {_show(max_retries)}")
@@ -479,6 +561,8 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
     searcher_raw = _mapping(ctx, top.get("searcher"), "searcher")
     searcher_raw = dict(searcher_raw)
     searcher_raw.setdefault("type", "GridSearcher")
+    if not benchmark and searcher_raw.pop("func_type", None) is not None:
+        warnings.append("searcher.func_type is used only with --benchmark; ignored")
     if "ckpt_save_path" in searcher_raw:
         searcher_raw.pop("ckpt_save_path")
         warnings.append("searcher.ckpt_save_path is a pavi feature and is ignored")
@@ -492,7 +576,7 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
     _check_keys(ctx, sched, SCHEDULER_KEYS, "scheduler")
     func_type, rollouts = None, 3
     if benchmark:
-        func_type, rollouts = _parse_benchmark(ctx, sched, args, searcher_raw)
+        func_type, rollouts = _parse_benchmark(ctx, sched, args, searcher_raw, notices)
     searcher = _plugin(ctx, searcher_raw, "searcher")
     assert searcher is not None
 
@@ -522,7 +606,10 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
     metrics = top.get("metrics", "collect")
     if metrics not in ("collect", "none"):
         raise ctx.error("metrics", f"must be collect or none, got {_show(metrics)}")
-    if os.environ.get("MOCK_PAVI", "").strip() == "2":
+    mock = os.environ.get("MOCK_PAVI", "").strip()
+    if mock not in ("", "0", "1", "2"):
+        raise ConfigError(f"MOCK_PAVI must be 0, 1 or 2, got {mock!r}")
+    if mock == "2":  # the manual's fake pavi: API-compatible, no scalars
         metrics = "none"
     imports = top.get("custom_imports", [])
     if isinstance(imports, str):
@@ -536,9 +623,14 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
         searcher=searcher,
         reward_attribute=reward, optimize_mode=mode, scheduler_type=stype, parallel_size=parallel,
         stop=stop, assessor=assessor, filter_criterion=filt, pavi_scalars=list(scalars),
-        compare_name=compare.get("name"), generate_log=generate_log,
+        compare_name=_label(compare.get("name")), compare_id=_label(compare.get("id")),
+        generate_log=generate_log, notices=notices,
         collect_metrics=metrics == "collect", custom_imports=list(imports), raw=top, warnings=warnings,
         tensorboard=tensorboard, func_type=func_type, rollouts=rollouts)
+
+
+def _label(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def load_config(path: str, benchmark: bool = False) -> TaskConfig:

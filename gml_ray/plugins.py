@@ -43,8 +43,8 @@ def _build(registry: Registry, plugin: PluginConfig, cfg: TaskConfig, what: str,
                           f"known: {', '.join(sorted(registry.module_dict))}",
                           f"{plugin.path}.type", cfg.source)
     kwargs = dict(plugin.kwargs)
-    for key, value in (shared or {}).items():
-        if key in accepted_kwargs(cls) or key in kwargs:
+    for key, value in (shared or {}).items():  # fills what the section leaves out; never overrides
+        if key not in kwargs and key in accepted_kwargs(cls):
             kwargs[key] = value
     bad = unknown_kwargs(cls, [*kwargs, *(extra or {})])
     if bad:
@@ -93,4 +93,20 @@ def build_components(cfg: TaskConfig) -> Components:
         if cfg.filter_criterion else None
     assessor = _build(ASSESSORS, cfg.assessor, cfg, "assessor",
                       shared={"optimize_mode": cfg.optimize_mode}) if cfg.assessor else None
+    if not cfg.collect_metrics:
+        _check_without_scalars(cfg, searcher, assessor)
     return Components(searcher, stop_criterion, filt, assessor)
+
+
+def _check_without_scalars(cfg: TaskConfig, searcher: Any, assessor: Any) -> None:
+    """``MOCK_PAVI=2`` / ``metrics: none`` runs jobs without scalars: nothing may need them."""
+    why = "MOCK_PAVI=2" if os.environ.get("MOCK_PAVI", "").strip() == "2" else "metrics: none"
+    if assessor is not None:
+        raise ConfigError(f"{cfg.assessor.type} judges jobs by their scalars, which {why} does not "  # type: ignore[union-attr]
+                          f"collect: remove the assessor or unset {why}", "scheduler.assessor",
+                          cfg.source)
+    from .searchers.base_searcher import BaseSearcher
+    if not isinstance(searcher, BaseSearcher) or searcher.uses_rewards:
+        raise ConfigError(f"{cfg.searcher.type} learns from rewards, which {why} does not collect: "
+                          f"use GridSearcher, RandomSearcher or BatchSearcher, or unset {why}",
+                          "searcher.type", cfg.source)

@@ -5,26 +5,23 @@
 * Template placeholders are ``{name}`` (names may hold dashes and dots). ``{{``/``}}`` are literal
   braces and ``${VAR}`` is left to the shell. A value is shell-quoted unless the placeholder already
   sits inside quotes in the template, in which case it is escaped for that kind of quote.
-* File args: the template file (YAML, JSON or an mmcv-style Python config) is loaded, values are set
-  at dotted keys, and a copy is written into the job directory.
+* File args: the loaded file (:mod:`gml_ray.config_files`) gets the job's values at dotted keys
+  and a copy is written into the job directory. :func:`render_job` does all of this once per job.
 """
 from __future__ import annotations
 
-import ast
-import copy
 import json
 import os
-import pprint
 import re
 import shlex
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
+from .config_files import ConfigFile, file_format, load, set_dotted  # noqa: F401 - re-exported
 from .space import Dict, File, Nested
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")  # an arg (and placeholder) name
+load_config_file = load  # the name tests and plugins used before config_files existed
 
 
 @dataclass(frozen=True)
@@ -58,7 +55,7 @@ def parse_template(template: str) -> list[str | Placeholder]:
                 buf.append(template[i:end + 1])
                 i = end + 1
                 continue
-            m = _NAME.match(template, i + 1)
+            m = ARG_NAME.match(template, i + 1)
             if not m or not template.startswith("}", m.end()):
                 raise ValueError(f"malformed placeholder at column {i + 1}: {template[i:i + 20]!r} "
                                  "(use {name}, or {{ and }} for literal braces)")
@@ -159,187 +156,72 @@ def template_names(space: Dict) -> list[str]:
     return list(names)
 
 
-# ---- config files -----------------------------------------------------------------------------
-
-_FORMATS = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".py": "python"}
-
-
-def file_format(path: str) -> str:
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in _FORMATS:
-        raise ValueError(f"unsupported config file type {ext or '(none)'}: use .yaml, .yml, .json or .py")
-    return _FORMATS[ext]
-
-
-class _PyConfigEval(ast.NodeVisitor):
-    """Evaluates the literal subset of Python used by mmcv-style configs, without running code."""
-
-    def __init__(self, env: dict[str, Any]) -> None:
-        self.env = env
-
-    def eval(self, node: ast.AST) -> Any:
-        if isinstance(node, ast.Constant):
-            return node.value
-        if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
-            items = [self.eval(e) for e in node.elts]
-            return {ast.List: list, ast.Tuple: tuple, ast.Set: set}[type(node)](items)
-        if isinstance(node, ast.Dict):
-            if any(k is None for k in node.keys):
-                raise ValueError("'**' in a dict literal is not supported")
-            return {self.eval(k): self.eval(v) for k, v in zip(node.keys, node.values)}
-        if isinstance(node, ast.Name):
-            if node.id in self.env:
-                return copy.deepcopy(self.env[node.id])
-            if node.id in ("True", "False", "None"):
-                return {"True": True, "False": False, "None": None}[node.id]
-            raise ValueError(f"name {node.id!r} is not defined above")
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-            v = self.eval(node.operand)
-            return -v if isinstance(node.op, ast.USub) else +v
-        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div,
-                                                                ast.FloorDiv, ast.Pow, ast.Mod)):
-            left, right = self.eval(node.left), self.eval(node.right)
-            if isinstance(node.op, ast.Pow) and isinstance(right, (int, float)) and abs(right) > 64:
-                raise ValueError(f"line {node.lineno}: an exponent over 64 is not supported")
-            ops = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b,
-                   ast.Mult: lambda a, b: a * b, ast.Div: lambda a, b: a / b,
-                   ast.FloorDiv: lambda a, b: a // b, ast.Pow: lambda a, b: a ** b,
-                   ast.Mod: lambda a, b: a % b}
-            return ops[type(node.op)](left, right)
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                and node.func.id in ("dict", "list", "tuple")):
-            if node.func.id == "dict":
-                if node.args:
-                    raise ValueError("dict(...) with positional arguments is not supported")
-                out: dict = {}
-                for kw in node.keywords:
-                    value = self.eval(kw.value)
-                    if kw.arg is None:  # dict(**base, ...)
-                        if not isinstance(value, dict):
-                            raise ValueError("'**' needs a dict")
-                        out.update(value)
-                    else:
-                        out[kw.arg] = value
-                return out
-            args = [self.eval(a) for a in node.args]
-            return {"list": list, "tuple": tuple}[node.func.id](*args)
-        raise ValueError(f"line {getattr(node, 'lineno', '?')}: only literal values are supported "
-                         f"in a Python config, got {type(node).__name__}")
-
-
-def load_python_config(text: str) -> dict[str, Any]:
-    """Top-level ``name = literal`` assignments of an mmcv-style Python config, in order."""
-    tree = ast.parse(text)
-    env: dict[str, Any] = {}
-    evaluator = _PyConfigEval(env)
-    for stmt in tree.body:
-        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
-            continue  # a docstring
-        if isinstance(stmt, ast.Assign) and all(isinstance(t, ast.Name) for t in stmt.targets):
-            value = evaluator.eval(stmt.value)
-            for target in stmt.targets:
-                env[target.id] = value  # type: ignore[attr-defined]
-            continue
-        raise ValueError(f"line {stmt.lineno}: only top-level 'name = value' assignments are "
-                         f"supported in a Python config, got {type(stmt).__name__}")
-    return env
-
-
-def load_config_file(path: str) -> dict[str, Any]:
-    """Read a YAML, JSON or Python config file into a dict."""
-    fmt = file_format(path)
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    if fmt == "yaml":
-        data = yaml.safe_load(text)
-    elif fmt == "json":
-        data = json.loads(text)
-    else:
-        data = load_python_config(text)
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ValueError(f"the top level must be a mapping, got {type(data).__name__}")
-    return data
-
-
-def dump_config_file(data: dict[str, Any], path: str) -> None:
-    """Write ``data`` in the format ``path``'s extension names."""
-    fmt = file_format(path)
-    with open(path, "w", encoding="utf-8") as f:
-        if fmt == "yaml":
-            yaml.safe_dump(data, f, sort_keys=False, allow_unicode=True)
-        elif fmt == "json":
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        else:
-            for key, value in data.items():
-                f.write(f"{key} = {pprint.pformat(value, sort_dicts=False)}\n")
-
-
-def _walk_parent(data: Any, key: str) -> tuple[Any, str | int]:
-    parts = key.split(".")
-    node = data
-    for i, part in enumerate(parts[:-1]):
-        where = ".".join(parts[:i + 1])
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            raise KeyError(f"has no key {where!r}")
-    last = parts[-1]
-    if isinstance(node, list):
-        if not (last.isdigit() and int(last) < len(node)):
-            raise KeyError(f"has no index {key!r}")
-        return node, int(last)
-    if not isinstance(node, dict):
-        raise KeyError(f"{'.'.join(parts[:-1])!r} is not a mapping")
-    return node, last
-
-
-def check_dotted(data: dict, key: str) -> None:
-    """Raise KeyError when ``key``'s parent does not exist in ``data`` (a new leaf is allowed)."""
-    _walk_parent(data, key)
-
-
-def set_dotted(data: dict, key: str, value: Any) -> None:
-    """Set ``data[a][b][c] = value`` for ``key == 'a.b.c'`` (list items by index)."""
-    parent, last = _walk_parent(data, key)
-    parent[last] = value  # type: ignore[index]
-
+# ---- a job's rendering --------------------------------------------------------------------------
 
 def rendered_file_name(file_space: File) -> str:
+    """The name of a File arg's per-job copy: its ``place_holder`` (or the file's stem) + extension."""
     stem, ext = os.path.splitext(os.path.basename(file_space.file))
     return (file_space.place_holder or stem) + ext
 
 
-def render_file(file_space: File, config: dict, out_dir: str, base: dict | None = None) -> str:
+def render_file(file_space: File, config: dict, out_dir: str, base: ConfigFile | None = None) -> str:
     """Write the File arg's config with this job's values into ``out_dir``; returns its path."""
-    data = copy.deepcopy(base if base is not None else load_config_file(file_space.file))
-    for key, value in file_values(file_space, config).items():
-        set_dotted(data, key, value)
-    path = os.path.join(out_dir, rendered_file_name(file_space))
-    dump_config_file(data, path)
-    return path
+    base = base if base is not None else ConfigFile(file_space.file)
+    return base.render(file_values(file_space, config), os.path.join(out_dir, rendered_file_name(file_space)))
 
 
-def job_values(space: Dict, config: dict, out_dir: str | None,
-               bases: dict[str, dict] | None = None) -> dict[str, Any]:
-    """The values a job's template (or function) gets: plain args, Nested keys, File paths.
+@dataclass
+class RenderedJob:
+    """Everything a job needs from its config, rendered once.
 
-    With ``out_dir`` set, File args are rendered into it; otherwise their value is the file name.
+    ``values`` are what the template (or a function trial) gets: plain args, Nested keys, and each
+    File arg's path in the job dir; ``command`` is the rendered template (None without one);
+    ``files`` maps each per-job config file's path to the File arg and values it is written with
+    (by :meth:`write_files`, when the job starts: a filtered job writes nothing).
+    """
+
+    arg_dict: dict[str, Any]
+    values: dict[str, Any]
+    command: str | None
+    files: dict[str, tuple[ConfigFile, dict[str, Any]]]
+
+    def write_files(self) -> None:
+        for path, (base, values) in self.files.items():
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            base.render(values, path)
+
+
+def render_job(space: Dict, config: dict, job_dir: str, template: str | None,
+               bases: dict[str, ConfigFile]) -> RenderedJob:
+    """Render ``config`` for a job in ``job_dir``: arg_dict, template values, command, files.
+
+    ``bases`` holds each File arg's loaded file by arg name (``TaskConfig.file_bases``).
     """
     values: dict[str, Any] = {}
+    files: dict[str, tuple[ConfigFile, dict[str, Any]]] = {}
     for key in space:
         sub, value = space[key], config[key]
         if isinstance(sub, Nested):
             values.update(value)
         elif isinstance(sub, File):
-            if out_dir is None:
-                values[key] = rendered_file_name(sub)
-            else:
-                values[key] = render_file(sub, value, out_dir, (bases or {}).get(key))
+            path = os.path.join(job_dir, rendered_file_name(sub))
+            files[path] = (bases[key] if key in bases else ConfigFile(sub.file), file_values(sub, value))
+            values[key] = path
         else:
             values[key] = value
-    return values
+    command = render_template(template, values) if template else None
+    return RenderedJob(arg_dict(space, config), values, command, files)
+
+
+def job_values(space: Dict, config: dict, out_dir: str | None,
+               bases: dict[str, ConfigFile] | None = None) -> dict[str, Any]:
+    """The values a job's template (or function) gets: plain args, Nested keys, File paths.
+
+    With ``out_dir`` set, File args are rendered into it; otherwise their value is the file name.
+    """
+    if out_dir is None:
+        return {k: rendered_file_name(space[k]) if isinstance(space[k], File) else v
+                for k, v in render_job(space, config, "", None, bases or {}).values.items()}
+    job = render_job(space, config, out_dir, None, bases or {})
+    job.write_files()
+    return job.values

@@ -207,7 +207,7 @@ def collect(store: Any, task: str, tags: Iterable[str] | None = None,
         "version": 1,
         "generated": _ts(now),
         "task": {**{k: t.get(k) for k in ("name", "status", "reward_attribute", "optimize_mode",
-                                          "message", "config_path", "task_dir", "host")},
+                                          "message", "config_path", "task_dir", "host", "compare")},
                  **{k: _ts(t.get(k)) for k in ("created", "started", "ended")}},
         "elapsed": _ts(run_time(t, now)),
         "counts": counts,
@@ -348,6 +348,7 @@ const best = D.best === null ? null : J[D.best];
   const keys = Object.keys(D.counts).sort((a, b) => order.indexOf(a) - order.indexOf(b));
   let h = '<h1>' + esc(T.name) + ' <span class="st-' + esc(T.status) + '">' + esc(T.status) + '</span></h1>';
   h += '<div class="meta">reward <b>' + esc(MIN ? 'minimize' : 'maximize') + ' ' + esc(T.reward_attribute) + '</b>'
+    + (T.compare ? ' &middot; compare <b>' + esc(T.compare) + '</b>' : '')
     + ' &middot; <b>' + J.length + '</b> jobs &middot; elapsed <b>' + dur(D.elapsed) + '</b>'
     + ' &middot; started ' + esc(when(T.started || T.created)) + (T.ended ? ' &middot; ended ' + esc(when(T.ended)) : '')
     + ' &middot; ' + (T.status === 'RUNNING' ? 'snapshot' : 'report') + ' at ' + esc(when(D.generated)) + '</div>';

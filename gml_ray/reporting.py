@@ -43,6 +43,25 @@ def _plain(value: Any) -> Any:
         return str(value)
 
 
+PAVI_COMPAT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "compat")
+_real_pavi: bool | None = None
+
+
+def pavi_compat_dir() -> str | None:
+    """The folder holding gml-ray's ``pavi`` compat package, to append to a job's import path;
+    None when a real ``pavi`` is importable here (it must never be shadowed)."""
+    global _real_pavi
+    if _real_pavi is None:
+        import importlib.util
+        try:
+            spec = importlib.util.find_spec("pavi")
+        except (ImportError, ValueError):
+            spec = None
+        origin = (spec.origin or "") if spec is not None else ""
+        _real_pavi = spec is not None and not origin.startswith(PAVI_COMPAT_DIR)
+    return None if _real_pavi else PAVI_COMPAT_DIR
+
+
 def set_function_sink(sink: Callable[[list[Record]], None] | None) -> None:
     """Route reports of this process to ``sink`` (used by gml-ray's function trials)."""
     global _function_sink

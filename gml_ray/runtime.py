@@ -43,12 +43,19 @@ def check_resources(resources: dict[str, float]) -> None:
                                 if not k.startswith("node:") and k != "object_store_memory")
                       for node in nodes) or "no alive node"
     ask = ", ".join(f"{k}: {v:g}" for k, v in resources.items())
+    hint = ""
+    if wanted.get("GPU") and not any(node.get("GPU", 0) >= wanted["GPU"] for node in nodes):
+        hint = ("; without such GPUs set task.resources: {num_gpus: 0}, or declare GPUs for a "
+                "local Ray with --num-gpus N")
     raise UserError(f"task.resources {{{ask}}}: no node of the Ray cluster can run a job "
-                    f"(nodes offer: {offer})")
+                    f"(nodes offer: {offer}){hint}")
 
 
-def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
-    """Join ``address`` (or ``RAY_ADDRESS``), or start a local Ray; True if this call started Ray."""
+def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None) -> bool:
+    """Join ``address`` (or ``RAY_ADDRESS``), or start a local Ray; True if this call started Ray.
+
+    ``num_cpus``/``num_gpus`` size a local Ray (default: what the machine has); a cluster's nodes
+    declare their own."""
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -59,7 +66,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     if address in (None, "", "local"):
         # An embedded instance needs no token; without this Ray writes ~/.ray/auth_token and warns.
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1,
+        ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, num_gpus=num_gpus,
                  include_dashboard=False, **kwargs)
         return True
     if address.startswith(("http://", "https://")):

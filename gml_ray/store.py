@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     stop_requested INTEGER DEFAULT 0,
     message TEXT,
     elapsed_before REAL DEFAULT 0,  -- run time of the earlier attempts (resume)
-    source_dir TEXT
+    source_dir TEXT,
+    compare TEXT  -- pavi.compare's name (or id): the task's label, as GML showed it
 );
 CREATE TABLE IF NOT EXISTS jobs (
     task TEXT NOT NULL,

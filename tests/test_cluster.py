@@ -213,7 +213,8 @@ def test_an_unsatisfiable_gpu_request_fails_at_once_locally(tmp_path):
                  cwd=tmp_path, timeout=60)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "num_gpus: 1" in lines[0] and "GPU" not in lines[0].split("offer:")[1]
+    offer = lines[0].split("offer:")[1].split(")")[0]
+    assert len(lines) == 1 and "num_gpus: 1" in lines[0] and "GPU" not in offer
     assert Store(str(tmp_path / "wd"), create=False).get_task("gpu")["status"] == "ERROR"
 
 

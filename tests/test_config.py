@@ -76,10 +76,14 @@ def test_manual_config_sections(manual_config):
     assert cfg.warnings == []  # use_spe: False warns about nothing
 
 
-def test_manual_template_line_continuations_are_joined(manual_config):
+def test_manual_template_line_continuations_are_joined_and_srun_becomes_resources(manual_config):
+    # Jobs run the command after `srun -p pat_dev -n1 --gres gpu:1`; the GPU is a Ray resource.
     assert manual_config.template == (
-        "srun -p pat_dev -n1 --gres gpu:1 python mnist.py --config '{config}' "
+        "python mnist.py --config '{config}' "
         "--batch-size {batch-size} --log-interval {log-interval} --pavi")
+    assert manual_config.resources == {"num_gpus": 1, "num_cpus": 1}
+    assert manual_config.notices == ["srun in task.template: jobs run the command after it on Ray; "
+                                     "--gres gpu:1 -> num_gpus 1; dropped --partition pat_dev --ntasks 1"]
 
 
 def test_defaults(tmp_path):
@@ -212,18 +216,23 @@ BAD_CONFIGS = [
         """, "task.template", "placeholder {batch-size} has no search arg", id="placeholder-without-arg"),
     pytest.param("""\
         task:
-          template: "python t.py --lr {lr}"
+          template: "srun -p dev -n 4 --gres gpu:1 python t.py --lr {lr}"
           search_args:
             - {type: Categorical, name: lr, data: [0.1]}
-            - {type: Categorical, name: wd, data: [0.1]}
-        """, "task.search_args[1]", "'wd' is not used", id="arg-not-in-template"),
+        """, "task.template", "--ntasks 4: a gml-ray job is one process", id="srun-several-tasks"),
+    pytest.param("""\
+        task:
+          template: "srun --frobnicate 3 python t.py --lr {lr}"
+          search_args:
+            - {type: Categorical, name: lr, data: [0.1]}
+        """, "task.template", "srun option --frobnicate is not known", id="srun-unknown-option"),
     pytest.param("""\
         task:
           template: "python t.py --lr {lr}"
           search_args:
             - {type: Categorical, name: lr, data: [0.1]}
             - {type: Categorical, name: lr, data: [0.2]}
-        """, "task.search_args[1]", "already set by task.search_args[0]", id="duplicate-arg-name"),
+        """, "task.search_args[1].name", "'lr' is declared twice", id="duplicate-arg-name"),
     pytest.param("""\
         task:
           template: "python t.py --lr {lr"

@@ -108,7 +108,7 @@ def test_rm_writes_the_summary_then_deletes_files_and_rows(finished_task):
     assert task_dir.is_dir()
     result = gml("ctl", "rm", "--task", "done", "--workdir", "wd", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    summary = yaml.safe_load((tmp_path / "summary.yaml").read_text())
+    (summary,) = yaml.safe_load((tmp_path / "summary.yaml").read_text())  # a list, one per rm
     assert summary["task"]["name"] == "done" and summary["task"]["status"] == "FINISHED"
     assert [(j["args"]["x"], j["status"], j["reward"]) for j in summary["jobs"]] == [
         (0.3, "FINISHED", pytest.approx(0.9)), (0.4, "FINISHED", pytest.approx(1.2)),

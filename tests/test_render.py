@@ -251,7 +251,7 @@ def test_rendered_python_config_keeps_other_values(tmp_path):
     assert (data["name"], data["warmup"], data["flags"]) == ("resnet", 1.05, {"a": True, "b": None, "c": -1})
 
 
-@pytest.mark.parametrize("text", [
+CODE_CONFIGS = [
     "import os\nx = 1\n",
     "from os import path\n",
     "x = os.getcwd()\n",
@@ -261,16 +261,24 @@ def test_rendered_python_config_keeps_other_values(tmp_path):
     "x = [i for i in range(3)]\n",
     "x = undefined_name\n",
     "if True:\n    x = 1\n",
-])
-def test_python_config_with_code_is_rejected(tmp_path, text):
+]
+
+
+@pytest.mark.parametrize("text", CODE_CONFIGS)
+def test_python_config_with_code_needs_the_mmcv_extra(tmp_path, text):
+    """Without mmengine, code in a Python config is refused, naming the extra that reads it."""
     path = tmp_path / "bad.py"
     path.write_text(text)
-    with pytest.raises(ValueError):
-        load_config_file(str(path))
+    probe = ("import sys; sys.modules['mmengine'] = None\n"  # as if gml-ray[mmcv] were not installed
+             "from gml_ray.config_files import load\n"
+             f"try:\n    load({str(path)!r})\nexcept ValueError as e:\n    print('REFUSED', e)\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert out.stdout.startswith("REFUSED"), out.stdout + out.stderr
+    assert "gml-ray[mmcv]" in out.stdout
 
 
-def test_python_config_with_code_is_a_config_error(tmp_path):
-    (tmp_path / "model.py").write_text("import os\ndepth = 18\n")
+def test_broken_python_config_is_a_config_error(tmp_path):
+    (tmp_path / "model.py").write_text("import os\ndepth = undefined_name\n")
     raw = {"task": {"template": "python t.py {config}",
                     "search_args": [{"type": "File", "name": "config", "file": "model.py",
                                      "args": [{"type": "Categorical", "name": "depth", "data": [18, 50]}]}]}}

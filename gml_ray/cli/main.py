@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 import sys
 import time
 from typing import List, Optional
@@ -63,6 +64,7 @@ def run(
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted task"),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join [env RAY_ADDRESS]"),
     num_cpus: Optional[int] = typer.Option(None, "--num-cpus", help="CPUs of a local Ray (default: all)"),
+    num_gpus: Optional[int] = typer.Option(None, "--num-gpus", help="GPUs of a local Ray (default: those it finds)"),
     code_dir: Optional[str] = typer.Option(None, "--code-dir", help="the code jobs run (default: the config's directory)"),
     no_snapshot: bool = typer.Option(False, "--no-snapshot", help="run jobs in the code dir itself, not a copy"),
     benchmark: bool = typer.Option(False, "--benchmark", help="run the MuJoCo benchmark: no template, "
@@ -76,11 +78,13 @@ def run(
         raise UserError("--resume needs --task NAME (the task to continue)")
     cfg = load_config(config, benchmark=benchmark)
     for warning in cfg.warnings:
-        err_console.print(Text(f"warning: {warning}", style="yellow"))
+        err_console.print(Text(f"warning: {warning}", style="yellow"), soft_wrap=True)
+    for notice in cfg.notices:
+        err_console.print(Text(f"note: {notice}"), soft_wrap=True)
     scheduler = NaiveScheduler(resolve_workdir(workdir), cfg,
                                [s for s in (symlinks or "").split(",") if s],
                                task=task, code_dir=code_dir, address=address, num_cpus=num_cpus,
-                               resume=resume, snapshot=not no_snapshot)
+                               num_gpus=num_gpus, resume=resume, snapshot=not no_snapshot)
     store = scheduler.prepare()
     started = time.time()
     before = store.require_task(scheduler.task).get("elapsed_before") or 0.0  # earlier attempts
@@ -92,6 +96,10 @@ def run(
                                    before + time.time() - started)
 
     console.print(f"task [bold]{scheduler.task}[/]: store {store.path}")
+    where = f" --workdir {shlex.quote(workdir)}" if workdir else ""
+    if cfg.compare_label:  # GML printed the pavi compare's URL here: the report is gml-ray's view
+        console.print(f"compare {cfg.compare_label}: gml-ray ctl report --task {scheduler.task}{where}",
+                      soft_wrap=True)
     interrupted = False
     with Live(view(), console=console, refresh_per_second=4, transient=False) as live:
         try:
@@ -116,12 +124,40 @@ def run(
     reason = f" ({summary['reason']})" if summary.get("reason") else ""
     best = summary["best_reward"]
     best_text = f", best {cfg.reward_attribute} = {views.fmt_value(best)} ({summary['best_job']})" \
-        if best is not None else f", no job reported {cfg.reward_attribute!r}"
+        if best is not None else ""
     console.print(f"task {scheduler.task} {summary['status']}{reason}: "
                   + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
                   + f"{best_text} in {views.fmt_duration(time.time() - started)}")
-    console.print(f"see: gml-ray ctl show --task {scheduler.task}"
-                  + (f" --workdir {workdir}" if workdir else ""))
+    console.print(f"see: gml-ray ctl show --task {scheduler.task}{where}", soft_wrap=True)
+    failure = _no_result(store, scheduler.task, cfg)
+    if failure:
+        err_console.print(Text(f"error: {failure}", style="bold red"), soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def _no_result(store, task: str, cfg) -> Optional[str]:
+    """Why the run produced nothing (no job finished with a reward; with MOCK_PAVI=2 no job
+    FINISHED at all), naming the most common failure; None when it produced something."""
+    jobs = store.jobs(task)
+    if cfg.collect_metrics:
+        if any(j["reward"] is not None for j in jobs):
+            return None
+        what = f"no job of {task} finished with a reward ({cfg.reward_attribute!r})"
+    else:
+        if any(j["status"] == "FINISHED" for j in jobs):
+            return None
+        what = f"no job of {task} FINISHED"
+    if not jobs:
+        return f"{what}: no job ran"
+    causes: dict[str, int] = {}
+    for j in jobs:
+        if j["status"] == "FINISHED":
+            cause = f"FINISHED without reporting {cfg.reward_attribute!r}"
+        else:
+            cause = j["status"] + (f": {j['message']}" if j.get("message") else "")
+        causes[cause] = causes.get(cause, 0) + 1
+    cause, n = max(causes.items(), key=lambda kv: kv[1])
+    return f"{what}: {n} {cause} (logs in {os.path.join(store.work_dir, 'tasks', task, 'jobs')})"
 
 
 def _print_jobs(store, task: str) -> None:

@@ -52,17 +52,22 @@ def job_duration(job: dict) -> float | None:
 
 def tasks_table(tasks: list[dict]) -> Table:
     table = Table(title="tasks", title_justify="left")
-    for col in ("task", "status", "jobs", "finished", "running", "failed", "best reward",
-                "created", "elapsed"):
-        table.add_column(col, justify="right" if col in ("jobs", "finished", "running", "failed") else "left")
+    compare = any(t.get("compare") for t in tasks)
+    counted = ("jobs", "finished", "running", "early stopped", "killed", "error")
+    columns = ["task", "status", *counted, "best reward", "created", "elapsed"]
+    if compare:
+        columns.insert(2, "compare")
+    for col in columns:
+        table.add_column(col, justify="right" if col in counted else "left")
     for t in tasks:
         c = t["counts"]
-        failed = c.get("ERROR", 0) + c.get("KILLED", 0)
-        elapsed = run_time(t)
-        table.add_row(t["name"], status_text(t["status"]), str(sum(c.values())),
-                      str(c.get("FINISHED", 0)), str(c.get("RUNNING", 0) + c.get("PENDING", 0)),
-                      str(failed), fmt_value(t["best_reward"]), fmt_time(t["created"]),
-                      fmt_duration(elapsed))
+        cells = [t["name"], status_text(t["status"]), str(sum(c.values())), str(c.get("FINISHED", 0)),
+                 str(c.get("RUNNING", 0) + c.get("PENDING", 0)), str(c.get("EARLY_STOPPED", 0)),
+                 str(c.get("KILLED", 0)), str(c.get("ERROR", 0)), fmt_value(t["best_reward"]),
+                 fmt_time(t["created"]), fmt_duration(run_time(t))]
+        if compare:
+            cells.insert(2, t.get("compare") or "-")
+        table.add_row(*cells)
     return table
 
 
@@ -131,8 +136,9 @@ def jobs_table(task: dict, jobs: list[dict], latest: dict[int, dict[str, Any]]) 
     columns = [("job", "left"), ("status", "left"), ("args", "left"), ("reward", "right")]
     columns += [(c, "right") for c in scalar_cols]
     columns += [("duration", "right"), ("node", "left")] + ([("note", "left")] if notes else [])
+    compare = f", compare {task['compare']}" if task.get("compare") else ""
     grid = Grid(f"task {task['name']} ({task['status']}), reward = {task['optimize_mode']} "
-                f"{task['reward_attribute']}", columns)
+                f"{task['reward_attribute']}{compare}", columns)
     for j in jobs:
         cells = [j["name"] + (" *" if j["name"] == best else ""), j["status"], args_text(j["arg_dict"]),
                  fmt_value(j["reward"])]
@@ -147,13 +153,17 @@ def jobs_table(task: dict, jobs: list[dict], latest: dict[int, dict[str, Any]]) 
 def scalars_table(jobs: list[dict], scalars: list[dict]) -> Grid:
     names = {j["job_id"]: j["name"] for j in jobs}
     grid = Grid("scalars", [("job", "left"), ("tag", "left"), ("steps", "left"), ("values", "left")])
-    grouped: dict[tuple[int, str], list[dict]] = {}
+    grouped: dict[tuple[int, str, int], list[dict]] = {}
     for s in scalars:
-        grouped.setdefault((s["job_id"], s["tag"]), []).append(s)
-    for (job_id, tag), rows in grouped.items():
+        grouped.setdefault((s["job_id"], s["tag"], s.get("attempt") or 1), []).append(s)
+    resumed = {job_id for job_id, _, attempt in grouped if attempt > 1}
+    for (job_id, tag, attempt), rows in grouped.items():
         values = [fmt_value(r["value"] if r["value"] is not None else r["text"]) for r in rows]
         steps = [str(r["step"]) for r in rows]
-        grid.add_row(names.get(job_id, str(job_id)), tag, " ".join(steps), " ".join(values))
+        name = names.get(job_id, str(job_id))
+        if job_id in resumed:  # a job run again by --resume: each attempt's values apart
+            name += f" (attempt {attempt})"
+        grid.add_row(name, tag, " ".join(steps), " ".join(values))
     return grid
 
 

@@ -295,6 +295,9 @@ def run_command(spec: JobSpec, channel: Any = None) -> dict:
     env.update({"GML_JOB_ID": str(spec.job_id), "GML_JOB_NAME": spec.name,
                 "GML_JOB_ATTEMPT": str(spec.attempt),
                 "GML_JOB_DIR": spec.job_dir, "PYTHONUNBUFFERED": "1"})
+    compat = reporting.pavi_compat_dir()
+    if compat:  # `from pavi import SummaryWriter` works; last on the path, so any other pavi wins
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), compat) if p)
     read_fd = write_fd = None
     if spec.collect_metrics:
         read_fd, write_fd = os.pipe()
@@ -389,6 +392,9 @@ def load_callable(function: str, code_dir: str) -> Any:
     if code_dir in sys.path:
         sys.path.remove(code_dir)
     sys.path.insert(0, code_dir)
+    compat = reporting.pavi_compat_dir()
+    if compat and compat not in sys.path:  # last: a pavi of the code dir's own still wins
+        sys.path.append(compat)
     module = sys.modules.get(module_name)
     if module is not None:
         file = getattr(module, "__file__", None) or ""
@@ -669,6 +675,7 @@ class Job:
         self.kill_status: str | None = None  # the end status a kill() asked for
         self.kill_message = ""
         self.reward: float | None = None  # best reward_attribute value so far
+        self.rendered: Any = None  # the RenderedJob it came from (its File args' copies)
 
     @property
     def command(self) -> str | None:

@@ -79,8 +79,7 @@ class SchedulerCore:
         name = f"gml-channel-{task}-{uuid.uuid4().hex[:12]}"
         self.channel = MessageChannel.options(num_cpus=0, scheduling_strategy=here, name=name).remote()
         self.channel_name = ChannelName(name, ray.get_runtime_context().namespace)
-        self._file_bases = {a.name: render.load_config_file(a.file) for a in cfg.search_args
-                            if a.type == "File"}
+        self._file_bases = cfg.file_bases  # loaded once, by the config parser
         self.is_stop = False
         self.stop_reason = ""
         self.exhausted = False
@@ -273,42 +272,34 @@ class SchedulerCore:
     def _make_job(self, config: dict, job_id: int, attempt: int = 1) -> Job:
         name = job_name(job_id)
         job_dir = os.path.join(self.task_dir, "jobs", name)
-        args = render.arg_dict(self.space, config)
         common = dict(job_dir=job_dir, cwd=self.code_dir, job_id=job_id, attempt=attempt,
                       generate_log=self.cfg.generate_log, collect_metrics=self.cfg.collect_metrics,
                       env={"GML_TASK": self.task})
         if self.cfg.benchmark:
             from ..mujoco.job import MujocoJob, policy_vector
             return MujocoJob(self.cfg.func_type or "", name, policy_vector(config, self.cfg.arg_names),
-                             args, config=config, pool=self.pool, rollouts=self.cfg.rollouts,
+                             render.arg_dict(self.space, config), config=config, pool=self.pool, rollouts=self.cfg.rollouts,
                              reward_attribute=self.reward_attribute, resources=self.cfg.resources,
                              channel=self.channel_name, time_limit=self.cfg.stop.time_limits_per_job,
                              **common)
-        values = render.job_values(self.space, config, None)
+        rendered = render.render_job(self.space, config, job_dir,
+                                     None if self.cfg.function else self.cfg.template, self._file_bases)
         if self.cfg.function:
-            job: Job = FunctionJob(self.cfg.function, name, values, args, config=config,
+            job: Job = FunctionJob(self.cfg.function, name, rendered.values, rendered.arg_dict, config=config,
                                    resources=self.cfg.resources, channel=self.channel_name,
                                    pool=self.pool, time_limit=self.cfg.stop.time_limits_per_job,
                                    **common)
         else:
-            # File args render to <job_dir>/<name>; the command names that path.
-            for key in self.space:
-                sub = self.space[key]
-                if isinstance(sub, render.File):
-                    values[key] = os.path.join(job_dir, render.rendered_file_name(sub))
-            command = render.render_template(self.cfg.template or "", values)
-            job = CommandJob(command, name, args, config=config, resources=self.cfg.resources,
-                             channel=self.channel_name, time_limit=self.cfg.stop.time_limits_per_job,
-                             **common)
+            job = CommandJob(rendered.command or "", name, rendered.arg_dict, config=config,
+                             resources=self.cfg.resources, channel=self.channel_name,
+                             time_limit=self.cfg.stop.time_limits_per_job, **common)
+        job.rendered = rendered
         return job
 
     def _start(self, job: Job) -> None:
         spec = job.spec
-        if self._file_bases:  # File args are rendered here; otherwise the job makes its dir
-            os.makedirs(spec.job_dir, exist_ok=True)
-            values = render.job_values(self.space, job.config, spec.job_dir, self._file_bases)
-            if spec.function:
-                spec.values = values
+        if job.rendered is not None:  # File args' copies are written when the job starts
+            job.rendered.write_files()
         job.start()
         # A job on a pool actor runs at once: its row is written RUNNING in one statement.
         status, started = (RUNNING, time.time()) if job.starts_running and job.mark_running() \
@@ -627,7 +618,8 @@ class NaiveScheduler:
 
     def __init__(self, work_dir: str, config: TaskConfig | dict | str, symlink_paths: Any = None, *,
                  task: str | None = None, code_dir: str | None = None, address: str | None = None,
-                 num_cpus: int | None = None, resume: bool = False, snapshot: bool = True,
+                 num_cpus: int | None = None, num_gpus: int | None = None, resume: bool = False,
+                 snapshot: bool = True,
                  benchmark: bool = False) -> None:
         if isinstance(config, str):
             config = load_config(config, benchmark=benchmark)
@@ -645,7 +637,7 @@ class NaiveScheduler:
         self.task_dir = os.path.join(self.work_dir, "tasks", self.task)
         self.code_dir = os.path.join(self.task_dir, "code") if snapshot else self.source_dir
         self.snapshot, self.resume = snapshot, resume
-        self.address, self.num_cpus = address, num_cpus
+        self.address, self.num_cpus, self.num_gpus = address, num_cpus, num_gpus
         self.store: Store | None = None
 
     def prepare(self) -> Store:
@@ -658,7 +650,8 @@ class NaiveScheduler:
                       config_yaml=yaml.safe_dump(self.cfg.raw, sort_keys=False, allow_unicode=True),
                       code_dir=self.code_dir, source_dir=self.source_dir, task_dir=self.task_dir,
                       reward_attribute=self.cfg.reward_attribute, optimize_mode=self.cfg.optimize_mode,
-                      started=now, heartbeat=now, host=socket.gethostname(), pid=os.getpid())
+                      started=now, heartbeat=now, host=socket.gethostname(), pid=os.getpid(),
+                      compare=self.cfg.compare_label)
         if self.resume:
             old = store.require_task(self.task)
             _check_same_mode(self.task, old.get("config_yaml"), self.cfg)
@@ -697,7 +690,7 @@ class NaiveScheduler:
         from ..runtime import check_resources, init_ray
 
         store = self.store or self.prepare()
-        started_ray = init_ray(self.address, self.num_cpus)
+        started_ray = init_ray(self.address, self.num_cpus, self.num_gpus)
         actor = None
         try:
             try:

@@ -85,7 +85,12 @@ class StopCriterion(BaseStopCriterion):
 
 
 def build_stop_criterion(cfg: dict[str, Any]) -> Any:
-    """Build from ``{type: Name, **kwargs}``; without ``type`` the built-in StopCriterion."""
+    """Build from ``{type: Name, **kwargs}``; without ``type`` the built-in StopCriterion, whose
+    values are read as in ``search_config.yaml`` (``time_limits: 1`` is an hour, ``'30m'``,
+    ``max_reward: inf``). A ConfigError names the key of a value it cannot read."""
     cfg = dict(cfg)
-    cfg.setdefault("type", "StopCriterion")
+    if cfg.get("type") in (None, "StopCriterion"):
+        from ..config import parse_stop_criterion
+        stop = parse_stop_criterion(cfg)
+        return StopCriterion(stop.max_tries, stop.time_limits, stop.max_reward, stop.time_limits_per_job)
     return STOP_CRITERIONS.build(cfg)

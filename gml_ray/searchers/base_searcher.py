@@ -22,7 +22,12 @@ class BaseSearcher:
         search_space: a :class:`gml_ray.space.Dict` of the task's args.
         reward_attribute: the scalar the search optimises.
         optimize_mode: ``maximize`` or ``minimize``.
+
+    ``uses_rewards``: whether the proposals depend on rewards. A searcher that proposes a fixed
+    sequence sets it False, so it may run under ``MOCK_PAVI=2`` (jobs report no scalars).
     """
+
+    uses_rewards: bool = True
 
     def __init__(self, search_space: Dict, reward_attribute: str = "acc",
                  optimize_mode: str = "maximize") -> None:

@@ -21,6 +21,8 @@ class BatchSearcher(BaseSearcher):
     every combination is proposed, the first arg varying slowest.
     """
 
+    uses_rewards = False  # a fixed sequence: it runs without scalars (MOCK_PAVI=2)
+
     def __init__(self, search_space: Dict, reward_attribute: str = "acc",
                  optimize_mode: str = "maximize") -> None:
         super().__init__(search_space, reward_attribute, optimize_mode)

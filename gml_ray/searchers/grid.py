@@ -5,14 +5,22 @@ import itertools
 import pickle
 from typing import Iterator
 
-from ..space import Dict, grid, grid_size
+from ..render import arg_dict
+from ..space import Dict, Nested, config_key, grid, grid_size
 from .base_searcher import BaseSearcher
 from .builder import SEARCHERS
 
 
 @SEARCHERS.register_module()
 class GridSearcher(BaseSearcher):
-    """Proposes each config of a finite space once, the first arg varying slowest."""
+    """Proposes each config of a finite space once, the first arg varying slowest.
+
+    Where a later arg sets a key an earlier one set (a Nested dict's ``batch-size`` beside a
+    ``batch-size`` arg), configs that would run the same job (the same ``arg_dict``) are proposed
+    once, at the first one's place in the order.
+    """
+
+    uses_rewards = False  # a fixed sequence: it runs without scalars (MOCK_PAVI=2)
 
     def __init__(self, search_space: Dict, reward_attribute: str = "acc",
                  optimize_mode: str = "maximize") -> None:
@@ -27,6 +35,13 @@ class GridSearcher(BaseSearcher):
         self._produced = 0
         self._iter: Iterator[tuple] = itertools.product(*columns)
         self._keys = keys
+        if _overlapping(search_space):
+            distinct: dict[str, tuple] = {}
+            for combo in self._iter:
+                key = config_key(arg_dict(search_space, dict(zip(keys, combo))))
+                distinct.setdefault(key, combo)
+            self._total = len(distinct)
+            self._iter = iter(list(distinct.values()))
 
     def get_config(self) -> dict | None:
         combo = next(self._iter, None)
@@ -39,3 +54,17 @@ class GridSearcher(BaseSearcher):
 
     def __len__(self) -> int:
         return int(self._total) - self._produced
+
+
+def _overlapping(space: Dict) -> bool:
+    """Whether two args of ``space`` (at any File level) can set the same arg_dict key."""
+    seen: set[str] = set()
+    for key in space:
+        sub = space[key]
+        names = sub.keys if isinstance(sub, Nested) else [key]
+        if isinstance(sub, Dict) and _overlapping(sub):
+            return True
+        if seen.intersection(names):
+            return True
+        seen.update(names)
+    return False

@@ -19,6 +19,8 @@ class RandomSearcher(BaseSearcher):
     spent looking for an unseen config before it gives up.
     """
 
+    uses_rewards = False  # a fixed sequence: it runs without scalars (MOCK_PAVI=2)
+
     def __init__(self, search_space: Dict, reward_attribute: str = "acc",
                  optimize_mode: str = "maximize", seed: int | None = None,
                  max_draws: int = 1000) -> None:
