@@ -16,6 +16,8 @@ objects the scheduler uses (get_config / update), without Ray. Methods:
   and with population 10, mutate 0.3 (more generations in 100 evaluations).
 * gml Random: ``RandomSearcher`` (uniform; log-uniform for log Reals).
 * Optuna TPE: ``TPESampler(seed)`` with its defaults, ask/tell; Optuna CMA-ES: ``CmaEsSampler(seed)``.
+* gml LA-MCTS: ``LamctsSearcher`` with the manual's settings and ``solver: bo`` (Real args only:
+  not on the mixed space).
 * gml Optuna TPE / CMA-ES: ``OptunaSearcher`` (``sampler: tpe`` / ``cmaes``, same seed), checked
   config for config against the raw study; "gml Optuna TPE x4" keeps 4 configs outstanding (RUNNING
   trials, TPE's constant liar).
@@ -243,6 +245,9 @@ def make_method(name: str, space: Dict, seed: int) -> Method:
         return OptunaTPE(space, seed, cmaes=True)
     if name in ("gml Optuna TPE", "gml Optuna TPE x4"):
         return GmlMethod(OptunaSearcher(space, optimize_mode="minimize", sampler="tpe", seed=seed))
+    if name == "gml LA-MCTS":  # the manual's settings (Cp 1, leaf 20, rbf, 30 initial), bo
+        from gml_ray.searchers import LamctsSearcher
+        return GmlMethod(LamctsSearcher(space, optimize_mode="minimize", solver="bo", seed=seed))
     if name == "gml Optuna CMA-ES":
         return GmlMethod(OptunaSearcher(space, optimize_mode="minimize", sampler="cmaes", seed=seed,
                                         sampler_kwargs=CMAES_KWARGS))
