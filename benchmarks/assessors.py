@@ -20,7 +20,11 @@ jobs: 40 configs whose accuracy curves come from the same family (seeded per see
     30 epochs each, ``--sleep`` s per epoch, run as real gml-ray function-trial jobs
     (``NaiveScheduler``, GridSearcher, parallel_size 2, one local Ray with 2 CPUs) with no
     assessor, MedianStopAssessor (start_step 5) and CurveFittingAssessor (epoch_num 30,
-    start_step 6, threshold 0.95; see the options), for each seed. Printed per run: epochs run
+    start_step 6, threshold 0.95; see the options), for each seed; with ``--assessors`` also
+    AshaAssessor (min_step 1, "ASHA", or 3, "ASHA-m3"; reduction_factor 3, max_step 30),
+    HyperbandAssessor (min_step 1, reduction_factor 3, max_step 30: 4 brackets) and Ray Tune's
+    ASHAScheduler ("TuneASHA": grace_period 1, reduction_factor 3, max_t 30) on the same curves
+    as a Tune function trainable (2 trials at a time, reuse_actors) in the same Ray. Printed per run: epochs run
     (the reward scalars in the store), wall time, jobs EARLY_STOPPED, whether the config with the
     best noise-free final value FINISHED ("kept"), the best noise-free final value among FINISHED
     jobs, and how fast Bad took effect (seconds from the verdict, as logged in scheduler.log, to
@@ -189,15 +193,62 @@ def predictor_benchmark(nni_dir: str | None, seeds: list[int], repeats: int = 3)
 
 # ---- real jobs ------------------------------------------------------------------------------------
 
+TUNE_ASHA = "TuneASHA"  # not a gml-ray assessor: Ray Tune's ASHAScheduler on the same trainable
+
+
 def assessor_configs(median_start: int = 5, curve_start: int = 6,
                      threshold: float = 0.95) -> dict[str, dict | None]:
     return {"none": None,
             "MedianStop": {"type": "MedianStopAssessor", "start_step": median_start},
             "CurveFitting": {"type": "CurveFittingAssessor", "epoch_num": EPOCHS,
-                             "start_step": curve_start, "threshold": threshold}}
+                             "start_step": curve_start, "threshold": threshold},
+            "ASHA": {"type": "AshaAssessor", "min_step": 1, "reduction_factor": 3, "max_step": EPOCHS},
+            "ASHA-m3": {"type": "AshaAssessor", "min_step": 3, "reduction_factor": 3, "max_step": EPOCHS},
+            "Hyperband": {"type": "HyperbandAssessor", "min_step": 1, "reduction_factor": 3,
+                          "max_step": EPOCHS},
+            TUNE_ASHA: {"grace_period": 1, "reduction_factor": 3, "max_t": EPOCHS}}
 
 
-def run_jobs(work_dir: str, seed: int, assessor: dict | None, sleep: float, n_configs: int) -> dict:
+def tune_train(config: dict) -> None:
+    """The same trial as :func:`train`, for Ray Tune: one ``tune.report`` per epoch."""
+    from ray import tune
+
+    _, noisy = job_curve(int(config["seed"]), int(config["cfg"]))
+    for value in noisy:
+        time.sleep(float(config["sleep"]))
+        tune.report({"acc": float(value)})
+
+
+def run_tune(work_dir: str, seed: int, settings: dict, sleep: float, n_configs: int) -> dict:
+    """Ray Tune's ASHAScheduler on the same 40 configs (grid order, 2 at a time, 1 CPU each)."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    tuner = tune.Tuner(
+        tune.with_resources(tune_train, {"cpu": 1}),
+        param_space={"cfg": tune.grid_search(list(range(n_configs))), "seed": seed, "sleep": sleep},
+        tune_config=tune.TuneConfig(scheduler=ASHAScheduler(time_attr="training_iteration", **settings),
+                                    metric="acc", mode="max", max_concurrent_trials=2, reuse_actors=True),
+        run_config=tune.RunConfig(storage_path=os.path.join(work_dir, "tune"), verbose=0,
+                                  name=f"s{seed}_{time.time_ns()}"))
+    t0 = time.perf_counter()
+    results = tuner.fit()
+    wall = time.perf_counter() - t0
+    iters = {}
+    for result in results:
+        frame = result.metrics_dataframe
+        iters[int(result.config["cfg"])] = int(frame["training_iteration"].max()) if frame is not None else 0
+    finals = {c: job_curve(seed, c)[0][-1] for c in iters}
+    best_cfg = max(finals, key=finals.get)
+    full = [finals[c] for c, n in iters.items() if n >= EPOCHS]
+    return {"epochs": sum(iters.values()), "wall": wall,
+            "stopped": sum(n < EPOCHS for n in iters.values()), "latency": [], "late_epochs": 0,
+            "kept": iters[best_cfg] >= EPOCHS, "best_final": max(full, default=float("nan")),
+            "true_best": finals[best_cfg], "status": "FINISHED" if results.num_errors == 0 else "ERROR"}
+
+
+def run_jobs(work_dir: str, seed: int, assessor: dict | None, sleep: float, n_configs: int,
+             label: str | None = None) -> dict:
     from gml_ray.schedulers.naive import NaiveScheduler
     from gml_ray.store import EARLY_STOPPED, FINISHED
 
@@ -213,7 +264,7 @@ def run_jobs(work_dir: str, seed: int, assessor: dict | None, sleep: float, n_co
     }
     if assessor is not None:
         config["scheduler"]["assessor"] = dict(assessor)
-    task = f"s{seed}_{(assessor or {}).get('type', 'none')}"
+    task = f"s{seed}_{label or (assessor or {}).get('type', 'none')}"
     scheduler = NaiveScheduler(work_dir, config, task=task, code_dir=here, snapshot=False)
     store = scheduler.prepare()
     t0 = time.perf_counter()
@@ -274,7 +325,10 @@ def jobs_benchmark(seeds: int, sleep: float, n_configs: int, assessors: dict[str
               f"{'kept':>5} {'best final':>10} {'true best':>9} {'stop s (med/max)':>16} {'late ep.':>8}")
         for seed in range(seeds):
             for name, assessor in assessors.items():
-                r = run_jobs(work_dir, seed, assessor, sleep, n_configs)
+                if name == TUNE_ASHA:
+                    r = run_tune(work_dir, seed, assessor or {}, sleep, n_configs)
+                else:
+                    r = run_jobs(work_dir, seed, assessor, sleep, n_configs, name)
                 results[name].append(r)
                 saved = 1 - r["epochs"] / (n_configs * EPOCHS)
                 print(f"{seed:4d} {name:13} {r['epochs']:6d} {saved:6.0%} {r['wall']:7.1f} "
@@ -317,7 +371,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="predictor: time each call this many times too (best-of column)")
     parser.add_argument("--nni", default=None, help="NNI's curvefitting_assessor directory")
     parser.add_argument("--assessors", default="none,MedianStop,CurveFitting",
-                        help="jobs: which runs, of none, MedianStop, CurveFitting")
+                        help="jobs: which runs, of none, MedianStop, CurveFitting, ASHA (min_step 1), "
+                             "ASHA-m3 (min_step 3), Hyperband, TuneASHA (Ray Tune's ASHAScheduler, "
+                             "grace_period 1; needs the bench extra)")
     parser.add_argument("--median-start-step", type=int, default=5)
     parser.add_argument("--curve-start-step", type=int, default=6)
     parser.add_argument("--threshold", type=float, default=0.95, help="CurveFitting's")

@@ -15,11 +15,16 @@ objects the scheduler uses (get_config / update), without Ray. Methods:
 * gml Evolution: ``EvolutionSearcher`` with the manual's settings (population 32, mutate 0.1),
   and with population 10, mutate 0.3 (more generations in 100 evaluations).
 * gml Random: ``RandomSearcher`` (uniform; log-uniform for log Reals).
-* Optuna TPE: ``TPESampler(seed)`` with its defaults, ask/tell.
+* Optuna TPE: ``TPESampler(seed)`` with its defaults, ask/tell; Optuna CMA-ES: ``CmaEsSampler(seed)``.
+* gml LA-MCTS: ``LamctsSearcher`` with the manual's settings and ``solver: bo`` (Real args only:
+  not on the mixed space).
+* gml Optuna TPE / CMA-ES: ``OptunaSearcher`` (``sampler: tpe`` / ``cmaes``, same seed), checked
+  config for config against the raw study; "gml Optuna TPE x4" keeps 4 configs outstanding (RUNNING
+  trials, TPE's constant liar).
 
 Printed: the median best value per function and the median latency of one tell + ask cycle (what
 the scheduler waits for between a job ending and the next one starting) once 50 and 200 results
-are known, on ``--latency-function``; the simple regret (best value minus the known optimum) with
+are known (``--latency-n``, for ``--latency-methods``), on ``--latency-function``; the simple regret (best value minus the known optimum) with
 its quartiles; whether gml Skopt evaluated exactly raw skopt's configs; and each method's median
 regret as a ratio of random search's.
 
@@ -184,12 +189,16 @@ class RawSkopt(Method):
 
 
 class OptunaTPE(Method):
-    def __init__(self, space: Dict, seed: int) -> None:
+    """Raw Optuna, ask/tell, suggesting the space's args in order (TPE, or CMA-ES with ``cmaes``)."""
+
+    def __init__(self, space: Dict, seed: int, cmaes: bool = False) -> None:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.space = space
-        self.study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
+        sampler = optuna.samplers.CmaEsSampler(seed=seed, **CMAES_KWARGS) if cmaes \
+            else optuna.samplers.TPESampler(seed=seed)
+        self.study = optuna.create_study(direction="minimize", sampler=sampler)
         self.trials: dict[str, Any] = {}
 
     def ask(self) -> dict:
@@ -209,8 +218,12 @@ class OptunaTPE(Method):
         self.study.tell(self.trials.pop(repr(sorted(config.items()))), value)
 
 
+# CMA-ES samples a Categorical independently (at random); its warning for that would repeat per ask.
+CMAES_KWARGS = {"warn_independent_sampling": False}
+
+
 def make_method(name: str, space: Dict, seed: int) -> Method:
-    from gml_ray.searchers import EvolutionSearcher, RandomSearcher, SkoptSearcher
+    from gml_ray.searchers import EvolutionSearcher, OptunaSearcher, RandomSearcher, SkoptSearcher
 
     if name in ("gml Skopt", "gml Skopt x4"):
         method = GmlMethod(SkoptSearcher(space, optimize_mode="minimize", random_state=seed))
@@ -228,11 +241,24 @@ def make_method(name: str, space: Dict, seed: int) -> Method:
         return GmlMethod(RandomSearcher(space, optimize_mode="minimize", seed=seed))
     if name == "Optuna TPE":
         return OptunaTPE(space, seed)
+    if name == "Optuna CMA-ES":
+        return OptunaTPE(space, seed, cmaes=True)
+    if name in ("gml Optuna TPE", "gml Optuna TPE x4"):
+        return GmlMethod(OptunaSearcher(space, optimize_mode="minimize", sampler="tpe", seed=seed))
+    if name == "gml LA-MCTS":  # the manual's settings (Cp 1, leaf 20, rbf, 30 initial), bo
+        from gml_ray.searchers import LamctsSearcher
+        return GmlMethod(LamctsSearcher(space, optimize_mode="minimize", solver="bo", seed=seed))
+    if name == "gml Optuna CMA-ES":
+        return GmlMethod(OptunaSearcher(space, optimize_mode="minimize", sampler="cmaes", seed=seed,
+                                        sampler_kwargs=CMAES_KWARGS))
     raise ValueError(name)
 
 
 METHODS = ["gml Skopt", "raw skopt", "gml Skopt x4", "gml Evolution 32/0.1", "gml Evolution 10/0.3",
-           "gml Random", "Optuna TPE"]
+           "gml Random", "Optuna TPE", "gml Optuna TPE", "gml Optuna TPE x4", "Optuna CMA-ES",
+           "gml Optuna CMA-ES"]
+# gml-ray's wrapper -> the raw peer it must match config for config (same seed, same results)
+SAME_AS = {"gml Skopt": "raw skopt", "gml Optuna TPE": "Optuna TPE", "gml Optuna CMA-ES": "Optuna CMA-ES"}
 GP_METHODS = {"gml Skopt", "raw skopt", "gml Skopt x4"}
 
 
@@ -269,7 +295,7 @@ def one_latency(job: tuple[str, str, int, int]) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             method.opt.tell([[c[n] for n in method.names] for c in configs], [problem.f(c) for c in configs])
-    elif isinstance(method, OptunaTPE):
+    elif isinstance(method, OptunaTPE):  # raw Optuna: the results as finished trials
         import optuna
 
         dists = {}
@@ -334,10 +360,12 @@ def report(data: dict) -> None:
     for r in data["runs"]:
         by.setdefault((r["method"], r["problem"]), []).append(r)
     lat = {(r["method"], r["n_obs"]): r["seconds"] for r in data["latencies"]}
+    lat_ns = sorted({n for _, n in lat}) or [50, 200]
 
     print(f"Median best value over n seeds ({args['evals']} evaluations each, minimised; x4: 4 configs "
-          f"outstanding) and the median tell+ask latency\non {args['latency_function']} once 50 / 200 "
-          f"results are known ({args['latency_reps']} cycles, measured one method at a time)\n")
+          f"outstanding) and the median tell+ask latency\non {args['latency_function']} once "
+          f"{' / '.join(map(str, lat_ns))} results are known ({args['latency_reps']} cycles, measured one "
+          f"method at a time)\n")
     rows = []
     for method in methods:
         row = [method]
@@ -345,11 +373,11 @@ def report(data: dict) -> None:
             runs = by.get((method, p.name), [])
             best = statistics.median(min(r["values"]) for r in runs) if runs else None
             row.append("-" if best is None else f"{_num(best, 5)} n={len(runs)}")
-        for n in (50, 200):
+        for n in lat_ns:
             row.append(f"{lat[(method, n)] * 1000:.1f} ms" if (method, n) in lat else "-")
         rows.append(row)
     print_table(["method"] + [f"{p.name} (opt {_num(p.optimum, 6)})" for p in problems]
-                + ["lat@50", "lat@200"], rows)
+                + [f"lat@{n}" for n in lat_ns], rows)
 
     print("\nSimple regret (best - optimum): median [25%, 75%]; run s: median seconds of one run\n")
     rows = []
@@ -366,21 +394,22 @@ def report(data: dict) -> None:
 
     print("\nChecks (ratios of median regret; < 1 is better):")
     for p in problems:
-        gml = {r["seed"]: r["values"] for r in by.get(("gml Skopt", p.name), [])}
-        raw = {r["seed"]: r["values"] for r in by.get(("raw skopt", p.name), [])}
-        if gml and raw:
-            same = sum(1 for s in gml if s in raw and gml[s] == raw[s])
-            g = statistics.median(regrets(by[("gml Skopt", p.name)], p.optimum))
-            w = statistics.median(regrets(by[("raw skopt", p.name)], p.optimum))
-            print(f"  {p.name}: gml Skopt evaluated exactly raw skopt's configs on {same}/{len(gml)} seeds; "
-                  f"gml/raw {_ratio(g, w)}")
+        for ours, peer in SAME_AS.items():
+            gml = {r["seed"]: r["values"] for r in by.get((ours, p.name), [])}
+            raw = {r["seed"]: r["values"] for r in by.get((peer, p.name), [])}
+            if gml and raw:
+                same = sum(1 for s in gml if s in raw and gml[s] == raw[s])
+                g = statistics.median(regrets(by[(ours, p.name)], p.optimum))
+                w = statistics.median(regrets(by[(peer, p.name)], p.optimum))
+                print(f"  {p.name}: {ours} evaluated exactly {peer}'s configs on {same}/{len(gml)} "
+                      f"seeds; gml/raw {_ratio(g, w)}")
         rnd = regrets(by.get(("gml Random", p.name), []), p.optimum)
         if not rnd:
             continue
         rnd_m = statistics.median(rnd)
         verdicts = []
         for m in methods:
-            if m in ("gml Random", "raw skopt") or not by.get((m, p.name)):
+            if m in ("gml Random", *SAME_AS.values()) or not by.get((m, p.name)):
                 continue
             mr = statistics.median(regrets(by[(m, p.name)], p.optimum))
             verdicts.append(f"{m} {_ratio(mr, rnd_m)}{'' if mr < rnd_m else ' (NOT better)'}")
@@ -402,6 +431,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--latency-function", default="hartmann6")
     ap.add_argument("--latency-reps", type=int, default=7)
+    ap.add_argument("--latency-n", default="50,200", help="results known before the timed cycles")
+    ap.add_argument("--latency-methods", default=None, help="default: --methods")
     ap.add_argument("--no-latency", action="store_true")
     ap.add_argument("--save", help="write the raw results to this JSON file")
     ap.add_argument("--load", help="print the report of a saved JSON file instead of running")
@@ -435,8 +466,11 @@ def main(argv: list[str] | None = None) -> None:
     run_seconds = time.perf_counter() - started
     # One at a time in this process: a latency must not share the cores with another measurement.
     started = time.perf_counter()
+    latency_methods = (args.latency_methods or args.methods).split(",")
+    latency_ns = [int(n) for n in args.latency_n.split(",")]
     latencies = [] if args.no_latency else [
-        one_latency((m, args.latency_function, n, args.latency_reps)) for m in methods for n in (50, 200)]
+        one_latency((m, args.latency_function, n, args.latency_reps)) for m in latency_methods
+        for n in latency_ns]
     data = {"args": vars(args), "runs": runs, "latencies": latencies, "run_seconds": run_seconds,
             "latency_seconds": time.perf_counter() - started, "cpus": os.cpu_count()}
     if args.save:

@@ -5,8 +5,9 @@ from .builder import SEARCHERS, build_searcher
 from .evolution import EvolutionSearcher
 from .grid import GridSearcher
 from .lamcts import LamctsSearcher  # imports torch only when one is built
+from .optuna import OptunaSearcher  # imports optuna (an extra) only when one is built
 from .random import RandomSearcher
 from .skopt import SkoptSearcher  # imports scikit-optimize only when one is built
 
 __all__ = ["BaseSearcher", "SEARCHERS", "build_searcher", "BatchSearcher", "EvolutionSearcher",
-           "GridSearcher", "LamctsSearcher", "RandomSearcher", "SkoptSearcher"]
+           "GridSearcher", "LamctsSearcher", "OptunaSearcher", "RandomSearcher", "SkoptSearcher"]

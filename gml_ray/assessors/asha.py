@@ -1,0 +1,189 @@
+"""AshaAssessor and HyperbandAssessor: asynchronous successive halving (Li et al., MLSys 2020) in
+the manual's assessor contract.
+
+Steps are counted as in MedianStopAssessor: a job's step is the number of finite values of the
+reward attribute it has reported (its S-th value is step S), whatever ``iteration`` it gave them.
+
+Rules of one bracket (``AshaAssessor`` is one bracket):
+
+* The rungs are the steps ``min_step * reduction_factor**k`` (k = 0, 1, ...) below ``max_step``
+  (all of them when ``max_step`` is None). ``max_step`` is the step a full job reaches: there is
+  no rung at or past it, and a job past the last rung runs to its own end.
+* When a job reaches a rung (its step becomes >= the rung), the job's value at the rung, its best
+  value (per ``optimize_mode``) among its first ``rung`` values, the same measure as its reward,
+  is recorded there. It is then ranked among every job recorded at that rung so far, itself
+  included, whatever those jobs became later (running, FINISHED, EARLY_STOPPED, ERROR): its
+  rank is 1 + the number of recorded values strictly better than its own. With ``n`` jobs
+  recorded, it goes on while ``rank <= max(1, n // reduction_factor)``, the top
+  1/reduction_factor (at least the best job); otherwise it is Bad (EARLY_STOPPED).
+* Decisions are asynchronous and final: a job is judged once per rung, on arrival, against the
+  jobs that were there before it; a job that passed is not recalled when better ones arrive.
+  The first job to reach a rung always passes, so early jobs climb further than the late ones.
+  A job whose values arrive in a batch that crosses several rungs is judged at each in order and
+  stops at the first it fails.
+* The assessor keeps the rung records for the life of the run (one float per job and rung); a
+  ``--resume`` starts them empty, as MedianStopAssessor's references.
+
+``HyperbandAssessor`` runs several such brackets side by side (asynchronous Hyperband, as Ray
+Tune's ``ASHAScheduler(brackets=...)`` and Optuna's ``HyperbandPruner``): bracket ``b`` has its
+first rung at ``min_step * reduction_factor**b``, so bracket 0 is the most aggressive and the last
+one judges its jobs only at bracket 0's last rung. Each job belongs to one bracket, chosen from its job id
+(CRC-32, so the same id lands in the same bracket in every run), with shares proportional to
+Hyperband's bracket sizes ``ceil((s_max + 1) / (s + 1) * reduction_factor**s)``; a job competes only
+with the jobs of its bracket.
+
+Differences from the peers:
+
+* Ray Tune's ``ASHAScheduler``: stops a trial whose *last* result is below the
+  ``(1 - 1/reduction_factor)`` percentile (linearly interpolated) of the results recorded at the
+  rung, so with 4 trials at a rung the top 2 pass; here the job's best value so far is ranked and
+  the top ``max(1, n // reduction_factor)`` pass (1 of 4). Tune also stops every trial at
+  ``max_t``; here reaching ``max_step`` never stops a job (Bad would mark a complete job
+  EARLY_STOPPED). Tune's ``grace_period`` is ``min_step``; its rungs count
+  ``training_iteration``, as steps here count reports.
+* Optuna's ``SuccessiveHalvingPruner``: the same promotion count (``n // reduction_factor``, at least
+  the best), but it compares the intermediate value reported *at* the rung's step (a trial that
+  skips the step is not judged there) and its rungs start at ``min_resource *
+  reduction_factor**min_early_stopping_rate`` (``min_resource='auto'`` guesses it from the first
+  finished trial); here a job is judged at the first value at or past the rung, on its best value
+  so far, and ``min_step`` is given. Optuna has no ``max_resource`` for it either.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import zlib
+from typing import Any, Sequence
+
+from .base import ASSESSORS, AssessResult, BaseAssessor
+from .median_stop import check_int, check_mode, history_values
+
+log = logging.getLogger("gml_ray.assessor")
+
+
+class _Bracket:
+    """The rungs of one successive-halving bracket and the values recorded at each."""
+
+    def __init__(self, first_rung: int, reduction_factor: int, max_step: int | None) -> None:
+        self.first_rung = first_rung
+        self.reduction_factor = reduction_factor
+        self.max_step = max_step
+        self.records: list[dict[str, float]] = []  # per rung: job id -> value at the rung
+
+    def rung(self, k: int) -> int | None:
+        """The step of rung ``k``, or None when there is no such rung (at or past ``max_step``)."""
+        step = self.first_rung * self.reduction_factor ** k
+        if self.max_step is not None and step >= self.max_step:
+            return None
+        return step
+
+    def record(self, k: int, job_id: str, value: float, maximize: bool) -> tuple[int, int, int]:
+        """Record ``value`` at rung ``k``; returns (rank, jobs at the rung, how many pass)."""
+        while len(self.records) <= k:
+            self.records.append({})
+        at_rung = self.records[k]
+        at_rung[job_id] = value
+        better = sum(1 for v in at_rung.values() if (v > value if maximize else v < value))
+        n = len(at_rung)
+        return better + 1, n, max(1, n // self.reduction_factor)
+
+
+@ASSESSORS.register_module()
+class AshaAssessor(BaseAssessor):
+    """``AshaAssessor(min_step=1, reduction_factor=3, max_step=None)``; ``optimize_mode`` comes
+    from the searcher. See the module docstring for the rules."""
+
+    def __init__(self, min_step: int = 1, reduction_factor: int = 3, max_step: int | None = None,
+                 optimize_mode: str = "maximize") -> None:
+        super().__init__(check_mode(optimize_mode))
+        self.min_step = check_int("min_step", min_step, 1)
+        self.reduction_factor = check_int("reduction_factor", reduction_factor, 2)
+        self.max_step = None if max_step is None else check_int("max_step", max_step, 1)
+        if self.max_step is not None and self.max_step <= self.min_step:
+            raise ValueError(f"max_step must be above min_step ({self.min_step}), got {max_step}")
+        self.brackets = self._make_brackets()
+        self._bracket_of: dict[str, int] = {}
+        self._next_rung: dict[str, int] = {}  # job id -> index of the next rung it must pass
+
+    def _make_brackets(self) -> list[_Bracket]:
+        return [_Bracket(self.min_step, self.reduction_factor, self.max_step)]
+
+    def bracket_of(self, job_id: str) -> int:
+        """The index of the bracket ``job_id`` belongs to (always 0 for ASHA)."""
+        return 0
+
+    def assess_job(self, job_id: str, history: Sequence[dict[str, Any]]) -> AssessResult:
+        values = history_values(history)
+        step = len(values)
+        if job_id not in self._bracket_of:
+            self._bracket_of[job_id] = self.bracket_of(job_id)
+        b = self._bracket_of[job_id]
+        bracket = self.brackets[b]
+        k = self._next_rung.get(job_id, 0)
+        maximize = self.optimize_mode == "maximize"
+        while True:
+            rung = bracket.rung(k)
+            if rung is None or step < rung:
+                break
+            value = max(values[:rung]) if maximize else min(values[:rung])
+            rank, n, passing = bracket.record(k, job_id, value, maximize)
+            k += 1
+            self._next_rung[job_id] = k
+            if rank > passing:
+                log.info("%s at step %d: value %.6g at rung %d%s ranks %d of %d; the top %d go on",
+                         job_id, step, value, rung, f" (bracket {b})" if len(self.brackets) > 1 else "",
+                         rank, n, passing)
+                return AssessResult.Bad
+        return AssessResult.Good
+
+    def job_end(self, job_id: str, success: bool = True) -> None:
+        """A job ended: its rung values stay (it reached those rungs), its cursor goes."""
+        self._next_rung.pop(job_id, None)
+        self._bracket_of.pop(job_id, None)
+
+    def rung_counts(self) -> list[list[int]]:
+        """Per bracket, how many jobs were recorded at each rung (for logs and tests)."""
+        return [[len(r) for r in bracket.records] for bracket in self.brackets]
+
+
+@ASSESSORS.register_module()
+class HyperbandAssessor(AshaAssessor):
+    """``HyperbandAssessor(min_step=1, max_step, reduction_factor=3, brackets=None)``: asynchronous
+    Hyperband. ``brackets`` defaults to (and is at most) the number of brackets that have a rung
+    below ``max_step``: one per rung of bracket 0. See the module docstring."""
+
+    def __init__(self, min_step: int = 1, reduction_factor: int = 3, max_step: int | None = None,
+                 brackets: int | None = None, optimize_mode: str = "maximize") -> None:
+        if max_step is None:
+            raise ValueError("max_step is required: the step a full job reaches")
+        check_int("max_step", max_step, 1)
+        check_int("min_step", min_step, 1)
+        check_int("reduction_factor", reduction_factor, 2)
+        fit = 0
+        while min_step * reduction_factor ** (fit + 1) < max_step:
+            fit += 1
+        most = fit + 1  # the brackets whose first rung is below max_step
+        if brackets is None:
+            brackets = most
+        self.n_brackets = check_int("brackets", brackets, 1)
+        if self.n_brackets > most:
+            raise ValueError(f"brackets must be at most {most} (the brackets with a rung below "
+                             f"max_step {max_step}), got {brackets}")
+        super().__init__(min_step, reduction_factor, max_step, optimize_mode)
+        s_max = self.n_brackets - 1
+        # Hyperband's bracket sizes, bracket 0 (s = s_max) the largest; their running sums.
+        sizes = [math.ceil((s_max + 1) / (s + 1) * self.reduction_factor ** s)
+                 for s in range(s_max, -1, -1)]
+        self.bracket_sizes = sizes
+        self._cumulative = [sum(sizes[:i + 1]) for i in range(len(sizes))]
+
+    def _make_brackets(self) -> list[_Bracket]:
+        return [_Bracket(self.min_step * self.reduction_factor ** b, self.reduction_factor, self.max_step)
+                for b in range(self.n_brackets)]
+
+    def bracket_of(self, job_id: str) -> int:
+        slot = zlib.crc32(job_id.encode()) % self._cumulative[-1]
+        for b, bound in enumerate(self._cumulative):
+            if slot < bound:
+                return b
+        return len(self._cumulative) - 1  # unreachable: slot < the total
