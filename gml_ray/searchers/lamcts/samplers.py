@@ -181,7 +181,7 @@ class TurboSampler:
     def __init__(self, dims: int, batch: int, length_init: float = 0.8, length_min: float = 0.5 ** 7,
                  length_max: float = 1.6, succtol: int = 3, failtol: int | None = None,
                  n_candidates: int | None = None, max_local: int = 300,
-                 warm_steps: int = 15) -> None:
+                 warm_steps: int = 15, n_thompson: int = 512) -> None:
         self.dims = dims
         self.length_init, self.length_min, self.length_max = length_init, length_min, length_max
         self.length = length_init
@@ -191,6 +191,7 @@ class TurboSampler:
         self.n_candidates = n_candidates or min(100 * dims, 2000)
         self.max_local = max_local
         self.warm_steps = warm_steps  # GP fits after the first start from the previous one
+        self.n_thompson = max(n_thompson, batch)
         self._gp: GaussianProcess | None = None
         self.succ = self.fail = 0
         self.restarts = 0
@@ -245,6 +246,12 @@ class TurboSampler:
                 break
         if cands.shape[0] < batch:  # the region and the trust region barely meet: use the box
             cands = torch.cat([cands, low + (high - low) * sobol(self.n_candidates, d, seed + 1, device)])
+        if cands.shape[0] > self.n_thompson:
+            # A joint draw over m candidates costs an m x m Cholesky: draw over the n_thompson
+            # with the highest upper bound (mean + 3 sd); a draw's maximum is all but never
+            # outside them.
+            mean, var = gp.posterior(cands)
+            cands = cands[torch.topk(mean + 3.0 * var.sqrt(), self.n_thompson).indices]
         draws = gp.sample(cands, batch, generator=gen)
         taken = torch.zeros(cands.shape[0], dtype=torch.bool, device=cands.device)
         chosen: list[torch.Tensor] = []

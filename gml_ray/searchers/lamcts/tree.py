@@ -208,7 +208,13 @@ class Tree:
 def in_region(path: Path, points: torch.Tensor) -> torch.Tensor:
     """A bool mask: which ``points`` (m, d) lie in the region of the path's leaf."""
     mask = torch.ones(points.shape[0], dtype=torch.bool, device=points.device)
-    for node, label in path:
+    if points.device.type != "cpu":
+        # on a GPU, test every point at every node: more arithmetic, but no host read per node
+        for node, label in path:
+            assert node.svm is not None
+            mask &= node.svm.predict(points) == label
+        return mask
+    for node, label in path:  # on the CPU, only the points still inside go on to the next node
         if not mask.any():
             break
         assert node.svm is not None
