@@ -77,16 +77,19 @@ def climb(points: torch.Tensor, acquisition: Callable[[torch.Tensor], torch.Tens
 
 
 def kriging_believer(gp: GaussianProcess, cands: torch.Tensor, batch: int,
-                     score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+                     score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                     factor: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+                     ) -> torch.Tensor:
     """Indices of ``batch`` distinct candidates picked greedily by ``score(mean, var)`` (original
-    units), each pick added to the GP as a fantasy observed at its posterior mean.
+    units), each pick added to the GP as a fantasy observed at its posterior mean. ``factor``:
+    ``gp.factor(cands)`` when the caller has it already.
 
     The same picks as calling ``add_fantasy`` after each, without refactorising: a fantasy at
     the mean leaves the posterior mean unchanged and lowers the variance by ``c(x, p)^2 /
     (var(p) + noise)``, with c the posterior covariance, itself updated by the earlier picks'
     rank-one terms. Indices stay on the device (no host read per pick).
     """
-    mean, var, v = gp.factor(cands)
+    mean, var, v = gp.factor(cands) if factor is None else factor  # (gp.factor of cands)
     vt = v.T.contiguous()  # (m, n): a pick's column of v is a row here
     mean = mean * gp.y_std + gp.y_mean
     scale = gp.y_std ** 2
@@ -115,11 +118,20 @@ class BOSampler:
 
     def __init__(self, n_anchors: int = 10, n_per_anchor: int = 2000, xi: float = 1e-3,
                  n_climb: int = 5, climb_steps: int = 30, warm_steps: int = 15,
-                 n_probe: int = 200) -> None:
+                 n_probe: int = 200, kappa: float = 2.0) -> None:
         self.n_anchors, self.n_per_anchor, self.xi = n_anchors, n_per_anchor, xi
         self.n_probe = n_probe
         self.n_climb, self.climb_steps, self.warm_steps = n_climb, climb_steps, warm_steps
         self._gp: GaussianProcess | None = None
+        self._explore = False
+        self.kappa = kappa
+
+    def restart(self) -> None:
+        """Forget the GP's hyperparameters and explore: the next proposal fits the GP from scratch
+        and picks by the upper confidence bound ``mean + kappa sd`` instead of EI (GP-UCB; EI
+        with a small xi keeps refining the basin it is stuck in)."""
+        self._gp = None
+        self._explore = True
 
     def candidates(self, anchors: torch.Tensor, path: Path, seed: int) -> torch.Tensor:
         """Points in the region: for each anchor, a cube that doubles until points leave it.
@@ -161,16 +173,24 @@ class BOSampler:
         best = float(v.max())
         xi = self.xi * max(float(v.std()), 1e-9) if v.numel() > 1 else self.xi
 
+        explore, self._explore = self._explore, False
+
         def ei(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+            if explore:
+                return mean + self.kappa * var.clamp_min(0.0).sqrt()
             return expected_improvement(mean, var, best, xi)
 
+        factor = gp.factor(cands)  # computed once: for the climb's starts and for the batch
         if self.n_climb and cands.shape[0]:
-            score = ei(*gp.posterior(cands))
+            score = ei(factor[0] * gp.y_std + gp.y_mean, factor[1] * gp.y_std ** 2)
             top = torch.topk(score, min(self.n_climb * batch, score.numel())).indices
             climbed = climb(cands[top], lambda p: ei(*gp.posterior(p, differentiable=True)), path,
                             steps=self.climb_steps)
+            more = gp.factor(climbed)
             cands = torch.cat([cands, climbed])
-        return cands[kriging_believer(gp, cands, batch, ei)]
+            factor = (torch.cat([factor[0], more[0]]), torch.cat([factor[1], more[1]]),
+                      torch.cat([factor[2], more[2]], dim=1))
+        return cands[kriging_believer(gp, cands, batch, ei, factor)]
 
 
 class TurboSampler:
@@ -196,6 +216,10 @@ class TurboSampler:
         self.succ = self.fail = 0
         self.restarts = 0
         self._best: float | None = None
+
+    def restart(self) -> None:
+        """A fresh trust region (TuRBO's restart) and a GP fitted from scratch."""
+        self.length, self.succ, self.fail, self._gp = self.length_init, 0, 0, None
 
     def record(self, new_values: torch.Tensor, best_before: float | None) -> None:
         """Count the last batch as a success (it beat the best by 1e-3 of its size) or a failure."""
