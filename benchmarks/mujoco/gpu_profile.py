@@ -68,9 +68,11 @@ def latency(device: str, results: list[int], dims: list[int], solvers: list[str]
         for d in dims:
             for n in results:
                 rng = random.Random(1000 * d + n)
+                # stall_patience 0: random results rarely improve the best, and every iteration
+                # would be a restart (a GP fitted from scratch); this times the usual iteration
                 s = LamctsSearcher(_space(d), reward_attribute="r", Cp=1.0, leaf_size=20,
                                    ninits=30, solver=solver, seed=0, parallel_size=batch,
-                                   enable_cuda=device == "cuda")
+                                   enable_cuda=device == "cuda", stall_patience=0)
                 for _ in range(n):
                     c = {f"a{i}": rng.uniform(-1, 1) for i in range(d)}
                     s.update(c, ackley_reward([c[f"a{i}"] for i in range(d)]))

@@ -116,7 +116,7 @@ class BOSampler:
     hyperparameters start from the previous iteration's (``warm_steps`` Adam steps instead of
     50 from scratch)."""
 
-    def __init__(self, n_anchors: int = 10, n_per_anchor: int = 2000, xi: float = 1e-3,
+    def __init__(self, n_anchors: int = 10, n_per_anchor: int = 1000, xi: float = 1e-3,
                  n_climb: int = 5, climb_steps: int = 30, warm_steps: int = 15,
                  n_probe: int = 200, kappa: float = 2.0) -> None:
         self.n_anchors, self.n_per_anchor, self.xi = n_anchors, n_per_anchor, xi

@@ -74,7 +74,7 @@ class Tree:
     # O(n^2) memory and time per step, and past a few hundred points in [0, 1]^d the boundary
     # between two 2-means clusters barely moves (the published code fits every sample: seconds
     # per tree at 2,000). Every sample is still assigned to a child by the SVM's prediction.
-    svm_points = 500
+    svm_points = 300
 
     def __init__(self, x: torch.Tensor, values: torch.Tensor, leaf_size: int = 20,
                  kernel: str = "rbf", gamma: str = "auto", Cp: float = 1.0, seed: int = 0,
