@@ -98,21 +98,27 @@ def latency(device: str, results: list[int], dims: list[int], solvers: list[str]
     return rows
 
 
-def swimmer(device: str, seeds: list[int], budget: int, threshold: float = 325.0) -> list[dict]:
-    """Evaluations to ``threshold`` on Swimmer per searcher seed, 2 configs in flight."""
+def swimmer(device: str, seeds: list[int], budget: int, threshold: float | None = None,
+            env: str = "swimmer") -> list[dict]:
+    """Evaluations to ``threshold`` (default the config's max_reward) on ``env`` (swimmer or
+    hopper, with its shipped yaml's searcher) per searcher seed, 2 configs in flight; also the
+    searcher's and the rollouts' seconds."""
     import yaml
 
     from gml_ray.mujoco.objective import Objective, job_seed
 
-    with open(os.path.join(HERE, "swimmer.yaml")) as f:
-        searcher_cfg = dict(yaml.safe_load(f)["searcher"])
+    with open(os.path.join(HERE, f"{env}.yaml")) as f:
+        raw = yaml.safe_load(f)
+        searcher_cfg = dict(raw["searcher"])
+        if threshold is None:
+            threshold = float(raw["scheduler"]["stop_criterion"]["max_reward"])
     searcher_cfg.pop("type", None)
     searcher_cfg.pop("reward_attribute", None)
     searcher_cfg["enable_cuda"] = device == "cuda"
-    objective = Objective("swimmer")
+    objective = Objective(env)
     d = objective.dims
-    print(f"\nSwimmer-v5 (threshold {threshold:g}), swimmer.yaml's searcher {searcher_cfg}, "
-          f"2 in flight, budget {budget}")
+    print(f"\n{objective.spec.env_id} (threshold {threshold:g}), {env}.yaml's searcher "
+          f"{searcher_cfg}, 2 in flight, budget {budget}")
     rows = []
     for seed in seeds:
         s = LamctsSearcher(_space(d), reward_attribute="default", seed=seed, parallel_size=2,
@@ -138,7 +144,8 @@ def swimmer(device: str, seeds: list[int], budget: int, threshold: float = 325.0
         rows.append({"seed": seed, "reach": reach, "best": best, "evals": n,
                      "searcher_s": t_search, "rollouts_s": t_roll})
         print(f"seed {seed}: reached at {reach if reach else 'never'} (best {best:.1f} after {n}), "
-              f"searcher {t_search:.1f} s, rollouts {t_roll:.1f} s", flush=True)
+              f"searcher {t_search:.1f} s, rollouts {t_roll:.1f} s (searcher "
+              f"{100 * t_search / max(t_search + t_roll, 1e-9):.0f}%)", flush=True)
     reached = sorted(r["reach"] for r in rows if r["reach"])
     if reached:
         print(f"reached on {len(reached)}/{len(rows)} seeds; median of all "
@@ -158,6 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--budget", type=int, default=300)
+    ap.add_argument("--env", choices=["swimmer", "hopper"], default="swimmer",
+                    help="the swimmer part's environment (hopper: hopper.yaml's searcher)")
     ap.add_argument("--threads", type=int, default=0,
                     help="torch's CPU threads (0: torch's default); under Ray the searcher's "
                          "actor gets OMP_NUM_THREADS=1")
@@ -175,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
                 [int(d) for d in args.dims.split(",")], args.solvers.split(","), args.batch,
                 args.reps)
     if args.part in ("all", "swimmer"):
-        swimmer(args.device, [int(s) for s in args.seeds.split(",")], args.budget)
+        swimmer(args.device, [int(s) for s in args.seeds.split(",")], args.budget, env=args.env)
 
 
 if __name__ == "__main__":
