@@ -383,3 +383,52 @@ class ManualExampleAssessor(BaseAssessor):
         """Finish the assessing by updating rewards."""
         pass
 '''
+
+
+def _benchmark_like_curves(seed: int, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(noise-free, noisy) 30-epoch curves of benchmarks/assessors.py's family."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(1.0, 31.0)
+    out = []
+    for i in range(n):
+        top, sd = rng.uniform(0.3, 0.95), rng.uniform(0.005, 0.02)
+        start = top * rng.uniform(0.2, 0.6)
+        if i % 3 == 0:
+            clean = top - (top - start) * np.exp(-(t - 1) / rng.uniform(2.0, 12.0))
+        elif i % 3 == 1:
+            clean = top - (top - start) * t ** -rng.uniform(0.3, 1.0)
+        else:
+            clean = start + (top - start) / (1 + np.exp(-(t - rng.uniform(2.0, 8.0))
+                                                        / rng.uniform(0.7, 2.5)))
+        out.append((clean, clean + rng.normal(0.0, sd, 30)))
+    return out
+
+
+def test_an_over_extrapolating_prediction_abstains(monkeypatch):
+    """A prediction whose rise per remaining step beats MAX_RISE_RATE x the observed rise per
+    step is withheld; every prediction given respects it; with the rule off, some were not."""
+    data = _benchmark_like_curves(seed=3, n=24)
+    withheld = 0
+    for _, noisy in data:
+        y = list(noisy[:5])
+        p = cm.predict_final(y, 30)
+        scale = max(float(np.ptp(y)), cm.SPREAD_LEVEL * float(np.max(np.abs(y))))
+        if p is not None:
+            assert (p - y[-1]) / 25 <= cm.MAX_RISE_RATE * scale / 5 + 1e-12
+        else:
+            with monkeypatch.context() as m:
+                m.setattr(cm, "MAX_RISE_RATE", float("inf"))
+                withheld += cm.predict_final(y, 30) is not None
+    assert withheld >= 1
+
+
+def test_the_predictor_with_abstentions_beats_the_last_value():
+    """Abstentions counted as the last value: lower MAE than the last value at k = 5 and 10."""
+    data = _benchmark_like_curves(seed=11, n=30)
+    for k in (5, 10):
+        ours, last = [], []
+        for clean, noisy in data:
+            p = cm.predict_final(list(noisy[:k]), 30)
+            ours.append(abs((noisy[k - 1] if p is None else p) - clean[-1]))
+            last.append(abs(noisy[k - 1] - clean[-1]))
+        assert np.mean(ours) < np.mean(last), k

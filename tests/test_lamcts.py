@@ -317,3 +317,23 @@ def test_the_bo_sampler_climbs_its_acquisition_without_leaving_the_region():
     assert float(closeness(end).mean()) > float(closeness(start).mean())
     free = climb(start, closeness, [], steps=200, lr=0.02)  # no region: it gets (near) there
     assert float(((free - target) ** 2).sum(dim=1).max()) < 0.05
+
+
+@pytest.mark.parametrize("solver", ["bo", "turbo"])
+def test_a_stalled_search_restarts_from_the_whole_box(solver):
+    """stall_patience results without a new best: the next iteration ignores the leaf's region
+    (a restart, counted); an improvement ends the stall; 0 never restarts."""
+    rng = random.Random(0)
+    configs = [{f"x{i}": rng.uniform(-1, 1) for i in range(6)} for _ in range(30)]
+    s = LamctsSearcher(SPACE6, ninits=10, leaf_size=8, solver=solver, seed=0, stall_patience=8)
+    never = LamctsSearcher(SPACE6, ninits=10, leaf_size=8, solver=solver, seed=0, stall_patience=0)
+    asked = []
+    for searcher in (s, never):
+        for i, c in enumerate(configs):
+            searcher.update(c, 1.0 if i == 0 else -float(i))  # the first result stays the best
+        asked.append(searcher.get_config())
+    assert s.restarts == 1 and never.restarts == 0
+    s.update(asked[0], 5.0)  # a new best: no longer stalled
+    for _ in range(3):
+        s.update(s.get_config(), 0.0)
+    assert s.restarts == 1

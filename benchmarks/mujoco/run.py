@@ -2,6 +2,7 @@
 run through gml-ray's real engine (local Ray, rollout actors, the SQLite store).
 
     python benchmarks/mujoco/run.py swimmer [--seeds 3] [--budget 600] [--skopt-budget 150]
+    python benchmarks/mujoco/run.py swimmer --first-seed 100 --seeds 20 --budget 150  # held out
     python benchmarks/mujoco/run.py hopper [--seeds 1] [--budget 3000] [--methods lamcts]
     python benchmarks/mujoco/run.py latency [--samples 100,500,2000]
 
@@ -111,6 +112,23 @@ def report(env: str, runs: list[dict], checkpoints: list[int]) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
     print("\nbest@N: median best reward after N evaluations (a run stopped at the threshold keeps "
           "its best); episodes = 3 rollouts per evaluation")
+    print("\nEvaluations to the threshold, distribution over seeds (a miss counts as worse than "
+          "any hit; '>N' = not reached within the N evaluations run):")
+    for method in dict.fromkeys(r["method"] for r in runs):
+        mine = [r for r in runs if r["method"] == method]
+        reach = [first_reach(r["rewards"], r["threshold"]) for r in mine]
+        ran = min(len(r["rewards"]) for r in mine if first_reach(r["rewards"], r["threshold"]) is None) \
+            if any(v is None for v in reach) else None
+        keyed = sorted(math.inf if v is None else v for v in reach)
+
+        def q(p: float) -> str:
+            v = keyed[min(len(keyed) - 1, max(0, math.ceil(p * len(keyed)) - 1))]
+            return f">{ran}" if math.isinf(v) else str(v)
+        cells = [f"min {q(0.0)}", f"median {q(0.5)}", f"p90 {q(0.9)}"]
+        for cap in (150, 600):
+            if ran is None or ran >= cap:
+                cells.append(f"misses@{cap} {sum(1 for v in reach if v is None or v > cap)}/{len(reach)}")
+        print(f"  {method}: " + ", ".join(cells))
 
 
 def latency(samples: list[int], reps: int) -> None:
@@ -149,6 +167,11 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("what", choices=["swimmer", "hopper", "latency"])
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="searcher seeds first-seed .. first-seed + seeds - 1 (e.g. 100 for the "
+                         "held-out 100-119)")
+    ap.add_argument("--random-budget", type=int, default=None,
+                    help="Random's budget (default: --budget)")
     ap.add_argument("--budget", type=int, default=None, help="evaluations (600 swimmer, 3000 hopper)")
     ap.add_argument("--skopt-budget", type=int, default=150)
     ap.add_argument("--solver", choices=["turbo", "bo"], help="override the LA-MCTS configs' solver")
@@ -173,8 +196,10 @@ def main(argv: list[str] | None = None) -> None:
     runs = []
     try:
         for method in args.methods.split(","):
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 n = min(budget, args.skopt_budget) if method == "skopt" else budget
+                if method == "random" and args.random_budget:
+                    n = min(budget, args.random_budget)
                 run = run_one(args.what, method, seed, n, work_dir, args.solver, args.ninits)
                 runs.append(run)
                 reach = first_reach(run["rewards"], run["threshold"])

@@ -10,6 +10,11 @@
    still disagree by more than SPREAD x the curve's scale: too early to tell.
 4. Sample the weights of the survivors' combination by Metropolis-Hastings; the prediction is
    the posterior mean of the combination at the target.
+5. Abstain (None) when the prediction cannot be expected to beat the last observed value: when
+   it asks the curve to rise, per remaining step, faster than :data:`MAX_RISE_RATE` x its mean
+   rise per observed step so far. A learning curve's rise slows down; such a prediction is an
+   over-extrapolation, and on held-out curves those were worse than the last value more often
+   than not (benchmarks/ASSESSORS.md).
 
 Steps are 1-based (``x = 1..n`` for ``n`` observed values). Every model is, for fixed values of
 at most two "shape" parameters, linear in the others (``pow3 = c - a * x**-alpha`` is linear in
@@ -296,6 +301,9 @@ SPREAD = 1.5  # no prediction when the kept models disagree by more than this x 
 SPREAD_LEVEL = 0.05  # the scale of a nearly flat curve: this share of its level
 MCMC_CHAINS, MCMC_STEPS, MCMC_STEP = 32, 30, 1.0
 PRIOR_SD = 3.0  # weights w = softmax(z), z ~ N(0, PRIOR_SD^2 I): equal weights a priori
+# abstain when the predicted rise per remaining step exceeds this share of the observed mean rise
+# per step (the curve's scale / its points); chosen on curve seeds 20-39 (benchmarks/assessors.py)
+MAX_RISE_RATE = 0.4
 
 
 def filter_fits(fits: list[Fit], values: Sequence[float] | np.ndarray) -> list[Fit]:
@@ -375,7 +383,9 @@ def predict_final(values: Sequence[float], target: int, seed: int = 0) -> float 
     ``None`` means "too early to tell": fewer than :data:`MIN_MODELS` models fit and survive the
     filter (fewer than 5 points always give None), or the survivors' predictions at the target
     spread wider than SPREAD x the curve's scale (the range it covered so far, at least
-    SPREAD_LEVEL x its level). Deterministic for a given ``seed``.
+    SPREAD_LEVEL x its level), or the prediction rises per remaining step faster than
+    MAX_RISE_RATE x the scale per observed step (it would likely do worse than the last value).
+    Deterministic for a given ``seed``.
     """
     y = np.asarray(values, dtype=float)
     if len(y) < 3 or not np.all(np.isfinite(y)):
@@ -389,4 +399,8 @@ def predict_final(values: Sequence[float], target: int, seed: int = 0) -> float 
     if max(preds) - min(preds) > SPREAD * scale:
         return None
     with np.errstate(all="ignore"):
-        return combine(kept, y, seed)
+        predicted = combine(kept, y, seed)
+    remaining = target - len(y)
+    if remaining > 0 and (predicted - y[-1]) / remaining > MAX_RISE_RATE * scale / len(y):
+        return None
+    return predicted

@@ -2,8 +2,13 @@
 
 Contracts shared by all three:
 
-* every computation runs in float64 on the device of the inputs (or the device given to the
-  :class:`GaussianProcess`); inputs of other dtypes are converted;
+* the GP runs in float64 (its Cholesky factors need it); 2-means and the SVM, which only
+  classify, run in float32 (:data:`CLS_DTYPE`), half the memory traffic and twice the matrix
+  throughput, on the CPU as on a GPU; everything runs on the device of the inputs (or the device
+  given to the :class:`GaussianProcess`); inputs of other dtypes are converted;
+* 2-means, the SVM and the GP can be warm-started from an earlier solution (``init``,
+  ``alpha0``, ``init``): LA-MCTS rebuilds its tree and refits its GP every iteration on a sample
+  set that grew by one batch, and a warm start converges in a fraction of the steps;
 * results are deterministic given the seed (random draws come from explicitly seeded
   generators, never from the global RNG);
 * this module imports torch at top level, so the searcher imports it lazily.
@@ -18,6 +23,7 @@ import torch
 __all__ = ["pick_device", "kmeans", "KernelSVM", "GaussianProcess"]
 
 DTYPE = torch.float64
+CLS_DTYPE = torch.float32  # 2-means and the SVM
 _warned_no_cuda = False
 
 
@@ -36,8 +42,9 @@ def pick_device(enable_cuda: bool) -> torch.device:
     return torch.device("cpu")
 
 
-def _as_float(x: torch.Tensor, device: torch.device | None = None) -> torch.Tensor:
-    return torch.as_tensor(x).to(device=device, dtype=DTYPE)
+def _as_float(x: torch.Tensor, device: torch.device | None = None,
+              dtype: torch.dtype = DTYPE) -> torch.Tensor:
+    return torch.as_tensor(x).to(device=device, dtype=dtype)
 
 
 def _sq_dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -57,7 +64,7 @@ def _kmeans_pp(x: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
     closest = _sq_dist(x, x[first:first + 1])[:, 0]
     for _ in range(1, k):
         total = closest.sum()
-        u = torch.rand(trials, generator=gen, dtype=DTYPE).to(x.device)
+        u = torch.rand(trials, generator=gen, dtype=x.dtype).to(x.device)
         if total <= 0:  # every point sits on a centre already: any point will do
             cand = (u * n).long().clamp_max(n - 1)
         else:
@@ -70,34 +77,41 @@ def _kmeans_pp(x: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
 
 
 def kmeans(x: torch.Tensor, k: int = 2, n_init: int = 5, max_iter: int = 100,
-           seed: int = 0) -> torch.Tensor:
+           seed: int = 0, init: torch.Tensor | None = None) -> torch.Tensor:
     """Lloyd's k-means with k-means++ seeding; the best of ``n_init`` runs by inertia.
 
-    Returns labels (n,) int64 on x's device. A cluster may come out empty (all points identical,
-    say): the labels then hold fewer than k distinct values, which callers check; never raises
-    for it. An empty cluster keeps its previous centre.
+    ``init`` (k, features) adds one run started from those centres (a warm start: the previous
+    iteration's centres); with ``init``, ``n_init`` may be 0. Returns labels (n,) int64 on x's
+    device. A cluster may come out empty (all points identical, say): the labels then hold fewer
+    than k distinct values, which callers check; never raises for it. An empty cluster keeps its
+    previous centre. Computes in float32.
     """
-    x = _as_float(x, x.device)
+    x = _as_float(x, x.device, CLS_DTYPE)
     n = x.shape[0]
     if n == 0:
         return torch.zeros(0, dtype=torch.long, device=x.device)
     gen = torch.Generator().manual_seed(seed)  # cpu generator: same draws whatever the device
     # scikit-learn's tolerance: relative to the mean per-feature variance
     tol = 1e-4 * float(x.var(0, unbiased=False).mean()) if n > 1 else 0.0
+    starts: list[torch.Tensor | None] = []
+    if init is not None and init.shape == (k, x.shape[1]):
+        starts.append(_as_float(init, x.device, CLS_DTYPE))
+    starts += [None] * (max(1, n_init) if not starts else max(0, n_init))
     best_labels, best_inertia = None, math.inf
-    for _ in range(max(1, n_init)):
-        centers = _kmeans_pp(x, k, gen)
+    for start in starts:
+        centers = _kmeans_pp(x, k, gen) if start is None else start
         labels = torch.zeros(n, dtype=torch.long, device=x.device)
-        for _ in range(max_iter):
+        for it in range(max_iter):
             labels = _sq_dist(x, centers).argmin(1)
             # one-hot products rather than index_add_, whose atomic adds are not deterministic on cuda
-            onehot = torch.nn.functional.one_hot(labels, k).to(DTYPE)
+            onehot = torch.nn.functional.one_hot(labels, k).to(x.dtype)
             counts = onehot.sum(0)
             sums = onehot.T @ x
             new = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], centers)
-            shift = float(((new - centers) ** 2).sum())
+            shift = ((new - centers) ** 2).sum()
             centers = new
-            if shift <= tol:
+            # the convergence test reads the device: every 4th iteration, not every one
+            if it % 4 == 3 and float(shift) <= tol:
                 break
         d = _sq_dist(x, centers)
         labels = d.argmin(1)
@@ -123,10 +137,12 @@ def _project_box_hyperplane(v: torch.Tensor, y: torch.Tensor, C: float) -> torch
     pts, order = pts.sort()
     delta = torch.where(order >= v.numel(), 1.0, -1.0).to(v.dtype)  # +1: an end, -1: a start
     slope = delta.cumsum(0)  # slope of h right after each breakpoint
-    h = C * float(pos.sum()) + torch.cat([pts.new_zeros(1), (slope[:-1] * pts.diff()).cumsum(0)])
-    j = int(torch.searchsorted(-h, pts.new_zeros(1)).clamp(1, h.numel() - 1))  # h[j-1] >= 0 >= h[j]
+    h = C * pos.sum().to(v.dtype) + torch.cat([pts.new_zeros(1), (slope[:-1] * pts.diff()).cumsum(0)])
+    # h[j-1] >= 0 >= h[j]; indices stay on the device (no host sync inside the solver's loop)
+    j = torch.searchsorted(-h, pts.new_zeros(1)).clamp(1, h.numel() - 1)
     h0, h1, p0, p1 = h[j - 1], h[j], pts[j - 1], pts[j]
-    mu = p0 if h0 == h1 else p0 + (p1 - p0) * h0 / (h0 - h1)
+    flat = h0 == h1
+    mu = torch.where(flat, p0, p0 + (p1 - p0) * h0 / torch.where(flat, torch.ones_like(h0), h0 - h1))
     return (v - mu * y).clamp(0.0, C)
 
 
@@ -142,7 +158,7 @@ class KernelSVM:
 
     def __init__(self, kernel: str = "rbf", gamma: str | float = "auto", C: float = 1.0,
                  degree: int = 3, coef0: float = 0.0, max_iter: int = 2000,
-                 tol: float = 1e-4) -> None:
+                 tol: float = 1e-3) -> None:
         if kernel not in ("linear", "poly", "rbf"):
             raise ValueError(f"kernel must be linear, poly or rbf, not {kernel!r}")
         if isinstance(gamma, str) and gamma not in ("auto", "scale"):
@@ -155,6 +171,7 @@ class KernelSVM:
         self.dual_coef_: torch.Tensor | None = None  # alpha_i y_i of the support vectors (s,)
         self.intercept_: float = 0.0
         self.n_iter_: int = 0
+        self.alpha_: torch.Tensor | None = None  # the dual variables of every training point (n,)
 
     def _kernel(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         if self.kernel == "linear":
@@ -164,9 +181,15 @@ class KernelSVM:
             return (self.gamma_ * (a @ b.T) + self.coef0) ** self.degree
         return torch.exp(-self.gamma_ * _sq_dist(a, b))
 
-    def fit(self, x: torch.Tensor, y: torch.Tensor) -> "KernelSVM":
-        """Fit on x (n, d) and labels y (n,) in {0, 1} (int or bool); both classes must be present."""
-        x = _as_float(x, x.device)
+    def fit(self, x: torch.Tensor, y: torch.Tensor,
+            alpha0: torch.Tensor | None = None) -> "KernelSVM":
+        """Fit on x (n, d) and labels y (n,) in {0, 1} (int or bool); both classes must be present.
+
+        ``alpha0`` (n,): a warm start for the dual variables (e.g. the previous fit's
+        :attr:`alpha_` for the samples it shared, 0 for new ones); it is projected onto the
+        feasible set first, so any values will do. The solution is the same to ``tol``.
+        """
+        x = _as_float(x, x.device, CLS_DTYPE)
         lab = torch.as_tensor(y).to(x.device).reshape(-1).long()
         if lab.numel() != x.shape[0]:
             raise ValueError(f"x has {x.shape[0]} rows but y has {lab.numel()} labels")
@@ -180,9 +203,9 @@ class KernelSVM:
             self.gamma_ = 1.0 / (d * (var if var > 0 else 1.0))
         else:
             self.gamma_ = float(self.gamma)
-        s = (2 * lab - 1).to(DTYPE)  # +-1 signs
+        s = (2 * lab - 1).to(CLS_DTYPE)  # +-1 signs
         q = s[:, None] * self._kernel(x, x) * s[None, :]
-        q = 0.5 * (q + q.T)  # exactly symmetric, as the sparse updates below assume
+        q = 0.5 * (q + q.T)  # exactly symmetric
         C = self.C
         one = torch.ones_like(s)
 
@@ -190,7 +213,7 @@ class KernelSVM:
         # Q's top eigenvector lies near s, so this L is far smaller than Q's.
         def tangent(v: torch.Tensor) -> torch.Tensor:
             return v - s * (s @ v) / n
-        v = tangent(torch.linspace(1.0, 2.0, n, dtype=DTYPE, device=x.device))
+        v = tangent(torch.linspace(1.0, 2.0, n, dtype=CLS_DTYPE, device=x.device))
         lip = 0.0
         for _ in range(30):
             w = tangent(q @ v)
@@ -200,29 +223,24 @@ class KernelSVM:
             v = w / lip
         lip = max(lip * 1.2, 1e-12)  # power iteration under-estimates
 
-        a = torch.zeros_like(s)
-        qa = torch.zeros_like(s)
+        if alpha0 is not None and alpha0.numel() == n:
+            a = _project_box_hyperplane(_as_float(alpha0, x.device, CLS_DTYPE).reshape(-1), s, C)
+            qa = q @ a
+        else:
+            a = torch.zeros_like(s)
+            qa = torch.zeros_like(s)
         z, qz = a, qa
-        t = 1.0
+        t = torch.ones((), dtype=CLS_DTYPE, device=x.device)
         up_pos, low_pos = s > 0, s < 0
         it = 0
-        for it in range(1, self.max_iter + 1):
+        done = alpha0 is not None and self._gap(a, qa - one, s, C, up_pos, low_pos) <= self.tol
+        # FISTA; nothing in an iteration reads the device back except the gap test every 10th
+        for it in range(1, (0 if done else self.max_iter) + 1):
             a_new = _project_box_hyperplane(z - (qz - one) / lip, s, C)
-            # Soon only the free alphas move (most sit at 0 or C), so update Q a by a sparse
-            # product with the change (Q is symmetric) rather than a full one; refresh it now and
-            # then so rounding cannot drift.
-            changed = (a_new != a).nonzero().squeeze(1)
-            if it % 50 == 0 or 4 * changed.numel() > n:
-                qa_new = q @ a_new
-            else:
-                step = torch.sparse_coo_tensor(
-                    torch.stack([torch.zeros_like(changed), changed]), (a_new - a)[changed],
-                    (1, n), is_coalesced=True, check_invariants=False)
-                qa_new = qa + torch.sparse.mm(step, q)[0]
+            qa_new = q @ a_new
             # adaptive restart (O'Donoghue & Candes): drop momentum once it points uphill
-            if float((z - a_new) @ (a_new - a)) > 0:
-                t = 1.0
-            t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
+            t = torch.where((z - a_new) @ (a_new - a) > 0, torch.ones_like(t), t)
+            t_new = 0.5 * (1.0 + torch.sqrt(1.0 + 4.0 * t * t))
             beta = (t - 1.0) / t_new
             z = a_new + beta * (a_new - a)
             qz = qa_new + beta * (qa_new - qa)
@@ -232,6 +250,7 @@ class KernelSVM:
         self.n_iter_ = it
         grad = q @ a - one
         self.intercept_ = -self._rho(a, grad, s, C)
+        self.alpha_ = a
         sv = a > 0
         self.support_ = x[sv]
         self.dual_coef_ = (a * s)[sv]
@@ -268,10 +287,10 @@ class KernelSVM:
         """Signed score (m,) of x (m, d); > 0 means class 1."""
         if self.support_ is None or self.dual_coef_ is None:
             raise RuntimeError("KernelSVM is not fitted")
-        x = _as_float(x, self.support_.device)
+        x = _as_float(x, self.support_.device, CLS_DTYPE)
         if self.support_.shape[0] == 0:
-            return torch.full((x.shape[0],), self.intercept_, dtype=DTYPE, device=x.device)
-        out = torch.empty(x.shape[0], dtype=DTYPE, device=x.device)
+            return torch.full((x.shape[0],), self.intercept_, dtype=CLS_DTYPE, device=x.device)
+        out = torch.empty(x.shape[0], dtype=CLS_DTYPE, device=x.device)
         for i in range(0, x.shape[0], 4096):  # bounded memory for large candidate sets
             out[i:i + 4096] = self._kernel(x[i:i + 4096], self.support_) @ self.dual_coef_
         return out + self.intercept_
@@ -344,8 +363,12 @@ class GaussianProcess:
         sr = math.sqrt(5.0) * r
         return outputscale * (1.0 + sr + sr * sr / 3.0) * torch.exp(-sr)
 
-    def fit(self, x: torch.Tensor, y: torch.Tensor) -> "GaussianProcess":
-        """Fit hyperparameters to x (n, d) in [0, 1]^d and y (n,), then condition on them."""
+    def fit(self, x: torch.Tensor, y: torch.Tensor, init: "GaussianProcess | None" = None,
+            steps: int | None = None) -> "GaussianProcess":
+        """Fit hyperparameters to x (n, d) in [0, 1]^d and y (n,), then condition on them.
+
+        ``init``: a fitted GP of the same dimension whose hyperparameters start the optimisation
+        (a warm start; ``steps`` then says how many Adam steps, default ``self.steps``)."""
         device = self.device if self.device is not None else x.device
         x = _as_float(x, device)
         y = _as_float(y, device).reshape(-1)
@@ -359,15 +382,26 @@ class GaussianProcess:
         z = (y - self.y_mean) / self.y_std
 
         lsb, osb, nb = self.lengthscale_bounds, self.outputscale_bounds, self.noise_bounds
-        raw_ls = torch.full((d if self.ard else 1,), _unbounded(0.5, *lsb), dtype=DTYPE,
-                            device=device, requires_grad=True)
-        raw_os = torch.tensor(_unbounded(1.0, *osb), dtype=DTYPE, device=device, requires_grad=True)
-        raw_noise = torch.tensor(_unbounded(0.005, *nb), dtype=DTYPE, device=device,
+        n_ls = d if self.ard else 1
+        warm = init is not None and init._chol is not None and init.lengthscale.numel() == n_ls
+        if warm:
+            assert init is not None
+            p = ((init.lengthscale.to(device=device, dtype=DTYPE) - lsb[0]) / (lsb[1] - lsb[0]))
+            p = p.clamp(1e-6, 1 - 1e-6)
+            raw_ls = (p / (1 - p)).log().detach().requires_grad_(True)
+            start_os, start_noise, start_mean = init.outputscale, init.noise, init.mean
+        else:
+            raw_ls = torch.full((n_ls,), _unbounded(0.5, *lsb), dtype=DTYPE, device=device,
+                                requires_grad=True)
+            start_os, start_noise, start_mean = 1.0, 0.005, 0.0
+        raw_os = torch.tensor(_unbounded(start_os, *osb), dtype=DTYPE, device=device,
+                              requires_grad=True)
+        raw_noise = torch.tensor(_unbounded(start_noise, *nb), dtype=DTYPE, device=device,
                                  requires_grad=True)
-        mean = torch.zeros((), dtype=DTYPE, device=device, requires_grad=True)
+        mean = torch.tensor(start_mean, dtype=DTYPE, device=device, requires_grad=True)
         opt = torch.optim.Adam([raw_ls, raw_os, raw_noise, mean], lr=self.lr)
         eye = torch.eye(n, dtype=DTYPE, device=device)
-        for _ in range(self.steps):
+        for _ in range(self.steps if steps is None else steps):
             opt.zero_grad()
             k = self._matern(x, x, _bounded(raw_ls, *lsb), _bounded(raw_os, *osb))
             chol = _cholesky(k + _bounded(raw_noise, *nb) * eye)
@@ -405,6 +439,23 @@ class GaussianProcess:
         mean = self.mean + ks.T @ self._alpha
         v = torch.linalg.solve_triangular(self._chol, ks, upper=False)
         return mean, v
+
+    def factor(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(mean, var, v) at x (m, d) in standardised units, with v = L^-1 k(X, x) (n, m): the
+        posterior covariance of x_i and x_j is ``k(x_i, x_j) - v_i . v_j`` (see :meth:`cross`)."""
+        self._check()
+        assert self._x is not None
+        x = _as_float(x, self._x.device)
+        with torch.no_grad():
+            mean, v = self._latent(x)
+            var = (self.outputscale - (v * v).sum(0)).clamp_min(1e-12)
+        return mean, var, v
+
+    def kernel(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """The prior covariance k(a, b) (m, k) in standardised units."""
+        with torch.no_grad():
+            return self._matern(_as_float(a, a.device), _as_float(b, b.device), self.lengthscale,
+                                self.outputscale)
 
     def posterior(self, x: torch.Tensor, differentiable: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean (m,) and variance (m,) of the latent function at x (m, d), original units.

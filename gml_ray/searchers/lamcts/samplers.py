@@ -25,7 +25,9 @@ import torch
 from .classifiers import GaussianProcess
 from .tree import Path, in_region
 
-MAX_GP_POINTS = 500  # exact GP fits cost O(n^3): fit on the samples nearest the area of interest
+# exact GP fits cost O(n^3), and the posterior over the bo sampler's 10,000 candidates O(n^2) each:
+# fit on the samples nearest the area of interest (the published code fits on all of them)
+MAX_GP_POINTS = 300
 
 
 def nearest(x: torch.Tensor, center: torch.Tensor, k: int) -> torch.Tensor:
@@ -40,17 +42,24 @@ def sobol(n: int, d: int, seed: int, device: torch.device) -> torch.Tensor:
     return engine.draw(n, dtype=torch.float64).to(device)
 
 
+SQRT2, INV_SQRT_2PI = math.sqrt(2.0), 1.0 / math.sqrt(2.0 * math.pi)
+
+
 def expected_improvement(mean: torch.Tensor, var: torch.Tensor, best: float, xi: float) -> torch.Tensor:
+    """EI of a maximisation over ``best + xi``, in closed form (no distribution object per call)."""
     std = var.clamp_min(1e-18).sqrt()
-    z = (mean - best - xi) / std
-    normal = torch.distributions.Normal(torch.zeros_like(z), torch.ones_like(z))
-    return (mean - best - xi) * normal.cdf(z) + std * normal.log_prob(z).exp()
+    gain = mean - best - xi
+    z = gain / std
+    cdf = 0.5 * (1.0 + torch.erf(z / SQRT2))
+    pdf = torch.exp(-0.5 * z * z) * INV_SQRT_2PI
+    return gain * cdf + std * pdf
 
 
 def climb(points: torch.Tensor, acquisition: Callable[[torch.Tensor], torch.Tensor], path: Path,
           steps: int = 30, lr: float = 0.01) -> torch.Tensor:
-    """Projected gradient ascent (Adam) of ``acquisition`` from ``points`` (k, d): each point stays
-    in [0, 1]^d and in the region (a step that would leave it is undone); returns the ends."""
+    """Projected gradient ascent (Adam) of ``acquisition`` from ``points`` (k, d), all k at once:
+    each point stays in [0, 1]^d and in the region (a step that would leave it is undone);
+    returns the ends."""
     x = points.detach().clone().requires_grad_(True)
     last = points.detach().clone()
     opt = torch.optim.Adam([x], lr=lr)
@@ -61,37 +70,91 @@ def climb(points: torch.Tensor, acquisition: Callable[[torch.Tensor], torch.Tens
         with torch.no_grad():
             x.clamp_(0.0, 1.0)
             if path:
-                out = ~in_region(path, x)
-                x[out] = last[out]
+                inside = in_region(path, x)
+                x.copy_(torch.where(inside[:, None], x, last))
             last = x.detach().clone()
     return last
 
 
-class BOSampler:
-    """GP + EI inside the region (see the module docstring). The best ``n_climb`` candidates of
-    each pick are climbed by gradient (random candidates alone are thin in 16-D)."""
+def kriging_believer(gp: GaussianProcess, cands: torch.Tensor, batch: int,
+                     score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                     factor: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+                     ) -> torch.Tensor:
+    """Indices of ``batch`` distinct candidates picked greedily by ``score(mean, var)`` (original
+    units), each pick added to the GP as a fantasy observed at its posterior mean. ``factor``:
+    ``gp.factor(cands)`` when the caller has it already.
 
-    def __init__(self, n_anchors: int = 10, n_per_anchor: int = 2000, xi: float = 1e-3,
-                 n_climb: int = 5) -> None:
+    The same picks as calling ``add_fantasy`` after each, without refactorising: a fantasy at
+    the mean leaves the posterior mean unchanged and lowers the variance by ``c(x, p)^2 /
+    (var(p) + noise)``, with c the posterior covariance, itself updated by the earlier picks'
+    rank-one terms. Indices stay on the device (no host read per pick).
+    """
+    mean, var, v = gp.factor(cands) if factor is None else factor  # (gp.factor of cands)
+    vt = v.T.contiguous()  # (m, n): a pick's column of v is a row here
+    mean = mean * gp.y_std + gp.y_mean
+    scale = gp.y_std ** 2
+    taken = torch.zeros(cands.shape[0], dtype=torch.bool, device=cands.device)
+    chosen: list[torch.Tensor] = []
+    terms: list[torch.Tensor] = []  # u_i (m,): the rank-one updates of the picks so far
+    for _ in range(min(batch, cands.shape[0])):
+        j = torch.argmax(score(mean, var * scale).masked_fill(taken, -math.inf)).reshape(1)
+        taken = taken.index_fill(0, j, True)
+        chosen.append(j)
+        c = gp.kernel(cands, cands.index_select(0, j))[:, 0] - vt @ vt.index_select(0, j)[0]
+        for u in terms:
+            c = c - u * u.index_select(0, j)
+        u = c / (var.index_select(0, j) + gp.noise).sqrt()
+        var = (var - u * u).clamp_min(1e-12)
+        terms.append(u)
+    return torch.cat(chosen) if chosen else torch.zeros(0, dtype=torch.long, device=cands.device)
+
+
+class BOSampler:
+    """GP + EI inside the region (see the module docstring). The best ``n_climb`` x batch
+    candidates are climbed by gradient, all at once (random candidates alone are thin in 16-D);
+    the batch is then picked greedily among all candidates by kriging believer. The GP's
+    hyperparameters start from the previous iteration's (``warm_steps`` Adam steps instead of
+    50 from scratch)."""
+
+    def __init__(self, n_anchors: int = 10, n_per_anchor: int = 1000, xi: float = 1e-3,
+                 n_climb: int = 5, climb_steps: int = 30, warm_steps: int = 15,
+                 n_probe: int = 200, kappa: float = 2.0) -> None:
         self.n_anchors, self.n_per_anchor, self.xi = n_anchors, n_per_anchor, xi
-        self.n_climb = n_climb
+        self.n_probe = n_probe
+        self.n_climb, self.climb_steps, self.warm_steps = n_climb, climb_steps, warm_steps
+        self._gp: GaussianProcess | None = None
+        self._explore = False
+        self.kappa = kappa
+
+    def restart(self) -> None:
+        """Forget the GP's hyperparameters and explore: the next proposal fits the GP from scratch
+        and picks by the upper confidence bound ``mean + kappa sd`` instead of EI (GP-UCB; EI
+        with a small xi keeps refining the basin it is stuck in)."""
+        self._gp = None
+        self._explore = True
 
     def candidates(self, anchors: torch.Tensor, path: Path, seed: int) -> torch.Tensor:
-        """Points in the region: for each anchor, a cube that doubles until points leave it."""
-        d = anchors.shape[1]
-        found = []
-        for i, anchor in enumerate(anchors):
-            unit = sobol(self.n_per_anchor, d, seed + i, anchors.device) - 0.5
-            side, inside = 1e-3, anchor[None, :]
-            while side <= 2.0:
-                points = (anchor + side * unit).clamp(0.0, 1.0)
-                mask = in_region(path, points) if path else torch.ones(len(points), dtype=torch.bool)
-                inside = points[mask]
-                if not mask.all():
-                    break
-                side *= 2
-            found.append(inside)
-        return torch.cat(found)
+        """Points in the region: for each anchor, a cube that doubles until points leave it.
+
+        All anchors' cubes are tested together, one region test per doubling, on the first
+        ``n_probe`` of each cube's points; the full cube is drawn at the side where the probe
+        first left the region (the published code tests every point of every cube), and its
+        points outside the region are dropped."""
+        k, d = anchors.shape
+        n = self.n_per_anchor
+        unit = sobol(k * n, d, seed, anchors.device).reshape(k, n, d) - 0.5
+        probe = unit[:, : self.n_probe]
+        final = torch.full((k,), 2.0 ** 10 * 1e-3, dtype=anchors.dtype, device=anchors.device)
+        active = torch.arange(k, device=anchors.device)
+        side = 1e-3
+        while side <= 2.0 and path and active.numel():
+            points = (anchors[active, None, :] + side * probe[active]).clamp(0.0, 1.0)
+            inside = in_region(path, points.reshape(-1, d)).reshape(active.numel(), -1).all(dim=1)
+            final[active[~inside]] = side
+            active = active[inside]  # these stay in: double again
+            side *= 2
+        points = (anchors[:, None, :] + final[:, None, None] * unit).clamp(0.0, 1.0).reshape(-1, d)
+        return points[in_region(path, points)] if path else points
 
     def propose(self, x: torch.Tensor, v: torch.Tensor, leaf_idx: torch.Tensor, path: Path,
                 batch: int, pending: torch.Tensor, seed: int, device: torch.device) -> torch.Tensor:
@@ -102,30 +165,32 @@ class BOSampler:
         if cands.shape[0] > 10_000:
             cands = cands[torch.randint(cands.shape[0], (10_000,), generator=gen).to(cands.device)]
         fit = nearest(x, x[leaf_idx].mean(dim=0), MAX_GP_POINTS)
-        gp = GaussianProcess(device=device).fit(x[fit], v[fit])
+        gp = GaussianProcess(device=device).fit(
+            x[fit], v[fit], init=self._gp, steps=None if self._gp is None else self.warm_steps)
+        self._gp = gp
         if pending.numel():
             gp.add_fantasy(pending, gp.posterior(pending)[0])
         best = float(v.max())
-        xi = self.xi * max(float(v.std()), 1e-9)
+        xi = self.xi * max(float(v.std()), 1e-9) if v.numel() > 1 else self.xi
 
-        def ei_at(points: torch.Tensor) -> torch.Tensor:
-            return expected_improvement(*gp.posterior(points, differentiable=True), best, xi)
+        explore, self._explore = self._explore, False
 
-        chosen: list[torch.Tensor] = []
-        for _ in range(min(batch, cands.shape[0])):
-            mean, var = gp.posterior(cands)
-            ei = expected_improvement(mean, var, best, xi)
-            if self.n_climb and cands.shape[0]:
-                top = torch.topk(ei, min(self.n_climb, ei.numel())).indices
-                climbed = climb(cands[top], ei_at, path)
-                cands = torch.cat([cands, climbed])
-                ei = torch.cat([ei, expected_improvement(*gp.posterior(climbed), best, xi)])
-            i = int(torch.argmax(ei))
-            point = cands[i: i + 1]
-            chosen.append(point)
-            cands = torch.cat([cands[:i], cands[i + 1:]])
-            gp.add_fantasy(point, gp.posterior(point)[0])  # kriging believer: the next pick moves on
-        return torch.cat(chosen) if chosen else cands[:0]
+        def ei(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+            if explore:
+                return mean + self.kappa * var.clamp_min(0.0).sqrt()
+            return expected_improvement(mean, var, best, xi)
+
+        factor = gp.factor(cands)  # computed once: for the climb's starts and for the batch
+        if self.n_climb and cands.shape[0]:
+            score = ei(factor[0] * gp.y_std + gp.y_mean, factor[1] * gp.y_std ** 2)
+            top = torch.topk(score, min(self.n_climb * batch, score.numel())).indices
+            climbed = climb(cands[top], lambda p: ei(*gp.posterior(p, differentiable=True)), path,
+                            steps=self.climb_steps)
+            more = gp.factor(climbed)
+            cands = torch.cat([cands, climbed])
+            factor = (torch.cat([factor[0], more[0]]), torch.cat([factor[1], more[1]]),
+                      torch.cat([factor[2], more[2]], dim=1))
+        return cands[kriging_believer(gp, cands, batch, ei, factor)]
 
 
 class TurboSampler:
@@ -135,7 +200,8 @@ class TurboSampler:
 
     def __init__(self, dims: int, batch: int, length_init: float = 0.8, length_min: float = 0.5 ** 7,
                  length_max: float = 1.6, succtol: int = 3, failtol: int | None = None,
-                 n_candidates: int | None = None, max_local: int = 300) -> None:
+                 n_candidates: int | None = None, max_local: int = 300,
+                 warm_steps: int = 15, n_thompson: int = 512) -> None:
         self.dims = dims
         self.length_init, self.length_min, self.length_max = length_init, length_min, length_max
         self.length = length_init
@@ -144,9 +210,16 @@ class TurboSampler:
         self.failtol = failtol or math.ceil(max(4.0 / batch, dims / batch))
         self.n_candidates = n_candidates or min(100 * dims, 2000)
         self.max_local = max_local
+        self.warm_steps = warm_steps  # GP fits after the first start from the previous one
+        self.n_thompson = max(n_thompson, batch)
+        self._gp: GaussianProcess | None = None
         self.succ = self.fail = 0
         self.restarts = 0
         self._best: float | None = None
+
+    def restart(self) -> None:
+        """A fresh trust region (TuRBO's restart) and a GP fitted from scratch."""
+        self.length, self.succ, self.fail, self._gp = self.length_init, 0, 0, None
 
     def record(self, new_values: torch.Tensor, best_before: float | None) -> None:
         """Count the last batch as a success (it beat the best by 1e-3 of its size) or a failure."""
@@ -168,7 +241,9 @@ class TurboSampler:
         gen = torch.Generator().manual_seed(seed)
         center = x[leaf_idx[torch.argmax(v[leaf_idx])]]
         local = nearest(x, center, self.max_local)
-        gp = GaussianProcess(device=device).fit(x[local], v[local])
+        gp = GaussianProcess(device=device).fit(
+            x[local], v[local], init=self._gp, steps=None if self._gp is None else self.warm_steps)
+        self._gp = gp
         if pending.numel():
             gp.add_fantasy(pending, gp.posterior(pending)[0])
         # The box's sides follow the lengthscales (TuRBO): long where the function is flat.
@@ -195,10 +270,17 @@ class TurboSampler:
                 break
         if cands.shape[0] < batch:  # the region and the trust region barely meet: use the box
             cands = torch.cat([cands, low + (high - low) * sobol(self.n_candidates, d, seed + 1, device)])
+        if cands.shape[0] > self.n_thompson:
+            # A joint draw over m candidates costs an m x m Cholesky: draw over the n_thompson
+            # with the highest upper bound (mean + 3 sd); a draw's maximum is all but never
+            # outside them.
+            mean, var = gp.posterior(cands)
+            cands = cands[torch.topk(mean + 3.0 * var.sqrt(), self.n_thompson).indices]
         draws = gp.sample(cands, batch, generator=gen)
-        chosen: list[int] = []
-        for draw in draws:
-            draw = draw.clone()
-            draw[chosen] = -math.inf
-            chosen.append(int(torch.argmax(draw)))
-        return cands[chosen]
+        taken = torch.zeros(cands.shape[0], dtype=torch.bool, device=cands.device)
+        chosen: list[torch.Tensor] = []
+        for draw in draws[: cands.shape[0]]:  # each draw's best candidate not taken yet
+            j = torch.argmax(draw.masked_fill(taken, -math.inf)).reshape(1)
+            taken = taken.index_fill(0, j, True)
+            chosen.append(j)
+        return cands[torch.cat(chosen)]

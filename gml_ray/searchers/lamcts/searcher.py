@@ -63,6 +63,20 @@ class LamctsSearcher(BaseSearcher):
             and the CPU otherwise).
         parallel_size: filled in from ``scheduler.parallel_size``: each iteration proposes a
             batch of this many configs, so that many jobs can run at once.
+        stall_patience: after this many results in a row that did not improve the best (by more
+            than 1e-3 of it), iterations propose from the whole box instead of the selected
+            leaf's region, with a GP fitted afresh (a restart), until the best improves again;
+            0 never. Default ``max(20, 4 x parallel_size)``. A departure from the paper, whose
+            tree only ever explores through UCB: with a Cp that is small against the rewards
+            (the manual's Cp 1 for returns in the hundreds) the best leaf is chosen every time,
+            and its region closes around a local optimum; the search then stalled for hundreds
+            of evaluations on some seeds (Swimmer near 190-310, issue 18). The authors' TuRBO
+            solver restarted a fresh trust region with new random points every iteration; this
+            restarts only when the region has stopped paying off.
+        cpu_threads: torch's CPU threads during an iteration (restored after it; 0 leaves
+            torch's setting). An iteration is mostly small tensor operations, where threads cost
+            more in synchronisation than they gain, badly so on a busy machine: a 30-evaluation
+            search took 4 s with 1 thread and 31-102 s with 2 on this 2-core machine under load.
 
     Contract:
 
@@ -81,7 +95,8 @@ class LamctsSearcher(BaseSearcher):
                  optimize_mode: str = "maximize", dims: int | None = None, Cp: float = 1.0,
                  leaf_size: int = 20, kernel_type: str = "rbf", gamma_type: str = "auto",
                  ninits: int = 30, solver: str = "turbo", seed: int | None = None,
-                 enable_cuda: bool = False, parallel_size: int = 1) -> None:
+                 enable_cuda: bool = False, parallel_size: int = 1,
+                 stall_patience: int | None = None, cpu_threads: int = 1) -> None:
         super().__init__(search_space, reward_attribute, optimize_mode)
         _check_number("Cp", Cp, 0)
         _check_number("leaf_size", leaf_size, 1, integer=True)
@@ -108,6 +123,15 @@ class LamctsSearcher(BaseSearcher):
         self.seed = seed
         self.batch = parallel_size
         self.enable_cuda = bool(enable_cuda)
+        _check_number("cpu_threads", cpu_threads, 0, integer=True)
+        self.cpu_threads = cpu_threads
+        if stall_patience is None:
+            stall_patience = max(20, 4 * parallel_size)
+        _check_number("stall_patience", stall_patience, 0, integer=True)
+        self.stall_patience = stall_patience
+        self._best: float | None = None
+        self._since_best = 0  # results since the best last improved
+        self.restarts = 0  # iterations that proposed from the whole box after a stall
 
         import torch
 
@@ -193,6 +217,17 @@ class LamctsSearcher(BaseSearcher):
     def _iterate(self) -> list[list[float]]:
         """Rebuild the tree, select a leaf and propose a batch in its region."""
         torch = self._torch
+        threads = torch.get_num_threads()
+        if self.cpu_threads and self.cpu_threads != threads:
+            torch.set_num_threads(self.cpu_threads)
+        try:
+            return self._iterate_body()
+        finally:
+            if self.cpu_threads and self.cpu_threads != threads:
+                torch.set_num_threads(threads)
+
+    def _iterate_body(self) -> list[list[float]]:
+        torch = self._torch
         from .tree import Tree
 
         started = time.perf_counter()
@@ -205,11 +240,17 @@ class LamctsSearcher(BaseSearcher):
         self._told_since = 0
         self._best_at_iteration = float(v.max())
         tree = Tree(x, v, leaf_size=self.leaf_size, kernel=self.kernel_type, gamma=self.gamma_type,
-                    Cp=self.Cp, seed=seed)
+                    Cp=self.Cp, seed=seed, prev=self.last_tree)
         leaf, path = tree.select()
+        idx = leaf.idx
+        if self.stall_patience and self._since_best >= self.stall_patience:
+            # stalled: propose from the whole box, every sample a candidate anchor, a fresh GP
+            idx, path = tree.root.idx, []
+            self.restarts += 1
+            self._sampler.restart()
         pending = torch.tensor(list(self._pending.values()), dtype=torch.float64,
                                device=self.device).reshape(-1, self.dims)
-        points = self._sampler.propose(x, v, leaf.idx, path, self.batch, pending, seed, self.device)
+        points = self._sampler.propose(x, v, idx, path, self.batch, pending, seed, self.device)
         self.iterations += 1
         self.last_tree, self.last_path_depth = tree, len(path)
         self.iteration_seconds.append(time.perf_counter() - started)
@@ -228,8 +269,13 @@ class LamctsSearcher(BaseSearcher):
             log.warning("a result for a config outside the search space was ignored: %s", config)
             return
         self._x.append(unit)
-        self._v.append(reward if self.optimize_mode == "maximize" else -reward)
+        value = reward if self.optimize_mode == "maximize" else -reward
+        self._v.append(value)
         self._told_since += 1
+        if self._best is None or value > self._best + 1e-3 * abs(self._best):
+            self._best, self._since_best = value, 0
+        else:
+            self._best, self._since_best = max(self._best, value), self._since_best + 1
 
     def _on_failure(self, config: dict, status: str) -> None:
         key = config_key(config)

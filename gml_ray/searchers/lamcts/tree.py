@@ -39,6 +39,9 @@ class Node:
     label: int = -1  # the SVM label of the parent that defines this node's region (-1: root)
     svm: KernelSVM | None = None  # set once split: predicts the label of a point's child
     kids: list["Node"] = field(default_factory=list)  # [good, bad] once split
+    key: tuple[int, ...] = ()  # the SVM labels from the root down to this node
+    centers: torch.Tensor | None = None  # once split: the 2-means centres (2, d + 1)
+    train_idx: torch.Tensor | None = None  # once split: the samples its SVM learnt from
 
     @property
     def n(self) -> int:
@@ -67,13 +70,24 @@ class Tree:
     """
 
     max_depth = 30  # a guard: a pathological SVM could otherwise peel one sample per level
+    # The SVM of a node with more samples learns from this many (stratified): its dual costs
+    # O(n^2) memory and time per step, and past a few hundred points in [0, 1]^d the boundary
+    # between two 2-means clusters barely moves (the published code fits every sample: seconds
+    # per tree at 2,000). Every sample is still assigned to a child by the SVM's prediction.
+    svm_points = 300
 
     def __init__(self, x: torch.Tensor, values: torch.Tensor, leaf_size: int = 20,
-                 kernel: str = "rbf", gamma: str = "auto", Cp: float = 1.0, seed: int = 0) -> None:
+                 kernel: str = "rbf", gamma: str = "auto", Cp: float = 1.0, seed: int = 0,
+                 prev: "Tree | None" = None) -> None:
         self.x, self.values = x, values
         self.leaf_size, self.kernel, self.gamma, self.Cp = leaf_size, kernel, gamma, Cp
         self.seed = seed
         self._rng = random.Random(seed)
+        # A warm start from the previous iteration's tree (samples only ever appended, so its
+        # indices are still valid): a node at the same position starts 2-means from the old
+        # centres (next to one k-means++ run; the lower inertia wins) and the SVM from the old
+        # dual variables. Same splits up to the solvers' tolerance, a fraction of the steps.
+        self._prev = {} if prev is None else {n.key: n for n in prev.nodes if not n.is_leaf}
         self.root = self._node(torch.arange(x.shape[0], device=x.device), None, -1)
         self.splits = 0
         todo = [self.root]
@@ -84,7 +98,8 @@ class Tree:
 
     def _node(self, idx: torch.Tensor, parent: Node | None, label: int) -> Node:
         mean = float(self.values[idx].mean()) if idx.numel() else -math.inf
-        return Node(idx=idx, mean=mean, parent=parent, label=label)
+        key = () if parent is None else parent.key + (label,)
+        return Node(idx=idx, mean=mean, parent=parent, label=label, key=key)
 
     # ---- splitting -----------------------------------------------------------------------------
 
@@ -102,13 +117,28 @@ class Tree:
         if node.n <= 2:
             return False
         idx = node.idx
-        labels = kmeans(self.cluster_features(idx), k=2, n_init=3, seed=self.seed + self.splits)
+        old = self._prev.get(node.key)
+        features = self.cluster_features(idx)
+        labels = kmeans(features, k=2, n_init=1 if old is not None else 3,
+                        seed=self.seed + self.splits, init=None if old is None else old.centers)
         if torch.unique(labels).numel() < 2:  # 2-means found one cluster (LA-MCTS #12)
             return False
+        onehot = torch.nn.functional.one_hot(labels, 2).to(features.dtype)
+        node.centers = (onehot.T @ features) / onehot.sum(0)[:, None]
         v = self.values[idx]
         good_cluster = 0 if v[labels == 0].mean() >= v[labels == 1].mean() else 1
         target = (labels == good_cluster).long()  # SVM label 1 = the better cluster
-        svm = KernelSVM(kernel=self.kernel, gamma=self.gamma).fit(self.x[idx], target)
+        train = self._svm_sample(idx, target)
+        if train is not None:  # a large node: the SVM learns from a stratified subsample
+            target = target[train]
+        node.train_idx = idx if train is None else idx[train]
+        alpha0 = None
+        if old is not None and old.svm is not None and old.svm.alpha_ is not None:
+            full = torch.zeros(self.x.shape[0], dtype=old.svm.alpha_.dtype, device=self.x.device)
+            full[old.train_idx] = old.svm.alpha_
+            alpha0 = full[node.train_idx]
+        svm = KernelSVM(kernel=self.kernel, gamma=self.gamma).fit(self.x[node.train_idx], target,
+                                                                  alpha0)
         predicted = svm.predict(self.x[idx])
         if torch.unique(predicted).numel() < 2:  # the SVM sees no boundary: nothing to split
             return False
@@ -118,6 +148,22 @@ class Tree:
         node.svm, node.kids = svm, kids
         self.splits += 1
         return True
+
+    def _svm_sample(self, idx: torch.Tensor, target: torch.Tensor) -> torch.Tensor | None:
+        """Positions of at most ``svm_points`` samples, each class in proportion (at least one
+        of each), or None when the node is small enough to learn from whole. Which samples is
+        fixed by their index (a low-discrepancy priority), so consecutive trees share most of
+        them and the SVM's warm start applies."""
+        n = target.numel()
+        if n <= self.svm_points:
+            return None
+        priority = (idx.to(torch.float64) * 0.6180339887498949) % 1.0
+        keep = []
+        for lab in (0, 1):
+            pos = (target == lab).nonzero().squeeze(1)
+            take = max(1, round(self.svm_points * pos.numel() / n))
+            keep.append(pos[torch.topk(priority[pos], take, largest=False).indices])
+        return torch.cat(keep).sort().values
 
     # ---- selection -------------------------------------------------------------------------------
 
@@ -139,6 +185,15 @@ class Tree:
         return node, path
 
     @property
+    def nodes(self) -> list[Node]:
+        out, todo = [], [self.root]
+        while todo:
+            node = todo.pop()
+            out.append(node)
+            todo.extend(node.kids)
+        return out
+
+    @property
     def leaves(self) -> list[Node]:
         out, todo = [], [self.root]
         while todo:
@@ -153,7 +208,13 @@ class Tree:
 def in_region(path: Path, points: torch.Tensor) -> torch.Tensor:
     """A bool mask: which ``points`` (m, d) lie in the region of the path's leaf."""
     mask = torch.ones(points.shape[0], dtype=torch.bool, device=points.device)
-    for node, label in path:
+    if points.device.type != "cpu":
+        # on a GPU, test every point at every node: more arithmetic, but no host read per node
+        for node, label in path:
+            assert node.svm is not None
+            mask &= node.svm.predict(points) == label
+        return mask
+    for node, label in path:  # on the CPU, only the points still inside go on to the next node
         if not mask.any():
             break
         assert node.svm is not None
