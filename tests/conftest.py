@@ -1,6 +1,7 @@
 """Shared fixtures: one real local Ray instance per test session, and helpers to run tasks."""
 from __future__ import annotations
 
+import contextlib
 import os
 import textwrap
 
@@ -79,3 +80,18 @@ def run_task(ray_session, tmp_path):
         return TaskRun(summary, store, task, work_dir)
 
     return _run
+
+
+@contextlib.contextmanager
+def resumed_core(run: TaskRun, cfg):
+    """The loop a ``run --resume`` of ``run``'s task starts from (its searcher told every earlier
+    result), without running it; its channel actor is ended on exit."""
+    import ray
+
+    from gml_ray.schedulers.loop import SchedulerCore
+    task_dir = os.path.join(run.work_dir, "tasks", run.task)
+    core = SchedulerCore(cfg, run.task, run.work_dir, task_dir, os.path.join(task_dir, "code"), resume=True)
+    try:
+        yield core
+    finally:
+        ray.kill(core.channel)

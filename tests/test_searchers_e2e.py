@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import write_files
+from conftest import resumed_core, write_files
 from gml_ray.searchers import (BatchSearcher, EvolutionSearcher, GridSearcher, RandomSearcher,
                                SkoptSearcher)
 from gml_ray.space import Categorical, Dict, Int, Nested, Real, config_key
@@ -188,10 +188,9 @@ scheduler: {parallel_size: 2}
 
 
 def test_resume_continues_the_evolution_instead_of_starting_over(run_task, tmp_path):
-    import ray
 
     from gml_ray.config import load_config
-    from gml_ray.schedulers.naive import NaiveScheduler, SchedulerCore
+    from gml_ray.schedulers.naive import NaiveScheduler
 
     first = run_task("""
 task:
@@ -206,14 +205,9 @@ scheduler: {parallel_size: 2, stop_criterion: {max_tries: 4}}
     earlier = first.jobs
     assert len(earlier) == 4
     cfg = load_config(str(tmp_path / "code" / "search_config.yaml"))
-    task_dir = os.path.join(first.work_dir, "tasks", "t")
-
     # The searcher a resume builds has been told every earlier result, in job order.
-    core = SchedulerCore(cfg, "t", first.work_dir, task_dir, os.path.join(task_dir, "code"), resume=True)
-    try:
+    with resumed_core(first, cfg) as core:
         assert core.searcher.history == [(j["config"], j["reward"]) for j in earlier]
-    finally:
-        ray.kill(core.channel)
 
     cfg.stop.max_tries = 8
     again = NaiveScheduler(first.work_dir, cfg, task="t", resume=True)

@@ -11,7 +11,7 @@ import pytest
 
 optuna = pytest.importorskip("optuna")  # the [optuna] extra; CI's [dev] installs it
 
-from conftest import write_files  # noqa: E402 - after the skip
+from conftest import resumed_core, write_files  # noqa: E402 - after the skip
 from gml_ray.searchers import SEARCHERS, OptunaSearcher  # noqa: E402
 from gml_ray.space import Categorical, Dict, File, Int, Nested, Real, config_key  # noqa: E402
 from gml_ray.store import EARLY_STOPPED, FINISHED, Store  # noqa: E402
@@ -298,10 +298,9 @@ def train(config):
 
 
 def test_resume_continues_the_optuna_search(run_task, tmp_path):
-    import ray
 
     from gml_ray.config import load_config
-    from gml_ray.schedulers.naive import NaiveScheduler, SchedulerCore
+    from gml_ray.schedulers.naive import NaiveScheduler
 
     first = run_task("""
 task:
@@ -315,15 +314,11 @@ scheduler: {parallel_size: 2, stop_criterion: {max_tries: 4}}
     earlier = first.jobs
     assert len(earlier) == 4
     cfg = load_config(str(tmp_path / "code" / "search_config.yaml"))
-    task_dir = os.path.join(first.work_dir, "tasks", "t")
     # the searcher a resume builds holds every earlier result as a finished trial
-    core = SchedulerCore(cfg, "t", first.work_dir, task_dir, os.path.join(task_dir, "code"), resume=True)
-    try:
+    with resumed_core(first, cfg) as core:
         trials = core.searcher.study.trials
         assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
         assert sorted(t.value for t in trials) == sorted(j["reward"] for j in earlier)
-    finally:
-        ray.kill(core.channel)
 
     cfg.stop.max_tries = 8
     again = NaiveScheduler(first.work_dir, cfg, task="t", resume=True)
