@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 from .errors import UserError
 from .store_backlog import Write, is_write_failure
-from .store_db import _DEFERRED, Database, StoreUnreadable  # noqa: F401 - StoreUnreadable re-exported
+from .store_db import Database, StoreUnreadable  # noqa: F401 - StoreUnreadable re-exported
 
 # The statuses, flags and helpers live in store_schema (no SQLite); re-exported for callers.
 from .store_schema import (  # noqa: F401

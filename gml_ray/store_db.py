@@ -20,13 +20,13 @@ class StoreUnreadable(sqlite3.OperationalError):
     """A store that cannot be read where it is; the message says what to do."""
 
 
-class _Deferred:
+class Deferred:
     """What a deferred write returns in place of a cursor."""
 
     rowcount = 0
 
 
-_DEFERRED = _Deferred()
+DEFERRED = Deferred()
 
 
 class Database(ABC):
@@ -206,14 +206,14 @@ class Database(ABC):
             write: Write = (sql, tuple(params), False)
             if self.backlog.failing:
                 self.backlog.pending.append(write)
-                return _DEFERRED
+                return DEFERRED
             try:
                 cur = self._conn.execute(sql, write[1])
             except sqlite3.OperationalError as exc:
                 if not is_write_failure(exc):
                     raise
                 self._lose_transaction(exc, write)
-                return _DEFERRED
+                return DEFERRED
             if self._conn.in_transaction:
                 self.backlog.journal.append(write)
             return cur
