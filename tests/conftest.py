@@ -95,3 +95,19 @@ def resumed_core(run: TaskRun, cfg):
         yield core
     finally:
         ray.kill(core.channel)
+
+
+@pytest.fixture(scope="session")
+def ray_head():
+    """The address of one `ray start` head (2 CPUs, 1 declared GPU) that CLI runs in tests join
+    with ``--address`` instead of each starting and stopping a local Ray of its own."""
+    from test_cluster import Node, free_port, wait_nodes
+    port = free_port()
+    node = Node("--head", f"--port={port}", "--num-cpus=2", "--num-gpus=1", "--include-dashboard=false",
+                f"--dashboard-agent-listen-port={free_port()}")
+    address = f"127.0.0.1:{port}"
+    try:
+        wait_nodes(address, 1)
+        yield address
+    finally:
+        node.stop()

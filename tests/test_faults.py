@@ -363,12 +363,12 @@ w.add_scalar("acc", 0.6, 3)
 """
 
 
-def run_cli(tmp_path, config: str, task: str, workdir: str = "wd") -> subprocess.CompletedProcess:
-    return gml("run", config, "--task", task, "--workdir", workdir, "--num-cpus", "1", cwd=tmp_path,
+def run_cli(tmp_path, config: str, task: str, address: str, workdir: str = "wd") -> subprocess.CompletedProcess:
+    return gml("run", config, "--task", task, "--workdir", workdir, "--address", address, cwd=tmp_path,
                timeout=120)
 
 
-def test_poison_scalars_of_a_command_job_never_end_it(tmp_path):
+def test_poison_scalars_of_a_command_job_never_end_it(tmp_path, ray_head):
     proj = tmp_path / "proj"
     proj.mkdir()
     (tmp_path / "data").mkdir()
@@ -379,7 +379,7 @@ def test_poison_scalars_of_a_command_job_never_end_it(tmp_path):
                                  'searcher: {reward_attribute: acc}\n')
     os.symlink("../data", proj / "data")
     os.symlink("nowhere", proj / "dangling")
-    result = run_cli(tmp_path, "proj/c.yaml", "c", workdir="work dir")
+    result = run_cli(tmp_path, "proj/c.yaml", "c", ray_head, workdir="work dir")
     assert result.returncode == 0, result.stderr
     wd = tmp_path / "work dir"
     store = Store(str(wd), create=False)
@@ -426,13 +426,13 @@ def train(config):
 """
 
 
-def test_poison_scalars_of_a_function_trial_never_end_it(tmp_path):
+def test_poison_scalars_of_a_function_trial_never_end_it(tmp_path, ray_head):
     (tmp_path / "trial.py").write_text(POISON_TRIAL)
     (tmp_path / "f.yaml").write_text('task:\n  function: "trial:train"\n  search_args:\n'
                                      '    - {type: Categorical, name: x, data: [1, 2]}\n'
                                      'searcher: {reward_attribute: score}\n'
                                      'scheduler: {parallel_size: 1}\n')
-    result = run_cli(tmp_path, "f.yaml", "f")
+    result = run_cli(tmp_path, "f.yaml", "f", ray_head)
     assert result.returncode == 0, result.stderr
     store = Store(str(tmp_path / "wd"), create=False)
     assert [j["status"] for j in store.jobs("f")] == ["FINISHED", "FINISHED"]
@@ -528,13 +528,13 @@ scheduler: {parallel_size: 2}
 """
 
 
-def test_sigterm_to_the_driver_ends_the_run_like_ctrl_c(tmp_path):
+def test_sigterm_to_the_driver_ends_the_run_like_ctrl_c(tmp_path, ray_head):
     import signal
     import time
 
     (tmp_path / "search_config.yaml").write_text(SLEEPY)
     proc = subprocess.Popen([os.path.join(BIN, "gml-ray"), "run", "search_config.yaml", "--task", "t",
-                             "--workdir", "wd", "--num-cpus", "2"], cwd=tmp_path, stdout=subprocess.PIPE,
+                             "--workdir", "wd", "--address", ray_head], cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.time() + 120
@@ -557,7 +557,7 @@ def test_sigterm_to_the_driver_ends_the_run_like_ctrl_c(tmp_path):
     assert [(j["status"], j["message"]) for j in store.jobs("t")] == [("ERROR", "terminated (SIGTERM)")] * 2
 
 
-def test_a_setsid_grandchild_does_not_outlive_its_job(tmp_path):
+def test_a_setsid_grandchild_does_not_outlive_its_job(tmp_path, ray_head):
     marker = f"gml-escape-{os.getpid()}"
     (tmp_path / "search_config.yaml").write_text(f"""
 task:
@@ -566,7 +566,7 @@ task:
     - {{type: Categorical, name: x, data: [1]}}
 metrics: collect
 """)
-    out = gml("run", "search_config.yaml", "--task", "t", "--workdir", "wd", "--num-cpus", "2", cwd=tmp_path)
+    out = gml("run", "search_config.yaml", "--task", "t", "--workdir", "wd", "--address", ray_head, cwd=tmp_path)
     assert out.returncode == 1  # it reports nothing: no reward
     (job,) = Store(str(tmp_path / "wd"), create=False).jobs("t")
     assert job["status"] == "FINISHED" and job["ended"] - job["started"] < 5
@@ -595,7 +595,7 @@ def test_config_limits_are_one_line(tmp_path, text, message):
     assert len(lines) == 1 and message in lines[0], out.stderr
 
 
-def test_a_pipe_line_with_a_non_text_tag_does_not_end_the_task(tmp_path):
+def test_a_pipe_line_with_a_non_text_tag_does_not_end_the_task(tmp_path, ray_head):
     (tmp_path / "odd.py").write_text(
         "import json, os\n"
         "fd = int(os.environ['GML_SCALAR_FD'])\n"
@@ -607,7 +607,7 @@ task:
   search_args:
     - {type: Categorical, name: x, data: [1]}
 """)
-    out = gml("run", "search_config.yaml", "--task", "t", "--workdir", "wd", "--num-cpus", "2", cwd=tmp_path)
+    out = gml("run", "search_config.yaml", "--task", "t", "--workdir", "wd", "--address", ray_head, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     store = Store(str(tmp_path / "wd"), create=False)
     assert store.get_task("t")["status"] == "FINISHED"

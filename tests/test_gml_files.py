@@ -18,7 +18,6 @@ from conftest import write_files
 from gml_ray.reporting import PAVI_COMPAT_DIR
 from gml_ray.store import Store
 from test_cli import BIN
-from test_cluster import Node, free_port, wait_nodes
 
 MANUAL = os.path.join(os.path.dirname(__file__), "..", "examples", "gml_manual")
 
@@ -58,26 +57,12 @@ class SummaryWriter(_W):
 """
 
 
-@pytest.fixture(scope="module")
-def head():
-    """One Ray head for this module's runs (2 CPUs and 1 declared GPU, as the manual's jobs ask)."""
-    port = free_port()
-    node = Node("--head", f"--port={port}", "--num-cpus=2", "--num-gpus=1", "--include-dashboard=false",
-                f"--dashboard-agent-listen-port={free_port()}")
-    address = f"127.0.0.1:{port}"
-    try:
-        wait_nodes(address, 1)
-        yield address
-    finally:
-        node.stop()
-
-
 @pytest.fixture
-def gml(head):
-    """Run the CLI; `gml-ray run` joins the module's Ray head."""
+def gml(ray_head):
+    """Run the CLI; `gml-ray run` joins the session's Ray head."""
     def _gml(*args, cwd, env=None, timeout=180):
         if args[0] == "run":
-            args = (*args, "--address", head)
+            args = (*args, "--address", ray_head)
         return subprocess.run([os.path.join(BIN, "gml-ray"), *args], cwd=cwd, capture_output=True, text=True,
                               timeout=timeout, env={**os.environ, "COLUMNS": "250", "RAY_AUTH_MODE": "disabled",
                                                     **(env or {})})
