@@ -10,14 +10,16 @@ import itertools
 import json
 import math
 import random
+from abc import ABC, abstractmethod
 from typing import Any, Iterator
 
 
-class Space:
+class Space(ABC):
     """Base of all search spaces. Leaves implement ``sample``; finite leaves also ``data``."""
 
+    @abstractmethod
     def sample(self, rng: random.Random) -> Any:
-        raise NotImplementedError  # abstract
+        """A random value of this space (a config, for containers), drawn with ``rng``."""
 
     @property
     def is_finite(self) -> bool:

@@ -174,7 +174,8 @@ def test_gp_fantasy_shrinks_variance():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback when CUDA is missing")
 def test_pick_device_falls_back_to_cpu_with_a_warning(monkeypatch):
-    monkeypatch.setattr(clf, "_warned_no_cuda", False)
+    from gml_ray.searchers.lamcts import tensors
+    monkeypatch.setattr(tensors, "_warned_no_cuda", False)
     with pytest.warns(RuntimeWarning, match="enable_cuda"):
         assert clf.pick_device(True) == torch.device("cpu")
     with warnings.catch_warnings():
