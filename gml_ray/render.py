@@ -237,17 +237,3 @@ def render_job(space: Dict, config: dict, job_dir: str, template: str | None,
             values[key] = value
     command = render_template(template, values) if template else None
     return RenderedJob(arg_dict(space, config), values, command, files)
-
-
-def job_values(space: Dict, config: dict, out_dir: str | None,
-               bases: dict[str, ConfigFile] | None = None) -> dict[str, Any]:
-    """The values a job's template (or function) gets: plain args, Nested keys, File paths.
-
-    With ``out_dir`` set, File args are rendered into it; otherwise their value is the file name.
-    """
-    if out_dir is None:
-        return {k: rendered_file_name(space[k]) if isinstance(space[k], File) else v
-                for k, v in render_job(space, config, "", None, bases or {}).values.items()}
-    job = render_job(space, config, out_dir, None, bases or {})
-    job.write_files()
-    return job.values

@@ -12,9 +12,16 @@ import pytest
 from gml_ray import render
 from gml_ray.config import load_config, parse_config
 from gml_ray.errors import ConfigError
-from gml_ray.render import (Placeholder, arg_dict, job_values, load_config_file, parse_template,
-                            placeholder_names, render_file, render_template, set_dotted)
+from gml_ray.render import (Placeholder, arg_dict, load_config_file, parse_template, placeholder_names,
+                            render_file, render_job, render_template, rendered_file_name, set_dotted)
 from gml_ray.space import Categorical, File
+
+def job_values(space, config, job_dir):
+    """What a job's template gets, its File args' copies written into ``job_dir``."""
+    job = render_job(space, config, job_dir, None, {})
+    job.write_files()
+    return job.values
+
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "config")
 
@@ -149,7 +156,7 @@ def test_job_values_render_the_file_arg_per_job(tmp_path):
     command = render_template(cfg.template, values)
     assert f"--config '{job_dir / 'file_art.yaml'}' --batch-size 512 --log-interval 20 --pavi" in command
     # without a job dir the File arg is shown by its file name
-    assert job_values(space, config, None)["config"] == "file_art.yaml"
+    assert rendered_file_name(space["config"]) == "file_art.yaml"
 
 
 def test_each_job_gets_its_own_copy(tmp_path):
