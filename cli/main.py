@@ -186,12 +186,12 @@ def show(
         return
     t = store.require_task(task)
     names = select_jobs(store, task, jobs)
-    rows = store.jobs(task, names)
+    rows = store.jobs(task, names, columns=None if out else views.JOB_COLUMNS)
     ids = [j["job_id"] for j in rows]
     if scalar:
         views.scalars_table(rows, store.scalars(task, ids)).render(console)
     else:
-        views.jobs_table(t, rows, store.latest_scalars(task, t["scalar_columns"])).render(console)
+        views.jobs_table(t, rows, store.latest_scalars(task, t["scalar_columns"], rows)).render(console)
     if out:
         _write_yaml(out, t, rows, store.scalars(task, ids) if scalar else None)
         console.print(f"wrote {out}")

@@ -16,12 +16,12 @@ STATUS_STYLE = {"PENDING": "dim", "RUNNING": "cyan", "FINISHED": "green", "ERROR
 
 
 def fmt_value(value: Any) -> str:
+    if type(value) is float:  # the common case first: called for every cell of 100,000 rows
+        return f"{value:.6g}" if value == value else "nan"
     if value is None:
         return "-"
     if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        return f"{value:.6g}"
+        return f"{value:.6g}" if not math.isnan(value) else "nan"
     return str(value)
 
 
@@ -111,14 +111,11 @@ class Grid:
 
     def plain(self) -> str:
         widths = [max([len(name)] + [len(r[i]) for r in self.rows]) for i, (name, _) in enumerate(self.columns)]
-
-        def line(cells: list[str]) -> str:
-            out = [c.rjust(w) if j == "right" else c.ljust(w)
-                   for c, w, (_, j) in zip(cells, widths, self.columns)]
-            return "  ".join(out).rstrip()
-
-        header = line([name for name, _ in self.columns])
-        return "\n".join([self.title, header, "-" * len(header), *map(line, self.rows)]) + "\n"
+        # One format string for every line: 100,000 rows in a fraction of a second.
+        fmt = "  ".join(f"{{:{'>' if j == 'right' else '<'}{w}}}" for w, (_, j) in zip(widths, self.columns))
+        header = fmt.format(*[name for name, _ in self.columns]).rstrip()
+        lines = [fmt.format(*row).rstrip() for row in self.rows]
+        return "\n".join([self.title, header, "-" * len(header), *lines]) + "\n"
 
     def render(self, console: Any) -> None:
         if len(self.rows) <= RICH_MAX_ROWS:
@@ -126,6 +123,10 @@ class Grid:
         else:
             console.file.write(self.plain())
             console.file.flush()
+
+
+# What jobs_table reads of a job (Store.jobs(columns=...)): not its config, command or dir.
+JOB_COLUMNS = ("status", "arg_dict", "reward", "started", "ended", "node", "message", "latest")
 
 
 def jobs_table(task: dict, jobs: list[dict], latest: dict[int, dict[str, Any]]) -> Grid:

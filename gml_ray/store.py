@@ -60,6 +60,17 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, default=str)
 
 
+def _loads_all(texts: list[str | None]) -> list[Any]:
+    """``json.loads`` of each text (None for an empty one), parsed as one JSON array: one call of
+    the C parser instead of one per row, which a view of 100,000 jobs notices."""
+    present = [t for t in texts if t]
+    try:
+        parsed = iter(json.loads("[" + ",".join(present) + "]"))
+    except ValueError:  # a damaged value: each on its own, so the error names no other row
+        parsed = iter([json.loads(t) for t in present])
+    return [next(parsed) if t else None for t in texts]
+
+
 class Store(Database):
     """A connection to ``<work_dir>/gml.db``; ``create=False`` refuses a work dir that has none.
 
@@ -179,15 +190,26 @@ class Store(Database):
         self._exec(f"UPDATE jobs SET {sets} WHERE task = ? AND job_id = ?",
                    [*fields.values(), task, job_id])
 
-    def jobs(self, task: str, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
-        """The task's jobs in launch order (only ``names`` when given), config and arg_dict decoded."""
-        rows = self._query("SELECT * FROM jobs WHERE task = ? ORDER BY job_id", [task])
-        if names is not None:
-            wanted = set(names)
-            rows = [r for r in rows if r["name"] in wanted]
-        for r in rows:
-            r["config"] = json.loads(r["config"]) if r["config"] else None
-            r["arg_dict"] = json.loads(r["arg_dict"]) if r["arg_dict"] else {}
+    def jobs(self, task: str, names: Iterable[str] | None = None,
+             columns: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """The task's jobs in launch order (only ``names`` when given), config and arg_dict
+        decoded; ``columns`` reads only those (job_id and name always), which a view of 100,000
+        jobs needs to be quick."""
+        cols = "*" if columns is None else ", ".join(dict.fromkeys(["job_id", "name", *columns]))
+        sql, params = f"SELECT {cols} FROM jobs WHERE task = ?", [task]
+        wanted = None if names is None else list(dict.fromkeys(names))
+        if wanted is not None and len(wanted) <= 500:  # SQLite caps the number of parameters
+            sql += f" AND name IN ({', '.join('?' * len(wanted))})"
+            params += wanted
+        rows = self._query(sql + " ORDER BY job_id", params)
+        if wanted is not None and len(wanted) > 500:
+            keep = set(wanted)
+            rows = [r for r in rows if r["name"] in keep]
+        for c in ("config", "arg_dict"):
+            if columns is None or c in columns:
+                empty: Any = None if c == "config" else {}
+                for r, value in zip(rows, _loads_all([r[c] for r in rows])):
+                    r[c] = empty if value is None else value
         return rows
 
     def status_counts(self, task: str) -> dict[str, int]:
@@ -312,22 +334,25 @@ class Store(Database):
     def count_scalars(self, task: str) -> int:
         return self._query("SELECT COUNT(*) AS n FROM scalars WHERE task = ?", [task])[0]["n"]
 
-    def latest_scalars(self, task: str, tags: Iterable[str]) -> dict[int, dict[str, Any]]:
+    def latest_scalars(self, task: str, tags: Iterable[str],
+                       jobs: list[dict[str, Any]] | None = None) -> dict[int, dict[str, Any]]:
         """``{job_id: {tag: latest value}}`` for the given tags (text for non-numeric values).
 
         Read from the jobs' ``latest`` column, which the scheduler keeps as scalars arrive, so this
         costs nothing however many scalars a task has; jobs written without it fall back to a scan.
+        ``jobs``: rows of :meth:`jobs` read with the ``latest`` column (saves reading them again).
         """
         tags = list(tags)
         if not tags:
             return {}
         out: dict[int, dict[str, Any]] = {}
         missing = False
-        for r in self._query("SELECT job_id, latest FROM jobs WHERE task = ?", [task]):
-            if r["latest"] is None:
+        if jobs is None or any("latest" not in j for j in jobs):
+            jobs = self._query("SELECT job_id, latest FROM jobs WHERE task = ?", [task])
+        for r, latest in zip(jobs, _loads_all([r["latest"] for r in jobs])):
+            if latest is None:
                 missing = True
                 continue
-            latest = json.loads(r["latest"])
             out[r["job_id"]] = {t: latest[t] for t in tags if t in latest}
         if not missing:
             return out

@@ -1,4 +1,6 @@
-"""The command line as a user drives it: real `gml-ray` processes, each with its own local Ray."""
+"""The command line as a user drives it: real `gml-ray` processes, on a local Ray of their own
+where that is what a test is about (Ctrl+C, SIGKILL, entry points), else joining the session's
+Ray head (conftest ``ray_head``)."""
 from __future__ import annotations
 
 import os
@@ -46,11 +48,13 @@ def gml(*args, cwd=None, timeout=120, tool="gml-ray"):
                           text=True, timeout=timeout)
 
 
-def start_run(tmp_path, epochs: int, task: str) -> subprocess.Popen:
+def start_run(tmp_path, epochs: int, task: str, address: str | None = None) -> subprocess.Popen:
+    """``gml-ray run`` in the background: on its own local Ray, or joining ``address``."""
     write_files(tmp_path, {"train.py": SLOW_TRAIN,
                            "search_config.yaml": CONFIG.replace("EPOCHS", str(epochs))})
+    ray_args = ["--address", address] if address else ["--num-cpus", "2"]
     return subprocess.Popen([os.path.join(BIN, "gml-ray"), "run", "search_config.yaml", "--task", task,
-                             "--workdir", "wd", "--num-cpus", "2"], cwd=tmp_path,
+                             "--workdir", "wd", *ray_args], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)  # its Ray processes share its process group
 
@@ -87,8 +91,8 @@ def pid_gone(pid: int) -> bool:
     return not pid_alive(pid)
 
 
-def test_run_then_show_tasks_jobs_scalars_and_yaml(tmp_path):
-    proc = start_run(tmp_path, epochs=3, task="quick")
+def test_run_then_show_tasks_jobs_scalars_and_yaml(tmp_path, ray_head):
+    proc = start_run(tmp_path, epochs=3, task="quick", address=ray_head)
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 0, err
     assert "task quick FINISHED" in out and "4 FINISHED" in out
@@ -132,8 +136,8 @@ def test_user_mistakes_are_one_red_line_and_exit_2(tmp_path, args, message):
     assert "Traceback" not in result.stdout + result.stderr
 
 
-def test_show_works_while_running_and_ctl_stop_kills_jobs(tmp_path):
-    proc = start_run(tmp_path, epochs=500, task="long")
+def test_show_works_while_running_and_ctl_stop_kills_jobs(tmp_path, ray_head):
+    proc = start_run(tmp_path, epochs=500, task="long", address=ray_head)
     try:
         pids = running_pids(tmp_path, "long")
         shown = gml("ctl", "show", "--task", "long", "--workdir", "wd", cwd=tmp_path)
@@ -186,7 +190,7 @@ def test_search_run_and_search_init_entry_points(tmp_path):
     assert "task manual FINISHED" in result.stdout
 
 
-def test_resume_from_the_command_line_reruns_only_failed_jobs(tmp_path):
+def test_resume_from_the_command_line_reruns_only_failed_jobs(tmp_path, ray_head):
     write_files(tmp_path, {
         "train.py": """
             import os, sys
@@ -199,7 +203,7 @@ def test_resume_from_the_command_line_reruns_only_failed_jobs(tmp_path):
         "search_config.yaml": CONFIG.replace("EPOCHS", "1"),
     })
     # jobs run in the task's snapshot of the code: the marker goes there
-    first = gml("run", "search_config.yaml", "--task", "res", "--workdir", "wd", "--num-cpus", "2",
+    first = gml("run", "search_config.yaml", "--task", "res", "--workdir", "wd", "--address", ray_head,
                 cwd=tmp_path, timeout=180)
     assert first.returncode == 0, first.stderr
     store = Store(str(tmp_path / "wd"), create=False)
@@ -209,7 +213,7 @@ def test_resume_from_the_command_line_reruns_only_failed_jobs(tmp_path):
     assert again.returncode == 2 and "--resume" in again.stderr
 
     (tmp_path / "res.ok").write_text("")  # copied into the new snapshot by the resume
-    resumed = gml("run", "search_config.yaml", "--task", "res", "--workdir", "wd", "--num-cpus", "2",
+    resumed = gml("run", "search_config.yaml", "--task", "res", "--workdir", "wd", "--address", ray_head,
                   "--resume", cwd=tmp_path, timeout=180)
     assert resumed.returncode == 0, resumed.stderr
     jobs = store.jobs("res")
@@ -217,7 +221,7 @@ def test_resume_from_the_command_line_reruns_only_failed_jobs(tmp_path):
     assert [j["attempt"] for j in jobs] == [1, 2, 1, 1]
 
 
-def test_a_crashing_searcher_plugin_is_one_red_line_and_exit_1(tmp_path):
+def test_a_crashing_searcher_plugin_is_one_red_line_and_exit_1(tmp_path, ray_head):
     write_files(tmp_path, {
         "train.py": SLOW_TRAIN,
         "bad_searcher.py": """
@@ -232,7 +236,7 @@ def test_a_crashing_searcher_plugin_is_one_red_line_and_exit_1(tmp_path):
         "search_config.yaml": "custom_imports: [bad_searcher.py]\n" + CONFIG.replace("EPOCHS", "1")
         .replace("type: GridSearcher", "type: BadSearcher"),
     })
-    result = gml("run", "search_config.yaml", "--task", "bad", "--workdir", "wd", "--num-cpus", "2",
+    result = gml("run", "search_config.yaml", "--task", "bad", "--workdir", "wd", "--address", ray_head,
                  cwd=tmp_path, timeout=120)
     assert result.returncode == 1
     assert "Traceback" not in result.stdout + result.stderr

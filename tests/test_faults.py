@@ -574,6 +574,37 @@ metrics: collect
     assert left == []
 
 
+def test_a_command_jobs_processes_end_when_the_worker_running_it_dies(tmp_path):
+    """The process that runs a command job (a Ray worker, here a bare Python) is SIGKILLed: the
+    watchdog in the job's process group sees its lifeline close and ends the job's processes."""
+    import signal
+    import sys
+    import time
+
+    from conftest import pid_alive
+    worker = subprocess.Popen([sys.executable, "-c", (
+        "from gml_ray.schedulers.runners import run_command\n"
+        "from gml_ray.schedulers.spec import JobSpec\n"
+        f"run_command(JobSpec(command='echo $$ > pid; read line; sleep 60', cwd={str(tmp_path)!r}, "
+        f"job_dir={str(tmp_path / 'job')!r}))\n")])
+    try:
+        deadline = time.time() + 30
+        while not (tmp_path / "pid").exists() and time.time() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.1)  # the pid file is written: its shell runs (and reads /dev/null, not the lifeline)
+        job_pid = int((tmp_path / "pid").read_text())
+        assert pid_alive(job_pid)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        deadline = time.time() + 5
+        while pid_alive(job_pid) and time.time() < deadline:
+            time.sleep(0.02)
+        assert not pid_alive(job_pid), "the job outlived the worker that ran it"
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+
+
 @pytest.mark.parametrize("text, message", [
     (b"\xff\xfe\x00 not text", "not a UTF-8 text file"),
     (b"", None),  # the billion-laughs file is built in the test

@@ -41,22 +41,21 @@ scheduler: {parallel_size: 2}
 
 
 def run(tmp_path, *args, timeout=180):
-    result = gml("run", "search_config.yaml", "--workdir", "wd", "--num-cpus", "2", *args,
-                 cwd=tmp_path, timeout=timeout)
+    result = gml("run", "search_config.yaml", "--workdir", "wd", *args, cwd=tmp_path, timeout=timeout)
     assert result.returncode == 0, result.stderr
     return result
 
 
 @pytest.fixture
-def finished_task(tmp_path):
-    """A small finished task 'done' in tmp_path/wd (3 jobs)."""
+def finished_task(tmp_path, ray_head):
+    """A small finished task 'done' in tmp_path/wd (3 jobs), run on the session's Ray head."""
     write_files(tmp_path, {"train.py": TRAIN, "search_config.yaml": CONFIG.replace(
         "0.1, 0.2, 0.3, 0.4, 0.5", "0.3, 0.4, 0.5")})
-    run(tmp_path, "--task", "done")
+    run(tmp_path, "--task", "done", "--address", ray_head)
     return tmp_path
 
 
-def test_kill_9_then_resume_runs_every_config_once_and_loses_no_scalar(tmp_path):
+def test_kill_9_then_resume_runs_every_config_once_and_loses_no_scalar(tmp_path, ray_head):
     write_files(tmp_path, {"train.py": TRAIN, "search_config.yaml": CONFIG})
     proc = subprocess.Popen([os.path.join(BIN, "gml-ray"), "run", "search_config.yaml", "--task", "k9",
                              "--workdir", "wd", "--num-cpus", "2"], cwd=tmp_path,
@@ -83,7 +82,7 @@ def test_kill_9_then_resume_runs_every_config_once_and_loses_no_scalar(tmp_path)
     first_run_s = run_time(store.get_task("k9"))  # to its last heartbeat
     assert first_run_s > 1.0
 
-    run(tmp_path, "--task", "k9", "--resume")
+    run(tmp_path, "--task", "k9", "--resume", "--address", ray_head)  # the SIGKILLed run had its own Ray
     task = store.get_task("k9")
     # the killed attempt's time counts (time_limits, ctl show, the report), and the second's too
     assert task["elapsed_before"] == pytest.approx(first_run_s)

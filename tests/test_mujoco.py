@@ -153,9 +153,9 @@ def test_config_errors_through_the_cli(tmp_path, text, flags, message):
 
 # ---- runs -------------------------------------------------------------------------------------
 
-def test_cli_benchmark_run_then_show_and_resume_needs_the_flag(tmp_path):
+def test_cli_benchmark_run_then_show_and_resume_needs_the_flag(tmp_path, ray_head):
     write_files(tmp_path, {"swimmer.yaml": bench_yaml(scheduler="  stop_criterion: {max_tries: 4}\n")})
-    r = gml("run", "swimmer.yaml", "--task", "sw", "--benchmark", "--workdir", "wd", "--num-cpus", "2",
+    r = gml("run", "swimmer.yaml", "--task", "sw", "--benchmark", "--workdir", "wd", "--address", ray_head,
             cwd=tmp_path, timeout=180)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "task sw FINISHED (max_tries=4 reached): 4 FINISHED" in r.stdout

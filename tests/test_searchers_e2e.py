@@ -227,7 +227,7 @@ scheduler: {parallel_size: 2, stop_criterion: {max_tries: 4}}
 MANUAL_SEARCHER = open(os.path.join(os.path.dirname(__file__), "data", "manual_searcher.py")).read()
 
 
-def test_the_manuals_custom_searcher_runs_through_gml_ray_run(tmp_path):
+def test_the_manuals_custom_searcher_runs_through_gml_ray_run(tmp_path, ray_head):
     write_files(tmp_path, {
         "custom_searcher.py": MANUAL_SEARCHER,
         "train.py": """
@@ -251,7 +251,7 @@ def test_the_manuals_custom_searcher_runs_through_gml_ray_run(tmp_path):
         """,
     })
     result = subprocess.run([os.path.join(BIN, "gml-ray"), "run", "search_config.yaml", "--task", "custom",
-                             "--workdir", "wd", "--num-cpus", "2"], cwd=tmp_path, capture_output=True,
+                             "--workdir", "wd", "--address", ray_head], cwd=tmp_path, capture_output=True,
                             text=True, timeout=180, env=dict(os.environ, COLUMNS="200"))
     assert result.returncode == 0, result.stderr
     jobs = Store(str(tmp_path / "wd"), create=False).jobs("custom")

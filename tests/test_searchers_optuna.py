@@ -240,7 +240,7 @@ def train(config):
 """
 
 
-def test_optuna_and_asha_through_gml_ray_run_ctl_show_and_report(tmp_path):
+def test_optuna_and_asha_through_gml_ray_run_ctl_show_and_report(tmp_path, ray_head):
     write_files(tmp_path, {"curves.py": CURVES, "search_config.yaml": """
         task:
           function: "curves:train"
@@ -262,7 +262,7 @@ def test_optuna_and_asha_through_gml_ray_run_ctl_show_and_report(tmp_path):
     env = dict(os.environ, COLUMNS="200")
     gml = os.path.join(BIN, "gml-ray")
     result = subprocess.run([gml, "run", "search_config.yaml", "--task", "opt", "--workdir", "wd",
-                             "--num-cpus", "2"], cwd=tmp_path, capture_output=True, text=True,
+                             "--address", ray_head], cwd=tmp_path, capture_output=True, text=True,
                             timeout=180, env=env)
     assert result.returncode == 0, result.stderr
     jobs = Store(str(tmp_path / "wd"), create=False).jobs("opt")

@@ -87,12 +87,33 @@ def shell() -> list[str]:
     return [bash, "-c"] if bash else ["/bin/sh", "-c"]
 
 
-# Runs in the job's process group beside the command: if the Ray worker that owns the job dies
-# (the driver was SIGKILLed, the node lost its raylet), it ends the whole group, so no job
-# process outlives its run. It dies with the group when the job ends normally.
-# It closes its copy of the scalar pipe, so the pipe's end-of-file still comes with the job's end.
-WATCHDOG = ("( trap - TERM; {close}while kill -0 {pid} 2>/dev/null; do sleep 1; done; "
-             "kill -TERM 0; sleep 3; kill -KILL 0 ) >/dev/null 2>&1 </dev/null &\n")
+_lifeline: tuple[int, int, int] | None = None  # (pid, read end, write end) of this process's pipe
+
+
+def lifeline_fd() -> int:
+    """The read end of a pipe whose write end only this process holds (it is not inherited):
+    a reader sees end-of-file exactly when this process is gone, however it died."""
+    global _lifeline
+    if _lifeline is None or _lifeline[0] != os.getpid():  # made once per process (and after a fork)
+        read_end, write_end = os.pipe()
+        _lifeline = (os.getpid(), read_end, write_end)
+    return _lifeline[1]
+
+
+# Runs in the job's process group beside the command, which the shell starts with the lifeline
+# (:func:`lifeline_fd`) as its stdin: when the Ray worker that owns the job dies (the driver was
+# SIGKILLed, the node lost its raylet), the lifeline reads end-of-file and the watchdog ends the
+# whole group, so no job process outlives its run. It waits in a shell builtin, so a job costs no
+# process but this subshell. The lifeline moves to the spare descriptor {spare} (a single digit,
+# for POSIX shells) and the command runs with /dev/null as stdin and without the scalar pipe's
+# copy ({close}), whose end-of-file then comes with the job's end. When the shell exits, its EXIT
+# trap ends and reaps the watchdog: a job that leaves nothing behind leaves an empty group, which
+# costs no /proc scan to confirm (kill_group). The trap keeps the command's exit status.
+WATCHDOG = ("exec {spare}<&0 </dev/null\n"
+            "( trap - TERM; {close}read -r _ <&{spare}; kill -TERM 0; sleep 3; kill -KILL 0 ) "
+            ">/dev/null 2>&1 &\n"
+            "__gml_watchdog=$!; trap 'kill $__gml_watchdog 2>/dev/null; wait $__gml_watchdog 2>/dev/null' EXIT\n"
+            "exec {spare}<&-\n")
 
 
 TOKEN_ENV = "GML_JOB_TOKEN"  # every process a job starts inherits it, setsid or not

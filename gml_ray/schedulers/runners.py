@@ -23,7 +23,15 @@ import ray
 from .. import reporting
 from .channel import SCALARS, START
 from .messages import STREAM_AFTER_S, Batcher, Sender, node_name, pump
-from .procgroup import TOKEN_ENV, WATCHDOG, end_group_in_background, kill_group, kill_marked, shell
+from .procgroup import (
+    TOKEN_ENV,
+    WATCHDOG,
+    end_group_in_background,
+    kill_group,
+    kill_marked,
+    lifeline_fd,
+    shell,
+)
 from .spec import ERROR, FINISHED, KILLED, JobSpec, Outcome
 from .timers import alarm
 
@@ -76,9 +84,10 @@ def run_command(spec: JobSpec, channel: Any = None) -> Outcome:
     try:
         try:
             close = f"exec {write_fd}>&-; " if write_fd is not None else ""
-            command = WATCHDOG.format(pid=os.getpid(), close=close) + (spec.command or "")
+            spare = 4 if write_fd == 3 else 3  # a free descriptor in the shell for the lifeline
+            command = WATCHDOG.format(spare=spare, close=close) + (spec.command or "")
             proc = subprocess.Popen([*shell(), command], cwd=spec.cwd, env=env, stdout=out,
-                                    stderr=err, stdin=subprocess.DEVNULL, start_new_session=True,
+                                    stderr=err, stdin=lifeline_fd(), start_new_session=True,
                                     pass_fds=(write_fd,) if write_fd is not None else ())
         except OSError as exc:
             return {"status": ERROR, "message": f"cannot start: {exc}", "exit_code": None,
