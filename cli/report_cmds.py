@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gml_ray.errors import UserError
+from gml_ray.optimize import MAXIMIZE, sign
 from gml_ray.store import run_time
 
 from . import views
@@ -88,9 +89,10 @@ def sparkline(values: list[float], width: int = SPARK_WIDTH) -> str:
 
 def _pick_rows(task: dict, jobs: list[dict], limit: int) -> list[dict]:
     """Best reward first; running jobs are always shown, then as many others as fit."""
-    sign = 1 if task.get("optimize_mode") == "minimize" else -1
+    s = sign(task.get("optimize_mode") or MAXIMIZE)
+
     def key(j: dict) -> tuple:
-        return (j["reward"] is None, sign * j["reward"] if j["reward"] is not None else 0, j["job_id"])
+        return (j["reward"] is None, -s * j["reward"] if j["reward"] is not None else 0, j["job_id"])
     running = [j for j in jobs if j["status"] == "RUNNING"]
     others = sorted((j for j in jobs if j["status"] != "RUNNING"), key=key)
     picked = running + others[:max(0, limit - len(running))]

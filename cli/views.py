@@ -9,6 +9,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from gml_ray.optimize import MAXIMIZE, best
 from gml_ray.store import run_time
 
 STATUS_STYLE = {"PENDING": "dim", "RUNNING": "cyan", "FINISHED": "green", "ERROR": "red",
@@ -79,8 +80,7 @@ def best_job_name(task: dict, jobs: list[dict]) -> str | None:
     rewarded = [j for j in jobs if j["reward"] is not None]
     if not rewarded:
         return None
-    pick = min if task.get("optimize_mode") == "minimize" else max
-    return pick(rewarded, key=lambda j: j["reward"])["name"]
+    return best(rewarded, task.get("optimize_mode") or MAXIMIZE, key=lambda j: j["reward"])["name"]
 
 
 RICH_MAX_ROWS = 300  # above this a table prints as plain aligned text: rich's layout is too slow

@@ -219,7 +219,9 @@ def test_a_standalone_job_can_be_killed_and_takes_its_actor_along(ray_session, t
     job = MujocoJob("swimmer", "job_0001", np.zeros(16), rollouts=40, job_dir=str(tmp_path / "j"), job_id=1)
     job.start()
     assert job.wait(timeout=1.0) is None  # still running (or its actor still starting)
-    time.sleep(1.5)
+    deadline = time.time() + 60  # its actor is up: the kill lands while the rollouts run
+    while "ALIVE" not in rollout_actors().values() and time.time() < deadline:
+        time.sleep(0.05)
     t0 = time.time()
     job.kill()
     outcome = job.wait(timeout=30)

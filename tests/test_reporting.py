@@ -111,19 +111,22 @@ def test_a_short_command_job_sends_no_message_and_a_long_one_streams(ray_session
 def test_the_jobs_alarm_runs_callbacks_in_time_order_and_a_cancel_waits_for_a_running_one():
     """Short trials schedule their start message on one shared thread: a cancelled one never
     runs, a cancel during its run returns after it, and a failing callback stops nothing."""
+    import threading
     import time
 
     from gml_ray.schedulers.timers import Alarm as _Alarm
 
     alarm, ran = _Alarm(), []
+    slow_runs, last_ran = threading.Event(), threading.Event()
     alarm.cancel(alarm.schedule(0.05, lambda: ran.append("cancelled")))
     alarm.schedule(0.0, lambda: 1 / 0)
-    slow = alarm.schedule(0.03, lambda: (time.sleep(0.3), ran.append("slow")))
+    slow = alarm.schedule(0.03, lambda: (slow_runs.set(), time.sleep(0.3), ran.append("slow")))
     alarm.schedule(0.01, lambda: ran.append("first"))
-    time.sleep(0.15)  # "slow" is sleeping now
-    alarm.cancel(slow)
+    alarm.schedule(0.06, last_ran.set)  # after the cancelled one's time: it has had its chance
+    assert slow_runs.wait(10)
+    alarm.cancel(slow)  # returns once the running callback is done
     assert ran == ["first", "slow"]
-    time.sleep(0.1)
+    assert last_ran.wait(10)
     assert ran == ["first", "slow"]
 
 

@@ -55,6 +55,7 @@ import math
 import zlib
 from typing import Any, Sequence
 
+from ..optimize import sign
 from .base import ASSESSORS, AssessResult, BaseAssessor
 from .median_stop import check_int, check_mode, history_values
 
@@ -77,13 +78,14 @@ class _Bracket:
             return None
         return step
 
-    def record(self, k: int, job_id: str, value: float, maximize: bool) -> tuple[int, int, int]:
-        """Record ``value`` at rung ``k``; returns (rank, jobs at the rung, how many pass)."""
+    def record(self, k: int, job_id: str, value: float) -> tuple[int, int, int]:
+        """Record ``value`` (a score: higher is better) at rung ``k``; returns (rank, jobs at the
+        rung, how many pass)."""
         while len(self.records) <= k:
             self.records.append({})
         at_rung = self.records[k]
         at_rung[job_id] = value
-        better = sum(1 for v in at_rung.values() if (v > value if maximize else v < value))
+        better = sum(1 for v in at_rung.values() if v > value)
         n = len(at_rung)
         return better + 1, n, max(1, n // self.reduction_factor)
 
@@ -120,13 +122,13 @@ class AshaAssessor(BaseAssessor):
         b = self._bracket_of[job_id]
         bracket = self.brackets[b]
         k = self._next_rung.get(job_id, 0)
-        maximize = self.optimize_mode == "maximize"
+        s = sign(self.optimize_mode)
         while True:
             rung = bracket.rung(k)
             if rung is None or step < rung:
                 break
-            value = max(values[:rung]) if maximize else min(values[:rung])
-            rank, n, passing = bracket.record(k, job_id, value, maximize)
+            value = max(s * v for v in values[:rung])
+            rank, n, passing = bracket.record(k, job_id, value)
             k += 1
             self._next_rung[job_id] = k
             if rank > passing:

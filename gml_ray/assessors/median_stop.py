@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..optimize import sign
 from .base import ASSESSORS, AssessResult, BaseAssessor
 
 log = logging.getLogger("gml_ray.assessor")
@@ -68,20 +69,16 @@ class MedianStopAssessor(BaseAssessor):
         self._running[job_id] = np.cumsum(values) / np.arange(1, step + 1)
         if step < self.start_step:
             return AssessResult.Good
-        averages = sorted(float(avg[step - 1]) for avg in self._finished.values() if len(avg) >= step)
-        if not averages:
+        s = sign(self.optimize_mode)  # compared as scores to maximise: s * value
+        scores = sorted(s * float(avg[step - 1]) for avg in self._finished.values() if len(avg) >= step)
+        if not scores:
             return AssessResult.Good
-        if self.optimize_mode == "maximize":
-            # the lower median, as NNI: with an even count the job must beat the smaller middle
-            median = averages[(len(averages) - 1) // 2]
-            bad = max(values) < median
-        else:
-            median = averages[len(averages) // 2]
-            bad = min(values) > median
-        if bad:
+        # the lower median, as NNI: with an even count the job must beat the worse middle one
+        median = scores[(len(scores) - 1) // 2]
+        best = max(s * v for v in values)
+        if best < median:
             log.info("%s at step %d: best %.6g is worse than the median %.6g of %d finished jobs",
-                     job_id, step, max(values) if self.optimize_mode == "maximize" else min(values),
-                     median, len(averages))
+                     job_id, step, s * best, s * median, len(scores))
             return AssessResult.Bad
         return AssessResult.Good
 

@@ -11,6 +11,7 @@ import math
 import time
 from typing import Any, Iterable
 
+from ..optimize import best
 from ..store import FLAG_OK, Store, classify
 
 SAVE_EVERY = 20_000  # scalar rows kept in memory at most before they are written
@@ -24,7 +25,7 @@ class ScalarIngest:
                  keep_history: bool) -> None:
         self.store, self.task = store, task
         self.reward_attribute = reward_attribute
-        self._pick = max if optimize_mode == "maximize" else min
+        self._mode = optimize_mode
         self.keep_history = keep_history
         self.history: dict[int, list[dict]] = {}  # job id -> [{'iteration', 'value', 'created'}]
         self._latest: dict[int, dict[str, Any]] = {}  # job id -> {tag: last value}
@@ -68,7 +69,7 @@ class ScalarIngest:
         self.seconds += time.perf_counter() - t0
         if len(self._unsaved) >= SAVE_EVERY:
             self.save()
-        return self._pick(rewards) if rewards else None
+        return best(rewards, self._mode) if rewards else None
 
     def pop_updates(self, job_id: int) -> dict[str, Any]:
         """The job-row fields queued for ``job_id`` (removed from the queue)."""

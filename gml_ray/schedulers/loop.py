@@ -22,8 +22,8 @@ from .. import tensorboard
 from ..assessors import AssessResult
 from ..assessors.base import call_job_end
 from ..config import TaskConfig
+from ..optimize import is_better
 from ..plugins import build_components
-from ..searchers.base_searcher import is_better
 from ..space import config_key
 from ..store import EARLY_STOPPED, ERROR, FINISHED, KILLED, PENDING, RUNNING, Store
 from .channel import SCALARS, START, WAKE, ChannelName, MessageChannel

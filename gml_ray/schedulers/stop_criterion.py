@@ -12,6 +12,7 @@ import math
 import time
 from typing import Any
 
+from ..optimize import is_better
 from ..registry import Registry
 
 STOP_CRITERIONS = Registry("stop criterion")
@@ -77,9 +78,7 @@ class StopCriterion(BaseStopCriterion):
             scheduler.request_stop(f"time_limits={self.time_limits:g}s reached", kill_running=True)
         best = scheduler.best_reward
         if best is not None and math.isfinite(self.max_reward):
-            reached = best >= self.max_reward if scheduler.optimize_mode == "maximize" \
-                else best <= self.max_reward
-            if reached:
+            if not is_better(self.max_reward, best, scheduler.optimize_mode):  # best is as good
                 scheduler.request_stop(f"max_reward={self.max_reward:g} reached", kill_running=True)
 
     def seconds_left(self) -> float | None:

@@ -13,12 +13,8 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict
 from typing import Any
 
+from ..optimize import best, is_better, worst_reward
 from ..space import Dict, config_key
-
-
-def is_better(a: float, b: float | None, optimize_mode: str) -> bool:
-    """Whether reward ``a`` beats ``b`` (None: nothing yet) under ``optimize_mode``."""
-    return b is None or (a > b if optimize_mode == "maximize" else a < b)
 
 
 class BaseSearcher(ABC):
@@ -118,7 +114,7 @@ class BaseSearcher(ABC):
 
     def _reward_while_pending(self) -> float:
         """The placeholder reward of a proposed config whose job has not ended."""
-        return -math.inf if self.optimize_mode == "maximize" else math.inf
+        return worst_reward(self.optimize_mode)
 
     def is_better(self, a: float, b: float | None) -> bool:
         """Whether reward ``a`` beats ``b`` (None: nothing yet) under ``optimize_mode``."""
@@ -128,7 +124,7 @@ class BaseSearcher(ABC):
         rewards = [r for r in self._results.values() if math.isfinite(r)]
         if not rewards:
             return None
-        return max(rewards) if self.optimize_mode == "maximize" else min(rewards)
+        return best(rewards, self.optimize_mode)
 
     def get_best_config(self) -> dict | None:
         best = self.get_best_reward()

@@ -7,6 +7,7 @@ import random
 import sys
 from typing import Any, Callable, cast
 
+from ..optimize import sign
 from ..space import Dict, Real, config_key
 from .base_searcher import BaseSearcher
 from .builder import SEARCHERS
@@ -109,8 +110,8 @@ class EvolutionSearcher(BaseSearcher):
 
     def _breed(self) -> list:
         """One child: crossover of two tournament-selected parents, then mutation."""
-        reverse = self.optimize_mode == "maximize"
-        ranked = sorted(self._rewards, key=self._rewards.__getitem__, reverse=reverse)
+        s = sign(self.optimize_mode)
+        ranked = sorted(self._rewards, key=lambda k: -s * self._rewards[k])  # best first
         population = ranked[:self.population_size]
         first, second = self._select(population), self._select(population)
         child = self._crossover(self._genes[first], self._genes[second])

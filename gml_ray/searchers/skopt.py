@@ -13,6 +13,7 @@ import warnings
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from ..optimize import sign
 from ..space import Dict
 from .base_searcher import BaseSearcher
 from .builder import SEARCHERS
@@ -241,7 +242,7 @@ class SkoptSearcher(BaseSearcher):
                             config)
                 return
             x = [coords[i] for i in self._dims]
-        y = -float(reward) if self.optimize_mode == "maximize" else float(reward)
+        y = -sign(self.optimize_mode) * float(reward)  # skopt minimises
         self._untold.append((x, y))
 
     def _on_failure(self, config: dict, status: str) -> None:

@@ -1,0 +1,30 @@
+"""``optimize_mode`` (``maximize`` or ``minimize``) in one place: which reward is better, the
+best of several, and the sign that turns a reward into a score to maximise."""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Iterable, TypeVar
+
+MAXIMIZE, MINIMIZE = "maximize", "minimize"
+T = TypeVar("T")
+
+
+def sign(optimize_mode: str) -> int:
+    """+1 for maximize, -1 for minimize: ``sign * reward`` is always to be maximised."""
+    return 1 if optimize_mode != MINIMIZE else -1
+
+
+def is_better(a: float, b: float | None, optimize_mode: str) -> bool:
+    """Whether reward ``a`` beats ``b`` (None: nothing yet)."""
+    return b is None or (a > b if optimize_mode != MINIMIZE else a < b)
+
+
+def best(items: Iterable[T], optimize_mode: str, key: Callable[[T], Any] | None = None) -> T:
+    """The best of ``items`` (by ``key``); ValueError when there are none."""
+    pick = max if optimize_mode != MINIMIZE else min
+    return pick(items, key=key) if key is not None else pick(items)  # type: ignore[type-var]
+
+
+def worst_reward(optimize_mode: str) -> float:
+    """A reward every real one beats (-inf when maximising)."""
+    return -math.inf * sign(optimize_mode)
