@@ -19,6 +19,9 @@ import yaml
 from conftest import pid_alive, write_files
 from gml_ray.store import Store
 
+# One test process runs them all: they share the module's 2-node cluster.
+pytestmark = pytest.mark.xdist_group("cluster")
+
 BIN = os.path.dirname(sys.executable)
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -38,7 +38,7 @@ from .store_guard import StoreGuard
 log = logging.getLogger("gml_ray.scheduler")
 
 WAKE_S = 0.5  # the loop wakes at least this often: ctl stop requests, heartbeat, time limits
-DRAIN_GRACE_S = 5.0  # how long an ended job may wait for its last messages
+DRAIN_GRACE_S = 30.0  # how long an ended job may wait for messages it sent before it ended
 COMMIT_EVERY_S = 0.05  # rounds that find work ready at once share a commit for at most this long
 SLOW_SEARCHER_S = 0.01  # a searcher's answer took longer: it is asked outside the store's lock
 
@@ -325,6 +325,9 @@ class SchedulerCore:
             sent = job.outcome.get("sent") if job.outcome else None
             if (sent is not None and self._received[job_id] >= sent) or now - ended_at > (
                     DRAIN_GRACE_S if sent is not None else 1.0):
+                if sent is not None and self._received[job_id] < sent:
+                    log.warning("%s: %d of its %d messages came within %gs of its end; ending it "
+                                "without the rest", job.name, self._received[job_id], sent, DRAIN_GRACE_S)
                 del self._ending[job_id]
                 self._finish(job)
         if now - self._last_wake >= WAKE_S:
@@ -356,6 +359,8 @@ class SchedulerCore:
                 continue
             job = self.jobs.get(job_id)
             if job is None or attempt != job.spec.attempt:
+                log.warning("a %s message of job %s (attempt %s) came after it ended: dropped",
+                            kind, job_id, attempt)
                 continue
             self._received[job_id] = self._received.get(job_id, 0) + 1
             if kind == START:  # the trial runs (a pool job is RUNNING already: its start and node)

@@ -37,6 +37,10 @@ from .timers import alarm
 
 CANCEL_CHECK_S = 0.2  # how often a command job looks for a cancel while its process runs
 ESCAPE_CHECK_S = 0.2  # a scalar pipe still open this long after the job's group ended: look for escapees
+# How long the outcome waits for the pipe's last reports to be read and sent: on a machine that
+# is far behind (hundreds of jobs starting on a few cores) sending them can take seconds, and a
+# report sent after the outcome would come too late to count.
+READER_DRAIN_S = 120.0
 
 
 def job_environ(spec: JobSpec) -> dict[str, str]:
@@ -137,7 +141,10 @@ def run_command(spec: JobSpec, channel: Any = None) -> Outcome:
             message = f"exit code {rc}" if rc > 0 else f"killed by signal {-rc}"
     finally:
         if reader is not None:
-            reader.join(timeout=10)
+            reader.join(timeout=READER_DRAIN_S)
+            if reader.is_alive():
+                message = (message + "; " if message else "") + \
+                    f"its scalar pipe was still being read {READER_DRAIN_S:g}s after it ended: later reports are lost"
         if batcher is not None:
             batcher.close()
         if read_fd is not None:
