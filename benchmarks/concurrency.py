@@ -133,18 +133,10 @@ def tune_run(kind: str, code_dir: str, n_jobs: int, parallel: int, storage: str)
             for i in range(5):
                 tune.report({"score": x + part + i})
 
+    from tune_peer import tune_fit
     trainable = command_trainable if kind == "command" else function_trainable
-    tuner = tune.Tuner(
-        tune.with_resources(trainable, {"cpu": 1}),
-        param_space={"x": tune.grid_search(list(range(1, n_jobs + 1)))},
-        tune_config=tune.TuneConfig(max_concurrent_trials=parallel, reuse_actors=True,
-                                    metric="score", mode="max"),
-        run_config=tune.RunConfig(storage_path=storage, name=f"{kind}{parallel}_{time.time_ns()}",
-                                  verbose=0))
-    t0 = time.perf_counter()
-    results = tuner.fit()
-    wall = time.perf_counter() - t0
-    assert results.num_errors == 0 and len(results) == n_jobs
+    wall, results = tune_fit(trainable, list(range(1, n_jobs + 1)), parallel, True, storage,
+                             f"{kind}{parallel}")
     got = sum(len(r.metrics_dataframe) for r in results)
     assert got == n_jobs * SCALARS_PER_JOB, (got, n_jobs * SCALARS_PER_JOB)
     return {"wall": wall}

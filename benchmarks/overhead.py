@@ -48,20 +48,8 @@ def gml_ray_run(code_dir: str, work_dir: str, config: str, task: str) -> tuple[f
 
 
 def tune_run(trainable, n: int, reuse: bool, storage: str) -> float:
-    from ray import tune
-
-    tuner = tune.Tuner(
-        tune.with_resources(trainable, {"cpu": 1}),
-        param_space={"x": tune.grid_search(list(range(n)))},
-        tune_config=tune.TuneConfig(max_concurrent_trials=PARALLEL, reuse_actors=reuse,
-                                    metric="score", mode="max"),
-        run_config=tune.RunConfig(storage_path=storage, name=f"bench_{reuse}_{time.time_ns()}",
-                                  verbose=0))
-    t0 = time.perf_counter()
-    results = tuner.fit()
-    wall = time.perf_counter() - t0
-    assert results.num_errors == 0 and len(results) == n
-    return wall
+    from tune_peer import tune_fit
+    return tune_fit(trainable, list(range(n)), PARALLEL, reuse, storage, f"bench_{reuse}")[0]
 
 
 def tune_function_trainable(config):

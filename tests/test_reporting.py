@@ -131,7 +131,7 @@ def test_the_jobs_alarm_runs_callbacks_in_time_order_and_a_cancel_waits_for_a_ru
 
 
 def test_a_trial_worker_cancelled_before_its_trial_starts_never_calls_it(tmp_path):
-    from gml_ray.schedulers.runners import TrialWorker
+    from gml_ray.schedulers.workers import TrialWorker
 
     (tmp_path / "objective.py").write_text(
         "def train(config):\n    open('ran', 'w').close()\n")  # in the job dir (its cwd)

@@ -422,6 +422,35 @@ def test_resume_reruns_error_jobs_first_and_never_reruns_finished_ones(run_task,
     assert summary["launched"] == 5 and summary["best_reward"] == 10
 
 
+def test_a_resumed_function_trial_that_failed_runs_again_on_the_runs_actor_pool(run_task, tmp_path):
+    """A failed function trial is run again by --resume on the run's actor pool (a Ray task would
+    wait forever for a CPU the pool's actors hold; the time limit turns that into a failure)."""
+    from gml_ray.config import load_config
+    from gml_ray.schedulers.naive import NaiveScheduler
+
+    marker = tmp_path / "marker"
+    objective = (f"import os\nimport gml_ray\n\n\ndef trial(config):\n"
+                 f"    if config['x'] == 2 and not os.path.exists({str(marker)!r}):\n"
+                 f"        raise ValueError('not yet')\n"
+                 f"    gml_ray.report(acc=config['x'])\n")
+    first = run_task("""
+task:
+  function: "objective:trial"
+  search_args: [{type: Categorical, name: x, data: [1, 2, 3]}]
+searcher: {type: GridSearcher, reward_attribute: acc}
+scheduler: {parallel_size: 2, stop_criterion: {time_limits: 120}}
+""", {"objective.py": objective})
+    assert first.statuses() == [FINISHED, ERROR, FINISHED]
+    marker.write_text("")
+    again = NaiveScheduler(first.work_dir, load_config(str(tmp_path / "code" / "search_config.yaml")),
+                           task="t", resume=True)
+    again.prepare()
+    again.run()
+    jobs = first.store.jobs("t")
+    assert [(j["status"], j["attempt"], j["reward"]) for j in jobs] == [
+        (FINISHED, 1, 1), (FINISHED, 2, 2), (FINISHED, 1, 3)]
+
+
 def test_jobs_run_in_a_snapshot_with_symlinked_paths(ray_session, tmp_path):
     from conftest import write_files
     from gml_ray.schedulers.naive import NaiveScheduler

@@ -19,8 +19,8 @@ from ..space import Dict
 from .channel import ChannelName
 from .job import CommandJob, FunctionJob, Job
 from .pool import ActorPool
-from .runners import TrialActor
 from .spec import job_name
+from .workers import TrialActor
 
 
 @dataclass
@@ -52,7 +52,9 @@ class JobKind(ABC):
 
 
 class CommandKind(JobKind):
-    """The rendered template, run as a Ray task in its own process group."""
+    """The rendered template, run as a Ray task in its own process group. (Not on a pool of
+    actors: a task waits for its resources, where a pool actor would hold them for the whole run,
+    and jobs asking for more GPUs than there are would wait on actors that never start.)"""
 
     def make(self, ctx: JobContext, config: dict, job_id: int, attempt: int, pool: ActorPool | None,
              common: dict[str, Any]) -> Job:

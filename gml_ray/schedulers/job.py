@@ -16,8 +16,9 @@ from typing import Any
 import ray
 
 from .channel import ChannelName
-from .runners import TrialActor, run_command_remote, run_function_remote  # noqa: F401 - TrialActor re-exported
+from .runners import run_command_remote, run_function_remote
 from .spec import ERROR, KILL_GRACE_S, KILLED, PENDING, RUNNING, JobSpec, Outcome  # noqa: F401 - re-exported
+from .workers import TrialActor  # noqa: F401 - re-exported
 
 
 def ray_resources(resources: dict[str, float]) -> dict[str, Any]:
@@ -77,6 +78,9 @@ class Job:
     """
 
     _remote: Any = None
+    # How long a job on a pool actor may outlive a kill() or its time limit before the actor is
+    # ended with it (its worker's own stop must have failed by then).
+    overdue_grace_s = KILL_GRACE_S
 
     def __init__(self, spec: JobSpec, arg_dict: dict | None = None, config: Any = None,
                  resources: dict[str, float] | None = None, channel: Any = None,
@@ -154,8 +158,10 @@ class Job:
         return self.resolve()
 
     def _submit(self, actor: Any) -> Any:
-        """Run this job on ``actor`` (of the pool); returns the call's ref."""
-        raise TypeError(f"a {type(self).__name__} runs as a Ray task, not on an actor pool")
+        """Run this job on ``actor`` (of the pool: a :mod:`.workers` actor); returns the call's ref."""
+        if self.channel is None or isinstance(self.channel, ChannelName):
+            return actor.run.remote(pickle.dumps((self.spec, self.channel)))
+        return actor.run.remote(self.spec, self.channel)  # an actor handle needs Ray's pickling
 
     def resolve(self) -> dict:
         """Read the finished Ray task's outcome (its error becomes an ERROR outcome)."""
@@ -201,10 +207,11 @@ class Job:
         None if it should not."""
         if self._actor is None or self.outcome is not None or self._actor_ended:
             return None
-        if self._kill_asked_at is not None and now - self._kill_asked_at > KILL_GRACE_S:
+        grace = self.overdue_grace_s
+        if self._kill_asked_at is not None and now - self._kill_asked_at > grace:
             return self.kill_message or "cancelled"
         limit = self.spec.time_limit
-        if limit and self.run_started is not None and now - self.run_started > limit + KILL_GRACE_S:
+        if limit and self.run_started is not None and now - self.run_started > limit + grace:
             return f"time_limits_per_job ({limit:g}s) reached"
         return None
 
@@ -221,7 +228,8 @@ class Job:
 
 
 class CommandJob(Job):
-    """Runs a shell command (the rendered template) in the job directory's process group."""
+    """Runs a shell command (the rendered template) in the job directory's process group, as a
+    Ray task."""
 
     _remote = run_command_remote
 
@@ -238,11 +246,6 @@ class FunctionJob(Job):
     actor of ``pool`` (a pool of :data:`TrialActor`) when given one, else as a Ray task."""
 
     _remote = run_function_remote
-
-    def _submit(self, actor: Any) -> Any:
-        if self.channel is None or isinstance(self.channel, ChannelName):
-            return actor.run.remote(pickle.dumps((self.spec, self.channel)))
-        return actor.run.remote(self.spec, self.channel)  # an actor handle needs Ray's pickling
 
     def __init__(self, function: str, name: str, values: dict, arg_dict: dict | None = None, *,
                  job_dir: str | None = None, cwd: str | None = None, **kwargs: Any) -> None:

@@ -94,7 +94,7 @@ class SchedulerCore:
         self._last_wake = 0.0
         self.elapsed_before = 0.0  # run time of earlier attempts of this task (resume)
         self._retries: dict[int, int] = {}  # job id -> runs again after a lost node
-        self._reruns: list[Job] = []  # ERROR jobs of an earlier attempt, run again first
+        self._reruns: list[tuple[dict, int, int]] = []  # ERROR jobs of an earlier attempt: run first
         self._done_keys: set[str] = set()  # configs an earlier attempt already ran
         self.pool: ActorPool | None = None  # made by run(): its actors hold resources
         self.rounds = 0  # loop rounds, and the time they took outside ray.wait (benchmarks/)
@@ -104,8 +104,7 @@ class SchedulerCore:
 
     def _restore(self) -> None:
         """``run --resume``: start from what the earlier attempts left (:mod:`.resume`)."""
-        earlier = read_back(self.store, self.task, self.searcher, self.better,
-                            lambda config, job_id, attempt: self.factory.make(config, job_id, attempt))
+        earlier = read_back(self.store, self.task, self.searcher, self.better)
         self.elapsed_before, self._next_id = earlier.elapsed_before, earlier.next_id
         self.num_launched, self._reruns, self._done_keys = earlier.launched, earlier.reruns, earlier.done_keys
         if earlier.best is not None:
@@ -221,7 +220,7 @@ class SchedulerCore:
             return  # the store cannot take what new jobs would report
         misses = 0
         while self._reruns and not self.is_stop and len(self.running) < self.parallel_size:
-            self._start(self._reruns.pop(0))
+            self._start(self.factory.make(*self._reruns.pop(0)))
         while not self.is_stop and not self.exhausted and len(self.running) < self.parallel_size:
             self.stop_criterion.before_iter(self)
             if self.is_stop:

@@ -18,17 +18,19 @@ class Resumed:
     elapsed_before: float = 0.0  # their run time (time_limits and the views count it)
     next_id: int = 1  # the next job id
     launched: int = 0  # jobs they launched (max_tries counts them)
-    reruns: list[Any] = field(default_factory=list)  # ERROR jobs, made again with the next attempt
+    # ERROR jobs to run again first, as (config, job_id, next attempt): the loop makes their Jobs
+    # when it starts them (after the run's actor pool exists)
+    reruns: list[tuple[dict, int, int]] = field(default_factory=list)
     done_keys: set[str] = field(default_factory=set)  # configs never to launch again
     best: tuple[float, str] | None = None  # (reward, job name) of the best job so far
 
 
-def read_back(store: Store, task: str, searcher: Any, better: Callable[[float, float | None], bool],
-              make_job: Callable[[dict, int, int], Any]) -> Resumed:
+def read_back(store: Store, task: str, searcher: Any,
+              better: Callable[[float, float | None], bool]) -> Resumed:
     """Rebuild the state of an interrupted task from the store.
 
-    ERROR jobs (and jobs a dead run left PENDING/RUNNING) are made again with the next attempt
-    number (same job dir) to run first; every other job's result is told to ``searcher``
+    ERROR jobs (and jobs a dead run left PENDING/RUNNING) are to run again first, with the next
+    attempt number (same job dir); every other job's result is told to ``searcher``
     (``update`` or ``job_failed``), and its config is never launched again.
     """
     row = store.require_task(task)
@@ -40,7 +42,7 @@ def read_back(store: Store, task: str, searcher: Any, better: Callable[[float, f
         out.launched += 1
         out.done_keys.add(config_key(config))
         if job["status"] == ERROR:
-            out.reruns.append(make_job(config, job_id, int(job["attempt"] or 1) + 1))
+            out.reruns.append((config, job_id, int(job["attempt"] or 1) + 1))
         elif job["reward"] is not None:
             searcher.update(config, job["reward"])
             if better(job["reward"], out.best[0] if out.best else None):

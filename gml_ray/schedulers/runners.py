@@ -1,12 +1,11 @@
-"""Where jobs run: a command in its process group, a function trial, the reusable trial worker.
+"""Where jobs run: a command in its process group, a function trial.
 
-:func:`run_command` and :func:`run_function` run in a Ray worker (a task, or a pool actor's call)
-and return an :class:`~gml_ray.schedulers.spec.Outcome`; :class:`TrialWorker` is the body of the
-function-trial pool's actors (:data:`TrialActor`).
+:func:`run_command` and :func:`run_function` run in a Ray worker (a call on an actor of the run's
+pool, :mod:`.workers`, or a Ray task for a job started on its own) and return an
+:class:`~gml_ray.schedulers.spec.Outcome`.
 """
 from __future__ import annotations
 
-import ctypes
 import functools
 import importlib
 import os
@@ -297,93 +296,3 @@ def _packed(run: Callable[..., Outcome]) -> Callable[..., Outcome]:
 # Ray tasks of the two runners (what Job.start submits).
 run_command_remote = ray.remote(max_retries=0)(_packed(run_command))
 run_function_remote = ray.remote(max_retries=0)(_packed(run_function))
-
-
-def _raise_in_thread(thread_id: int, exc: type[BaseException] | None) -> None:
-    """Make ``exc`` raise in thread ``thread_id`` at its next Python instruction (None: take back
-    one that has not been raised yet)."""
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id),
-                                               ctypes.py_object(exc) if exc is not None else None)
-
-
-class TrialWorker:
-    """A reusable process for function trials (the body of :data:`TrialActor`): it runs one trial
-    at a time with :func:`run_function`, and :meth:`cancel` interrupts the one running.
-
-    A running call on a Ray actor cannot be cancelled by Ray (``ray.cancel`` only sets a flag), so
-    the interrupt is a KeyboardInterrupt raised in the trial's thread, armed only while the user's
-    function runs. A trial still running ``KILL_GRACE_S`` after it (stuck in C code, or one that
-    swallowed the interrupt) is ended by the scheduler killing the actor (:meth:`Job.overdue`);
-    the pool replaces it.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._current: tuple | None = None  # (job_id, attempt) of the trial running now
-        self._thread = 0  # the thread it runs on
-        self._armed = False  # the user's function is running: an interrupt may be raised in it
-        self._fired = False
-        self._reason: str | None = None
-        self._early: dict[tuple, str] = {}  # cancels that came before their trial started
-
-    def run(self, packed: JobSpec | bytes, channel: Any = None) -> Outcome:
-        """Run a trial; the spec may come as ``pickle.dumps((spec, channel))`` (see ``_packed``)."""
-        spec: JobSpec
-        if isinstance(packed, bytes):
-            spec, channel = pickle.loads(packed)
-        else:
-            spec = packed
-        token = (spec.job_id, spec.attempt)
-        with self._lock:
-            self._current, self._thread = token, threading.get_ident()
-            self._armed = self._fired = False
-            self._reason = self._early.pop(token, None)
-        limit = None
-        if spec.time_limit:
-            reason = f"time_limits_per_job ({spec.time_limit:g}s) reached"
-            limit = alarm.schedule(spec.time_limit, lambda: self.cancel(token, reason))
-        try:
-            outcome = run_function(spec, channel, self._call)
-        finally:
-            if limit is not None:
-                alarm.cancel(limit)
-            with self._lock:
-                self._current = None
-        if outcome["status"] == KILLED and self._reason:
-            outcome["message"] = self._reason
-        return outcome
-
-    def _call(self, fn: Callable[[dict], Any], values: dict) -> Any:
-        with self._lock:
-            if self._reason is not None:  # cancelled before the function started
-                raise KeyboardInterrupt
-            self._armed = True
-        try:
-            return fn(values)
-        finally:
-            with self._lock:
-                self._armed = False
-                if self._fired:  # an interrupt that came as the function returned: drop it
-                    _raise_in_thread(self._thread, None)
-
-    def cancel(self, token: tuple, reason: str = "cancelled") -> None:
-        """End trial ``token`` (running, or not started yet) as KILLED with ``reason``."""
-        token = tuple(token)
-        with self._lock:
-            if self._current != token:
-                if len(self._early) > 1000:  # cancels that came after their trial ended
-                    self._early.clear()
-                self._early[token] = reason
-                return
-            if self._reason is None:
-                self._reason = reason
-            if self._armed and not self._fired:
-                self._fired = True
-                _raise_in_thread(self._thread, KeyboardInterrupt)
-
-
-# max_concurrency=3: a trial, a cancel() meanwhile, and room for a second one. max_restarts=0: a
-# dead actor is replaced by the pool, never restarted behind its back.
-TrialActor = ray.remote(max_concurrency=3, max_restarts=0, max_task_retries=0)(TrialWorker)
-
-
