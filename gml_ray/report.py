@@ -246,11 +246,15 @@ def _template(name: str) -> str:
 
 
 def render_html(data: dict[str, Any]) -> str:
-    """The page: ``templates/report.html`` with its style, script, the data and plotly inlined."""
+    """The page: ``templates/report.html`` with its style, scripts, the data and plotly inlined.
+
+    plotly.js goes in as text (a ``<script type="text/plain">``) that the page evaluates once its
+    table is painted: evaluating it takes a second or more, and the table needs none of it.
+    """
     title = f"gml-ray report: {data['task']['name']}"
     parts = {"%%TITLE%%": html.escape(title), "%%CSS%%": _template("report.css"),
              "%%DATA%%": _json_for_script(data), "%%APP%%": _template("report.js"),
-             "%%PLOTLY%%": _plotly_js()}
+             "%%PARCOORDS%%": _template("report_parcoords.js"), "%%PLOTLY%%": _plotly_js()}
     # One pass over the page: a value is never searched for another part's marker.
     return re.sub("|".join(re.escape(k) for k in parts), lambda m: parts[m.group(0)], _template("report.html"))
 

@@ -123,7 +123,8 @@ class Chromium:
                 if e.get("method") == "Network.requestWillBeSent"]
 
     def open_report(self, path: str, timeout: float = 60) -> dict:
-        """Load a report; wait until it says it is drawn. Rows, traces, errors, requests, timings."""
+        """Load a report; wait until it says it is drawn. Rows (in the table's list; dom_rows: drawn),
+        traces, jobs with a curve of their own, parallel-coordinates lines, errors, requests."""
         self.events.clear()
         url = "file://" + os.path.abspath(path)
         t0 = time.perf_counter()
@@ -136,11 +137,12 @@ class Chromium:
         wall = time.perf_counter() - t0
         info = self.eval("""({
             ready_ms: window.gmlReport.readyMs, page_errors: window.gmlReport.errors,
-            rows: document.querySelectorAll('#jobs tbody tr').length,
+            rows: gmlReport.rows().length,
+            dom_rows: document.querySelectorAll('#jobs tbody tr[data-row]').length,
             traces: Array.from(document.querySelectorAll('.curve-plot')).map(d => (d.data || []).length),
-            own: Array.from(document.querySelectorAll('.curve-plot')).map(d => (d.data || []).filter(t => t.meta >= 0).length),
+            own: gmlReport.ownCurves(),
             tags: Array.from(document.querySelectorAll('.curve-plot')).map(d => d.dataset.tag),
-            parcoords: ((document.getElementById('parcoords').data || [])[0] || {}).type || null,
+            parcoords: (gmlReport.parcoords() || {}).lines,
             best_traces: (document.getElementById('best-plot').data || []).length,
             summary: document.getElementById('summary').innerText,
         })""")
@@ -321,30 +323,31 @@ def test_report_of_a_real_run_in_chromium(run_task, browser, tmp_path):
 
     page = browser.open_report(info.path)
     assert page["errors"] == [] and page["requests"] == []
-    assert page["rows"] == 4  # one row per job
+    assert page["rows"] == page["dom_rows"] == 4  # one row per job
     assert page["tags"] == ["acc", "loss"] and page["traces"] == [4, 4]  # one trace per job
-    assert page["parcoords"] == "parcoords" and page["best_traces"] == 2
+    assert page["parcoords"] == 4 and page["best_traces"] == 2  # a line per job with a reward
     assert "rep" in page["summary"] and "FINISHED 4" in page["summary"] and "job_0002" in page["summary"]
     shot = browser.screenshot(str(tmp_path / "rep.png"))
     assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 20_000
 
     # best first; the best curve is the red one; a click on a row shows the job's log tail
-    first = browser.eval("document.querySelector('#jobs tbody tr').cells[0].textContent")
+    first = browser.eval("document.querySelector('#jobs tbody tr[data-row]').cells[0].textContent")
     assert first == "job_0002"
     best = browser.eval("document.getElementById('curve-0').data.filter(t => t.meta === 1).map(t => [t.name, t.line.width])")
     assert best == [["job_0002 (best)", 3.5]]
-    browser.eval("document.querySelectorAll('#jobs tbody tr')[2].click()")
+    browser.eval("document.querySelectorAll('#jobs tbody tr[data-row]')[2].click()")
     detail = browser.eval("document.getElementById('detail').innerText")
-    clicked = browser.eval("document.querySelectorAll('#jobs tbody tr')[2].cells[0].textContent")
+    clicked = browser.eval("document.querySelectorAll('#jobs tbody tr[data-row]')[2].cells[0].textContent")
     assert clicked in detail and "training done" in detail and "epoch 3" in detail
 
     # sort by a column, filter by text and by a comparison
     browser.eval("document.querySelectorAll('#jobs th')[0].click()")
-    order = browser.eval("Array.from(document.querySelectorAll('#jobs tbody tr')).map(r => r.cells[0].textContent)")
+    order = browser.eval("Array.from(document.querySelectorAll('#jobs tbody tr[data-row]')).map(r => r.cells[0].textContent)")
     assert order == ["job_0001", "job_0002", "job_0003", "job_0004"]
     assert browser.eval("gmlReport.filter('x>=0.3')") == 2
-    visible = browser.eval("Array.from(document.querySelectorAll('#jobs tbody tr')).filter(r => !r.hidden).map(r => r.cells[0].textContent)")
-    assert visible == ["job_0002", "job_0004"]
+    visible = browser.eval("Array.from(document.querySelectorAll('#jobs tbody tr[data-row]')).map(r => r.cells[0].textContent)")
+    assert visible == ["job_0002", "job_0004"] == browser.eval("gmlReport.rows()")
+    assert browser.eval("gmlReport.parcoords().lines") == 2  # the parallel coordinates follow the filter
     assert browser.eval("document.getElementById('curve-0').data.filter(t => t.visible !== false).length") == 2
     assert browser.eval("gmlReport.filter('status=FINISHED job_0003')") == 1
     assert browser.errors() == []
@@ -359,7 +362,7 @@ def test_snapshot_of_a_running_task(tmp_path, browser):
     assert page["errors"] == [] and page["requests"] == []
     assert page["rows"] == 6 and page["traces"] == [5, 5]
     assert "RUNNING" in page["summary"] and "snapshot" in page["summary"]
-    durations = browser.eval("Array.from(document.querySelectorAll('#jobs tbody tr')).map(r => [r.cells[0].textContent, r.cells[r.cells.length - 2].textContent])")
+    durations = browser.eval("Array.from(document.querySelectorAll('#jobs tbody tr[data-row]')).map(r => [r.cells[0].textContent, r.cells[r.cells.length - 2].textContent])")
     by_name = dict(durations)
     assert by_name["job_0006"] == "-" and by_name["job_0005"] != "-"
 
@@ -380,15 +383,24 @@ def test_thousands_of_jobs_stay_usable(tmp_path, browser):
     info = write_report(store, "t", str(tmp_path / "big.html"), max_traces=50)
     page = browser.open_report(info.path, timeout=120)
     assert page["errors"] == [] and page["requests"] == []
-    assert page["rows"] == n
-    # the 50 best jobs have a trace each (the best in red), the others are a median in a band
-    assert page["own"] == [50, 50] and page["traces"] == [53, 53]
+    assert page["rows"] == n and page["dom_rows"] < 150  # the table draws only the rows in view
+    # the 50 best jobs have a curve each (the best in red; the others share a trace per colour),
+    # the other jobs are a median in a band
+    assert page["own"] == [50, 50] and page["traces"] == [3 + 9 + 1] * 2
+    assert page["parcoords"] == n
     assert browser.eval("document.getElementById('curve-0').data.filter(t => t.meta === -1).map(t => t.name)")[1:] == [
         f"{n - 50} other jobs (10-90%)", f"{n - 50} other jobs (median)"]
     assert page["ready_ms"] < 30_000, page
     assert browser.eval("gmlReport.filter('bs=64 opt=o1')") == len([i for i in range(1, n + 1) if i % 3 == 1 and i % 5 == 1])
     band = browser.eval("document.getElementById('curve-0').data.filter(t => t.meta === -1)[2].name")
     assert band.startswith(f"{len([i for i in range(1, n - 49) if i % 3 == 1 and i % 5 == 1])} other jobs")
+    # scrolled to the end, the table draws the last rows of its (sorted, filtered) list
+    last = browser.eval("""new Promise(ok => { const w = document.querySelector('.tablewrap'); w.scrollTop = w.scrollHeight;
+        setTimeout(() => ok(Array.from(document.querySelectorAll('#jobs tbody tr[data-row]')).map(r => r.cells[0].textContent).pop()), 300); })""")
+    assert last == browser.eval("gmlReport.rows().pop()")
+    pc = "gmlReport.parcoords()"
+    assert browser.eval(f"{pc}.lines") == len([i for i in range(1, n + 1) if i % 3 == 1 and i % 5 == 1])
+    assert browser.eval(f"{pc}.brush(0, -2.5, 0), {pc}.brushed()") < browser.eval(f"{pc}.lines")  # an lr range
     browser.eval("gmlReport.select(5)")  # a job without a trace of its own gets one while selected
     assert browser.eval("document.getElementById('curve-0').data.some(t => t.meta === -2)")
     assert browser.errors() == []
