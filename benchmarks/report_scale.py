@@ -88,23 +88,34 @@ PROBE = """(() => {
 
 
 def measure(page: str, timeout: float = 300) -> dict:
-    """One load of ``page`` in a fresh headless Chromium: the figures the module docstring lists."""
+    """One load of ``page`` in a fresh headless Chromium: the figures the module docstring lists.
+
+    Reads only what every version of the page has (``gmlReport.ready/readyMs/filter/sort``, the
+    table's DOM), so pages written by older versions measure the same way.
+    """
     from test_report import Chromium, chromium_binary
 
     with Chromium(chromium_binary()) as browser:
         browser.call("Page.addScriptToEvaluateOnNewDocument", source=PROBE)
-        info = browser.open_report(page, timeout=timeout)
-        probe = browser.eval("window.__gmlProbe")
-        ready = info["ready_ms"]
+        browser.call("Page.navigate", url="file://" + os.path.abspath(page))
+        deadline = time.time() + timeout
+        while not browser.eval("!!(window.gmlReport && (window.gmlReport.ready || window.gmlReport.errors.length))"):
+            if time.time() > deadline:
+                raise AssertionError(f"report not drawn in {timeout}s: {browser.errors()}")
+            time.sleep(0.05)
+        info = browser.eval("""({ready: gmlReport.readyMs, probe: window.__gmlProbe, errors: gmlReport.errors,
+            dom_rows: document.querySelectorAll('#jobs tbody tr[data-row]').length,
+            traces: Array.from(document.querySelectorAll('.curve-plot')).map(d => (d.data || []).length)})""")
+        probe = info["probe"]
         longest = max((d for t, d in probe["long"] or [] if t + d > (probe["frame"] or 0)), default=0.0)
         filt = browser.eval("(() => { const t0 = performance.now(); gmlReport.filter('opt=adam lr<0.01'); "
                             "return performance.now() - t0; })()")
         sort = browser.eval("(() => { const t0 = performance.now(); gmlReport.sort('job', -1); "
                             "return performance.now() - t0; })()")
-        browser.eval("gmlReport.filter('')")
-        return {"table_ms": probe["frame"], "plots_ms": ready, "longest_ms": longest,
-                "filter_ms": filt, "sort_ms": sort, "rows": info["rows"], "traces": info["traces"],
-                "errors": info["errors"], "requests": info["requests"]}
+        return {"table_ms": probe["frame"], "plots_ms": info["ready"], "longest_ms": longest,
+                "filter_ms": filt, "sort_ms": sort, "dom_rows": info["dom_rows"], "traces": info["traces"],
+                "errors": browser.errors() + info["errors"],
+                "requests": [u for u in browser.requests() if not u.startswith("file://")]}
 
 
 def spread(values: list[float]) -> str:
@@ -121,7 +132,8 @@ def report_on(page: str, runs: int) -> None:
         results.append(r)
         print(f"  run {run + 1}: table usable {r['table_ms'] / 1000:.2f}s, all plots {r['plots_ms'] / 1000:.2f}s, "
               f"longest task after the table {r['longest_ms']:.0f} ms, filter {r['filter_ms']:.0f} ms, "
-              f"sort {r['sort_ms']:.0f} ms; {r['rows']} rows in the DOM, curve traces {r['traces']}; "
+              f"sort {r['sort_ms']:.0f} ms; {r['dom_rows']} table rows in the DOM, "
+              f"curve traces {r['traces']}; "
               f"console errors {len(r['errors'])}, network requests {len(r['requests'])}", flush=True)
         for e in r["errors"][:3]:
             print("    error:", e[:300])

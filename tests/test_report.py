@@ -119,8 +119,10 @@ class Chromium:
         return out
 
     def requests(self) -> list[str]:
+        """URLs the page asked for; blob: and data: URLs are left out (made by the page itself)."""
         return [e["params"]["request"]["url"] for e in self.events
-                if e.get("method") == "Network.requestWillBeSent"]
+                if e.get("method") == "Network.requestWillBeSent"
+                and not e["params"]["request"]["url"].startswith(("blob:", "data:"))]
 
     def open_report(self, path: str, timeout: float = 60) -> dict:
         """Load a report; wait until it says it is drawn. Rows (in the table's list; dom_rows: drawn),

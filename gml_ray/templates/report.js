@@ -160,7 +160,8 @@ function bandXY(entries) {
   }
   const q = (a, p) => a[Math.min(a.length - 1, Math.round(p * (a.length - 1)))];
   const out = {x: keys, lo: [], mid: [], hi: [], n: n};
-  keys.forEach(k => { const a = by.get(k).sort((u, v) => u - v); out.lo.push(q(a, 0.1)); out.mid.push(q(a, 0.5)); out.hi.push(q(a, 0.9)); });
+  // a typed array sorts numerically in native code: 10x faster than sort with a comparator
+  keys.forEach(k => { const a = Float64Array.from(by.get(k)).sort(); out.lo.push(q(a, 0.1)); out.mid.push(q(a, 0.5)); out.hi.push(q(a, 0.9)); });
   return out;
 }
 function bandTraces(b) {
@@ -299,21 +300,31 @@ document.getElementById('shown').textContent = J.length + ' of ' + J.length + ' 
 const ri = cols.findIndex(c => c.label === 'reward');
 if (J.some(j => j.reward !== null)) sortBy(ri, MIN ? 1 : -1); else renderRows();
 TM.sorted = performance.now();
-// The table is painted before plotly.js (5 MB, a second or more to evaluate) is even run: plotly
-// ships as text and is evaluated once the page has shown its table. Then the plots are drawn one at
-// a time, each after the page has had a chance to paint and respond.
+// The table is painted before plotly.js (5 MB, a second or more to compile and run) is even
+// loaded: plotly ships as text, loaded once the page has shown its table, through a blob: URL so
+// that Chromium compiles it off the main thread (an inline script compiles on it). Then the plots
+// are drawn one at a time, each after the page has had a chance to paint and respond.
 const tick = () => new Promise(ok => setTimeout(ok, 0));
 const painted = () => new Promise(ok => { const t = setTimeout(ok, 200); requestAnimationFrame(() => { clearTimeout(t); setTimeout(ok, 0); }); });
 const parsed = () => new Promise(ok => document.readyState === 'loading' ? document.addEventListener('DOMContentLoaded', ok) : ok());
 function loadPlotly() {
-  if (window.Plotly) return;
-  const src = document.getElementById('plotly-js'), s = document.createElement('script');
-  s.textContent = src.textContent; document.head.appendChild(s); src.textContent = '';
+  return new Promise(ok => {
+    if (window.Plotly) return ok();
+    const src = document.getElementById('plotly-js'), text = src.textContent;
+    src.textContent = '';
+    const inline = () => { const s = document.createElement('script'); s.textContent = text; document.head.appendChild(s); ok(); };
+    let url = null;
+    try { url = URL.createObjectURL(new Blob([text], {type: 'text/javascript'})); } catch (e) { return inline(); }
+    const s = document.createElement('script'); s.src = url;
+    s.onload = () => { URL.revokeObjectURL(url); ok(); };
+    s.onerror = () => { URL.revokeObjectURL(url); inline(); };  // blob: scripts refused (a strict CSP): inline
+    document.head.appendChild(s);
+  });
 }
 (async () => {
   await painted(); TM.painted = performance.now();
   drawParcoords(); TM.parcoords = performance.now();
-  await parsed(); await tick(); loadPlotly(); TM.plotly = performance.now();
+  await parsed(); await loadPlotly(); TM.plotly = performance.now();
   for (const p of curvePlots) { await tick(); await Plotly.newPlot(p.div, curveTraces(p), p.layout, CONF); }
   TM.curves = performance.now();
   await tick(); await bestPlot();
