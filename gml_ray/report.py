@@ -9,11 +9,15 @@ script and plotly's bundled JS (taken from the installed ``plotly`` package, nev
   and log tail;
 * one curves plot per chosen scalar tag, one trace per job (up to ``max_traces``), the best job
   highlighted;
-* the best reward so far over time, and a parallel-coordinates plot of args vs reward.
+* the best reward so far over time, and a parallel-coordinates plot of args vs reward (drawn on a
+  2D canvas by ``templates/report_parcoords.js``, a range brush on each axis).
 
-Large tasks stay usable: curves keep their own trace for the ``max_traces`` most interesting jobs
-(best rewards, running jobs) and draw the others as their median in a 10-90% band; long curves are
-thinned to ``MAX_POINTS`` points; log tails share a fixed byte budget.
+Large tasks stay usable (benchmarks/report_scale.py measures a 10,000-job page): the table draws
+only the rows in view; the table is painted before plotly.js (shipped as text) is evaluated;
+curves keep their own line for the ``max_traces`` most interesting jobs (best rewards, running
+jobs; past a dozen they share one trace per colour) and draw the others as their median in a
+10-90% band; long curves are thinned to ``MAX_POINTS`` points that keep their extremes; log tails
+share a fixed byte budget.
 """
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ from typing import Any, Iterable
 from .errors import UserError
 from .store import run_time
 
-MAX_POINTS = 1000  # points kept per curve (evenly thinned; the last point is always kept)
+MAX_POINTS = 400  # points kept per curve (each slice's min and max; the first and last always)
 MAX_TRACES = 100  # jobs with a curve trace of their own; the others are drawn as a band
 LOG_BUDGET = 3_000_000  # bytes of log tail in the whole report ...
 LOG_MIN, LOG_MAX = 500, 8_000  # ... split between jobs, within these bounds per job
@@ -100,11 +104,22 @@ def _tail(path: str, limit: int) -> str | None:
 
 
 def _thin(steps: list, values: list, limit: int | None = None) -> tuple[list, list]:
-    limit = limit or MAX_POINTS
+    """At most ``limit`` points of a curve (``MAX_POINTS`` by default), in step order: the first
+    and the last, and in each of ``(limit - 2) // 2`` equal slices between them the lowest and the
+    highest value. Spikes and dips survive, which an even thinning would drop; at a few hundred
+    points the line looks as the full one does at a plot's width."""
+    limit = max(4, limit or MAX_POINTS)
     n = len(values)
     if n <= limit:
         return steps, values
-    idx = sorted({int(i * (n - 1) / (limit - 1)) for i in range(limit)})
+    buckets, inner = (limit - 2) // 2, n - 2
+    idx = [0]
+    for b in range(buckets):
+        lo, hi = 1 + b * inner // buckets, 1 + (b + 1) * inner // buckets
+        if lo < hi:
+            seg = range(lo, hi)
+            idx.extend(sorted({min(seg, key=values.__getitem__), max(seg, key=values.__getitem__)}))
+    idx.append(n - 1)
     return [steps[i] for i in idx], [values[i] for i in idx]
 
 

@@ -269,6 +269,15 @@ def test_curves_use_the_latest_attempt_and_thin_long_series(tmp_path, monkeypatc
     assert len(values) == 10 and steps[0] == 0 and steps[-1] == 98 and values[-1] == 49.0
 
 
+def test_thinning_keeps_a_curves_extremes():
+    from gml_ray.report import _thin
+    values = [1.0] * 5000
+    values[1234], values[3000] = 9.0, -7.0  # one spike, one dip
+    steps, kept = _thin(list(range(5000)), values, 400)
+    assert len(kept) <= 400 and steps == sorted(steps) and (steps[0], steps[-1]) == (0, 4999)
+    assert 1234 in steps and 3000 in steps and max(kept) == 9.0 and min(kept) == -7.0
+
+
 def test_unknown_scalar_is_a_user_error_naming_the_known_ones(tmp_path):
     store = make_store(tmp_path, jobs=2)
     with pytest.raises(UserError, match=r"no scalar 'acc2' \(its scalars: acc, loss\)"):
