@@ -8,9 +8,11 @@ benchmarks/report_scale.py.
 from __future__ import annotations
 
 import base64
+import gzip
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -292,9 +294,17 @@ def test_report_has_no_external_references_and_escapes_user_text(tmp_path):
     info = write_report(store, "t", str(tmp_path / "r.html"))
     from plotly.offline import get_plotlyjs
     page = open(info.path, encoding="utf-8").read()
-    assert get_plotlyjs() in page  # plotly's bundled JS, inline
-    ours = page.replace(get_plotlyjs(), "")
-    assert ours.count("<script") == 3 and evil not in ours
+    # the data and plotly's bundled JS are inline, gzip-compressed in base64 (nothing a script can end on)
+    packed = {m.group(1): m.group(2) for m in re.finditer(
+        r'<script type="application/gzip\+base64" id="([\w-]+)">([A-Za-z0-9+/=]*)</script>', page)}
+    unpack = {k: gzip.decompress(base64.b64decode(v)).decode() for k, v in packed.items()}
+    assert unpack["plotly-js"] == get_plotlyjs()
+    assert json.loads(unpack["gml-data"])["jobs"][0]["args"][0] == evil
+    assert json.loads(unpack["gml-logs"])[1]["stdout"].endswith("END OF JOB 2\n")
+    ours = page
+    for v in packed.values():
+        ours = ours.replace(v, "")
+    assert ours.count("<script") == 4 and evil not in ours  # data, log tails, page script, plotly
     for marker in ("src=", "href=", "http:", "https:", "<link", "@import", "url("):
         assert marker not in ours
 
@@ -346,7 +356,7 @@ def test_report_of_a_real_run_in_chromium(run_task, browser, tmp_path):
     assert first == "job_0002"
     best = browser.eval("document.getElementById('curve-0').data.filter(t => t.meta === 1).map(t => [t.name, t.line.width])")
     assert best == [["job_0002 (best)", 3.5]]
-    browser.eval("document.querySelectorAll('#jobs tbody tr[data-row]')[2].click()")
+    browser.eval("document.querySelectorAll('#jobs tbody tr[data-row]')[2].click(), gmlReport.detail()")
     detail = browser.eval("document.getElementById('detail').innerText")
     clicked = browser.eval("document.querySelectorAll('#jobs tbody tr[data-row]')[2].cells[0].textContent")
     assert clicked in detail and "training done" in detail and "epoch 3" in detail

@@ -1,7 +1,16 @@
-(function () {
+window.gmlReport = {ready: false, errors: []};  // filled below; tests and benchmarks wait on it
+(async function () {
 'use strict';
 const TM = {start: performance.now()};
-const D = JSON.parse(document.getElementById('gml-data').textContent);
+// The data and plotly.js come gzip-compressed, in base64 (report.py's _pack): the browser inflates
+// them natively, in a fraction of the time it would take to tokenize them as plain text.
+async function unpack(id) {
+  const el = document.getElementById(id), b64 = el.textContent;
+  el.textContent = '';  // the text is no longer needed: free it
+  const bytes = Uint8Array.fromBase64 ? Uint8Array.fromBase64(b64) : Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+  return new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'))).blob();
+}
+const D = JSON.parse(await (await unpack('gml-data')).text());
 TM.parse = performance.now();
 const T = D.task, J = D.jobs, MIN = T.optimize_mode === 'minimize';
 const CONF = {displaylogo: false, responsive: true};
@@ -131,12 +140,22 @@ function selectJob(r) {
     ['ended', when(j.ended)], ['duration', dur(duration(j))], ['node', j.node || '-'], ['command', j.command || '-'],
     ['job dir', j.job_dir || '-']];
   if (j.message) items.push(['message', j.message]);
-  let h = '<h2>' + esc(j.name) + '</h2><dl>' + items.map(([k, v]) => '<dt>' + esc(k) + '</dt><dd>' + esc(v) + '</dd>').join('') + '</dl>';
-  ['stdout', 'stderr'].forEach(s => { if (j.logs[s]) h += '<div class="note">' + s + '.log (tail)</div><pre class="log">' + esc(j.logs[s]) + '</pre>'; });
-  if (!j.logs.stdout && !j.logs.stderr) h += '<div class="note">no log (generate_log off, or the job wrote nothing)</div>';
-  const el = document.getElementById('detail'); el.innerHTML = h;
+  const el = document.getElementById('detail');
+  el.innerHTML = '<h2>' + esc(j.name) + '</h2><dl>' + items.map(([k, v]) => '<dt>' + esc(k) + '</dt><dd>' + esc(v) + '</dd>').join('') + '</dl>'
+    + '<div class="logs note">reading the log tail...</div>';
   highlight(r);
+  detailDone = logTails().then(L => {
+    if (selected !== r) return;
+    const lg = L[r] || {}; let h = '';
+    ['stdout', 'stderr'].forEach(s => { if (lg[s]) h += '<div class="note">' + s + '.log (tail)</div><pre class="log">' + esc(lg[s]) + '</pre>'; });
+    el.querySelector('.logs').outerHTML = h || '<div class="note">no log (generate_log off, or the job wrote nothing)</div>';
+  });
+  return detailDone;
 }
+// the log tails (a list by job index) come packed apart: inflated on the first row click, or once
+// the plots are drawn, never before the table is shown
+let logsPromise = null, detailDone = Promise.resolve();
+const logTails = () => logsPromise || (logsPromise = unpack('gml-logs').then(b => b.text()).then(JSON.parse));
 
 // ---- curves: one plot per tag; the best and running jobs get curves of their own, the rest a band ----
 const curvePlots = [];
@@ -289,47 +308,44 @@ function updatePlots() {
 }
 
 // ---- draw, then tell whoever waits (tests, benchmarks) that the page is ready ----
-window.gmlReport = {data: D, ready: false, errors: [], select: selectJob,
+Object.assign(window.gmlReport, {data: D, select: selectJob, detail: () => detailDone,
   filter: text => { document.getElementById('filter').value = text; applyFilter(); return view.length; },
   sort: (label, dir) => sortBy(cols.findIndex(c => c.label === label), dir || 1),
   rows: () => view.map(r => J[r].name), parcoords: () => parcoords,
   // per curve plot: jobs drawn with a curve of their own (a trace each, or in a shared trace)
-  ownCurves: () => curvePlots.map(p => (p.div.data || []).reduce((n, t) => n + (t.meta >= 0 ? 1 : (t.meta === GROUP ? t.jobs.length : 0)), 0))};
+  ownCurves: () => curvePlots.map(p => (p.div.data || []).reduce((n, t) => n + (t.meta >= 0 ? 1 : (t.meta === GROUP ? t.jobs.length : 0)), 0))});
 window.gmlReport.timings = TM;
 document.getElementById('shown').textContent = J.length + ' of ' + J.length + ' jobs';
 const ri = cols.findIndex(c => c.label === 'reward');
 if (J.some(j => j.reward !== null)) sortBy(ri, MIN ? 1 : -1); else renderRows();
 TM.sorted = performance.now();
 // The table is painted before plotly.js (5 MB, a second or more to compile and run) is even
-// loaded: plotly ships as text, loaded once the page has shown its table, through a blob: URL so
-// that Chromium compiles it off the main thread (an inline script compiles on it). Then the plots
+// loaded; then it is loaded through a blob: URL, so that Chromium compiles it off the main thread
+// (an inline script compiles on it: 15-20% slower here). Then the plots
 // are drawn one at a time, each after the page has had a chance to paint and respond.
 const tick = () => new Promise(ok => setTimeout(ok, 0));
 const painted = () => new Promise(ok => { const t = setTimeout(ok, 200); requestAnimationFrame(() => { clearTimeout(t); setTimeout(ok, 0); }); });
 const parsed = () => new Promise(ok => document.readyState === 'loading' ? document.addEventListener('DOMContentLoaded', ok) : ok());
-function loadPlotly() {
-  return new Promise(ok => {
-    if (window.Plotly) return ok();
-    const src = document.getElementById('plotly-js'), text = src.textContent;
-    src.textContent = '';
-    const inline = () => { const s = document.createElement('script'); s.textContent = text; document.head.appendChild(s); ok(); };
-    let url = null;
-    try { url = URL.createObjectURL(new Blob([text], {type: 'text/javascript'})); } catch (e) { return inline(); }
-    const s = document.createElement('script'); s.src = url;
-    s.onload = () => { URL.revokeObjectURL(url); ok(); };
-    s.onerror = () => { URL.revokeObjectURL(url); inline(); };  // blob: scripts refused (a strict CSP): inline
-    document.head.appendChild(s);
-  });
+async function loadPlotly() {
+  if (window.Plotly) return;
+  const js = new Blob([await unpack('plotly-js')], {type: 'text/javascript'}), url = URL.createObjectURL(js);
+  await new Promise(ok => { const s = document.createElement('script'); s.src = url; s.onload = ok;
+    s.onerror = async () => {  // blob: scripts refused (a strict CSP): run it inline
+      const inline = document.createElement('script'); inline.textContent = await js.text(); document.head.appendChild(inline); ok(); };
+    document.head.appendChild(s); });
+  URL.revokeObjectURL(url);
 }
 (async () => {
   await painted(); TM.painted = performance.now();
+  const plotly = parsed().then(loadPlotly);  // compiles in the background while the canvas draws
   drawParcoords(); TM.parcoords = performance.now();
-  await parsed(); await loadPlotly(); TM.plotly = performance.now();
+  await plotly; TM.plotly = performance.now();
   for (const p of curvePlots) { await tick(); await Plotly.newPlot(p.div, curveTraces(p), p.layout, CONF); }
   TM.curves = performance.now();
   await tick(); await bestPlot();
   TM.best = performance.now();
   if (selected !== null) highlight(selected);
   window.gmlReport.ready = true; window.gmlReport.readyMs = performance.now();
+  await tick(); await logTails();
 })().catch(err => { window.gmlReport.errors.push(String(err && err.stack || err)); console.error(err); });
-})();
+})().catch(err => { window.gmlReport.errors.push(String(err && err.stack || err)); console.error(err); });
