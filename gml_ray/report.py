@@ -277,17 +277,20 @@ def _template(name: str) -> str:
 def render_html(data: dict[str, Any]) -> str:
     """The page: ``templates/report.html`` with its style, scripts, the data and plotly inlined.
 
-    The data (JSON, the log tails apart) and plotly.js go in packed (see :func:`_pack`); plotly.js
+    The data (JSON; the curves and the log tails apart) and plotly.js go in packed (see :func:`_pack`); plotly.js
     is evaluated once the page has painted its table: evaluating it takes a second or more, and the
     table needs none of it.
     """
     title = f"gml-ray report: {data['task']['name']}"
-    # the log tails apart (a list by job index): the page inflates them on the first row click or
-    # once the plots are drawn, not before it shows its table (5 MB of a 10,000-job page)
+    # What the table needs apart from the rest, so that the page reads only that before showing it:
+    # the curves (half of a 10,000-job page) are inflated while plotly.js compiles, the log tails
+    # (a list by job index, a quarter of it) on the first row click or once the plots are drawn.
     logs = [j.get("logs") or {} for j in data["jobs"]]
-    core = {**data, "jobs": [{k: v for k, v in j.items() if k != "logs"} for j in data["jobs"]]}
+    core = {**{k: v for k, v in data.items() if k != "curves"},
+            "jobs": [{k: v for k, v in j.items() if k != "logs"} for j in data["jobs"]]}
     parts = {"%%TITLE%%": html.escape(title), "%%CSS%%": _template("report.css"),
-             "%%DATA%%": _pack(_json(core), 3), "%%LOGS%%": _pack(_json(logs), 3), "%%APP%%": _template("report.js"),
+             "%%DATA%%": _pack(_json(core), 3), "%%CURVES%%": _pack(_json(data["curves"]), 3),
+             "%%LOGS%%": _pack(_json(logs), 3), "%%APP%%": _template("report.js"),
              "%%PARCOORDS%%": _template("report_parcoords.js"), "%%PLOTLY%%": _plotly_packed()}
     # One pass over the page: a value is never searched for another part's marker.
     return re.sub("|".join(re.escape(k) for k in parts), lambda m: parts[m.group(0)], _template("report.html"))

@@ -304,7 +304,7 @@ def test_report_has_no_external_references_and_escapes_user_text(tmp_path):
     ours = page
     for v in packed.values():
         ours = ours.replace(v, "")
-    assert ours.count("<script") == 4 and evil not in ours  # data, log tails, page script, plotly
+    assert ours.count("<script") == 5 and evil not in ours  # data, curves, log tails, page script, plotly
     for marker in ("src=", "href=", "http:", "https:", "<link", "@import", "url("):
         assert marker not in ours
 

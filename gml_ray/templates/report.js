@@ -155,7 +155,7 @@ function selectJob(r) {
 // the log tails (a list by job index) come packed apart: inflated on the first row click, or once
 // the plots are drawn, never before the table is shown
 let logsPromise = null, detailDone = Promise.resolve();
-const logTails = () => logsPromise || (logsPromise = unpack('gml-logs').then(b => b.text()).then(JSON.parse));
+const logTails = () => logsPromise || (logsPromise = parsed().then(() => unpack('gml-logs')).then(b => b.text()).then(JSON.parse));
 
 // ---- curves: one plot per tag; the best and running jobs get curves of their own, the rest a band ----
 const curvePlots = [];
@@ -218,16 +218,22 @@ function curveTraces(p) {
   return traces;
 }
 D.tags.forEach((tag, ti) => {
-  const entries = D.curves[tag] || [];
   const div = document.createElement('div'); div.className = 'plot curve-plot'; div.id = 'curve-' + ti; div.dataset.tag = tag;
   document.getElementById('curves').appendChild(div);
   const layout = {title: {text: esc(tag), font: {size: 14}}, margin: {l: 55, r: 15, t: 40, b: 40}, hovermode: 'closest', colorway: COLORWAY,
     xaxis: {title: {text: 'step'}}, yaxis: {title: {text: esc(tag)}}, legend: {font: {size: 10}}, uirevision: 'keep'};
-  if (!entries.length) layout.annotations = [{text: 'no values of ' + esc(tag) + ' yet', showarrow: false, xref: 'paper', yref: 'paper', x: 0.5, y: 0.5}];
-  curvePlots.push({div: div, layout: layout, byJob: new Map(entries.map(e => [e[0], e])),
-    own: entries.filter(e => J[e[0]].own_trace && e[0] !== D.best), rest: entries.filter(e => !J[e[0]].own_trace && e[0] !== D.best),
-    best: entries.filter(e => e[0] === D.best)});
+  curvePlots.push({div: div, tag: tag, layout: layout, byJob: new Map(), own: [], rest: [], best: []});
 });
+// the curves come packed apart (the table needs none of them): {tag: [[job index, steps|null, values]]}
+function setCurves(curves) {
+  curvePlots.forEach(p => {
+    const entries = curves[p.tag] || [];
+    if (!entries.length) p.layout.annotations = [{text: 'no values of ' + esc(p.tag) + ' yet', showarrow: false, xref: 'paper', yref: 'paper', x: 0.5, y: 0.5}];
+    p.byJob = new Map(entries.map(e => [e[0], e]));
+    p.own = entries.filter(e => J[e[0]].own_trace && e[0] !== D.best); p.rest = entries.filter(e => !J[e[0]].own_trace && e[0] !== D.best);
+    p.best = entries.filter(e => e[0] === D.best);
+  });
+}
 const nOwn = J.filter(j => j.own_trace).length;
 document.getElementById('curves-note').textContent = (nOwn < J.length ? 'each of the ' + nOwn + ' best and running jobs has its own curve; the other ' + (J.length - nOwn) + ' are drawn as their median in a grey 10-90% band. ' : '')
   + (best ? 'The best job (' + best.name + ') is drawn in red. ' : '') + 'Click a table row to highlight its job.';
@@ -337,8 +343,10 @@ async function loadPlotly() {
 }
 (async () => {
   await painted(); TM.painted = performance.now();
-  const plotly = parsed().then(loadPlotly);  // compiles in the background while the canvas draws
+  // plotly compiles in the background while the canvas is drawn and the curves are read
+  const plotly = parsed().then(loadPlotly);
   drawParcoords(); TM.parcoords = performance.now();
+  await parsed(); setCurves(JSON.parse(await (await unpack('gml-curves')).text())); TM.curveData = performance.now();
   await plotly; TM.plotly = performance.now();
   for (const p of curvePlots) { await tick(); await Plotly.newPlot(p.div, curveTraces(p), p.layout, CONF); }
   TM.curves = performance.now();
