@@ -126,6 +126,8 @@ def spread(values: list[float]) -> str:
 
 def report_on(page: str, runs: int) -> None:
     print(f"{page}: {os.path.getsize(page) / 1e6:.1f} MB")
+    if runs < 1:
+        return
     results = []
     for run in range(runs):
         r = measure(page)

@@ -10,6 +10,10 @@ async function unpack(id) {
   const bytes = Uint8Array.fromBase64 ? Uint8Array.fromBase64(b64) : Uint8Array.from(atob(b64), c => c.charCodeAt(0));
   return new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'))).blob();
 }
+if (typeof DecompressionStream === 'undefined') {  // Chrome 80, Firefox 113, Safari 16.4 have it
+  document.getElementById('summary').textContent = 'This report needs a newer browser (one with DecompressionStream: Chrome 80, Firefox 113, Safari 16.4 or later).';
+  throw new Error('no DecompressionStream in this browser');
+}
 const D = JSON.parse(await (await unpack('gml-data')).text());
 TM.parse = performance.now();
 const T = D.task, J = D.jobs, MIN = T.optimize_mode === 'minimize';

@@ -84,13 +84,14 @@ window.gmlParcoords = function (el, fig) {
     ctx.textAlign = 'center'; ctx.fillText(fig.colorLabel, cx + 6, M.t - 18);
   }
   // brushing: drag along an axis to keep the lines through that range; a click on the axis clears it
-  let drag = null;
+  let drag = null, frame = 0;
+  const redraw = () => { if (!frame) frame = requestAnimationFrame(() => { frame = 0; draw(); }); };  // once a frame while dragging
   const pos = e => { const r = canvas.getBoundingClientRect(); return [e.clientX - r.left, e.clientY - r.top]; };
   canvas.addEventListener('mousedown', e => { const [x, y] = pos(e); const d = ax.findIndex(a => Math.abs(a - x) <= 12);
     if (d < 0 || y < M.t - 4 || y > H - M.b + 4) return; drag = {d: d, y0: y, moved: false}; e.preventDefault(); });
   window.addEventListener('mousemove', e => { if (!drag) return; const y = Math.max(M.t, Math.min(H - M.b, pos(e)[1]));
     if (Math.abs(y - drag.y0) < 3 && !drag.moved) return; drag.moved = true;
-    const a = vOf(drag.d, drag.y0), b = vOf(drag.d, y); brush[drag.d] = [Math.min(a, b), Math.max(a, b)]; draw(); });
+    const a = vOf(drag.d, drag.y0), b = vOf(drag.d, y); brush[drag.d] = [Math.min(a, b), Math.max(a, b)]; redraw(); });
   window.addEventListener('mouseup', () => { if (drag && !drag.moved) { brush[drag.d] = null; draw(); } drag = null; });
   draw();
   return {lines: n, draw: draw, brushed: () => { let k = 0; for (let i = 0; i < n; i++) if (inside(i)) k++; return k; },
