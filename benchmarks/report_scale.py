@@ -1,7 +1,8 @@
 """HTML report at scale: a synthetic task of many jobs, its report's size and load time in Chromium.
 
     python benchmarks/report_scale.py [--jobs 10000] [--steps 50] [--tags acc,loss] [--log-lines 40]
-                                      [--runs 5] [--store DIR] [--keep PAGE] [--html PAGE ...]
+                                      [--runs 5] [--store DIR] [--keep PAGE] [--compare PAGE ...]
+    python benchmarks/report_scale.py --html PAGE [PAGE ...] [--runs 5]
 
 Builds a store directly (Store.add_job / add_scalars: no jobs run) with ``--jobs`` finished jobs,
 each with 4 args, ``--steps`` values of each tag, and a stdout.log of ``--log-lines`` lines (kept
@@ -17,8 +18,10 @@ client), and prints per run and as median [min-max]:
 * the longest main-thread task after the table is usable (a PerformanceObserver on long tasks),
   and the time a filter and a re-sort of the table take.
 
-``--html PAGE`` measures existing pages instead (e.g. one written by an older version). Needs
-``chromium`` on PATH (or GML_CHROMIUM).
+``--html PAGE ...`` times existing pages instead (e.g. one written by an older version), and
+``--compare PAGE ...`` times them along with the new page; several pages are loaded in turn
+(A B A B ...), so that each sees the same load on a shared machine. Needs ``chromium`` on PATH
+(or GML_CHROMIUM).
 """
 from __future__ import annotations
 
@@ -124,25 +127,30 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(v) / 1000:.2f}s [{v[0] / 1000:.2f}-{v[-1] / 1000:.2f}]"
 
 
-def report_on(page: str, runs: int) -> None:
-    print(f"{page}: {os.path.getsize(page) / 1e6:.1f} MB")
-    if runs < 1:
-        return
-    results = []
+def report_on(pages: list[str], runs: int) -> None:
+    """Time each of ``pages`` ``runs`` times, the pages in turn (A B A B ...: on a shared, noisy
+    machine each page then sees the same load), and print each run and each page's medians."""
+    results: dict[str, list[dict]] = {page: [] for page in pages}
+    for page in pages:
+        print(f"{page}: {os.path.getsize(page) / 1e6:.1f} MB")
     for run in range(runs):
-        r = measure(page)
-        results.append(r)
-        print(f"  run {run + 1}: table usable {r['table_ms'] / 1000:.2f}s, all plots {r['plots_ms'] / 1000:.2f}s, "
-              f"longest task after the table {r['longest_ms']:.0f} ms, filter {r['filter_ms']:.0f} ms, "
-              f"sort {r['sort_ms']:.0f} ms; {r['dom_rows']} table rows in the DOM, "
-              f"curve traces {r['traces']}; "
-              f"console errors {len(r['errors'])}, network requests {len(r['requests'])}", flush=True)
-        for e in r["errors"][:3]:
-            print("    error:", e[:300])
-    print(f"  median [min-max] of {runs}: table usable {spread([r['table_ms'] for r in results])}, "
-          f"all plots {spread([r['plots_ms'] for r in results])}, "
-          f"longest task {spread([r['longest_ms'] for r in results])}, "
-          f"filter {spread([r['filter_ms'] for r in results])}, sort {spread([r['sort_ms'] for r in results])}")
+        for page in pages:
+            r = measure(page)
+            results[page].append(r)
+            print(f"  {os.path.basename(page)} run {run + 1}: table usable {r['table_ms'] / 1000:.2f}s, "
+                  f"all plots {r['plots_ms'] / 1000:.2f}s, longest task after the table {r['longest_ms']:.0f} ms, "
+                  f"filter {r['filter_ms']:.0f} ms, sort {r['sort_ms']:.0f} ms; {r['dom_rows']} table rows "
+                  f"in the DOM, curve traces {r['traces']}; console errors {len(r['errors'])}, "
+                  f"network requests {len(r['requests'])}", flush=True)
+            for e in r["errors"][:3]:
+                print("    error:", e[:300])
+    for page, rs in results.items():
+        if rs:
+            print(f"{os.path.basename(page)} ({os.path.getsize(page) / 1e6:.1f} MB), median [min-max] of "
+                  f"{len(rs)}: table usable {spread([r['table_ms'] for r in rs])}, "
+                  f"all plots {spread([r['plots_ms'] for r in rs])}, "
+                  f"longest task {spread([r['longest_ms'] for r in rs])}, "
+                  f"filter {spread([r['filter_ms'] for r in rs])}, sort {spread([r['sort_ms'] for r in rs])}")
 
 
 def main() -> None:
@@ -154,15 +162,15 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5, help="page loads to time (each in a fresh browser)")
     ap.add_argument("--store", help="keep the synthetic store here (reused if it already holds one)")
     ap.add_argument("--keep", help="also copy the report here")
-    ap.add_argument("--html", nargs="+", help="only time these existing pages")
+    ap.add_argument("--html", nargs="+", help="only time these existing pages (in turn)")
+    ap.add_argument("--compare", nargs="+", help="existing pages to time in turn with the new one")
     args = ap.parse_args()
     tags = [t for t in args.tags.split(",") if t]
 
     from test_report import chromium_binary
 
     if args.html:
-        for page in args.html:
-            report_on(page, args.runs)
+        report_on(args.html, args.runs)
         return
     from gml_ray.report import write_report
     from gml_ray.store import Store
@@ -185,7 +193,7 @@ def main() -> None:
         if not chromium_binary():
             print("chromium not found: load time not measured")
             return
-        report_on(out, args.runs)
+        report_on([out] + (args.compare or []), args.runs)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ gzip-compressed, inflated by the browser (DecompressionStream: Chrome 80, Firefo
   2D canvas by ``templates/report_parcoords.js``, a range brush on each axis).
 
 Large tasks stay usable (benchmarks/report_scale.py measures a 10,000-job page): the table draws
-only the rows in view; the table is painted before plotly.js (shipped as text) is evaluated;
+only the rows in view; the table is painted before plotly.js is evaluated;
 curves keep their own line for the ``max_traces`` most interesting jobs (best rewards, running
 jobs; past a dozen they share one trace per colour) and draw the others as their median in a
 10-90% band; long curves are thinned to ``MAX_POINTS`` points that keep their extremes; log tails
@@ -278,9 +278,9 @@ def _template(name: str) -> str:
 def render_html(data: dict[str, Any]) -> str:
     """The page: ``templates/report.html`` with its style, scripts, the data and plotly inlined.
 
-    The data (JSON; the curves and the log tails apart) and plotly.js go in packed (see :func:`_pack`); plotly.js
-    is evaluated once the page has painted its table: evaluating it takes a second or more, and the
-    table needs none of it.
+    The data (JSON; the curves and the log tails apart) and plotly.js go in packed (see
+    :func:`_pack`); plotly.js is evaluated once the page has painted its table: evaluating it takes
+    a second or more, and the table needs none of it.
     """
     title = f"gml-ray report: {data['task']['name']}"
     # What the table needs apart from the rest, so that the page reads only that before showing it:
