@@ -1,7 +1,8 @@
 """``gml-ray ctl report``: one task as one self-contained HTML page (no server, works offline).
 
 The page holds the task's data once, as JSON, and builds everything client-side with a small inline
-script and plotly's bundled JS (taken from the installed ``plotly`` package, never a CDN):
+script and plotly's bundled JS (taken from the installed ``plotly`` package, never a CDN); both come
+gzip-compressed, inflated by the browser (DecompressionStream: Chrome 80, Firefox 113, Safari 16.4):
 
 * a summary: task, status counts, best job and its config, elapsed time;
 * a sortable, filterable job table (one row per job: status, one column per arg, reward, the latest
@@ -9,14 +10,21 @@ script and plotly's bundled JS (taken from the installed ``plotly`` package, nev
   and log tail;
 * one curves plot per chosen scalar tag, one trace per job (up to ``max_traces``), the best job
   highlighted;
-* the best reward so far over time, and a parallel-coordinates plot of args vs reward.
+* the best reward so far over time, and a parallel-coordinates plot of args vs reward (drawn on a
+  2D canvas by ``templates/report_parcoords.js``, a range brush on each axis).
 
-Large tasks stay usable: curves keep their own trace for the ``max_traces`` most interesting jobs
-(best rewards, running jobs) and draw the others as their median in a 10-90% band; long curves are
-thinned to ``MAX_POINTS`` points; log tails share a fixed byte budget.
+Large tasks stay usable (benchmarks/report_scale.py measures a 10,000-job page): the table draws
+only the rows in view; the table is painted before plotly.js is evaluated;
+curves keep their own line for the ``max_traces`` most interesting jobs (best rewards, running
+jobs; past a dozen they share one trace per colour) and draw the others as their median in a
+10-90% band; long curves are thinned to ``MAX_POINTS`` points that keep their extremes; log tails
+share a fixed byte budget.
 """
 from __future__ import annotations
 
+import base64
+import functools
+import gzip
 import html
 import json
 import math
@@ -30,12 +38,13 @@ from typing import Any, Iterable
 from .errors import UserError
 from .store import run_time
 
-MAX_POINTS = 1000  # points kept per curve (evenly thinned; the last point is always kept)
+MAX_POINTS = 400  # points kept per curve (each slice's min and max; the first and last always)
 MAX_TRACES = 100  # jobs with a curve trace of their own; the others are drawn as a band
 LOG_BUDGET = 3_000_000  # bytes of log tail in the whole report ...
 LOG_MIN, LOG_MAX = 500, 8_000  # ... split between jobs, within these bounds per job
 SIG_DIGITS = 7  # numbers in the embedded data keep this many significant digits ...
-CURVE_DIGITS = 6  # ... curve points this many (times keep milliseconds)
+CURVE_DIGITS = 6  # ... curve points of the jobs drawn on their own this many (times keep ms) ...
+BAND_DIGITS = 4  # ... and those only drawn in the band this many: a third of the page at 10k jobs
 
 
 @dataclass
@@ -100,11 +109,22 @@ def _tail(path: str, limit: int) -> str | None:
 
 
 def _thin(steps: list, values: list, limit: int | None = None) -> tuple[list, list]:
-    limit = limit or MAX_POINTS
+    """At most ``limit`` points of a curve (``MAX_POINTS`` by default), in step order: the first
+    and the last, and in each of ``(limit - 2) // 2`` equal slices between them the lowest and the
+    highest value. Spikes and dips survive, which an even thinning would drop; at a few hundred
+    points the line looks as the full one does at a plot's width."""
+    limit = max(4, limit or MAX_POINTS)
     n = len(values)
     if n <= limit:
         return steps, values
-    idx = sorted({int(i * (n - 1) / (limit - 1)) for i in range(limit)})
+    buckets, inner = (limit - 2) // 2, n - 2
+    idx = [0]
+    for b in range(buckets):
+        lo, hi = 1 + b * inner // buckets, 1 + (b + 1) * inner // buckets
+        if lo < hi:
+            seg = range(lo, hi)
+            idx.extend(sorted({min(seg, key=values.__getitem__), max(seg, key=values.__getitem__)}))
+    idx.append(n - 1)
     return [steps[i] for i in idx], [values[i] for i in idx]
 
 
@@ -200,7 +220,8 @@ def collect(store: Any, task: str, tags: Iterable[str] | None = None,
                 continue
             steps, values = _thin(*pts)
             plain = steps == list(range(len(steps)))
-            entries.append([index[j["job_id"]], None if plain else steps, _num(values, CURVE_DIGITS)])
+            digits = CURVE_DIGITS if j["job_id"] in own_set else BAND_DIGITS
+            entries.append([index[j["job_id"]], None if plain else steps, _num(values, digits)])
         curves[tg] = entries
 
     counts: dict[str, int] = {}
@@ -225,19 +246,28 @@ def collect(store: Any, task: str, tags: Iterable[str] | None = None,
 
 # ---- page --------------------------------------------------------------------------------------
 
-def _plotly_js() -> str:
+def _pack(text: str, level: int) -> str:
+    """``text`` gzip-compressed, as base64: safe inside any <script> element (no '<', no '&').
+
+    The page inflates it with the browser's native DecompressionStream. Why: a browser tokenizes
+    every byte of a page before a script after them runs; 23 MB of JSON and plotly.js took
+    ~0.7 s of that for a 10,000-job report, their gzip a third of it.
+    """
+    return base64.b64encode(gzip.compress(text.encode("utf-8"), level, mtime=0)).decode("ascii")
+
+
+def _json(data: Any) -> str:
+    return json.dumps(data, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+
+
+@functools.lru_cache(maxsize=1)
+def _plotly_packed() -> str:
+    """plotly's bundled JS, packed (the same for every report: compressed once per process)."""
     try:
         from plotly.offline import get_plotlyjs
     except ImportError:  # pragma: no cover - plotly is a dependency
         raise UserError("the HTML report needs plotly: pip install plotly") from None
-    return get_plotlyjs()
-
-
-def _json_for_script(data: Any) -> str:
-    """JSON that is safe inside a <script> element (no '</script>', no '<!--')."""
-    text = json.dumps(data, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
-    return (text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    return _pack(get_plotlyjs(), 6)
 
 
 def _template(name: str) -> str:
@@ -246,11 +276,23 @@ def _template(name: str) -> str:
 
 
 def render_html(data: dict[str, Any]) -> str:
-    """The page: ``templates/report.html`` with its style, script, the data and plotly inlined."""
+    """The page: ``templates/report.html`` with its style, scripts, the data and plotly inlined.
+
+    The data (JSON; the curves and the log tails apart) and plotly.js go in packed (see
+    :func:`_pack`); plotly.js is evaluated once the page has painted its table: evaluating it takes
+    a second or more, and the table needs none of it.
+    """
     title = f"gml-ray report: {data['task']['name']}"
+    # What the table needs apart from the rest, so that the page reads only that before showing it:
+    # the curves (half of a 10,000-job page) are inflated while plotly.js compiles, the log tails
+    # (a list by job index, a quarter of it) on the first row click or once the plots are drawn.
+    logs = [j.get("logs") or {} for j in data["jobs"]]
+    core = {**{k: v for k, v in data.items() if k != "curves"},
+            "jobs": [{k: v for k, v in j.items() if k != "logs"} for j in data["jobs"]]}
     parts = {"%%TITLE%%": html.escape(title), "%%CSS%%": _template("report.css"),
-             "%%DATA%%": _json_for_script(data), "%%APP%%": _template("report.js"),
-             "%%PLOTLY%%": _plotly_js()}
+             "%%DATA%%": _pack(_json(core), 3), "%%CURVES%%": _pack(_json(data["curves"]), 3),
+             "%%LOGS%%": _pack(_json(logs), 3), "%%APP%%": _template("report.js"),
+             "%%PARCOORDS%%": _template("report_parcoords.js"), "%%PLOTLY%%": _plotly_packed()}
     # One pass over the page: a value is never searched for another part's marker.
     return re.sub("|".join(re.escape(k) for k in parts), lambda m: parts[m.group(0)], _template("report.html"))
 

@@ -8,9 +8,11 @@ benchmarks/report_scale.py.
 from __future__ import annotations
 
 import base64
+import gzip
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -119,11 +121,14 @@ class Chromium:
         return out
 
     def requests(self) -> list[str]:
+        """URLs the page asked for; blob: and data: URLs are left out (made by the page itself)."""
         return [e["params"]["request"]["url"] for e in self.events
-                if e.get("method") == "Network.requestWillBeSent"]
+                if e.get("method") == "Network.requestWillBeSent"
+                and not e["params"]["request"]["url"].startswith(("blob:", "data:"))]
 
     def open_report(self, path: str, timeout: float = 60) -> dict:
-        """Load a report; wait until it says it is drawn. Rows, traces, errors, requests, timings."""
+        """Load a report; wait until it says it is drawn. Rows (in the table's list; dom_rows: drawn),
+        traces, jobs with a curve of their own, parallel-coordinates lines, errors, requests."""
         self.events.clear()
         url = "file://" + os.path.abspath(path)
         t0 = time.perf_counter()
@@ -136,11 +141,12 @@ class Chromium:
         wall = time.perf_counter() - t0
         info = self.eval("""({
             ready_ms: window.gmlReport.readyMs, page_errors: window.gmlReport.errors,
-            rows: document.querySelectorAll('#jobs tbody tr').length,
+            rows: gmlReport.rows().length,
+            dom_rows: document.querySelectorAll('#jobs tbody tr[data-row]').length,
             traces: Array.from(document.querySelectorAll('.curve-plot')).map(d => (d.data || []).length),
-            own: Array.from(document.querySelectorAll('.curve-plot')).map(d => (d.data || []).filter(t => t.meta >= 0).length),
+            own: gmlReport.ownCurves(),
             tags: Array.from(document.querySelectorAll('.curve-plot')).map(d => d.dataset.tag),
-            parcoords: ((document.getElementById('parcoords').data || [])[0] || {}).type || null,
+            parcoords: (gmlReport.parcoords() || {}).lines,
             best_traces: (document.getElementById('best-plot').data || []).length,
             summary: document.getElementById('summary').innerText,
         })""")
@@ -265,6 +271,15 @@ def test_curves_use_the_latest_attempt_and_thin_long_series(tmp_path, monkeypatc
     assert len(values) == 10 and steps[0] == 0 and steps[-1] == 98 and values[-1] == 49.0
 
 
+def test_thinning_keeps_a_curves_extremes():
+    from gml_ray.report import _thin
+    values = [1.0] * 5000
+    values[1234], values[3000] = 9.0, -7.0  # one spike, one dip
+    steps, kept = _thin(list(range(5000)), values, 400)
+    assert len(kept) <= 400 and steps == sorted(steps) and (steps[0], steps[-1]) == (0, 4999)
+    assert 1234 in steps and 3000 in steps and max(kept) == 9.0 and min(kept) == -7.0
+
+
 def test_unknown_scalar_is_a_user_error_naming_the_known_ones(tmp_path):
     store = make_store(tmp_path, jobs=2)
     with pytest.raises(UserError, match=r"no scalar 'acc2' \(its scalars: acc, loss\)"):
@@ -279,9 +294,17 @@ def test_report_has_no_external_references_and_escapes_user_text(tmp_path):
     info = write_report(store, "t", str(tmp_path / "r.html"))
     from plotly.offline import get_plotlyjs
     page = open(info.path, encoding="utf-8").read()
-    assert get_plotlyjs() in page  # plotly's bundled JS, inline
-    ours = page.replace(get_plotlyjs(), "")
-    assert ours.count("<script") == 3 and evil not in ours
+    # the data and plotly's bundled JS are inline, gzip-compressed in base64 (nothing a script can end on)
+    packed = {m.group(1): m.group(2) for m in re.finditer(
+        r'<script type="application/gzip\+base64" id="([\w-]+)">([A-Za-z0-9+/=]*)</script>', page)}
+    unpack = {k: gzip.decompress(base64.b64decode(v)).decode() for k, v in packed.items()}
+    assert unpack["plotly-js"] == get_plotlyjs()
+    assert json.loads(unpack["gml-data"])["jobs"][0]["args"][0] == evil
+    assert json.loads(unpack["gml-logs"])[1]["stdout"].endswith("END OF JOB 2\n")
+    ours = page
+    for v in packed.values():
+        ours = ours.replace(v, "")
+    assert ours.count("<script") == 5 and evil not in ours  # data, curves, log tails, page script, plotly
     for marker in ("src=", "href=", "http:", "https:", "<link", "@import", "url("):
         assert marker not in ours
 
@@ -321,30 +344,31 @@ def test_report_of_a_real_run_in_chromium(run_task, browser, tmp_path):
 
     page = browser.open_report(info.path)
     assert page["errors"] == [] and page["requests"] == []
-    assert page["rows"] == 4  # one row per job
+    assert page["rows"] == page["dom_rows"] == 4  # one row per job
     assert page["tags"] == ["acc", "loss"] and page["traces"] == [4, 4]  # one trace per job
-    assert page["parcoords"] == "parcoords" and page["best_traces"] == 2
+    assert page["parcoords"] == 4 and page["best_traces"] == 2  # a line per job with a reward
     assert "rep" in page["summary"] and "FINISHED 4" in page["summary"] and "job_0002" in page["summary"]
     shot = browser.screenshot(str(tmp_path / "rep.png"))
     assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 20_000
 
     # best first; the best curve is the red one; a click on a row shows the job's log tail
-    first = browser.eval("document.querySelector('#jobs tbody tr').cells[0].textContent")
+    first = browser.eval("document.querySelector('#jobs tbody tr[data-row]').cells[0].textContent")
     assert first == "job_0002"
     best = browser.eval("document.getElementById('curve-0').data.filter(t => t.meta === 1).map(t => [t.name, t.line.width])")
     assert best == [["job_0002 (best)", 3.5]]
-    browser.eval("document.querySelectorAll('#jobs tbody tr')[2].click()")
+    browser.eval("document.querySelectorAll('#jobs tbody tr[data-row]')[2].click(), gmlReport.detail()")
     detail = browser.eval("document.getElementById('detail').innerText")
-    clicked = browser.eval("document.querySelectorAll('#jobs tbody tr')[2].cells[0].textContent")
+    clicked = browser.eval("document.querySelectorAll('#jobs tbody tr[data-row]')[2].cells[0].textContent")
     assert clicked in detail and "training done" in detail and "epoch 3" in detail
 
     # sort by a column, filter by text and by a comparison
     browser.eval("document.querySelectorAll('#jobs th')[0].click()")
-    order = browser.eval("Array.from(document.querySelectorAll('#jobs tbody tr')).map(r => r.cells[0].textContent)")
+    order = browser.eval("Array.from(document.querySelectorAll('#jobs tbody tr[data-row]')).map(r => r.cells[0].textContent)")
     assert order == ["job_0001", "job_0002", "job_0003", "job_0004"]
     assert browser.eval("gmlReport.filter('x>=0.3')") == 2
-    visible = browser.eval("Array.from(document.querySelectorAll('#jobs tbody tr')).filter(r => !r.hidden).map(r => r.cells[0].textContent)")
-    assert visible == ["job_0002", "job_0004"]
+    visible = browser.eval("Array.from(document.querySelectorAll('#jobs tbody tr[data-row]')).map(r => r.cells[0].textContent)")
+    assert visible == ["job_0002", "job_0004"] == browser.eval("gmlReport.rows()")
+    assert browser.eval("gmlReport.parcoords().lines") == 2  # the parallel coordinates follow the filter
     assert browser.eval("document.getElementById('curve-0').data.filter(t => t.visible !== false).length") == 2
     assert browser.eval("gmlReport.filter('status=FINISHED job_0003')") == 1
     assert browser.errors() == []
@@ -359,7 +383,7 @@ def test_snapshot_of_a_running_task(tmp_path, browser):
     assert page["errors"] == [] and page["requests"] == []
     assert page["rows"] == 6 and page["traces"] == [5, 5]
     assert "RUNNING" in page["summary"] and "snapshot" in page["summary"]
-    durations = browser.eval("Array.from(document.querySelectorAll('#jobs tbody tr')).map(r => [r.cells[0].textContent, r.cells[r.cells.length - 2].textContent])")
+    durations = browser.eval("Array.from(document.querySelectorAll('#jobs tbody tr[data-row]')).map(r => [r.cells[0].textContent, r.cells[r.cells.length - 2].textContent])")
     by_name = dict(durations)
     assert by_name["job_0006"] == "-" and by_name["job_0005"] != "-"
 
@@ -380,15 +404,24 @@ def test_thousands_of_jobs_stay_usable(tmp_path, browser):
     info = write_report(store, "t", str(tmp_path / "big.html"), max_traces=50)
     page = browser.open_report(info.path, timeout=120)
     assert page["errors"] == [] and page["requests"] == []
-    assert page["rows"] == n
-    # the 50 best jobs have a trace each (the best in red), the others are a median in a band
-    assert page["own"] == [50, 50] and page["traces"] == [53, 53]
+    assert page["rows"] == n and page["dom_rows"] < 150  # the table draws only the rows in view
+    # the 50 best jobs have a curve each (the best in red; the others share a trace per colour),
+    # the other jobs are a median in a band
+    assert page["own"] == [50, 50] and page["traces"] == [3 + 9 + 1] * 2
+    assert page["parcoords"] == n
     assert browser.eval("document.getElementById('curve-0').data.filter(t => t.meta === -1).map(t => t.name)")[1:] == [
         f"{n - 50} other jobs (10-90%)", f"{n - 50} other jobs (median)"]
     assert page["ready_ms"] < 30_000, page
     assert browser.eval("gmlReport.filter('bs=64 opt=o1')") == len([i for i in range(1, n + 1) if i % 3 == 1 and i % 5 == 1])
     band = browser.eval("document.getElementById('curve-0').data.filter(t => t.meta === -1)[2].name")
     assert band.startswith(f"{len([i for i in range(1, n - 49) if i % 3 == 1 and i % 5 == 1])} other jobs")
+    # scrolled to the end, the table draws the last rows of its (sorted, filtered) list
+    last = browser.eval("""new Promise(ok => { const w = document.querySelector('.tablewrap'); w.scrollTop = w.scrollHeight;
+        setTimeout(() => ok(Array.from(document.querySelectorAll('#jobs tbody tr[data-row]')).map(r => r.cells[0].textContent).pop()), 300); })""")
+    assert last == browser.eval("gmlReport.rows().pop()")
+    pc = "gmlReport.parcoords()"
+    assert browser.eval(f"{pc}.lines") == len([i for i in range(1, n + 1) if i % 3 == 1 and i % 5 == 1])
+    assert browser.eval(f"{pc}.brush(0, -2.5, 0), {pc}.brushed()") < browser.eval(f"{pc}.lines")  # an lr range
     browser.eval("gmlReport.select(5)")  # a job without a trace of its own gets one while selected
     assert browser.eval("document.getElementById('curve-0').data.some(t => t.meta === -2)")
     assert browser.errors() == []
