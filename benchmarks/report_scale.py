@@ -26,6 +26,7 @@ client), and prints per run and as median [min-max]:
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import random
@@ -66,16 +67,18 @@ def build_store(work_dir: str, task: str, jobs: int, steps: int, tags: list[str]
             store.add_job(task, i, name, args, args, f"python train.py --lr {lr}", job_dir,
                           status=status)
             quality = 1 - abs(math.log10(lr) + 2.5) / 3 + rng.gauss(0, 0.03)
-            rows, best = [], None
+            rows, best, latest = [], None, {}
             for s in range(steps):
                 acc = quality * (1 - math.exp(-(s + 1) / 6)) + rng.gauss(0, 0.01)
                 best = acc if best is None else max(best, acc)
                 for tag in tags:
                     value = acc if tag == tags[0] else 1.0 / (s + 1) + rng.gauss(0, 0.01)
                     rows.append((i, tag, s, value, int((t0 + i * 2 + s * 0.05) * 1000), 1))
+                    latest[tag] = value
             store.add_scalars(task, rows)
+            # as the scheduler writes them: the reward and each tag's latest value in the job's row
             store.update_job(task, i, reward=best, started=t0 + i * 2, ended=t0 + i * 2 + 1.8,
-                             node="10.0.0.1 abcd1234", status=status)
+                             node="10.0.0.1 abcd1234", status=status, latest=json.dumps(latest))
     return store
 
 
