@@ -223,6 +223,7 @@ def test_enable_cuda_on_a_cpu_machine_warns_and_runs():
     ({"solver": "cmaes"}, "solver must be one of bo, turbo"),
     ({"leaf_size": 0}, "leaf_size must be an integer >= 1"),
     ({"Cp": -1}, "Cp must be a number >= 0"),
+    ({"box_every": -1}, "box_every must be an integer >= 0"),
     ({"dims": 16}, "dims is 16 but the space has 6 searched args"),
 ])
 def test_bad_settings_are_errors_that_name_the_setting(kwargs, message):
@@ -337,3 +338,21 @@ def test_a_stalled_search_restarts_from_the_whole_box(solver):
     for _ in range(3):
         s.update(s.get_config(), 0.0)
     assert s.restarts == 1
+
+
+def test_box_every_alternates_the_selected_leaf_with_the_whole_box():
+    """box_every 2: every second iteration proposes from the whole box (an empty path) while
+    the others stay in the selected leaf (a path below the root once the tree has split)."""
+    rng = random.Random(1)
+    configs = [{f"x{i}": rng.uniform(-1, 1) for i in range(6)} for _ in range(40)]
+    s = LamctsSearcher(SPACE6, ninits=10, leaf_size=10, kernel_type="rbf", gamma_type="scale",
+                       solver="bo", seed=0, stall_patience=0, box_every=2)
+    for c in configs:
+        s.update(c, sphere6(c))
+    depths = []
+    for _ in range(4):
+        config = s.get_config()  # parallel_size 1: one iteration per ask
+        depths.append(s.last_path_depth)
+        s.update(config, sphere6(config))
+    assert depths[1] == depths[3] == 0
+    assert depths[0] > 0 and depths[2] > 0

@@ -23,6 +23,7 @@ Printed per seed: evaluations to 325, the best, the searcher's and the rollouts'
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import random
@@ -57,11 +58,13 @@ def _sync(device: str) -> None:
 
 
 def latency(device: str, results: list[int], dims: list[int], solvers: list[str], batch: int,
-            reps: int) -> list[dict]:
+            reps: int, searcher_args: dict | None = None) -> list[dict]:
     """Wall time of one iteration per (solver, dims, results); prints a table, returns its rows."""
     rows = []
+    extra = dict(searcher_args or {})
     print(f"\nLA-MCTS iteration (tree + selection + batch of {batch}), device {device}, "
-          f"Cp 1, leaf 20, rbf/auto; median and best of {reps} after a warm-up, ms")
+          f"Cp 1, leaf 20, rbf/auto, {extra or 'no other settings'}; median and best of {reps} "
+          f"after a warm-up, ms")
     print(f"{'solver':6} {'dims':>4} {'results':>7} {'leaves':>6} {'median ms':>10} {'best ms':>8} "
           f"{'CPU ms':>7}")
     for solver in solvers:
@@ -70,9 +73,9 @@ def latency(device: str, results: list[int], dims: list[int], solvers: list[str]
                 rng = random.Random(1000 * d + n)
                 # stall_patience 0: random results rarely improve the best, and every iteration
                 # would be a restart (a GP fitted from scratch); this times the usual iteration
-                s = LamctsSearcher(_space(d), reward_attribute="r", Cp=1.0, leaf_size=20,
-                                   ninits=30, solver=solver, seed=0, parallel_size=batch,
-                                   enable_cuda=device == "cuda", stall_patience=0)
+                kwargs = {"Cp": 1.0, "leaf_size": 20, "ninits": 30, "stall_patience": 0, **extra}
+                s = LamctsSearcher(_space(d), reward_attribute="r", solver=solver, seed=0,
+                                   parallel_size=batch, enable_cuda=device == "cuda", **kwargs)
                 for _ in range(n):
                     c = {f"a{i}": rng.uniform(-1, 1) for i in range(d)}
                     s.update(c, ackley_reward([c[f"a{i}"] for i in range(d)]))
@@ -99,7 +102,8 @@ def latency(device: str, results: list[int], dims: list[int], solvers: list[str]
 
 
 def swimmer(device: str, seeds: list[int], budget: int, threshold: float | None = None,
-            env: str = "swimmer") -> list[dict]:
+            env: str = "swimmer", searcher_args: dict | None = None,
+            rollouts: int = 3) -> list[dict]:
     """Evaluations to ``threshold`` (default the config's max_reward) on ``env`` (swimmer or
     hopper, with its shipped yaml's searcher) per searcher seed, 2 configs in flight; also the
     searcher's and the rollouts' seconds."""
@@ -115,10 +119,11 @@ def swimmer(device: str, seeds: list[int], budget: int, threshold: float | None 
     searcher_cfg.pop("type", None)
     searcher_cfg.pop("reward_attribute", None)
     searcher_cfg["enable_cuda"] = device == "cuda"
-    objective = Objective(env)
+    searcher_cfg.update(searcher_args or {})
+    objective = Objective(env, rollouts)
     d = objective.dims
     print(f"\n{objective.spec.env_id} (threshold {threshold:g}), {env}.yaml's searcher "
-          f"{searcher_cfg}, 2 in flight, budget {budget}")
+          f"{searcher_cfg}, 2 in flight, budget {budget}, {rollouts} rollouts an evaluation")
     rows = []
     for seed in seeds:
         s = LamctsSearcher(_space(d), reward_attribute="default", seed=seed, parallel_size=2,
@@ -163,14 +168,26 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--solvers", default="bo,turbo")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--seeds", default="0,1,2", help="a list (0,1,2) or a range (200-219)")
     ap.add_argument("--budget", type=int, default=300)
     ap.add_argument("--env", choices=["swimmer", "hopper"], default="swimmer",
                     help="the swimmer part's environment (hopper: hopper.yaml's searcher)")
+    ap.add_argument("--searcher-args", default="{}",
+                    help="JSON: LamctsSearcher settings over the part's own (latency) or over the "
+                         "yaml's (swimmer), e.g. '{\"gamma_type\": \"scale\", \"box_every\": 2}'")
+    ap.add_argument("--rollouts", type=int, default=3,
+                    help="episodes an evaluation in the swimmer part (3 as shipped; 1 is a "
+                         "3x cheaper proxy for tuning)")
     ap.add_argument("--threads", type=int, default=0,
                     help="torch's CPU threads (0: torch's default); under Ray the searcher's "
                          "actor gets OMP_NUM_THREADS=1")
     args = ap.parse_args(argv)
+    extra = json.loads(args.searcher_args)
+    if "-" in args.seeds:
+        first, last = (int(s) for s in args.seeds.split("-"))
+        seeds = list(range(first, last + 1))
+    else:
+        seeds = [int(s) for s in args.seeds.split(",")]
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
@@ -182,9 +199,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.part in ("all", "latency"):
         latency(args.device, [int(n) for n in args.results.split(",")],
                 [int(d) for d in args.dims.split(",")], args.solvers.split(","), args.batch,
-                args.reps)
+                args.reps, extra)
     if args.part in ("all", "swimmer"):
-        swimmer(args.device, [int(s) for s in args.seeds.split(",")], args.budget, env=args.env)
+        swimmer(args.device, seeds, args.budget, env=args.env, searcher_args=extra,
+                rollouts=args.rollouts)
 
 
 if __name__ == "__main__":

@@ -73,6 +73,12 @@ class LamctsSearcher(BaseSearcher):
             of evaluations on some seeds (Swimmer near 190-310, issue 18). The authors' TuRBO
             solver restarted a fresh trust region with new random points every iteration; this
             restarts only when the region has stopped paying off.
+        box_every: every ``box_every``-th iteration proposes from the whole box (the root's
+            region, EI over all samples) instead of the selected leaf; 0 never. A departure from
+            the paper: with an SVM that splits the box finely (``gamma_type: scale``), proposals
+            confined to a small leaf climb reliably but slowly, and whole-box proposals climb
+            fast but stall in the first basin they find; alternating trades between the two
+            (Swimmer, tuning seeds 200-219: benchmarks/README.md).
         cpu_threads: torch's CPU threads during an iteration (restored after it; 0 leaves
             torch's setting). An iteration is mostly small tensor operations, where threads cost
             more in synchronisation than they gain, badly so on a busy machine: a 30-evaluation
@@ -96,7 +102,8 @@ class LamctsSearcher(BaseSearcher):
                  leaf_size: int = 20, kernel_type: str = "rbf", gamma_type: str = "auto",
                  ninits: int = 30, solver: str = "turbo", seed: int | None = None,
                  enable_cuda: bool = False, parallel_size: int = 1,
-                 stall_patience: int | None = None, cpu_threads: int = 1) -> None:
+                 stall_patience: int | None = None, cpu_threads: int = 1,
+                 box_every: int = 0) -> None:
         super().__init__(search_space, reward_attribute, optimize_mode)
         _check_number("Cp", Cp, 0)
         _check_number("leaf_size", leaf_size, 1, integer=True)
@@ -129,6 +136,8 @@ class LamctsSearcher(BaseSearcher):
             stall_patience = max(20, 4 * parallel_size)
         _check_number("stall_patience", stall_patience, 0, integer=True)
         self.stall_patience = stall_patience
+        _check_number("box_every", box_every, 0, integer=True)
+        self.box_every = box_every
         self._best: float | None = None
         self._since_best = 0  # results since the best last improved
         self.restarts = 0  # iterations that proposed from the whole box after a stall
@@ -243,11 +252,13 @@ class LamctsSearcher(BaseSearcher):
                     Cp=self.Cp, seed=seed, prev=self.last_tree)
         leaf, path = tree.select()
         idx = leaf.idx
+        if self.box_every and self.iterations % self.box_every == self.box_every - 1:
+            idx, path = tree.root.idx, []  # a whole-box iteration (see ``box_every``)
         if self.stall_patience and self._since_best >= self.stall_patience:
-            # stalled: propose from the whole box, every sample a candidate anchor, a fresh GP
-            idx, path = tree.root.idx, []
             self.restarts += 1
             self._sampler.restart()
+            # propose from the whole box, every sample a candidate anchor, a fresh GP
+            idx, path = tree.root.idx, []
         pending = torch.tensor(list(self._pending.values()), dtype=torch.float64,
                                device=self.device).reshape(-1, self.dims)
         points = self._sampler.propose(x, v, idx, path, self.batch, pending, seed, self.device)
@@ -291,4 +302,5 @@ class LamctsSearcher(BaseSearcher):
     def __repr__(self) -> str:
         return (f"LamctsSearcher(dims={self.dims}, Cp={self.Cp}, leaf_size={self.leaf_size}, "
                 f"kernel_type={self.kernel_type!r}, gamma_type={self.gamma_type!r}, "
-                f"ninits={self.ninits}, solver={self.solver!r}, device={self.device})")
+                f"ninits={self.ninits}, solver={self.solver!r}, "
+                f"box_every={self.box_every}, device={self.device})")
