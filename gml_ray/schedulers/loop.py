@@ -19,14 +19,14 @@ import ray
 import ray.util.scheduling_strategies
 
 from .. import tensorboard
-from ..assessors import AssessResult
-from ..assessors.base import call_job_end
 from ..config import TaskConfig
 from ..optimize import is_better
 from ..plugins import build_components
 from ..space import config_key
-from ..store import EARLY_STOPPED, ERROR, FINISHED, KILLED, PENDING, RUNNING, Store
+from ..store import ERROR, FINISHED, KILLED, PENDING, RUNNING, Store
+from .assessing import AssessorCalls
 from .channel import SCALARS, START, WAKE, ChannelName, MessageChannel
+from .drain import Drain
 from .factory import JobContext, JobFactory
 from .ingest import ScalarIngest
 from .job import Job
@@ -38,7 +38,6 @@ from .store_guard import StoreGuard
 log = logging.getLogger("gml_ray.scheduler")
 
 WAKE_S = 0.5  # the loop wakes at least this often: ctl stop requests, heartbeat, time limits
-DRAIN_GRACE_S = 30.0  # how long an ended job may wait for messages it sent before it ended
 COMMIT_EVERY_S = 0.05  # rounds that find work ready at once share a commit for at most this long
 SLOW_SEARCHER_S = 0.01  # a searcher's answer took longer: it is asked outside the store's lock
 
@@ -60,6 +59,7 @@ class SchedulerCore:
         self.stop_criterion = comps.stop_criterion
         self.filter_criterion = comps.filter_criterion
         self.assessor = comps.assessor
+        self.assessing = AssessorCalls(comps.assessor)
         self.space = cfg.search_space()
         self.reward_attribute, self.optimize_mode = cfg.reward_attribute, cfg.optimize_mode
         self.parallel_size = cfg.parallel_size
@@ -85,8 +85,7 @@ class SchedulerCore:
         self._external: tuple[str, str] | None = None
         self._lock = threading.Lock()
         self._next_id = 1
-        self._ending: dict[int, float] = {}  # job id -> when its task ended (waiting for messages)
-        self._received: dict[int, int] = {}
+        self.drain = Drain()  # ended jobs waiting for their last messages
         self.ingest = ScalarIngest(self.store, task, cfg.reward_attribute, cfg.optimize_mode,
                                    keep_history=self.assessor is not None)
         self.guard = StoreGuard(self.store, work_dir, task)  # a full disk pauses the run
@@ -277,7 +276,7 @@ class SchedulerCore:
         log.info("started %s (attempt %d): %s", spec.name, spec.attempt, spec.command or job.arg_dict)
         self.jobs[spec.job_id] = job
         self.running[spec.job_id] = job
-        self._received[spec.job_id] = 0
+        self.drain.started(spec.job_id)
 
     def _done(self) -> bool:
         return not self.running and (self.is_stop or self.exhausted)
@@ -289,7 +288,7 @@ class SchedulerCore:
         left = self.stop_criterion.seconds_left()
         if left is not None:
             timeout = min(timeout, left + 0.01)
-        if self._ending:
+        if self.drain.waiting:
             timeout = min(timeout, 0.1)
         if self.store.backlog.failing:
             timeout = min(timeout, max(0.01, self.guard.retry_at - time.time()))
@@ -311,7 +310,7 @@ class SchedulerCore:
                     continue
                 if outcome.get("scalars"):  # reports a job returned instead of sending
                     self._ingest(job, outcome.pop("scalars"), job.spec.attempt)  # type: ignore[misc]
-                self._ending[job_id] = time.time()
+                self.drain.ended(job_id)
         now = time.time()
         for job in self.running.values():
             why = job.overdue(now)
@@ -319,16 +318,8 @@ class SchedulerCore:
                 log.warning("%s did not stop within %gs (%s): ending its process", job.name,
                             KILL_GRACE_S, why)
                 job.end_actor(why)
-        for job_id, ended_at in list(self._ending.items()):
-            job = self.running[job_id]
-            sent = job.outcome.get("sent") if job.outcome else None
-            if (sent is not None and self._received[job_id] >= sent) or now - ended_at > (
-                    DRAIN_GRACE_S if sent is not None else 1.0):
-                if sent is not None and self._received[job_id] < sent:
-                    log.warning("%s: %d of its %d messages came within %gs of its end; ending it "
-                                "without the rest", job.name, self._received[job_id], sent, DRAIN_GRACE_S)
-                del self._ending[job_id]
-                self._finish(job)
+        for job_id in self.drain.done(self.running, now):
+            self._finish(self.running[job_id])
         if now - self._last_wake >= WAKE_S:
             self._last_wake = now
             self.store.heartbeat(self.task)
@@ -347,7 +338,7 @@ class SchedulerCore:
         log.warning("%s lost its node or worker (%s); running it again (%d/%d)", job.name,
                     job.outcome.get("message") if job.outcome else "", retries + 1, self.cfg.max_retries)
         del self.running[job.spec.job_id]
-        self._received.pop(job.spec.job_id, None)
+        self.drain.forget(job.spec.job_id)
         self.ingest.forget(job.spec.job_id)
         self._start(self.factory.make(job.config, job.spec.job_id, job.spec.attempt + 1))
         return True
@@ -361,7 +352,7 @@ class SchedulerCore:
                 log.warning("a %s message of job %s (attempt %s) came after it ended: dropped",
                             kind, job_id, attempt)
                 continue
-            self._received[job_id] = self._received.get(job_id, 0) + 1
+            self.drain.received(job_id)
             if kind == START:  # the trial runs (a pool job is RUNNING already: its start and node)
                 job.run_started = payload["started"]
                 job.mark_running()
@@ -379,7 +370,7 @@ class SchedulerCore:
         if job.outcome is None:  # else _finish writes them with the job's end
             self.store.update_job(self.task, job_id, **self.ingest.pop_updates(job_id))
         if best is not None and self.assessor is not None:
-            self._assess(job)
+            self.assessing.judge(job, self.ingest.history[job_id])
 
     def _record_reward(self, job: Job, value: float) -> bool:
         """Keep ``value`` if it beats the job's reward so far; True if it did."""
@@ -389,19 +380,6 @@ class SchedulerCore:
         if self.better(value, self.best_reward):
             self.best_reward, self.best_job = value, job.name
         return True
-
-    def _assess(self, job: Job) -> None:
-        # A job's last values may arrive with its outcome: the assessor still sees them (its
-        # statistics of finished jobs need them), but an ended job is not killed.
-        if self.assessor is None or job.kill_status is not None:
-            return
-        try:
-            verdict = self.assessor.assess_job(job.name, list(self.ingest.history[job.spec.job_id]))
-        except Exception:  # noqa: BLE001 - a failing assessor counts as Good, never ends the task
-            log.exception("assessor failed on %s; treating it as Good", job.name)
-            return
-        if (verdict == AssessResult.Bad or verdict is False) and job.outcome is None:
-            job.kill(EARLY_STOPPED, "stopped early by the assessor")
 
     def _finish(self, job: Job) -> None:
         job_id = job.spec.job_id
@@ -420,17 +398,13 @@ class SchedulerCore:
                  f" ({outcome['message']})" if outcome.get("message") else "", job.reward)
         del self.running[job_id]
         del self.jobs[job_id]  # finished jobs live in the store, not in the scheduler's memory
-        self._received.pop(job_id, None)
+        self.drain.forget(job_id)
         self.ingest.forget(job_id)
         if reward is not None and status != ERROR:
             self.searcher.update(job.config, reward)
         else:
             self.searcher.job_failed(job.config, status)
-        if self.assessor is not None:
-            try:
-                call_job_end(self.assessor, job.name, status == FINISHED)
-            except Exception:  # noqa: BLE001
-                log.exception("assessor job_end failed on %s", job.name)
+        self.assessing.ended(job, status == FINISHED)
 
     def _apply_stops(self) -> None:
         with self._lock:
