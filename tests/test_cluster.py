@@ -147,16 +147,20 @@ def test_jobs_with_a_custom_resource_land_on_the_node_that_has_it(cluster, tmp_p
 def test_ray_job_submit_runs_a_search_readable_with_ctl_show(cluster, tmp_path):
     code = tmp_path / "code"
     write_files(code, {"train.py": TRAIN, "search_config.yaml": config("{num_cpus: 1}", xs="[1, 2]")})
-    wd = tmp_path / "persistent-wd"
-    submit = [os.path.join(BIN, "ray"), "job", "submit", "--address", cluster["dashboard"], "--working-dir",
-              str(code), "--", "gml-ray", "run", "search_config.yaml", "--task", "submitted", "--workdir", str(wd)]
-    deadline = time.time() + 120
-    while True:
+    deadline = time.time() + 180
+    for attempt in range(1, 100):
+        wd = tmp_path / f"persistent-wd-{attempt}"  # an attempt that failed may have made its task
+        submit = [os.path.join(BIN, "ray"), "job", "submit", "--address", cluster["dashboard"], "--working-dir",
+                  str(code), "--", "gml-ray", "run", "search_config.yaml", "--task", "submitted",
+                  "--workdir", str(wd)]
         result = subprocess.run(submit, env=env(), capture_output=True, text=True, timeout=300)
         # The head's job agent comes up some seconds after the node itself on a busy machine, and
-        # there Ray may lose the uploaded working dir before its worker fetches it: submit again.
+        # there Ray may lose the uploaded working dir before its worker fetches it, or the job's
+        # driver may give up reaching the GCS (60 s, with the other test processes' Rays beside
+        # it): submit again, until the deadline.
         out = result.stdout + result.stderr
-        transient = ("No available agent to submit job", "Failed to download runtime_env file package")
+        transient = ("No available agent to submit job", "Failed to download runtime_env file package",
+                     "Failed to connect to GCS within")
         if not any(t in out for t in transient) or time.time() > deadline:
             break
         time.sleep(2)
