@@ -78,9 +78,6 @@ class Job:
     """
 
     _remote: Any = None
-    # How long a job on a pool actor may outlive a kill() or its time limit before the actor is
-    # ended with it (its worker's own stop must have failed by then).
-    overdue_grace_s = KILL_GRACE_S
 
     def __init__(self, spec: JobSpec, arg_dict: dict | None = None, config: Any = None,
                  resources: dict[str, float] | None = None, channel: Any = None,
@@ -207,7 +204,7 @@ class Job:
         None if it should not."""
         if self._actor is None or self.outcome is not None or self._actor_ended:
             return None
-        grace = self.overdue_grace_s
+        grace = KILL_GRACE_S
         if self._kill_asked_at is not None and now - self._kill_asked_at > grace:
             return self.kill_message or "cancelled"
         limit = self.spec.time_limit
