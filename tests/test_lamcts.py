@@ -125,6 +125,25 @@ def test_every_kernel_builds_a_tree_whose_regions_cover_the_box(kernel):
     assert bool((counts == 1).all())
 
 
+@pytest.mark.parametrize("gamma", ["auto", "scale"])
+def test_region_test_all_nodes_at_once_agrees_with_node_by_node(gamma, monkeypatch):
+    """in_region tests small point sets at all of a path's nodes at once (their SVMs stacked)
+    and large ones node by node: the same answers, and every sample inside its own leaf."""
+    from gml_ray.searchers.lamcts import tree as tree_module
+
+    x, v = two_basins(n=400, d=6, seed=2)
+    tree = Tree(x, v, leaf_size=20, kernel="rbf", gamma=gamma, seed=0)
+    probe = torch.rand(1500, 6, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    paths = [(leaf, path) for leaf, path in leaf_paths(tree) if path]
+    assert len(paths) >= 4
+    stacked = [in_region(path, probe) for _, path in paths]
+    monkeypatch.setattr(tree_module, "STACKED_POINTS", 0)
+    by_node = [in_region(path, probe) for _, path in paths]
+    for (leaf, path), a, b in zip(paths, stacked, by_node):
+        assert torch.equal(a, b)
+        assert bool(in_region(path, x[leaf.idx]).all())
+
+
 # ---- the searcher --------------------------------------------------------------------------------
 
 SPACE6 = Dict(**{f"x{i}": Real(-1.0, 1.0) for i in range(6)})

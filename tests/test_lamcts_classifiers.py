@@ -110,6 +110,86 @@ def test_svm_bool_labels_and_one_class():
         clf.KernelSVM().fit(xt, torch.zeros(len(x), dtype=torch.long))
 
 
+def test_kmeans_many_gives_each_set_its_own_kmeans():
+    """Batched 2-means (sets of different sizes, padded together) labels each set as kmeans does
+    alone; a warm start from the centres given (init) is one of the runs."""
+    rng = np.random.default_rng(4)
+    sets = [torch.tensor(blobs_5d(rng)[:n]) for n in (400, 37, 150)]
+    init = torch.tensor([[0.0] * 5, [3.0] * 5])
+    many = clf.kmeans_many(sets, k=2, n_init=[3, 2, 0], seeds=[1, 2, 3], inits=[None, None, init])
+    alone = [clf.kmeans(sets[0], seed=1, n_init=3), clf.kmeans(sets[1], seed=2, n_init=2),
+             clf.kmeans(sets[2], seed=3, n_init=0, init=init)]
+    for a, b in zip(many, alone):
+        assert torch.equal(a, b)
+
+
+def separable(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two classes split by a margin (|x_0 - 0.5| >= 0.1): an SVM must separate them exactly."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, d, generator=g, dtype=torch.float64)
+    x[:, 0] = torch.where(x[:, 0] < 0.5, 0.4 * x[:, 0] / 0.5, 0.6 + 0.4 * (x[:, 0] - 0.5) / 0.5)
+    return x, (x[:, 0] > 0.5).long()
+
+
+@pytest.mark.parametrize("polish", [True, False])
+@pytest.mark.parametrize("gamma", ["auto", "scale"])
+def test_svm_stops_early_converged_and_separates_a_separable_set(gamma, polish):
+    """The solver stops once libsvm's gap is below tol (1e-3), long before max_iter, and what
+    it stops at separates a separable set; the polish (an exact solve on the face FISTA points
+    to) only makes it stop sooner."""
+    x, y = separable(200, 6, seed=3)
+    model = clf.KernelSVM(kernel="rbf", gamma=gamma, C=1.0, polish=polish).fit(x, y)
+    assert 0 < model.n_iter_ < model.max_iter
+    assert torch.equal(model.predict(x), y)
+    assert model.alpha_ is not None and model.support_ is not None
+    grad = _dual_gradient(model, x, y)
+    assert clf._gaps(model.alpha_[None], grad[None], clf._Box(
+        (2.0 * y - 1.0).float()[None], torch.full((1, 200), model.C))).item() <= model.tol
+    x_test, y_test = separable(500, 6, seed=4)
+    assert float((model.predict(x_test) == y_test).float().mean()) >= 0.98
+
+
+def _dual_gradient(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Q alpha - 1 of a fitted model (Q = s K s), from its kernel."""
+    s = (2.0 * y - 1.0).float()
+    k = model._kernel(x.float(), x.float())
+    return s * (k @ (s * model.alpha_)) - 1.0
+
+
+def test_fit_svms_batched_solves_are_the_solves_alone():
+    """fit_svms pads problems of different sizes into one batch: each comes out as KernelSVM.fit
+    alone gives it (same iterations, same solution up to rounding), warm starts included."""
+    data = [separable(n, 5, seed) for n, seed in ((120, 0), (35, 1), (300, 2))]
+    data[1] = (data[1][0], torch.tensor(SVM_DATA["nonlinear"][1][:35]))
+    warm = clf.KernelSVM(gamma="scale").fit(*data[2])
+    alpha0s = [None, None, warm.alpha_ + 0.01]
+    together = [clf.KernelSVM(gamma="scale") for _ in data]
+    clf.fit_svms(together, [d[0] for d in data], [d[1] for d in data], alpha0s)
+    for (x, y), a0, model in zip(data, alpha0s, together):
+        alone = clf.KernelSVM(gamma="scale").fit(x, y, a0)
+        assert model.n_iter_ == alone.n_iter_
+        assert torch.allclose(model.alpha_, alone.alpha_, atol=1e-4)
+        probe = torch.rand(300, 5, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+        assert torch.allclose(model.decision_function(probe), alone.decision_function(probe),
+                              atol=1e-4)
+    with pytest.raises(ValueError, match="same kernel"):
+        clf.fit_svms([clf.KernelSVM(), clf.KernelSVM(C=2.0)], [data[0][0]] * 2, [data[0][1]] * 2)
+
+
+def test_projection_is_exact():
+    """The projection onto {0 <= a <= C, y.a = 0} lands on the set, and no feasible point is
+    nearer (checked against random feasible points)."""
+    g = torch.Generator().manual_seed(0)
+    for n in (2, 7, 50):
+        y = torch.where(torch.arange(n) % 3 == 0, 1.0, -1.0)
+        v = 2.0 * torch.randn(n, generator=g)
+        p = clf._project_box_hyperplane(v, y, 1.0)
+        assert bool(((p >= 0) & (p <= 1)).all()) and abs(float(y @ p)) < 1e-5
+        for _ in range(50):
+            other = clf._project_box_hyperplane(torch.rand(n, generator=g) * 3 - 1, y, 1.0)
+            assert float((v - p).norm()) <= float((v - other).norm()) + 1e-5
+
+
 def smooth(x: torch.Tensor) -> torch.Tensor:
     return torch.sin(3 * x[:, 0]) + torch.cos(2 * x[:, 1]) + x[:, 2] ** 2
 
@@ -143,6 +223,46 @@ def test_gp_ard_finds_the_irrelevant_dimension():
     assert gp.lengthscale.shape == (3,)
     assert float(gp.lengthscale[2]) > float(gp.lengthscale[:2].max())
     assert clf.GaussianProcess(ard=False).fit(x, y).lengthscale.shape == (1,)
+
+
+@pytest.mark.parametrize("ard", [True, False])
+def test_gp_gradient_in_closed_form_is_autograds(ard):
+    """GaussianProcess.fit's closed-form gradient of the negative log marginal likelihood equals
+    the one autograd finds through the Cholesky factor."""
+    from gml_ray.searchers.lamcts.gp import _bounded, _cholesky
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(50, 4, generator=g, dtype=torch.float64)
+    z = torch.randn(50, generator=g, dtype=torch.float64)
+    gp = clf.GaussianProcess(ard=ard)
+    n_ls = 4 if ard else 1
+    params = torch.randn(n_ls + 3, generator=g, dtype=torch.float64)
+    closed = gp._nll_grad(x, z, params, n_ls)
+    p = params.clone().requires_grad_(True)
+    lsb, osb, nb = gp.lengthscale_bounds, gp.outputscale_bounds, gp.noise_bounds
+    k = gp._matern(x, x, _bounded(p[:n_ls], *lsb), _bounded(p[n_ls], *osb))
+    chol = _cholesky(k + _bounded(p[n_ls + 1], *nb) * torch.eye(50, dtype=torch.float64))
+    w = torch.linalg.solve_triangular(chol, (z - p[n_ls + 2])[:, None], upper=False)
+    ((0.5 * (w * w).sum() + chol.diagonal().log().sum()) / 50).backward()
+    assert torch.allclose(closed, p.grad, rtol=1e-8, atol=1e-10)
+
+
+def test_gp_posterior_in_blocks_is_the_posterior_at_once(gp_data):
+    """The posterior over many points is computed in blocks of gp.chunk (cache-sized): the
+    same as in one block, and as the differentiable path."""
+    gp, _, x_test = gp_data
+    chunk = gp.chunk
+    try:
+        gp.chunk = 7
+        mean, var, v = gp.factor(x_test)
+        gp.chunk = 10_000
+        mean1, var1, v1 = gp.factor(x_test)
+    finally:
+        gp.chunk = chunk
+    assert torch.allclose(mean, mean1) and torch.allclose(var, var1) and torch.allclose(v, v1)
+    m2, v2 = gp.posterior(x_test.clone().requires_grad_(True), differentiable=True)
+    assert torch.allclose(m2.detach(), mean * gp.y_std + gp.y_mean)
+    assert torch.allclose(v2.detach(), var * gp.y_std ** 2)
 
 
 def test_gp_samples(gp_data):

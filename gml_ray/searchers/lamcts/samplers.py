@@ -90,22 +90,24 @@ def kriging_believer(gp: GaussianProcess, cands: torch.Tensor, batch: int,
     rank-one terms. Indices stay on the device (no host read per pick).
     """
     mean, var, v = gp.factor(cands) if factor is None else factor  # (gp.factor of cands)
-    vt = v.T.contiguous()  # (m, n): a pick's column of v is a row here
     mean = mean * gp.y_std + gp.y_mean
     scale = gp.y_std ** 2
-    taken = torch.zeros(cands.shape[0], dtype=torch.bool, device=cands.device)
+    m, picks = cands.shape[0], min(batch, cands.shape[0])
+    taken = torch.zeros(m, dtype=torch.bool, device=cands.device)
     chosen: list[torch.Tensor] = []
-    terms: list[torch.Tensor] = []  # u_i (m,): the rank-one updates of the picks so far
-    for _ in range(min(batch, cands.shape[0])):
+    terms = torch.empty(picks, m, dtype=var.dtype, device=var.device)  # u_i: the rank-one updates
+    for t in range(picks):
         j = torch.argmax(score(mean, var * scale).masked_fill(taken, -math.inf)).reshape(1)
         taken = taken.index_fill(0, j, True)
         chosen.append(j)
-        c = gp.kernel(cands, cands.index_select(0, j))[:, 0] - vt @ vt.index_select(0, j)[0]
-        for u in terms:
-            c = c - u * u.index_select(0, j)
+        # c(x, p) = k(x, p) - v_x . v_p - sum_i u_i(x) u_i(p); v (n, m) is read in place (a row
+        # vector times v), not copied to (m, n)
+        c = gp.kernel(cands, cands.index_select(0, j))[:, 0] - v.index_select(1, j)[:, 0] @ v
+        if t:
+            c = c - terms[:t].index_select(1, j)[:, 0] @ terms[:t]
         u = c / (var.index_select(0, j) + gp.noise).sqrt()
         var = (var - u * u).clamp_min(1e-12)
-        terms.append(u)
+        terms[t] = u
     return torch.cat(chosen) if chosen else torch.zeros(0, dtype=torch.long, device=cands.device)
 
 

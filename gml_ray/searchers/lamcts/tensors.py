@@ -31,6 +31,20 @@ def as_float(x: torch.Tensor, device: torch.device | None = None,
 
 
 def sq_dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Pairwise squared Euclidean distances (m, n), clamped at 0 against cancellation."""
-    d = (a * a).sum(1)[:, None] - 2.0 * (a @ b.T) + (b * b).sum(1)[None, :]
+    """Pairwise squared Euclidean distances (..., m, n) of a (..., m, d) and b (..., n, d) (a
+    batch when 3-D), clamped at 0 against cancellation."""
+    d = (a * a).sum(-1).unsqueeze(-1) + (b * b).sum(-1).unsqueeze(-2)
+    if a.dim() == 2 and b.dim() == 2:
+        d = torch.addmm(d, a, b.T, alpha=-2.0)  # the product and the sum in one pass
+    else:
+        d = torch.baddbmm(d.expand(a.shape[0], -1, -1), a, b.transpose(-1, -2), alpha=-2.0)
     return d.clamp_min_(0.0)
+
+
+def pad_stack(rows: list[torch.Tensor], value: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack tensors of shapes (n_i, ...) into (len, max n_i, ...), padded with ``value``, and
+    the bool mask (len, max n_i) of the real rows."""
+    lens = torch.tensor([r.shape[0] for r in rows], device=rows[0].device)
+    out = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=value)
+    valid = torch.arange(out.shape[1], device=out.device)[None, :] < lens[:, None]
+    return out, valid

@@ -26,7 +26,8 @@ from typing import Any
 
 import torch
 
-from .classifiers import KernelSVM, kmeans
+from .classifiers import KernelSVM, fit_svms, kmeans_many
+from .tensors import CLS_DTYPE
 
 
 @dataclass(eq=False)
@@ -42,6 +43,8 @@ class Node:
     key: tuple[int, ...] = ()  # the SVM labels from the root down to this node
     centers: torch.Tensor | None = None  # once split: the 2-means centres (2, d + 1)
     train_idx: torch.Tensor | None = None  # once split: the samples its SVM learnt from
+    # once split: the stacked SVMs of the paths that end here (by label), for in_region
+    regions: dict[int, "_Region"] = field(default_factory=dict, repr=False)
 
     @property
     def n(self) -> int:
@@ -90,11 +93,14 @@ class Tree:
         self._prev = {} if prev is None else {n.key: n for n in prev.nodes if not n.is_leaf}
         self.root = self._node(torch.arange(x.shape[0], device=x.device), None, -1)
         self.splits = 0
-        todo = [self.root]
-        while todo:
-            node = todo.pop()
-            if node.n > leaf_size and node.depth < self.max_depth and self.split(node):
-                todo.extend(node.kids)
+        self._attempts = 0  # split attempts so far: they seed 2-means
+        # Level by level: the nodes of a level split independently of each other, so their
+        # 2-means runs and their SVMs are solved together, batched (classifiers.kmeans_many and
+        # fit_svms), paying the per-step cost of many small tensor operations once a level.
+        level = [self.root]
+        while level:
+            level = self._split_level([node for node in level if node.n > leaf_size
+                                       and node.depth < self.max_depth])
 
     def _node(self, idx: torch.Tensor, parent: Node | None, label: int) -> Node:
         mean = float(self.values[idx].mean()) if idx.numel() else -math.inf
@@ -114,40 +120,68 @@ class Tree:
 
     def split(self, node: Node) -> bool:
         """Split ``node`` into [good, bad] children; False (and no change) when it cannot be."""
-        if node.n <= 2:
-            return False
-        idx = node.idx
-        old = self._prev.get(node.key)
-        features = self.cluster_features(idx)
-        labels = kmeans(features, k=2, n_init=1 if old is not None else 3,
-                        seed=self.seed + self.splits, init=None if old is None else old.centers)
-        if torch.unique(labels).numel() < 2:  # 2-means found one cluster (LA-MCTS #12)
-            return False
-        onehot = torch.nn.functional.one_hot(labels, 2).to(features.dtype)
-        node.centers = (onehot.T @ features) / onehot.sum(0)[:, None]
-        v = self.values[idx]
-        good_cluster = 0 if v[labels == 0].mean() >= v[labels == 1].mean() else 1
-        target = (labels == good_cluster).long()  # SVM label 1 = the better cluster
-        train = self._svm_sample(idx, target)
-        if train is not None:  # a large node: the SVM learns from a stratified subsample
-            target = target[train]
-        node.train_idx = idx if train is None else idx[train]
-        alpha0 = None
-        if old is not None and old.svm is not None and old.svm.alpha_ is not None:
-            full = torch.zeros(self.x.shape[0], dtype=old.svm.alpha_.dtype, device=self.x.device)
-            full[old.train_idx] = old.svm.alpha_
-            alpha0 = full[node.train_idx]
-        svm = KernelSVM(kernel=self.kernel, gamma=self.gamma).fit(self.x[node.train_idx], target,
-                                                                  alpha0)
-        predicted = svm.predict(self.x[idx])
-        if torch.unique(predicted).numel() < 2:  # the SVM sees no boundary: nothing to split
-            return False
-        # Bags follow the SVM's regions (not the 2-means labels), so a child's samples are in it.
-        kids = [self._node(idx[predicted == lab], node, lab) for lab in (1, 0)]
-        kids.sort(key=lambda k: -k.mean)  # good first: the higher mean, whatever the SVM label
-        node.svm, node.kids = svm, kids
-        self.splits += 1
-        return True
+        return bool(self._split_level([node]))
+
+    def _split_level(self, nodes: list[Node]) -> list[Node]:
+        """Split each of ``nodes`` (none an ancestor of another) that can be split into [good,
+        bad] children, all at once; returns the new children."""
+        nodes = [node for node in nodes if node.n > 2]
+        if not nodes:
+            return []
+        olds = [self._prev.get(node.key) for node in nodes]
+        features = [self.cluster_features(node.idx) for node in nodes]
+        # 2-means seeds: one per split attempt, in the order of the attempts
+        seeds = [self.seed + self._attempts + i for i in range(len(nodes))]
+        self._attempts += len(nodes)
+        all_labels = kmeans_many(features, k=2, n_init=[1 if old is not None else 3 for old in olds],
+                                 seeds=seeds,
+                                 inits=[None if old is None else old.centers for old in olds])
+        fits: list[tuple[Node, KernelSVM, torch.Tensor]] = []
+        xs, targets, alpha0s = [], [], []
+        for node, old, feats, labels in zip(nodes, olds, features, all_labels):
+            idx = node.idx
+            onehot = torch.nn.functional.one_hot(labels, 2).to(feats.dtype)
+            counts = onehot.sum(0)
+            v = self.values[idx]
+            sums = onehot.T @ torch.cat([feats.to(onehot.dtype), v[:, None].to(onehot.dtype)], 1)
+            n0, n1, mean0, mean1 = torch.cat([counts, sums[:, -1] / counts.clamp_min(1)]).tolist()
+            if n0 == 0 or n1 == 0:  # 2-means found one cluster (LA-MCTS #12)
+                continue
+            node.centers = sums[:, :-1] / counts[:, None]
+            good_cluster = 0 if mean0 >= mean1 else 1
+            target = (labels == good_cluster).long()  # SVM label 1 = the better cluster
+            train = self._svm_sample(idx, target)
+            if train is not None:  # a large node: the SVM learns from a stratified subsample
+                target = target[train]
+            node.train_idx = idx if train is None else idx[train]
+            alpha0 = None
+            if old is not None and old.svm is not None and old.svm.alpha_ is not None:
+                full = torch.zeros(self.x.shape[0], dtype=old.svm.alpha_.dtype,
+                                   device=self.x.device)
+                full[old.train_idx] = old.svm.alpha_
+                alpha0 = full[node.train_idx]
+            svm = KernelSVM(kernel=self.kernel, gamma=self.gamma)
+            fits.append((node, svm, target))
+            xs.append(self.x[node.train_idx])
+            targets.append(target)
+            alpha0s.append(alpha0)
+        fit_svms([f[1] for f in fits], xs, targets, alpha0s)
+        kids_out: list[Node] = []
+        for node, svm, _ in fits:
+            idx = node.idx
+            predicted = svm.predict(self.x[idx])
+            inside = predicted.bool()
+            n_good = int(inside.sum())
+            if n_good == 0 or n_good == idx.numel():  # the SVM sees no boundary: no split
+                node.centers = node.train_idx = None
+                continue
+            # Bags follow the SVM's regions (not the 2-means labels): a child's samples are in it.
+            kids = [self._node(idx[inside], node, 1), self._node(idx[~inside], node, 0)]
+            kids.sort(key=lambda k: -k.mean)  # good first: the higher mean, whatever the SVM label
+            node.svm, node.kids = svm, kids
+            self.splits += 1
+            kids_out.extend(kids)
+        return kids_out
 
     def _svm_sample(self, idx: torch.Tensor, target: torch.Tensor) -> torch.Tensor | None:
         """Positions of at most ``svm_points`` samples, each class in proportion (at least one
@@ -205,15 +239,74 @@ class Tree:
         return out
 
 
+class _Region:
+    """The SVMs along a path, stacked: every node's decision on a point in one kernel matrix
+    against all their support vectors and one product with a block matrix of dual
+    coefficients, instead of a kernel matrix and a product per node."""
+
+    def __init__(self, path: Path) -> None:
+        svms = [node.svm for node, _ in path]
+        assert all(svm is not None and svm.support_ is not None for svm in svms)
+        self.nodes = tuple(node for node, _ in path)
+        first = svms[0]
+        assert first is not None and first.support_ is not None
+        device = first.support_.device
+        self.kernel, self.degree, self.coef0 = first.kernel, first.degree, first.coef0
+        sv = [svm.support_ for svm in svms if svm is not None and svm.support_ is not None]
+        counts = [t.shape[0] for t in sv]
+        self.support = torch.cat(sv)  # (S, d)
+        self.support_sq = (self.support * self.support).sum(1)
+        owner = torch.repeat_interleave(torch.arange(len(svms), device=device),
+                                        torch.tensor(counts, device=device))
+        gammas = torch.tensor([float(svm.gamma_ or 0.0) for svm in svms if svm is not None],
+                              dtype=CLS_DTYPE, device=device)
+        self.gamma = gammas[owner]  # (S,): each support vector's node's gamma
+        coef = torch.cat([svm.dual_coef_ for svm in svms if svm is not None
+                          and svm.dual_coef_ is not None])
+        self.weights = torch.zeros(self.support.shape[0], len(svms), dtype=CLS_DTYPE,
+                                   device=device)
+        self.weights[torch.arange(self.support.shape[0], device=device), owner] = coef
+        self.intercept = torch.tensor([svm.intercept_ for svm in svms if svm is not None],
+                                      dtype=CLS_DTYPE, device=device)
+        self.label = torch.tensor([label for _, label in path], dtype=torch.bool, device=device)
+
+    def contains(self, points: torch.Tensor) -> torch.Tensor:
+        x = points.to(CLS_DTYPE)
+        if self.kernel == "rbf":
+            k = torch.addmm(self.support_sq, x, self.support.T, alpha=-2.0)
+            k.add_((x * x).sum(1, keepdim=True)).clamp_min_(0.0).mul_(-self.gamma).exp_()
+        else:
+            k = x @ self.support.T
+            if self.kernel == "poly":
+                k = (k * self.gamma + self.coef0) ** self.degree
+        decision = torch.addmm(self.intercept, k, self.weights)  # (m, depth)
+        return ((decision > 0) == self.label).all(1)
+
+
+# on the CPU, paths tested with the stacked SVMs of :class:`_Region` up to this many points at a
+# time; larger sets go node by node, only the points still inside on to the next node
+STACKED_POINTS = 2048
+
+
 def in_region(path: Path, points: torch.Tensor) -> torch.Tensor:
-    """A bool mask: which ``points`` (m, d) lie in the region of the path's leaf."""
-    mask = torch.ones(points.shape[0], dtype=torch.bool, device=points.device)
-    if points.device.type != "cpu":
-        # on a GPU, test every point at every node: more arithmetic, but no host read per node
-        for node, label in path:
-            assert node.svm is not None
-            mask &= node.svm.predict(points) == label
-        return mask
+    """A bool mask: which ``points`` (m, d) lie in the region of the path's leaf.
+
+    Small point sets (and every set on a GPU) are tested at all the path's nodes at once
+    (:class:`_Region`, built once per path and kept on its last node); large sets on the CPU node
+    by node, dropping the points already outside. The two agree up to floating-point rounding
+    (a point within about 1e-6 of a boundary may fall either side)."""
+    m = points.shape[0]
+    if not path:
+        return torch.ones(m, dtype=torch.bool, device=points.device)
+    if points.device.type != "cpu" or m <= STACKED_POINTS:
+        last, label = path[-1]
+        region = last.regions.get(label)
+        if region is None or region.nodes != tuple(node for node, _ in path):
+            region = last.regions[label] = _Region(path)
+        if m <= 4096:
+            return region.contains(points)
+        return torch.cat([region.contains(points[i:i + 4096]) for i in range(0, m, 4096)])
+    mask = torch.ones(m, dtype=torch.bool, device=points.device)
     for node, label in path:  # on the CPU, only the points still inside go on to the next node
         if not mask.any():
             break
