@@ -265,6 +265,25 @@ def test_gp_posterior_in_blocks_is_the_posterior_at_once(gp_data):
     assert torch.allclose(v2.detach(), var * gp.y_std ** 2)
 
 
+def test_gp_posterior_gradient_in_closed_form(gp_data):
+    """posterior(differentiable=True) backpropagates in closed form: the gradient autograd finds
+    through the Matern formula and the triangular solve, at a training point too."""
+    gp, x, x_test = gp_data
+    points = torch.cat([x[:2], x_test[:6]])
+    p1 = points.clone().requires_grad_(True)
+    mean, var = gp.posterior(p1, differentiable=True)
+    (mean.sum() + 3.0 * var.sqrt().sum()).backward()
+    p2 = points.clone().requires_grad_(True)
+    with torch.enable_grad():
+        m2, v = gp._latent(p2)
+        v2 = (gp.outputscale - (v * v).sum(0)).clamp_min(1e-12)
+        (m2.sum() * gp.y_std + 3.0 * (v2 * gp.y_std ** 2).sqrt().sum()).backward()
+    assert torch.allclose(mean, m2.detach() * gp.y_std + gp.y_mean)
+    assert torch.allclose(p1.grad, p2.grad, rtol=1e-8, atol=1e-10)
+    assert torch.autograd.gradcheck(lambda q: gp.posterior(q, differentiable=True),
+                                    (x_test[:4].clone().requires_grad_(True),))
+
+
 def test_gp_samples(gp_data):
     gp, _, x_test = gp_data
     draws = gp.sample(x_test, 2000, generator=torch.Generator().manual_seed(7))
