@@ -243,6 +243,7 @@ def test_enable_cuda_on_a_cpu_machine_warns_and_runs():
     ({"leaf_size": 0}, "leaf_size must be an integer >= 1"),
     ({"Cp": -1}, "Cp must be a number >= 0"),
     ({"box_every": -1}, "box_every must be an integer >= 0"),
+    ({"ei_share": 1.5}, r"ei_share must be a number in \[0, 1\]"),
     ({"dims": 16}, "dims is 16 but the space has 6 searched args"),
 ])
 def test_bad_settings_are_errors_that_name_the_setting(kwargs, message):
@@ -375,3 +376,28 @@ def test_box_every_alternates_the_selected_leaf_with_the_whole_box():
         s.update(config, sphere6(config))
     assert depths[1] == depths[3] == 0
     assert depths[0] > 0 and depths[2] > 0
+
+
+@pytest.mark.parametrize("share, batches, expected", [
+    (0.5, [1, 1, 1, 1], [0, 1, 0, 1]),  # batches of 1: every other pick
+    (0.5, [2, 2, 2], [1, 1, 1]),
+    (0.5, [16], [8]),
+    (0.25, [4, 4, 2, 2], [1, 1, 0, 1]),
+    (0.0, [3, 3], [0, 0]),
+    (1.0, [3, 1], [3, 1]),
+])
+def test_turbo_gives_ei_its_share_of_the_picks_even_in_batches_of_one(share, batches, expected):
+    from gml_ray.searchers.lamcts.samplers import TurboSampler
+
+    sampler = TurboSampler(dims=6, batch=max(batches), ei_share=share)
+    assert [sampler._ei_picks(k) for k in batches] == expected
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_turbo_with_any_ei_share_proposes_distinct_points_and_improves(share):
+    s = LamctsSearcher(SPACE6, ninits=8, leaf_size=8, solver="turbo", seed=5, Cp=0.05,
+                       parallel_size=4, ei_share=share)
+    done = drive(s, sphere6, 40, parallel=4)
+    keys = [tuple(sorted(c.items())) for c, _ in done]
+    assert len(set(keys)) == len(keys)
+    assert max(v for _, v in done[8:]) > max(v for _, v in done[:8])

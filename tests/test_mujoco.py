@@ -122,6 +122,22 @@ def test_benchmark_config_parses():
         parse_config(raw, benchmark=True)
 
 
+@pytest.mark.parametrize("name", sorted(
+    f for f in os.listdir(os.path.join(os.path.dirname(__file__), "..", "benchmarks", "mujoco"))
+    if f.endswith(".yaml")))
+def test_the_shipped_benchmark_configs_parse_and_build_their_searcher(name):
+    """The files benchmarks/README.md tells users to run (their searcher settings included)."""
+    from gml_ray.config import load_config
+    from gml_ray.plugins import build_components
+
+    path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "mujoco", name)
+    cfg = load_config(path, benchmark=True)
+    assert cfg.func_type == name.split("_")[0].split(".")[0]
+    searcher = build_components(cfg).searcher
+    config = searcher.get_config()
+    assert sorted(config) == sorted(cfg.arg_names)
+
+
 @pytest.mark.parametrize("text, benchmark, message", [
     (bench_yaml(func_type=None, n=12), True,
      "scheduler.func_type: is required with --benchmark: swimmer or hopper (or 16 or 33 Real args"),

@@ -103,10 +103,11 @@ def latency(device: str, results: list[int], dims: list[int], solvers: list[str]
 
 def swimmer(device: str, seeds: list[int], budget: int, threshold: float | None = None,
             env: str = "swimmer", searcher_args: dict | None = None,
-            rollouts: int = 3) -> list[dict]:
+            rollouts: int = 3, checkpoints: tuple[int, ...] = ()) -> list[dict]:
     """Evaluations to ``threshold`` (default the config's max_reward) on ``env`` (swimmer or
     hopper, with its shipped yaml's searcher) per searcher seed, 2 configs in flight; also the
-    searcher's and the rollouts' seconds."""
+    searcher's and the rollouts' seconds; the best so far is also printed after each of
+    ``checkpoints`` evaluations."""
     import yaml
 
     from gml_ray.mujoco.objective import Objective, job_seed
@@ -146,6 +147,9 @@ def swimmer(device: str, seeds: list[int], budget: int, threshold: float | None 
             t_search += time.perf_counter() - t0
             if best >= threshold:
                 reach = n
+            if n in checkpoints:
+                print(f"seed {seed}: best {best:.1f} after {n}, searcher {t_search:.1f} s, "
+                      f"rollouts {t_roll:.1f} s", flush=True)
         rows.append({"seed": seed, "reach": reach, "best": best, "evals": n,
                      "searcher_s": t_search, "rollouts_s": t_roll})
         print(f"seed {seed}: reached at {reach if reach else 'never'} (best {best:.1f} after {n}), "
@@ -178,6 +182,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rollouts", type=int, default=3,
                     help="episodes an evaluation in the swimmer part (3 as shipped; 1 is a "
                          "3x cheaper proxy for tuning)")
+    ap.add_argument("--checkpoints", default="",
+                    help="the swimmer part: also print the best after these evaluations (500,1500)")
     ap.add_argument("--threads", type=int, default=0,
                     help="torch's CPU threads (0: torch's default); under Ray the searcher's "
                          "actor gets OMP_NUM_THREADS=1")
@@ -202,7 +208,8 @@ def main(argv: list[str] | None = None) -> None:
                 args.reps, extra)
     if args.part in ("all", "swimmer"):
         swimmer(args.device, seeds, args.budget, env=args.env, searcher_args=extra,
-                rollouts=args.rollouts)
+                rollouts=args.rollouts,
+                checkpoints=tuple(int(n) for n in args.checkpoints.split(",") if n))
 
 
 if __name__ == "__main__":

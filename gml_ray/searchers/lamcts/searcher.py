@@ -58,6 +58,9 @@ class LamctsSearcher(BaseSearcher):
         ninits: Latin-hypercube configs proposed before the tree is used.
         solver: ``turbo`` (a trust region with Thompson sampling; the paper's MuJoCo choice) or
             ``bo`` (a GP with expected improvement).
+        ei_share: ``turbo`` only: the share of its picks that go to the candidate of highest
+            expected improvement instead of a Thompson draw (0: TuRBO's Thompson sampling
+            alone; see ``TurboSampler``).
         seed: the same seed and the same results give the same configs.
         enable_cuda: run 2-means, the SVMs and the GPs on the GPU when there is one (a warning
             and the CPU otherwise).
@@ -103,7 +106,7 @@ class LamctsSearcher(BaseSearcher):
                  ninits: int = 30, solver: str = "turbo", seed: int | None = None,
                  enable_cuda: bool = False, parallel_size: int = 1,
                  stall_patience: int | None = None, cpu_threads: int = 1,
-                 box_every: int = 0) -> None:
+                 box_every: int = 0, ei_share: float = 0.5) -> None:
         super().__init__(search_space, reward_attribute, optimize_mode)
         _check_number("Cp", Cp, 0)
         _check_number("leaf_size", leaf_size, 1, integer=True)
@@ -112,6 +115,9 @@ class LamctsSearcher(BaseSearcher):
         _check_choice("kernel_type", kernel_type, KERNELS)
         _check_choice("gamma_type", gamma_type, GAMMAS)
         _check_choice("solver", solver, SOLVERS)
+        if isinstance(ei_share, bool) or not isinstance(ei_share, (int, float)) \
+                or not 0 <= ei_share <= 1:
+            raise ValueError(f"ei_share must be a number in [0, 1], got {ei_share!r}")
         if seed is not None:
             _check_number("seed", seed, 0, integer=True)
         self._flat = FlatSpace(search_space)
@@ -145,13 +151,15 @@ class LamctsSearcher(BaseSearcher):
         import torch
 
         from .classifiers import pick_device
-        from .samplers import BOSampler, TurboSampler
+        from .samplers import BOSampler, Sampler, TurboSampler
 
         self._torch = torch
         self.device = pick_device(self.enable_cuda)
         self._rng = random.Random(seed)
         self._seed_base = self._rng.randrange(2**31)
-        self._sampler: Any = BOSampler() if solver == "bo" else TurboSampler(self.dims, self.batch)
+        self.ei_share = float(ei_share)
+        self._sampler: Sampler = BOSampler() if solver == "bo" else \
+            TurboSampler(self.dims, self.batch, ei_share=self.ei_share)
         self._lhs = latin_hypercube(ninits, self.dims, self._rng)
         self._lhs_next = 0
         self._x: list[list[float]] = []  # unit-cube points with a result
@@ -243,8 +251,7 @@ class LamctsSearcher(BaseSearcher):
         x = torch.tensor(self._x, dtype=torch.float64, device=self.device)
         v = torch.tensor(self._v, dtype=torch.float64, device=self.device)
         seed = (self._seed_base + 7919 * self.iterations) % 2**31
-        if self._told_since and self._best_at_iteration is not None \
-                and hasattr(self._sampler, "record"):
+        if self._told_since and self._best_at_iteration is not None:
             self._sampler.record(v[-self._told_since:], self._best_at_iteration)
         self._told_since = 0
         self._best_at_iteration = float(v.max())
@@ -302,5 +309,5 @@ class LamctsSearcher(BaseSearcher):
     def __repr__(self) -> str:
         return (f"LamctsSearcher(dims={self.dims}, Cp={self.Cp}, leaf_size={self.leaf_size}, "
                 f"kernel_type={self.kernel_type!r}, gamma_type={self.gamma_type!r}, "
-                f"ninits={self.ninits}, solver={self.solver!r}, "
+                f"ninits={self.ninits}, solver={self.solver!r}, ei_share={self.ei_share:g}, "
                 f"box_every={self.box_every}, device={self.device})")
