@@ -13,6 +13,7 @@ from sklearn.cluster import KMeans  # noqa: E402
 from sklearn.svm import SVC  # noqa: E402
 
 from gml_ray.searchers.lamcts import classifiers as clf  # noqa: E402
+from gml_ray.searchers.lamcts import svm_dual as svm  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -143,7 +144,7 @@ def test_svm_stops_early_converged_and_separates_a_separable_set(gamma, polish):
     assert torch.equal(model.predict(x), y)
     assert model.alpha_ is not None and model.support_ is not None
     grad = _dual_gradient(model, x, y)
-    assert clf._gaps(model.alpha_[None], grad[None], clf._Box(
+    assert svm._gaps(model.alpha_[None], grad[None], svm._Box(
         (2.0 * y - 1.0).float()[None], torch.full((1, 200), model.C))).item() <= model.tol
     x_test, y_test = separable(500, 6, seed=4)
     assert float((model.predict(x_test) == y_test).float().mean()) >= 0.98
@@ -183,10 +184,10 @@ def test_projection_is_exact():
     for n in (2, 7, 50):
         y = torch.where(torch.arange(n) % 3 == 0, 1.0, -1.0)
         v = 2.0 * torch.randn(n, generator=g)
-        p = clf._project_box_hyperplane(v, y, 1.0)
+        p = svm._project_box_hyperplane(v, y, 1.0)
         assert bool(((p >= 0) & (p <= 1)).all()) and abs(float(y @ p)) < 1e-5
         for _ in range(50):
-            other = clf._project_box_hyperplane(torch.rand(n, generator=g) * 3 - 1, y, 1.0)
+            other = svm._project_box_hyperplane(torch.rand(n, generator=g) * 3 - 1, y, 1.0)
             assert float((v - p).norm()) <= float((v - other).norm()) + 1e-5
 
 
