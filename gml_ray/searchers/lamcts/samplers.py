@@ -56,6 +56,17 @@ def expected_improvement(mean: torch.Tensor, var: torch.Tensor, best: float, xi:
     return gain * cdf + std * pdf
 
 
+def improvement_over(v: torch.Tensor, xi: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """EI as a score of (mean, var) over the best of ``v``, with a margin of ``xi`` times the
+    spread of ``v`` (a scale-free margin: rewards come in any units)."""
+    best = float(v.max())
+    margin = xi * max(float(v.std()), 1e-9) if v.numel() > 1 else xi
+
+    def score(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+        return expected_improvement(mean, var, best, margin)
+    return score
+
+
 def climb(points: torch.Tensor, acquisition: Callable[[torch.Tensor], torch.Tensor], path: Path,
           steps: int = 30, lr: float = 0.01) -> torch.Tensor:
     """Projected gradient ascent (Adam) of ``acquisition`` from ``points`` (k, d), all k at once:
@@ -196,15 +207,13 @@ class BOSampler(Sampler):
         self._gp = gp
         if pending.numel():
             gp.add_fantasy(pending, gp.posterior(pending)[0])
-        best = float(v.max())
-        xi = self.xi * max(float(v.std()), 1e-9) if v.numel() > 1 else self.xi
-
+        improvement = improvement_over(v, self.xi)
         explore, self._explore = self._explore, False
 
         def ei(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
             if explore:
                 return mean + self.kappa * var.clamp_min(0.0).sqrt()
-            return expected_improvement(mean, var, best, xi)
+            return improvement(mean, var)
 
         factor = gp.factor(cands)  # computed once: for the climb's starts and for the batch
         if self.n_climb and cands.shape[0]:
@@ -323,12 +332,7 @@ class TurboSampler(Sampler):
         taken = torch.zeros(cands.shape[0], dtype=torch.bool, device=cands.device)
         chosen: list[torch.Tensor] = []
         if n_ei:
-            best = float(v.max())
-            xi = 1e-3 * max(float(v.std()), 1e-9) if v.numel() > 1 else 1e-3
-
-            def ei(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
-                return expected_improvement(mean, var, best, xi)
-            picks = kriging_believer(gp, cands, n_ei, ei)
+            picks = kriging_believer(gp, cands, n_ei, improvement_over(v, 1e-3))
             taken = taken.index_fill(0, picks, True)
             chosen.append(picks)
         if k > n_ei:
