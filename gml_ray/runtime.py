@@ -25,30 +25,73 @@ def _probe(address: str) -> None:
 _RAY_NAMES = {"num_cpus": "CPU", "num_gpus": "GPU", "memory": "memory"}
 
 
+def _wanted(resources: dict[str, float]) -> dict[str, float]:
+    """``task.resources`` in Ray's resource names, without zeros."""
+    return {_RAY_NAMES.get(k, k): v for k, v in resources.items() if v}
+
+
+def _alive_nodes() -> list[dict[str, float]]:
+    import ray
+
+    return [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+
+
+def _fits(node: dict[str, float], wanted: dict[str, float]) -> int:
+    """How many holders of ``wanted`` fit on ``node`` at once."""
+    return min(int(node.get(k, 0) / v + 1e-9) for k, v in wanted.items())
+
+
+def _offer(nodes: list[dict[str, float]]) -> str:
+    return "; ".join(", ".join(f"{k} {v:g}" for k, v in sorted(node.items())
+                               if not k.startswith("node:") and k != "object_store_memory")
+                     for node in nodes) or "no alive node"
+
+
+def _skip_check() -> bool:
+    return os.environ.get("GML_SKIP_RESOURCE_CHECK") == "1"
+
+
 def check_resources(resources: dict[str, float]) -> None:
     """Fail at once (UserError) when no alive node of the cluster could ever run one job.
 
     Ray would keep such a job PENDING forever. Set GML_SKIP_RESOURCE_CHECK=1 on an autoscaling
     cluster whose node types are not up yet.
     """
-    import ray
-
-    if os.environ.get("GML_SKIP_RESOURCE_CHECK") == "1":
+    if _skip_check():
         return
-    wanted = {_RAY_NAMES.get(k, k): v for k, v in resources.items() if v}
-    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
-    if any(all(node.get(k, 0) >= v for k, v in wanted.items()) for node in nodes):
+    wanted = _wanted(resources)
+    nodes = _alive_nodes()
+    if not wanted or any(_fits(node, wanted) >= 1 for node in nodes):
         return
-    offer = "; ".join(", ".join(f"{k} {v:g}" for k, v in sorted(node.items())
-                                if not k.startswith("node:") and k != "object_store_memory")
-                      for node in nodes) or "no alive node"
     ask = ", ".join(f"{k}: {v:g}" for k, v in resources.items())
     hint = ""
     if wanted.get("GPU") and not any(node.get("GPU", 0) >= wanted["GPU"] for node in nodes):
         hint = ("; without such GPUs set task.resources: {num_gpus: 0}, or declare GPUs for a "
                 "local Ray with --num-gpus N")
     raise UserError(f"task.resources {{{ask}}}: no node of the Ray cluster can run a job "
-                    f"(nodes offer: {offer}){hint}")
+                    f"(nodes offer: {_offer(nodes)}){hint}")
+
+
+def pool_size_note(resources: dict[str, float], parallel_size: int) -> tuple[int, str | None]:
+    """How many actors holding ``resources`` each the cluster's alive nodes hold at once, capped
+    at ``parallel_size``, and a one-line note when that is fewer.
+
+    A pool actor holds its resources for the whole run, so an actor beyond what the nodes hold
+    would never start and the jobs handed to it would wait forever. Not checked (the size comes
+    back as asked) with GML_SKIP_RESOURCE_CHECK=1, where nodes may still be on their way.
+    """
+    wanted = _wanted(resources)
+    if _skip_check() or not wanted:
+        return parallel_size, None
+    nodes = _alive_nodes()
+    fit = sum(_fits(node, wanted) for node in nodes)
+    if fit >= parallel_size or fit < 1:  # none at all is check_resources' error
+        return parallel_size, None
+    ask = ", ".join(f"{k}: {v:g}" for k, v in resources.items())
+    return fit, (f"parallel_size {parallel_size}: the Ray cluster holds {fit} actor"
+                 f"{'s' if fit > 1 else ''} of {{{ask}}} at once (nodes offer: {_offer(nodes)}); "
+                 f"running {fit} at a time (more with --num-cpus/--num-gpus on a local Ray, or "
+                 f"more nodes)")
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None) -> bool:

@@ -1,6 +1,7 @@
 """End-to-end runs of the scheduler actor on a real local Ray with real job processes."""
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -621,3 +622,30 @@ def test_time_limits_per_job_interrupts_a_function_trial_and_the_next_ones_run(r
     assert [r["value"] for r in run.scalars(2, "acc")] == [2.0] and [r["value"] for r in run.scalars(3, "acc")] == [3.0]
     # the sleeping one ended with its process (after the 3 s grace), not after 1000 s
     assert time.time() - t0 < 60
+
+
+def test_function_trials_beyond_what_the_cluster_holds_run_a_few_at_a_time(run_task, caplog):
+    """parallel_size 4 on the session's 2-CPU Ray: a pool actor that cannot start would hold its
+    jobs forever; the run uses the 2 actors that fit, says so once, and every job finishes (the
+    time limit turns a hang into a failure of this test)."""
+    objective = "import gml_ray\n\n\ndef trial(config):\n    gml_ray.report(acc=config['x'])\n"
+    with caplog.at_level(logging.WARNING, logger="gml_ray.scheduler"):
+        run = run_task("""
+task:
+  function: "objective:trial"
+  search_args: [{type: Categorical, name: x, data: [1, 2, 3, 4, 5, 6, 7, 8]}]
+searcher: {type: GridSearcher, reward_attribute: acc}
+scheduler: {parallel_size: 4, stop_criterion: {time_limits: 0.02}}
+""", {"objective.py": objective})
+    assert run.statuses() == [FINISHED] * 8
+    notes = [r.getMessage() for r in caplog.records if "parallel_size 4" in r.getMessage()]
+    assert len(notes) == 1 and "holds 2 actors of {num_cpus: 1}" in notes[0]
+    assert "running 2 at a time" in notes[0]
+
+
+def test_pool_size_is_what_the_nodes_hold_at_once(ray_session):
+    from gml_ray.runtime import pool_size_note
+
+    assert pool_size_note({"num_cpus": 1}, 2) == (2, None)  # fits: nothing to say
+    size, note = pool_size_note({"num_cpus": 0.5}, 8)
+    assert size == 4 and "holds 4 actors of {num_cpus: 0.5}" in note

@@ -68,6 +68,8 @@ class MujocoJob(Job):
 class MujocoKind(JobKind):
     """``--benchmark`` tasks: each config is a policy vector evaluated on the run's rollout actors."""
 
+    pooled = True
+
     def make_pool(self, ctx: JobContext) -> RolloutPool:
         cfg = ctx.cfg
         return RolloutPool(cfg.func_type or "", cfg.parallel_size, cfg.resources, cfg.rollouts,

@@ -36,7 +36,13 @@ class JobContext:
 
 
 class JobKind(ABC):
-    """How a task's jobs are made."""
+    """How a task's jobs are made.
+
+    ``pooled``: whether :meth:`make_pool` gives a pool of ``parallel_size`` actors that hold
+    their resources for the whole run (the scheduler then runs no more jobs at once than the
+    cluster holds such actors)."""
+
+    pooled = False
 
     def make_pool(self, ctx: JobContext) -> ActorPool | None:
         """Called once when a run starts: the pool of reusable actors its jobs run on, or None
@@ -67,6 +73,8 @@ class CommandKind(JobKind):
 
 class FunctionKind(JobKind):
     """``task.function`` called with the config's values on a pool of reusable trial actors."""
+
+    pooled = True
 
     def make_pool(self, ctx: JobContext) -> ActorPool | None:
         return ActorPool(TrialActor, ctx.cfg.parallel_size, ctx.cfg.resources)

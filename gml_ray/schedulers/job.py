@@ -21,6 +21,10 @@ from .spec import ERROR, KILL_GRACE_S, KILLED, PENDING, RUNNING, JobSpec, Outcom
 from .workers import TrialActor  # noqa: F401 - re-exported
 
 
+# a job's (and a pool actor's) resources when task.resources names none
+DEFAULT_RESOURCES: dict[str, float] = {"num_cpus": 1}
+
+
 def ray_resources(resources: dict[str, float]) -> dict[str, Any]:
     """``task.resources`` as Ray ``.options()`` kwargs (custom names go in ``resources``)."""
     opts: dict[str, Any] = {}
@@ -92,7 +96,7 @@ class Job:
         self.name = spec.name
         self.arg_dict = dict(arg_dict or {})
         self.config = config
-        self.resources = dict(resources or {"num_cpus": 1})
+        self.resources = dict(resources or DEFAULT_RESOURCES)
         self.channel = channel
         self.ref: Any = None
         self.outcome: dict | None = None

@@ -6,6 +6,7 @@ driver's node (the store, SQLite, is a local file there); Ctrl+C asks the actor 
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -35,6 +36,8 @@ from ..store import (
 from ..store_backlog import load_spills
 from .loop import WAKE_S, SchedulerCore
 from .spec import job_name  # noqa: F401 - re-exported (the manual's scripts import it from here)
+
+log = logging.getLogger("gml_ray.scheduler")
 
 
 class _LogFile(logging.FileHandler):
@@ -212,7 +215,9 @@ class NaiveScheduler:
         SIGTERM (a batch scheduler, ``ray job stop``, ``kill``) does the same and raises
         :class:`Terminated` (a KeyboardInterrupt).
         """
-        from ..runtime import check_resources, init_ray
+        from ..runtime import check_resources, init_ray, pool_size_note
+        from .factory import job_kind
+        from .job import DEFAULT_RESOURCES
 
         store = self.store or self.prepare()
         # The first Ctrl+C (or SIGTERM) only sets a flag (a KeyboardInterrupt inside a Ray call
@@ -240,11 +245,18 @@ class NaiveScheduler:
             except UserError as exc:
                 store.update_task(self.task, status=ERROR, ended=time.time(), message=str(exc))
                 raise
+            cfg = self.cfg
+            if job_kind(cfg.job_kind).pooled:
+                # A pool actor the cluster cannot hold never starts, and its jobs never end.
+                size, note = pool_size_note(cfg.resources or DEFAULT_RESOURCES, cfg.parallel_size)
+                if note is not None:
+                    cfg = dataclasses.replace(cfg, parallel_size=size)
+                    (on_notice or log.warning)(note)
             node_id = ray.get_runtime_context().get_node_id()
             strategy = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(node_id, soft=False)
             actor = SchedulerActor.options(  # type: ignore[attr-defined]  # a Ray actor class
                 scheduling_strategy=strategy).remote(
-                self.cfg, self.task, self.work_dir, self.task_dir, self.code_dir, self.resume)
+                cfg, self.task, self.work_dir, self.task_dir, self.code_dir, self.resume)
             ref = actor.run.remote()
             interrupted: float | bool = False
             reason = ""

@@ -20,11 +20,11 @@ class ActorPool:
 
     def __init__(self, actor_cls: Any, size: int, resources: dict[str, Any] | None = None,
                  args: Sequence[Any] = ()) -> None:
-        from .job import ray_resources
+        from .job import DEFAULT_RESOURCES, ray_resources
 
         self.size = size
         self._cls, self._args = actor_cls, tuple(args)
-        self._opts = ray_resources(dict(resources or {"num_cpus": 1}))
+        self._opts = ray_resources(dict(resources or DEFAULT_RESOURCES))
         self._actors: list[Any] = [self._new() for _ in range(size)]
         self._free: list[int] = list(range(size))
         self._closed = False
