@@ -20,7 +20,6 @@ from .runners import run_command_remote, run_function_remote
 from .spec import ERROR, KILL_GRACE_S, KILLED, PENDING, RUNNING, JobSpec, Outcome  # noqa: F401 - re-exported
 from .workers import TrialActor  # noqa: F401 - re-exported
 
-
 # a job's (and a pool actor's) resources when task.resources names none
 DEFAULT_RESOURCES: dict[str, float] = {"num_cpus": 1}
 
