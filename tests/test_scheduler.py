@@ -649,3 +649,40 @@ def test_pool_size_is_what_the_nodes_hold_at_once(ray_session):
     assert pool_size_note({"num_cpus": 1}, 2) == (2, None)  # fits: nothing to say
     size, note = pool_size_note({"num_cpus": 0.5}, 8)
     assert size == 4 and "holds 4 actors of {num_cpus: 0.5}" in note
+
+
+SLOW_SEARCHER = """
+import time
+from gml_ray.searchers.base_searcher import BaseSearcher
+from gml_ray.searchers.builder import SEARCHERS
+
+
+@SEARCHERS.register_module()
+class SlowSearcher(BaseSearcher):
+    def __init__(self, search_space, reward_attribute="acc", optimize_mode="maximize"):
+        super().__init__(search_space, reward_attribute, optimize_mode)
+        self.left = [1, 2, 3]
+
+    def get_config(self):
+        time.sleep(0.3)  # a searcher that thinks (a GP refit, an LA-MCTS iteration)
+        return {"x": self.left.pop()} if self.left else None
+
+    def update(self, config, reward):
+        time.sleep(0.2)
+"""
+
+
+def test_the_run_summary_counts_the_time_spent_in_the_searcher(run_task):
+    """summary['searcher_s']: the asks and tells of the run (4 asks, the last one answering
+    None, and 3 tells here), the part of the wall time the jobs' actors cannot be fed."""
+    run = run_task("""
+task:
+  function: "objective:trial"
+  search_args: [{type: Categorical, name: x, data: [1, 2, 3]}]
+searcher: {type: SlowSearcher, reward_attribute: acc}
+scheduler: {parallel_size: 1}
+custom_imports: [slow_searcher.py]
+""", {"objective.py": "import gml_ray\n\n\ndef trial(config):\n    gml_ray.report(acc=config['x'])\n",
+      "slow_searcher.py": SLOW_SEARCHER})
+    assert run.statuses() == [FINISHED] * 3
+    assert 4 * 0.3 + 3 * 0.2 <= run.summary["searcher_s"] <= run.summary["elapsed"]

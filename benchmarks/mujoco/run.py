@@ -71,7 +71,8 @@ def run_one(env: str, method: str, seed: int, budget: int, work_dir: str,
     jobs = sorted(store.jobs(task), key=lambda j: j["job_id"])
     rewards = [j["reward"] for j in jobs if j["reward"] is not None]
     return {"method": method, "seed": seed, "rewards": rewards, "wall": wall,
-            "threshold": cfg.stop.max_reward, "status": summary["status"]}
+            "threshold": cfg.stop.max_reward, "status": summary["status"],
+            "searcher_s": summary.get("searcher_s", 0.0)}
 
 
 def first_reach(rewards: list[float], threshold: float) -> int | None:
@@ -85,7 +86,7 @@ def first_reach(rewards: list[float], threshold: float) -> int | None:
 def report(env: str, runs: list[dict], checkpoints: list[int]) -> None:
     print(f"\n{env}: {REFERENCE[env]}\n")
     head = ["method", "seeds", "evals to reach (per seed)", "median evals", "median episodes"] + \
-        [f"best@{n}" for n in checkpoints] + ["evals run", "wall s"]
+        [f"best@{n}" for n in checkpoints] + ["evals run", "wall s", "searcher %"]
     rows = []
     for method in dict.fromkeys(r["method"] for r in runs):
         mine = [r for r in runs if r["method"] == method]
@@ -103,7 +104,8 @@ def report(env: str, runs: list[dict], checkpoints: list[int]) -> None:
                     or first_reach(r["rewards"], r["threshold"])]
             cells.append(f"{statistics.median(vals):.1f}" if vals else "-")
         cells += [" ".join(str(len(r["rewards"])) for r in mine),
-                  f"{statistics.median(r['wall'] for r in mine):.0f}"]
+                  f"{statistics.median(r['wall'] for r in mine):.0f}",
+                  f"{statistics.median(100 * r['searcher_s'] / max(r['wall'], 1e-9) for r in mine):.0f}"]
         rows.append(cells)
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
     print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
@@ -111,7 +113,9 @@ def report(env: str, runs: list[dict], checkpoints: list[int]) -> None:
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
     print("\nbest@N: median best reward after N evaluations (a run stopped at the threshold keeps "
-          "its best); episodes = 3 rollouts per evaluation")
+          "its best); episodes = 3 rollouts per evaluation; searcher %: the median share of a "
+          "run's wall time the scheduler spent in the searcher (asks and tells), while the "
+          "rollout actors may be busy or idle")
     print("\nEvaluations to the threshold, distribution over seeds (a miss counts as worse than "
           "any hit; '>N' = not reached within the N evaluations run):")
     for method in dict.fromkeys(r["method"] for r in runs):

@@ -98,6 +98,7 @@ class SchedulerCore:
         self.pool: ActorPool | None = None  # made by run(): its actors hold resources
         self.rounds = 0  # loop rounds, and the time they took outside ray.wait (benchmarks/)
         self.busy_s = 0.0
+        self.searcher_s = 0.0  # in the searcher's get_config/update/job_failed during this run
         if resume:
             self._restore()
 
@@ -210,7 +211,7 @@ class SchedulerCore:
                 "elapsed": self.elapsed_before + time.time() - self.start_time,
                 "scheduler_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "scalars": self.ingest.ingested, "ingest_s": self.ingest.seconds,
-                "rounds": self.rounds, "busy_s": self.busy_s,
+                "rounds": self.rounds, "busy_s": self.busy_s, "searcher_s": self.searcher_s,
                 # the actor process's CPU (Ray's own threads in it included)
                 "cpu_s": (lambda r: r.ru_utime + r.ru_stime)(resource.getrusage(resource.RUSAGE_SELF))}
 
@@ -253,7 +254,9 @@ class SchedulerCore:
     def _timed_get_config(self) -> dict | None:
         t0 = time.perf_counter()
         config = self.searcher.get_config()
-        self._slow_searcher = time.perf_counter() - t0 > SLOW_SEARCHER_S
+        spent = time.perf_counter() - t0
+        self.searcher_s += spent
+        self._slow_searcher = spent > SLOW_SEARCHER_S
         return config
 
     def _start(self, job: Job) -> None:
@@ -400,10 +403,12 @@ class SchedulerCore:
         del self.jobs[job_id]  # finished jobs live in the store, not in the scheduler's memory
         self.drain.forget(job_id)
         self.ingest.forget(job_id)
+        t0 = time.perf_counter()
         if reward is not None and status != ERROR:
             self.searcher.update(job.config, reward)
         else:
             self.searcher.job_failed(job.config, status)
+        self.searcher_s += time.perf_counter() - t0
         self.assessing.ended(job, status == FINISHED)
 
     def _apply_stops(self) -> None:
