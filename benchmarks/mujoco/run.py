@@ -12,7 +12,8 @@ manual's LA-MCTS settings, ``swimmer_paper.yaml`` with the LA-MCTS authors' sett
 it), ``parallel_size: 2``, until the config's ``max_reward`` is reached or the budget is spent.
 Printed per method: the evaluations and episodes (3 rollouts each) until the best reward first
 reached the threshold (median over seeds; "-" for a seed that never did), the best reward after
-given numbers of evaluations, and the wall time. Skopt gets a smaller budget by default: its GP
+given numbers of evaluations, the wall time, and the share of it the scheduler spent in the
+searcher (the run summary's ``searcher_s``). Skopt gets a smaller budget by default: its GP
 refit costs seconds per ask after a few hundred results in 16-D.
 
 ``latency`` times the LA-MCTS searcher's own work per proposal (tree build, leaf selection, batch
