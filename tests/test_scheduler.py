@@ -377,7 +377,7 @@ class MyAssessor(BaseAssessor):
 def test_assessor_bad_stops_the_job_early(run_task):
     files = {"my_assessor.py": MANUAL_ASSESSOR, "train.py": TRAIN}
     # x 0.01: every value of the 60 is below 1, so the assessor may judge at any point (with
-    # x 0.1 only values 2-9 were, a 0.8 s window that a loaded CI machine could miss)
+    # x 0.1 only the 2nd to 9th were, a 0.8 s window that a loaded CI machine could miss)
     args = "    - {type: Categorical, name: x, data: [0.01, 2]}"
     run = run_task(_config(args, template="python train.py --x {x} --epochs 60 --sleep 0.1",
                            scheduler="  assessor: {type: MyAssessor}",
