@@ -47,6 +47,11 @@ def _offer(nodes: list[dict[str, float]]) -> str:
                      for node in nodes) or "no alive node"
 
 
+def _ask(resources: dict[str, float]) -> str:
+    """``task.resources`` as the messages show it: ``{num_cpus: 1, num_gpus: 0.5}``."""
+    return "{" + ", ".join(f"{k}: {v:g}" for k, v in resources.items()) + "}"
+
+
 def _skip_check() -> bool:
     return os.environ.get("GML_SKIP_RESOURCE_CHECK") == "1"
 
@@ -63,12 +68,11 @@ def check_resources(resources: dict[str, float]) -> None:
     nodes = _alive_nodes()
     if not wanted or any(_fits(node, wanted) >= 1 for node in nodes):
         return
-    ask = ", ".join(f"{k}: {v:g}" for k, v in resources.items())
     hint = ""
     if wanted.get("GPU") and not any(node.get("GPU", 0) >= wanted["GPU"] for node in nodes):
         hint = ("; without such GPUs set task.resources: {num_gpus: 0}, or declare GPUs for a "
                 "local Ray with --num-gpus N")
-    raise UserError(f"task.resources {{{ask}}}: no node of the Ray cluster can run a job "
+    raise UserError(f"task.resources {_ask(resources)}: no node of the Ray cluster can run a job "
                     f"(nodes offer: {_offer(nodes)}){hint}")
 
 
@@ -87,9 +91,8 @@ def pool_size_note(resources: dict[str, float], parallel_size: int) -> tuple[int
     fit = sum(_fits(node, wanted) for node in nodes)
     if fit >= parallel_size or fit < 1:  # none at all is check_resources' error
         return parallel_size, None
-    ask = ", ".join(f"{k}: {v:g}" for k, v in resources.items())
     return fit, (f"parallel_size {parallel_size}: the Ray cluster holds {fit} actor"
-                 f"{'s' if fit > 1 else ''} of {{{ask}}} at once (nodes offer: {_offer(nodes)}); "
+                 f"{'s' if fit > 1 else ''} of {_ask(resources)} at once (nodes offer: {_offer(nodes)}); "
                  f"running {fit} at a time (more with --num-cpus/--num-gpus on a local Ray, or "
                  f"more nodes)")
 
