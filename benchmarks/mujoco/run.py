@@ -22,6 +22,7 @@ proposal) once 100, 500 and 2000 results are known, on a 16-D test function, for
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import random
@@ -42,12 +43,16 @@ REFERENCE = {
 # lamcts: the manual's settings (section 6.3.1); lamcts_paper: the LA-MCTS authors' per-function ones
 CONFIGS = {"lamcts": "{env}.yaml", "lamcts_paper": "{env}_paper.yaml", "random": "{env}_random.yaml",
            "skopt": "{env}_skopt.yaml"}
+# the misses counted within these evaluations (the issue's Swimmer target is 150; Hopper's 3000)
+MISS_CAPS = {"swimmer": (150, 600), "hopper": (1500, 3000)}
 SEED_KEY = {"lamcts": "seed", "lamcts_paper": "seed", "random": "seed", "skopt": "random_state"}
 
 
 def run_one(env: str, method: str, seed: int, budget: int, work_dir: str,
-            solver: str | None = None, ninits: int | None = None) -> dict:
-    """One search through NaiveScheduler in benchmark mode; the rewards in job order."""
+            solver: str | None = None, ninits: int | None = None,
+            searcher_args: dict | None = None) -> dict:
+    """One search through NaiveScheduler in benchmark mode; the rewards in job order.
+    ``searcher_args`` go over the LA-MCTS configs' searcher settings."""
     from gml_ray.config import parse_config
     from gml_ray.schedulers.naive import NaiveScheduler
 
@@ -60,6 +65,9 @@ def run_one(env: str, method: str, seed: int, budget: int, work_dir: str,
     if ninits and method.startswith("lamcts"):
         raw["searcher"]["ninits"] = ninits
         method = f"{method}-ninits{ninits}"
+    if searcher_args and method.startswith("lamcts"):
+        raw["searcher"].update(searcher_args)
+        method += "-" + "-".join(f"{k}{v}" for k, v in searcher_args.items())
     raw["scheduler"]["stop_criterion"]["max_tries"] = budget
     raw["generate_log"] = False
     cfg = parse_config(raw, f"{env}/{method}", HERE, benchmark=True)
@@ -126,14 +134,18 @@ def report(env: str, runs: list[dict], checkpoints: list[int]) -> None:
             if any(v is None for v in reach) else None
         keyed = sorted(math.inf if v is None else v for v in reach)
 
-        def q(p: float) -> str:
-            v = keyed[min(len(keyed) - 1, max(0, math.ceil(p * len(keyed)) - 1))]
-            return f">{ran}" if math.isinf(v) else str(v)
-        cells = [f"min {q(0.0)}", f"median {q(0.5)}", f"p90 {q(0.9)}"]
-        for cap in (150, 600):
+        cells = [f"{name} {quantile(keyed, p, ran)}"
+                 for name, p in (("min", 0.0), ("median", 0.5), ("p90", 0.9))]
+        for cap in MISS_CAPS[env]:
             if ran is None or ran >= cap:
                 cells.append(f"misses@{cap} {sum(1 for v in reach if v is None or v > cap)}/{len(reach)}")
         print(f"  {method}: " + ", ".join(cells))
+
+
+def quantile(keyed: list[float], p: float, ran: int | None) -> str:
+    """The ``p`` quantile of the sorted evaluations to reach (inf: a miss, shown as >ran)."""
+    v = keyed[min(len(keyed) - 1, max(0, math.ceil(p * len(keyed)) - 1))]
+    return f">{ran}" if math.isinf(v) else f"{v:g}"
 
 
 def latency(samples: list[int], reps: int) -> None:
@@ -181,6 +193,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--skopt-budget", type=int, default=150)
     ap.add_argument("--solver", choices=["turbo", "bo"], help="override the LA-MCTS configs' solver")
     ap.add_argument("--ninits", type=int, help="override the LA-MCTS configs' ninits")
+    ap.add_argument("--searcher-args", default="{}",
+                    help='JSON over the LA-MCTS configs\' searcher settings, e.g. \'{"ei_share": 0.5}\'')
     ap.add_argument("--methods", default="lamcts,random,skopt")
     ap.add_argument("--samples", default="100,500,2000")
     ap.add_argument("--reps", type=int, default=5)
@@ -205,7 +219,8 @@ def main(argv: list[str] | None = None) -> None:
                 n = min(budget, args.skopt_budget) if method == "skopt" else budget
                 if method == "random" and args.random_budget:
                     n = min(budget, args.random_budget)
-                run = run_one(args.what, method, seed, n, work_dir, args.solver, args.ninits)
+                run = run_one(args.what, method, seed, n, work_dir, args.solver, args.ninits,
+                              json.loads(args.searcher_args))
                 runs.append(run)
                 reach = first_reach(run["rewards"], run["threshold"])
                 print(f"{method} seed {seed}: {len(run['rewards'])} evaluations, best "
