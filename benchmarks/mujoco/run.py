@@ -49,25 +49,19 @@ SEED_KEY = {"lamcts": "seed", "lamcts_paper": "seed", "random": "seed", "skopt":
 
 
 def run_one(env: str, method: str, seed: int, budget: int, work_dir: str,
-            solver: str | None = None, ninits: int | None = None,
             searcher_args: dict | None = None) -> dict:
     """One search through NaiveScheduler in benchmark mode; the rewards in job order.
-    ``searcher_args`` go over the LA-MCTS configs' searcher settings."""
+    ``searcher_args`` go over the LA-MCTS configs' searcher settings (and name the method:
+    ``lamcts-bo``, ``lamcts-ninits10``, ``lamcts-ei_share0``)."""
     from gml_ray.config import parse_config
     from gml_ray.schedulers.naive import NaiveScheduler
 
     with open(os.path.join(HERE, CONFIGS[method].format(env=env))) as f:
         raw = yaml.safe_load(f)
     raw["searcher"][SEED_KEY[method]] = seed
-    if solver and method.startswith("lamcts"):
-        raw["searcher"]["solver"] = solver
-        method = f"{method}-{solver}"
-    if ninits and method.startswith("lamcts"):
-        raw["searcher"]["ninits"] = ninits
-        method = f"{method}-ninits{ninits}"
     if searcher_args and method.startswith("lamcts"):
         raw["searcher"].update(searcher_args)
-        method += "-" + "-".join(f"{k}{v}" for k, v in searcher_args.items())
+        method += "".join(f"-{v}" if k == "solver" else f"-{k}{v}" for k, v in searcher_args.items())
     raw["scheduler"]["stop_criterion"]["max_tries"] = budget
     raw["generate_log"] = False
     cfg = parse_config(raw, f"{env}/{method}", HERE, benchmark=True)
@@ -211,6 +205,8 @@ def main(argv: list[str] | None = None) -> None:
     checkpoints = [100, 150, 300, 600] if args.what == "swimmer" else [500, 1500, 3000]
     checkpoints = [n for n in checkpoints if n <= budget]
     work_dir = args.workdir or tempfile.mkdtemp(prefix="gml-mujoco-")
+    overrides = {**({"solver": args.solver} if args.solver else {}),
+                 **({"ninits": args.ninits} if args.ninits else {}), **json.loads(args.searcher_args)}
     init_ray("local", num_cpus=2)
     runs = []
     try:
@@ -219,8 +215,7 @@ def main(argv: list[str] | None = None) -> None:
                 n = min(budget, args.skopt_budget) if method == "skopt" else budget
                 if method == "random" and args.random_budget:
                     n = min(budget, args.random_budget)
-                run = run_one(args.what, method, seed, n, work_dir, args.solver, args.ninits,
-                              json.loads(args.searcher_args))
+                run = run_one(args.what, method, seed, n, work_dir, overrides)
                 runs.append(run)
                 reach = first_reach(run["rewards"], run["threshold"])
                 print(f"{method} seed {seed}: {len(run['rewards'])} evaluations, best "
