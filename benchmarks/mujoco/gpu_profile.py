@@ -163,6 +163,14 @@ def swimmer(device: str, seeds: list[int], budget: int, threshold: float | None 
     return rows
 
 
+def parse_seeds(text: str) -> list[int]:
+    """``0,1,2`` or ``200-219`` (both ends included) as a list of seeds."""
+    if "-" in text:
+        first, last = (int(s) for s in text.split("-"))
+        return list(range(first, last + 1))
+    return [int(s) for s in text.split(",")]
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -189,11 +197,7 @@ def main(argv: list[str] | None = None) -> None:
                          "actor gets OMP_NUM_THREADS=1")
     args = ap.parse_args(argv)
     extra = json.loads(args.searcher_args)
-    if "-" in args.seeds:
-        first, last = (int(s) for s in args.seeds.split("-"))
-        seeds = list(range(first, last + 1))
-    else:
-        seeds = [int(s) for s in args.seeds.split(",")]
+    seeds = parse_seeds(args.seeds)
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)

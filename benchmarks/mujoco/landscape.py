@@ -32,6 +32,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))  # the checkout, ahea
 
 from gml_ray.mujoco.objective import Objective, job_seed  # noqa: E402
 
+sys.path.insert(0, HERE)
+from gpu_profile import parse_seeds  # noqa: E402
+
 # found by ``ars`` below (seeds 0 and 3, 3 rollouts an evaluation), each on reaching 325
 ARS_POLICIES = {
     "ars seed 0": [0.03, -0.07, -0.27, 0.1, 0.11, -0.05, 0.15, -0.04, -0.1, 0.07, 0.12, 0.01,
@@ -116,12 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.part == "resets":
         resets()
         return
-    if "-" in args.seeds:
-        first, last = (int(s) for s in args.seeds.split("-"))
-        seeds = list(range(first, last + 1))
-    else:
-        seeds = [int(s) for s in args.seeds.split(",")]
-    ars(seeds, args.budget, args.rollouts, args.threshold, args.alpha, args.nu)
+    ars(parse_seeds(args.seeds), args.budget, args.rollouts, args.threshold, args.alpha, args.nu)
 
 
 if __name__ == "__main__":
