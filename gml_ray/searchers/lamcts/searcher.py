@@ -20,7 +20,6 @@ log = logging.getLogger("gml_ray.searchers.lamcts")
 KERNELS = ("linear", "poly", "rbf")
 GAMMAS = ("auto", "scale")
 SOLVERS = ("bo", "turbo")
-INCUMBENTS = ("observed", "mean")  # TurboSampler's; repeated here so the check needs no torch
 
 
 def _check_number(name: str, value: Any, low: float, integer: bool = False) -> None:
@@ -62,9 +61,6 @@ class LamctsSearcher(BaseSearcher):
         ei_share: ``turbo`` only: the share of its picks that go to the candidate of highest
             expected improvement instead of a Thompson draw (0: TuRBO's Thompson sampling
             alone; see ``TurboSampler``).
-        incumbent: ``turbo`` only: centre the trust region on the best observed sample
-            (``observed``, TuRBO's) or on the sample of highest GP posterior mean (``mean``), for
-            noisy objectives, where the best observed value is often luck.
         noise_floor: the GPs' smallest noise variance, as a share of the values' variance
             (TuRBO's 5e-4 by default). Raise it (e.g. 0.05) when a config's reward varies from
             run to run, so the GP smooths the noise instead of chasing it (see ``TurboSampler``).
@@ -113,7 +109,7 @@ class LamctsSearcher(BaseSearcher):
                  ninits: int = 30, solver: str = "turbo", seed: int | None = None,
                  enable_cuda: bool = False, parallel_size: int = 1,
                  stall_patience: int | None = None, cpu_threads: int = 1,
-                 box_every: int = 0, ei_share: float = 0.5, incumbent: str = "observed",
+                 box_every: int = 0, ei_share: float = 0.5,
                  noise_floor: float = 5e-4) -> None:
         super().__init__(search_space, reward_attribute, optimize_mode)
         _check_number("Cp", Cp, 0)
@@ -126,7 +122,6 @@ class LamctsSearcher(BaseSearcher):
         if isinstance(ei_share, bool) or not isinstance(ei_share, (int, float)) \
                 or not 0 <= ei_share <= 1:
             raise ValueError(f"ei_share must be a number in [0, 1], got {ei_share!r}")
-        _check_choice("incumbent", incumbent, INCUMBENTS)
         if isinstance(noise_floor, bool) or not isinstance(noise_floor, (int, float)) \
                 or not 0 < noise_floor < 1:
             raise ValueError(f"noise_floor must be a number in (0, 1), got {noise_floor!r}")
@@ -170,10 +165,9 @@ class LamctsSearcher(BaseSearcher):
         self._rng = random.Random(seed)
         self._seed_base = self._rng.randrange(2**31)
         self.ei_share = float(ei_share)
-        self.incumbent, self.noise_floor = incumbent, float(noise_floor)
+        self.noise_floor = float(noise_floor)
         self._sampler: Sampler = BOSampler(noise_floor=self.noise_floor) if solver == "bo" else \
-            TurboSampler(self.dims, self.batch, ei_share=self.ei_share, incumbent=incumbent,
-                         noise_floor=self.noise_floor)
+            TurboSampler(self.dims, self.batch, ei_share=self.ei_share, noise_floor=self.noise_floor)
         self._lhs = latin_hypercube(ninits, self.dims, self._rng)
         self._lhs_next = 0
         self._x: list[list[float]] = []  # unit-cube points with a result
@@ -324,5 +318,4 @@ class LamctsSearcher(BaseSearcher):
         return (f"LamctsSearcher(dims={self.dims}, Cp={self.Cp}, leaf_size={self.leaf_size}, "
                 f"kernel_type={self.kernel_type!r}, gamma_type={self.gamma_type!r}, "
                 f"ninits={self.ninits}, solver={self.solver!r}, ei_share={self.ei_share:g}, "
-                f"box_every={self.box_every}, incumbent={self.incumbent!r}, "
-                f"noise_floor={self.noise_floor:g}, device={self.device})")
+                f"box_every={self.box_every}, noise_floor={self.noise_floor:g}, device={self.device})")
