@@ -285,7 +285,7 @@ def test_non_real_args_are_a_config_error_naming_the_arg(tmp_path):
         LamctsSearcher(Dict(c=Categorical("a", "b")))
 
 
-def test_parallel_size_reaches_the_searcher_from_the_config(tmp_path):
+def test_parallel_size_and_settings_reach_the_searcher_from_the_config(tmp_path):
     (tmp_path / "search_config.yaml").write_text(textwrap.dedent("""\
         task:
           template: "python train.py {a0} {a1}"
@@ -293,11 +293,12 @@ def test_parallel_size_reaches_the_searcher_from_the_config(tmp_path):
             - {type: Real, name: a0, data: [-1, 1]}
             - {type: Real, name: a1, data: [-1, 1]}
         searcher: {type: LamctsSearcher, dims: 2, Cp: 1, leaf_size: 20, kernel_type: rbf,
-                   gamma_type: auto, ninits: 30, solver: bo, seed: 0}
+                   gamma_type: auto, ninits: 30, solver: bo, seed: 0, noise_floor: 0.05}
         scheduler: {parallel_size: 3}
         """))
     searcher = build_components(load_config(str(tmp_path / "search_config.yaml"))).searcher
     assert isinstance(searcher, LamctsSearcher)
+    assert searcher._sampler.noise_bounds == (0.05, 0.5)
     assert (searcher.batch, searcher.ninits, searcher.solver, searcher.dims) == (3, 30, "bo", 2)
 
 
@@ -433,16 +434,3 @@ def test_noise_floor_bounds_the_gps_noise_and_raises_its_ceiling():
             at_outlier[floor] = float(sampler._gp.posterior(x[-1:])[0])
     # the floor smooths the lucky 12 towards its neighbours' 0 instead of interpolating it
     assert at_outlier[0.05] < at_outlier[5e-4] - 1.0
-
-
-def test_a_noisy_objective_setting_reaches_the_sampler_from_the_config(tmp_path):
-    (tmp_path / "search_config.yaml").write_text(textwrap.dedent("""\
-        task:
-          template: "python train.py {a0} {a1}"
-          search_args:
-            - {type: Real, name: a0, data: [-1, 1]}
-            - {type: Real, name: a1, data: [-1, 1]}
-        searcher: {type: LamctsSearcher, noise_floor: 0.05}
-        """))
-    searcher = build_components(load_config(str(tmp_path / "search_config.yaml"))).searcher
-    assert searcher._sampler.noise_bounds == (0.05, 0.5)
