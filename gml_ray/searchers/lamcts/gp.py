@@ -10,6 +10,14 @@ from .tensors import DTYPE, as_float, sq_dist
 
 # ---- Gaussian process ----------------------------------------------------------------------------
 
+NOISE_FLOOR = 5e-4  # TuRBO's lower bound on the noise variance (of the standardised targets)
+
+
+def noise_bounds(floor: float = NOISE_FLOOR) -> tuple[float, float]:
+    """The noise-variance bounds for a floor: TuRBO's (5e-4, 0.2) by default; a higher floor
+    raises the ceiling with it (10x), so the fit can still explain more noise than the floor."""
+    return floor, max(0.2, 10.0 * floor)
+
 def _cholesky(k: torch.Tensor) -> torch.Tensor:
     """Cholesky factor of k, adding growing jitter to the diagonal until it succeeds."""
     chol, info = torch.linalg.cholesky_ex(k)
@@ -102,7 +110,7 @@ class GaussianProcess:
     def __init__(self, device: torch.device | None = None, ard: bool = True,
                  lengthscale_bounds: tuple[float, float] = (0.005, 2.0),
                  outputscale_bounds: tuple[float, float] = (0.05, 20.0),
-                 noise_bounds: tuple[float, float] = (5e-4, 0.2), steps: int = 50,
+                 noise_bounds: tuple[float, float] = noise_bounds(), steps: int = 50,
                  lr: float = 0.1) -> None:
         self.device = device
         self.ard = ard

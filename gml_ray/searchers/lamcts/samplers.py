@@ -24,20 +24,12 @@ from typing import Callable
 import torch
 
 from .classifiers import GaussianProcess
+from .gp import NOISE_FLOOR, noise_bounds
 from .tree import Path, in_region
 
 # exact GP fits cost O(n^3), and the posterior over the bo sampler's 10,000 candidates O(n^2) each:
 # fit on the samples nearest the area of interest (the published code fits on all of them)
 MAX_GP_POINTS = 300
-
-
-TURBO_NOISE_FLOOR = 5e-4  # TuRBO's lower bound on the GP's noise variance (standardised values)
-
-
-def noise_bounds(floor: float) -> tuple[float, float]:
-    """The GP's noise-variance bounds for a floor: TuRBO's (5e-4, 0.2) by default; a higher floor
-    raises the ceiling with it (10x), so the fit can still explain more noise than the floor."""
-    return floor, max(0.2, 10.0 * floor)
 
 
 def nearest(x: torch.Tensor, center: torch.Tensor, k: int) -> torch.Tensor:
@@ -165,7 +157,7 @@ class BOSampler(Sampler):
     def __init__(self, n_anchors: int = 10, n_per_anchor: int = 1000, xi: float = 1e-3,
                  n_climb: int = 5, climb_steps: int = 30, warm_steps: int = 15,
                  n_probe: int = 200, kappa: float = 2.0,
-                 noise_floor: float = TURBO_NOISE_FLOOR) -> None:
+                 noise_floor: float = NOISE_FLOOR) -> None:
         self.noise_bounds = noise_bounds(noise_floor)
         self.n_anchors, self.n_per_anchor, self.xi = n_anchors, n_per_anchor, xi
         self.n_probe = n_probe
@@ -260,7 +252,7 @@ class TurboSampler(Sampler):
                  length_max: float = 1.6, succtol: int = 3, failtol: int | None = None,
                  n_candidates: int | None = None, max_local: int = 300,
                  warm_steps: int = 15, n_thompson: int = 512, ei_share: float = 0.5,
-                 noise_floor: float = TURBO_NOISE_FLOOR) -> None:
+                 noise_floor: float = NOISE_FLOOR) -> None:
         if not 0.0 <= ei_share <= 1.0:
             raise ValueError(f"ei_share must be in [0, 1], got {ei_share!r}")
         self.noise_bounds = noise_bounds(noise_floor)

@@ -62,7 +62,8 @@ class LamctsSearcher(BaseSearcher):
             expected improvement instead of a Thompson draw (0: TuRBO's Thompson sampling
             alone; see ``TurboSampler``).
         noise_floor: the GPs' smallest noise variance, as a share of the values' variance
-            (TuRBO's 5e-4 by default). Raise it (e.g. 0.05) when a config's reward varies from
+            (TuRBO's 5e-4 by default, ``gp.NOISE_FLOOR``, written out here because this module
+            loads without torch). Raise it (e.g. 0.05) when a config's reward varies from
             run to run, so the GP smooths the noise instead of chasing it (see ``TurboSampler``).
         seed: the same seed and the same results give the same configs.
         enable_cuda: run 2-means, the SVMs and the GPs on the GPU when there is one (a warning
