@@ -246,6 +246,7 @@ def test_enable_cuda_on_a_cpu_machine_warns_and_runs():
     ({"ei_share": 1.5}, r"ei_share must be a number in \[0, 1\]"),
     ({"noise_floor": 0}, r"noise_floor must be a number in \(0, 1\)"),
     ({"noise_floor": 1.0}, r"noise_floor must be a number in \(0, 1\)"),
+    ({"gp_prior": "yes"}, "gp_prior must be true or false, got 'yes'"),
     ({"dims": 16}, "dims is 16 but the space has 6 searched args"),
 ])
 def test_bad_settings_are_errors_that_name_the_setting(kwargs, message):
@@ -293,12 +294,14 @@ def test_parallel_size_and_settings_reach_the_searcher_from_the_config(tmp_path)
             - {type: Real, name: a0, data: [-1, 1]}
             - {type: Real, name: a1, data: [-1, 1]}
         searcher: {type: LamctsSearcher, dims: 2, Cp: 1, leaf_size: 20, kernel_type: rbf,
-                   gamma_type: auto, ninits: 30, solver: bo, seed: 0, noise_floor: 0.05}
+                   gamma_type: auto, ninits: 30, solver: bo, seed: 0, noise_floor: 0.05,
+                   gp_prior: true}
         scheduler: {parallel_size: 3}
         """))
     searcher = build_components(load_config(str(tmp_path / "search_config.yaml"))).searcher
     assert isinstance(searcher, LamctsSearcher)
     assert searcher._sampler.noise_bounds == (0.05, 0.5)
+    assert searcher._sampler.gp_prior is True
     assert (searcher.batch, searcher.ninits, searcher.solver, searcher.dims) == (3, 30, "bo", 2)
 
 

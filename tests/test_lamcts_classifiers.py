@@ -226,26 +226,47 @@ def test_gp_ard_finds_the_irrelevant_dimension():
     assert clf.GaussianProcess(ard=False).fit(x, y).lengthscale.shape == (1,)
 
 
-@pytest.mark.parametrize("ard", [True, False])
-def test_gp_gradient_in_closed_form_is_autograds(ard):
-    """GaussianProcess.fit's closed-form gradient of the negative log marginal likelihood equals
-    the one autograd finds through the Cholesky factor."""
+@pytest.mark.parametrize("ard,prior", [(True, False), (False, False), (True, True),
+                                       (False, True)])
+def test_gp_gradient_in_closed_form_is_autograds(ard, prior):
+    """GaussianProcess.fit's closed-form gradient of the negative log marginal likelihood (with
+    ``prior``: plus the priors' negative logs) equals the one autograd finds through the
+    Cholesky factor."""
     from gml_ray.searchers.lamcts.gp import _bounded, _cholesky
 
     g = torch.Generator().manual_seed(0)
     x = torch.rand(50, 4, generator=g, dtype=torch.float64)
     z = torch.randn(50, generator=g, dtype=torch.float64)
-    gp = clf.GaussianProcess(ard=ard)
+    gp = clf.GaussianProcess(ard=ard, prior=prior)
     n_ls = 4 if ard else 1
     params = torch.randn(n_ls + 3, generator=g, dtype=torch.float64)
     closed = gp._nll_grad(x, z, params, n_ls)
     p = params.clone().requires_grad_(True)
     lsb, osb, nb = gp.lengthscale_bounds, gp.outputscale_bounds, gp.noise_bounds
-    k = gp._matern(x, x, _bounded(p[:n_ls], *lsb), _bounded(p[n_ls], *osb))
-    chol = _cholesky(k + _bounded(p[n_ls + 1], *nb) * torch.eye(50, dtype=torch.float64))
+    ls, outputscale, noise = (_bounded(p[:n_ls], *lsb), _bounded(p[n_ls], *osb),
+                              _bounded(p[n_ls + 1], *nb))
+    k = gp._matern(x, x, ls, outputscale)
+    chol = _cholesky(k + noise * torch.eye(50, dtype=torch.float64))
     w = torch.linalg.solve_triangular(chol, (z - p[n_ls + 2])[:, None], upper=False)
-    ((0.5 * (w * w).sum() + chol.diagonal().log().sum()) / 50).backward()
+    objective = 0.5 * (w * w).sum() + chol.diagonal().log().sum()
+    if prior:  # -log of: exp(-0.1 l^2 - 0.1 / l^2) each, Gamma(2, 1), Gamma(1.1, 30)
+        objective = objective + (0.1 * ls ** 2 + 0.1 / ls ** 2).sum() \
+            + (outputscale - torch.log(outputscale)) + (30 * noise - 0.1 * torch.log(noise))
+    (objective / 50).backward()
     assert torch.allclose(closed, p.grad, rtol=1e-8, atol=1e-10)
+
+
+def test_gp_prior_keeps_lengthscales_off_their_bounds():
+    """30 noisy points in 16-D, 4 dimensions relevant: without the prior the irrelevant
+    dimensions' lengthscales run to the upper bound (2); with it they stay nearer the box's
+    width, and the spread of the lengthscales (which shapes TuRBO's trust region) shrinks."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(30, 16, generator=g, dtype=torch.float64)
+    y = x[:, :4].sum(1) + 0.3 * torch.randn(30, generator=g, dtype=torch.float64)
+    flat = clf.GaussianProcess(noise_bounds=(0.05, 0.5)).fit(x, y).lengthscale
+    held = clf.GaussianProcess(noise_bounds=(0.05, 0.5), prior=True).fit(x, y).lengthscale
+    assert float(held[4:].max()) < float(flat[4:].max()) - 0.1
+    assert float(held.max() / held.min()) < float(flat.max() / flat.min())
 
 
 def test_gp_posterior_in_blocks_is_the_posterior_at_once(gp_data):

@@ -2,6 +2,7 @@
 
     python benchmarks/mujoco/landscape.py resets            # per-reset spread of policies
     python benchmarks/mujoco/landscape.py ars --seeds 100-119 --rollouts 3
+    python benchmarks/mujoco/landscape.py peers --methods tpe,cmaes,gp --seeds 100-119
 
 ``resets``: each policy is run on 10 seeded resets of gymnasium's ``Swimmer-v5`` (one rollout
 each); printed are the returns, their mean and spread. The policies are 40 uniform ones in
@@ -17,13 +18,17 @@ evaluations until one reaches 325 (both of a step's evaluations count), capped a
 A peer for ``gpu_profile.py --part swimmer``: the same seeded resets (``job_seed`` of the
 evaluation's number) and the same count.
 
-Runs without Ray; gymnasium[mujoco] and numpy only.
+``peers``: Optuna's TPE, CMA-ES and GP samplers (the ``bench`` extra) in the same loop as
+``gpu_profile.py --part swimmer``: 2 configs in flight, the same resets, the same count.
+
+Runs without Ray; gymnasium[mujoco] and numpy only (``peers``: optuna too).
 """
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -98,18 +103,71 @@ def ars(seeds: list[int], budget: int, rollouts: int, threshold: float, alpha: f
         reached.append(reach)
         print(f"seed {seed}: reached at {reach if reach else 'never'} (best {best:.1f} after {n}, "
               f"policy norm {np.linalg.norm(m):.2f})", flush=True)
+    summarise("ARS", reached, budget)
+
+
+def summarise(name: str, reached: list[int | None], budget: int) -> None:
+    """One line: seeds within ``budget``, the median with a miss counted as worst, the hits' median."""
     hits = sorted(r for r in reached if r)
     ordered = sorted(r or np.inf for r in reached)
     median = ordered[(len(ordered) - 1) // 2]
-    print(f"ARS: {len(hits)}/{len(seeds)} within {budget}; median (a miss counts as worst) "
+    print(f"{name}: {len(hits)}/{len(reached)} within {budget}; median (a miss counts as worst) "
           f"{'a miss' if np.isinf(median) else median}; the hits' median "
-          f"{hits[(len(hits) - 1) // 2] if hits else '-'}")
+          f"{hits[(len(hits) - 1) // 2] if hits else '-'}", flush=True)
+
+
+def optuna_sampler(method: str, seed: int):  # -> optuna.samplers.BaseSampler
+    """Optuna's sampler for ``method``: tpe (multivariate, a constant liar for the one in flight),
+    cmaes (its defaults: the box's centre, sigma a sixth of its width) or gp (Optuna's GP-BO)."""
+    import optuna
+
+    if method == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
+    if method == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed)
+    if method == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    raise ValueError(f"unknown peer {method!r}: tpe, cmaes or gp")
+
+
+def peers(methods: list[str], seeds: list[int], budget: int, rollouts: int,
+          threshold: float) -> None:
+    """Optuna's samplers on Swimmer, driven as ``gpu_profile.py --part swimmer`` drives LA-MCTS:
+    2 configs in flight, results told in the order asked, evaluation n on the resets of
+    ``job_seed(n)``."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    obj = Objective("swimmer", rollouts)
+    space = {f"a{i}": optuna.distributions.FloatDistribution(-1.0, 1.0) for i in range(obj.dims)}
+    for method in methods:
+        reached: list[int | None] = []
+        for seed in seeds:
+            study = optuna.create_study(direction="maximize", sampler=optuna_sampler(method, seed))
+            pending: list[optuna.trial.Trial] = []
+            n, best, reach, t0 = 0, -np.inf, None, time.perf_counter()
+            while n < budget and reach is None:
+                while len(pending) < 2:
+                    pending.append(study.ask(space))
+                trial = pending.pop(0)
+                n += 1
+                value = obj([trial.params[f"a{i}"] for i in range(obj.dims)], job_seed(n))
+                study.tell(trial, value)
+                best = max(best, value)
+                if best >= threshold:
+                    reach = n
+            reached.append(reach)
+            print(f"{method} seed {seed}: reached at {reach if reach else 'never'} (best {best:.1f} "
+                  f"after {n}, {time.perf_counter() - t0:.0f} s)", flush=True)
+        summarise(method, reached, budget)
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("part", choices=["resets", "ars"])
-    ap.add_argument("--seeds", default="100-119", help="ars: a list (0,1,2) or a range (100-119)")
+    ap.add_argument("part", choices=["resets", "ars", "peers"])
+    ap.add_argument("--seeds", default="100-119",
+                    help="ars, peers: a list (0,1,2) or a range (100-119)")
+    ap.add_argument("--methods", default="tpe,cmaes,gp", help="peers: Optuna's tpe, cmaes, gp")
     ap.add_argument("--budget", type=int, default=150)
     ap.add_argument("--rollouts", type=int, default=3)
     ap.add_argument("--threshold", type=float, default=325.0)
@@ -118,6 +176,10 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.part == "resets":
         resets()
+        return
+    if args.part == "peers":
+        peers(args.methods.split(","), parse_seeds(args.seeds), args.budget, args.rollouts,
+              args.threshold)
         return
     ars(parse_seeds(args.seeds), args.budget, args.rollouts, args.threshold, args.alpha, args.nu)
 

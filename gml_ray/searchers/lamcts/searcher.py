@@ -65,6 +65,11 @@ class LamctsSearcher(BaseSearcher):
             (TuRBO's 5e-4 by default, ``gp.NOISE_FLOOR``, written out here because this module
             loads without torch). Raise it (e.g. 0.05) when a config's reward varies from
             run to run, so the GP smooths the noise instead of chasing it (see ``TurboSampler``).
+        gp_prior: fit the GPs' hyperparameters under weak priors (Optuna's GPSampler's: each
+            lengthscale most likely at the box's width, see ``gp.GaussianProcess``) instead of
+            by maximum likelihood alone, which on a few dozen points in 16-D sends some
+            lengthscales to a bound and so stretches TuRBO's trust region (its sides follow the
+            lengthscales) far along a few axes.
         seed: the same seed and the same results give the same configs.
         enable_cuda: run 2-means, the SVMs and the GPs on the GPU when there is one (a warning
             and the CPU otherwise).
@@ -111,7 +116,7 @@ class LamctsSearcher(BaseSearcher):
                  enable_cuda: bool = False, parallel_size: int = 1,
                  stall_patience: int | None = None, cpu_threads: int = 1,
                  box_every: int = 0, ei_share: float = 0.5,
-                 noise_floor: float = 5e-4) -> None:
+                 noise_floor: float = 5e-4, gp_prior: bool = False) -> None:
         super().__init__(search_space, reward_attribute, optimize_mode)
         _check_number("Cp", Cp, 0)
         _check_number("leaf_size", leaf_size, 1, integer=True)
@@ -167,8 +172,12 @@ class LamctsSearcher(BaseSearcher):
         self._seed_base = self._rng.randrange(2**31)
         self.ei_share = float(ei_share)
         self.noise_floor = float(noise_floor)
-        self._sampler: Sampler = BOSampler(noise_floor=self.noise_floor) if solver == "bo" else \
-            TurboSampler(self.dims, self.batch, ei_share=self.ei_share, noise_floor=self.noise_floor)
+        if not isinstance(gp_prior, bool):
+            raise ValueError(f"gp_prior must be true or false, got {gp_prior!r}")
+        self.gp_prior = gp_prior
+        self._sampler: Sampler = BOSampler(noise_floor=self.noise_floor, gp_prior=gp_prior) \
+            if solver == "bo" else TurboSampler(self.dims, self.batch, ei_share=self.ei_share,
+                                                noise_floor=self.noise_floor, gp_prior=gp_prior)
         self._lhs = latin_hypercube(ninits, self.dims, self._rng)
         self._lhs_next = 0
         self._x: list[list[float]] = []  # unit-cube points with a result
@@ -319,4 +328,5 @@ class LamctsSearcher(BaseSearcher):
         return (f"LamctsSearcher(dims={self.dims}, Cp={self.Cp}, leaf_size={self.leaf_size}, "
                 f"kernel_type={self.kernel_type!r}, gamma_type={self.gamma_type!r}, "
                 f"ninits={self.ninits}, solver={self.solver!r}, ei_share={self.ei_share:g}, "
-                f"box_every={self.box_every}, noise_floor={self.noise_floor:g}, device={self.device})")
+                f"box_every={self.box_every}, noise_floor={self.noise_floor:g}, "
+                f"gp_prior={self.gp_prior}, device={self.device})")
