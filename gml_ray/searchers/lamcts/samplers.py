@@ -147,7 +147,31 @@ class Sampler(ABC):
         ``stall_patience``): drop what was learnt about the current basin. Default: nothing."""
 
 
-class BOSampler(Sampler):
+class WarmGPSampler(Sampler):
+    """A sampler that fits a GP each iteration, warm-started from the previous iteration's
+    hyperparameters (``warm_steps`` Adam steps instead of 50 from scratch; ``_gp = None``
+    forgets them). ``noise_floor`` and ``gp_prior`` go to :class:`GaussianProcess`."""
+
+    def __init__(self, noise_floor: float, gp_prior: bool, warm_steps: int) -> None:
+        self.noise_bounds = noise_bounds(noise_floor)
+        self.gp_prior = gp_prior
+        self.warm_steps = warm_steps
+        self._gp: GaussianProcess | None = None
+
+    def fit_gp(self, x: torch.Tensor, v: torch.Tensor, pending: torch.Tensor,
+               device: torch.device) -> GaussianProcess:
+        """The GP on ``x``, ``v``, kept for the next warm start, with the ``pending`` points
+        added as fantasies at their posterior mean."""
+        gp = GaussianProcess(device=device, noise_bounds=self.noise_bounds,
+                             prior=self.gp_prior).fit(
+            x, v, init=self._gp, steps=None if self._gp is None else self.warm_steps)
+        self._gp = gp
+        if pending.numel():
+            gp.add_fantasy(pending, gp.posterior(pending)[0])
+        return gp
+
+
+class BOSampler(WarmGPSampler):
     """GP + EI inside the region (see the module docstring). The best ``n_climb`` x batch
     candidates are climbed by gradient, all at once (random candidates alone are thin in 16-D);
     the batch is then picked greedily among all candidates by kriging believer. The GP's
@@ -158,12 +182,10 @@ class BOSampler(Sampler):
                  n_climb: int = 5, climb_steps: int = 30, warm_steps: int = 15,
                  n_probe: int = 200, kappa: float = 2.0,
                  noise_floor: float = NOISE_FLOOR, gp_prior: bool = False) -> None:
-        self.noise_bounds = noise_bounds(noise_floor)
-        self.gp_prior = gp_prior
+        super().__init__(noise_floor, gp_prior, warm_steps)
         self.n_anchors, self.n_per_anchor, self.xi = n_anchors, n_per_anchor, xi
         self.n_probe = n_probe
-        self.n_climb, self.climb_steps, self.warm_steps = n_climb, climb_steps, warm_steps
-        self._gp: GaussianProcess | None = None
+        self.n_climb, self.climb_steps = n_climb, climb_steps
         self._explore = False
         self.kappa = kappa
 
@@ -206,12 +228,7 @@ class BOSampler(Sampler):
         if cands.shape[0] > 10_000:
             cands = cands[torch.randint(cands.shape[0], (10_000,), generator=gen).to(cands.device)]
         fit = nearest(x, x[leaf_idx].mean(dim=0), MAX_GP_POINTS)
-        gp = GaussianProcess(device=device, noise_bounds=self.noise_bounds,
-                             prior=self.gp_prior).fit(
-            x[fit], v[fit], init=self._gp, steps=None if self._gp is None else self.warm_steps)
-        self._gp = gp
-        if pending.numel():
-            gp.add_fantasy(pending, gp.posterior(pending)[0])
+        gp = self.fit_gp(x[fit], v[fit], pending, device)
         improvement = improvement_over(v, self.xi)
         explore, self._explore = self._explore, False
 
@@ -233,7 +250,7 @@ class BOSampler(Sampler):
         return cands[kriging_believer(gp, cands, batch, ei, factor)]
 
 
-class TurboSampler(Sampler):
+class TurboSampler(WarmGPSampler):
     """A TuRBO-1 trust region in the region (see the module docstring). Keeps state across
     iterations: call :meth:`record` with the values told since the last batch before proposing.
 
@@ -262,8 +279,7 @@ class TurboSampler(Sampler):
                  noise_floor: float = NOISE_FLOOR, gp_prior: bool = False) -> None:
         if not 0.0 <= ei_share <= 1.0:
             raise ValueError(f"ei_share must be in [0, 1], got {ei_share!r}")
-        self.noise_bounds = noise_bounds(noise_floor)
-        self.gp_prior = gp_prior
+        super().__init__(noise_floor, gp_prior, warm_steps)
         self.dims = dims
         self.ei_share = ei_share
         self._picks = 0  # picks made so far: which of the next ones go to EI
@@ -274,9 +290,7 @@ class TurboSampler(Sampler):
         self.failtol = failtol or math.ceil(max(4.0 / batch, dims / batch))
         self.n_candidates = n_candidates or min(100 * dims, 2000)
         self.max_local = max_local
-        self.warm_steps = warm_steps  # GP fits after the first start from the previous one
         self.n_thompson = max(n_thompson, batch)
-        self._gp: GaussianProcess | None = None
         self.succ = self.fail = 0
         self.restarts = 0
         self._stalled = False  # restarted for the current stall already
@@ -311,12 +325,7 @@ class TurboSampler(Sampler):
         gen = torch.Generator().manual_seed(seed)
         center = x[leaf_idx[torch.argmax(v[leaf_idx])]]
         local = nearest(x, center, self.max_local)
-        gp = GaussianProcess(device=device, noise_bounds=self.noise_bounds,
-                             prior=self.gp_prior).fit(
-            x[local], v[local], init=self._gp, steps=None if self._gp is None else self.warm_steps)
-        self._gp = gp
-        if pending.numel():
-            gp.add_fantasy(pending, gp.posterior(pending)[0])
+        gp = self.fit_gp(x[local], v[local], pending, device)
         # The box's sides follow the lengthscales (TuRBO): long where the function is flat.
         ls = gp.lengthscale.to(x)
         if ls.numel() == 1:
