@@ -18,6 +18,7 @@ def noise_bounds(floor: float = NOISE_FLOOR) -> tuple[float, float]:
     raises the ceiling with it (10x), so the fit can still explain more noise than the floor."""
     return floor, max(0.2, 10.0 * floor)
 
+
 def _cholesky(k: torch.Tensor) -> torch.Tensor:
     """Cholesky factor of k, adding growing jitter to the diagonal until it succeeds."""
     chol, info = torch.linalg.cholesky_ex(k)

@@ -29,6 +29,15 @@ def _check_number(name: str, value: Any, low: float, integer: bool = False) -> N
         raise ValueError(f"{name} must be {kind} >= {low:g}, got {value!r}")
 
 
+def _check_share(name: str, value: Any, closed: bool) -> None:
+    """A number in [0, 1] (``closed``) or in (0, 1)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        (0 <= value <= 1 if closed else 0 < value < 1)
+    if not ok:
+        raise ValueError(f"{name} must be a number in {'[0, 1]' if closed else '(0, 1)'}, "
+                         f"got {value!r}")
+
+
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
@@ -125,12 +134,10 @@ class LamctsSearcher(BaseSearcher):
         _check_choice("kernel_type", kernel_type, KERNELS)
         _check_choice("gamma_type", gamma_type, GAMMAS)
         _check_choice("solver", solver, SOLVERS)
-        if isinstance(ei_share, bool) or not isinstance(ei_share, (int, float)) \
-                or not 0 <= ei_share <= 1:
-            raise ValueError(f"ei_share must be a number in [0, 1], got {ei_share!r}")
-        if isinstance(noise_floor, bool) or not isinstance(noise_floor, (int, float)) \
-                or not 0 < noise_floor < 1:
-            raise ValueError(f"noise_floor must be a number in (0, 1), got {noise_floor!r}")
+        _check_share("ei_share", ei_share, closed=True)
+        _check_share("noise_floor", noise_floor, closed=False)
+        if not isinstance(gp_prior, bool):
+            raise ValueError(f"gp_prior must be true or false, got {gp_prior!r}")
         if seed is not None:
             _check_number("seed", seed, 0, integer=True)
         self._flat = FlatSpace(search_space)
@@ -172,8 +179,6 @@ class LamctsSearcher(BaseSearcher):
         self._seed_base = self._rng.randrange(2**31)
         self.ei_share = float(ei_share)
         self.noise_floor = float(noise_floor)
-        if not isinstance(gp_prior, bool):
-            raise ValueError(f"gp_prior must be true or false, got {gp_prior!r}")
         self.gp_prior = gp_prior
         self._sampler: Sampler = BOSampler(noise_floor=self.noise_floor, gp_prior=gp_prior) \
             if solver == "bo" else TurboSampler(self.dims, self.batch, ei_share=self.ei_share,
