@@ -5,19 +5,24 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import sqlite3
+import sys
 import threading
+import time
 from abc import ABC, abstractmethod
 from typing import Any, Iterable, Iterator
 
 from .errors import UserError
 from .store_backlog import Write, WriteBacklog, is_write_failure
-from .store_schema import SCHEMA, db_path
+from .store_schema import RENAMED_COLUMNS, SCHEMA, SCHEMA_VERSION, db_path
 
 
 class StoreUnreadable(sqlite3.OperationalError):
     """A store that cannot be read where it is; the message says what to do."""
+
+
+class StoreTooNew(StoreUnreadable):
+    """A store written by a newer gml-ray (a higher schema version than this one knows)."""
 
 
 class Deferred:
@@ -53,6 +58,8 @@ class Database(ABC):
         self.backlog = WriteBacklog()
         self._replaying = False
         self._warned: set = set()  # (task, job_id, tag) already warned about an unstorable scalar
+        self.upgraded_from: int | None = None  # the schema version this open upgraded, if it did
+        self.backup_path: str | None = None  # the copy of the store made before that upgrade
         if read_only:
             self._conn = self._connect_read_only()
             return
@@ -64,12 +71,39 @@ class Database(ABC):
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA busy_timeout=30000")
         # The schema is ensured on every open, reading included: a run may have created the file
-        # an instant before its tables.
+        # an instant before its tables. The version is read inside the write transaction, so
+        # two processes opening an old store upgrade it once.
         with self.transaction():
+            version = check_version(self._conn, self.path)
+            steps = upgrade_statements(self._conn) if version < SCHEMA_VERSION else []
+            if steps:
+                self.upgraded_from = version
+                self.backup_path = self._backup(version)
+                for step in steps:
+                    self._conn.execute(step)
             for stmt in SCHEMA.split(";"):
                 if stmt.strip():
                     self._conn.execute(stmt)
-            self._add_missing_columns()
+            if version != SCHEMA_VERSION:
+                self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if self.backup_path:
+            print(f"note: upgraded the store {self.path} from schema version {self.upgraded_from} "
+                  f"to {SCHEMA_VERSION}; the old one is kept as {self.backup_path}",
+                  file=sys.stderr, flush=True)
+
+    def _backup(self, version: int) -> str:
+        """A consistent copy of the store as it is (read through a second connection, which
+        sees the last commit), beside it, before an upgrade changes it."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = f"{self.path}.v{version}-backup-{stamp}"
+        src = sqlite3.connect(self.path, timeout=30)
+        dst = sqlite3.connect(path)
+        try:
+            src.backup(dst)
+        finally:
+            dst.close()
+            src.close()
+        return path
 
     def _connect_read_only(self) -> sqlite3.Connection:
         from urllib.parse import quote
@@ -92,18 +126,16 @@ class Database(ABC):
             raise StoreUnreadable(f"its latest changes are in {wal}, which SQLite cannot read on a "
                                   f"read-only disk without {self.path}-shm: copy the work dir to a "
                                   f"writable disk and pass --workdir")
+        if check_version(conn, self.path) < SCHEMA_VERSION and upgrade_statements(conn):
+            # An older store on a disk we may not write: read an upgraded copy in memory.
+            mem = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            conn.backup(mem)
+            conn.close()
+            for step in upgrade_statements(mem):
+                mem.execute(step)
+            conn = mem
         conn.row_factory = sqlite3.Row
         return conn
-
-    def _add_missing_columns(self) -> None:
-        """Bring a store written by an older gml-ray up to this schema (new columns only)."""
-        for table, body in re.findall(r"CREATE TABLE IF NOT EXISTS (\w+) \((.*?)\n\);", SCHEMA, re.S):
-            have = {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}
-            for line in body.strip().splitlines():
-                col = line.strip().rstrip(",")
-                name = col.split()[0]
-                if name not in have and name != "PRIMARY":
-                    self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {col}")
 
     def close(self) -> None:
         self._conn.close()
@@ -225,3 +257,56 @@ class Database(ABC):
             cur.execute(sql, tuple(params))
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+def check_version(conn: sqlite3.Connection, path: str) -> int:
+    """The store's schema version; raises :class:`StoreTooNew` for one this gml-ray cannot read."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise StoreTooNew(f"written by a newer gml-ray (store schema version {version}; this "
+                          f"gml-ray reads up to {SCHEMA_VERSION}): upgrade gml-ray "
+                          f"(`pip install -U gml-ray`), or use another --workdir")
+    return version
+
+
+def _target_columns() -> dict[str, list[tuple[str, str, Any, int]]]:
+    """Each table's columns in :data:`SCHEMA` as SQLite itself reads them: (name, type, default,
+    not null). Parsed by SQLite, so comments and constraints in the schema text cannot leak."""
+    mem = sqlite3.connect(":memory:")
+    try:
+        mem.executescript(SCHEMA)
+        tables = [r[0] for r in mem.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: [(r[1], r[2], r[4], r[3]) for r in mem.execute(f"PRAGMA table_info({t})")]
+                for t in tables}
+    finally:
+        mem.close()
+
+
+def upgrade_statements(conn: sqlite3.Connection) -> list[str]:
+    """What brings a store an earlier gml-ray wrote up to :data:`SCHEMA`: renamed columns
+    first, then every column it lacks, with its default (empty: nothing to change)."""
+    def columns(table: str) -> set[str]:
+        return {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+
+    out: list[str] = []
+    renamed: dict[str, set[str]] = {}
+    for table, old, new, value in RENAMED_COLUMNS:
+        have = columns(table)
+        if old in have and new not in have:
+            out += [f"ALTER TABLE {table} ADD COLUMN {new} REAL",
+                    f"UPDATE {table} SET {new} = {value}",
+                    f"ALTER TABLE {table} DROP COLUMN {old}"]
+            renamed.setdefault(table, set()).add(new)
+    for table, cols in _target_columns().items():
+        have = columns(table) | renamed.get(table, set())
+        if not have:
+            continue  # a table this store never had: SCHEMA creates it
+        for name, type_, default, not_null in cols:
+            if name in have:
+                continue
+            if not_null and default is None:  # SQLite cannot add it to existing rows
+                raise StoreUnreadable(f"cannot upgrade its table {table}: column {name} is "
+                                      f"required and has no default")
+            decl = f"{name} {type_}" + (f" DEFAULT {default}" if default is not None else "")
+            out.append(f"ALTER TABLE {table} ADD COLUMN {decl}")
+    return out

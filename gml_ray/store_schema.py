@@ -11,6 +11,18 @@ from typing import Any
 from .errors import UserError
 
 DB_NAME = "gml.db"
+# The store's schema version, kept in SQLite's ``PRAGMA user_version``. Stores written before
+# versioning read 0 and are upgraded by adding the columns they lack (:data:`RENAMED_COLUMNS`
+# first). A change to :data:`SCHEMA` bumps this number (tests/test_store_upgrade.py holds each
+# version's digest); a store with a higher number comes from a newer gml-ray and is refused.
+SCHEMA_VERSION = 1
+# Columns an earlier release named differently: (table, old name, new name, SQL giving the new
+# value from the old row). ``elapsed`` (Nov 27-28) was the task's whole run time when it ended;
+# ``elapsed_before`` is the time of the attempts before the current one.
+RENAMED_COLUMNS = (
+    ("tasks", "elapsed", "elapsed_before",
+     "MAX(0, COALESCE(elapsed, 0) - COALESCE(MAX(0, COALESCE(ended, heartbeat) - started), 0))"),
+)
 STALE_S = 60.0  # a RUNNING task whose heartbeat is older than this has lost its run
 
 PENDING, RUNNING, FINISHED, ERROR, KILLED, EARLY_STOPPED = (
