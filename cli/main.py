@@ -4,6 +4,7 @@ User mistakes (config, flags, unknown tasks) print one red line and exit 2, neve
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import shlex
@@ -17,9 +18,9 @@ from rich.live import Live
 from rich.markup import escape
 from rich.text import Text
 
-from gml_ray.errors import UserError
+from gml_ray.errors import EnvironmentFault, UserError
 
-from . import views
+from . import command_started, sigterm_received, views
 from .common import WORKDIR_HELP, console, err_console, last_work_dir, open_store, resolve_workdir, select_jobs
 from .report_cmds import register as register_report_cmds
 from .report_cmds import watch as watch_task
@@ -46,6 +47,8 @@ def run(
     workdir: Optional[str] = typer.Option(None, "--workdir", "-w", help=WORKDIR_HELP),
     symlinks: Optional[str] = typer.Option(None, "--symlinks", help="comma-separated paths to link, not copy"),
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted task"),
+    changed_config: bool = typer.Option(False, "--changed-config",
+                                        help="with --resume: go on with a config that differs from the one the task ran"),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join [env RAY_ADDRESS]"),
     num_cpus: Optional[int] = typer.Option(None, "--num-cpus", help="CPUs of a local Ray (default: all)"),
     num_gpus: Optional[int] = typer.Option(None, "--num-gpus", help="GPUs of a local Ray (default: those it finds)"),
@@ -56,19 +59,52 @@ def run(
 ) -> None:
     """Run a search: every job of CONFIG, on a local Ray or the cluster at --address."""
     from gml_ray.config import load_config
-    from gml_ray.schedulers.naive import NaiveScheduler, Terminated
+    from gml_ray.errors import NothingToDo, Terminated
+    from gml_ray.schedulers.naive import NaiveScheduler
 
     if resume and not task:
         raise UserError("--resume needs --task NAME (the task to continue)")
-    cfg = load_config(config, benchmark=benchmark)
-    for warning in cfg.warnings:
-        err_console.print(Text(f"warning: {warning}", style="yellow"), soft_wrap=True)
-    for notice in cfg.notices:
-        err_console.print(Text(f"note: {notice}"), soft_wrap=True)
-    scheduler = NaiveScheduler(resolve_workdir(workdir), cfg,
-                               [s for s in (symlinks or "").split(",") if s],
-                               task=task, code_dir=code_dir, address=address, num_cpus=num_cpus,
-                               num_gpus=num_gpus, resume=resume, snapshot=not no_snapshot)
+    if changed_config and not resume:
+        raise UserError("--changed-config goes with --resume (a new task runs its config as it is)")
+    scheduler = None
+    where = f" --workdir {shlex.quote(workdir)}" if workdir else ""
+    try:
+        cfg = load_config(config, benchmark=benchmark)
+        for warning in cfg.warnings:
+            err_console.print(Text(f"warning: {warning}", style="yellow"), soft_wrap=True)
+        for notice in cfg.notices:
+            err_console.print(Text(f"note: {notice}"), soft_wrap=True)
+        scheduler = NaiveScheduler(resolve_workdir(workdir), cfg,
+                                   [s for s in (symlinks or "").split(",") if s],
+                                   task=task, code_dir=code_dir, address=address, num_cpus=num_cpus,
+                                   num_gpus=num_gpus, resume=resume, snapshot=not no_snapshot,
+                                   changed_config=changed_config)
+        _run_task(scheduler, cfg, config, where)
+    except NothingToDo as exc:
+        console.print(str(exc))
+    except KeyboardInterrupt as exc:  # Ctrl+C or SIGTERM, at any moment of the command
+        terminated = isinstance(exc, Terminated)
+        what = "terminated (SIGTERM)" if terminated else "interrupted"
+        if scheduler is not None:
+            scheduler.abandon(f"{what if terminated else 'interrupted (Ctrl+C)'}")
+        store = scheduler.store if scheduler is not None else None
+        jobs = store.jobs(scheduler.task) if store is not None else []
+        if jobs:
+            _print_jobs(store, scheduler.task)
+        if store is None:
+            line = f"{what}: no task was started"
+        elif not jobs:
+            line = f"{what}: task {scheduler.task} ended before any job ran (ERROR)"
+        elif store.require_task(scheduler.task)["status"] == "ERROR":
+            line = f"{what}: running jobs of {scheduler.task} were stopped (ERROR)"
+        else:
+            line = f"{what}: task {scheduler.task} had ended ({store.require_task(scheduler.task)['status']})"
+        err_console.print(Text(line, style="red"), soft_wrap=True)
+        raise typer.Exit(143 if terminated else 130) from None
+
+
+def _run_task(scheduler, cfg, config: str, where: str) -> None:
+    """``run``'s work once the config is read: prepare, run with a live progress line, report."""
     store = scheduler.prepare()
     started = time.time()
     before = store.require_task(scheduler.task).get("elapsed_before") or 0.0  # earlier attempts
@@ -80,21 +116,13 @@ def run(
                                    before + time.time() - started)
 
     console.print(f"task [bold]{scheduler.task}[/]: store {escape(store.path)}")
-    where = f" --workdir {shlex.quote(workdir)}" if workdir else ""
     if cfg.compare_label:  # GML printed the pavi compare's URL here: the report is gml-ray's view
         console.print(f"compare {cfg.compare_label}: gml-ray ctl report --task {scheduler.task}{where}",
                       soft_wrap=True)
-    interrupted = terminated = False
     with Live(view(), console=console, refresh_per_second=4, transient=False) as live:
         try:
             summary = scheduler.run(on_progress=lambda: live.update(view()),
                                     on_notice=lambda text: live.console.print(Text(f"warning: {text}", style="yellow")))
-        except Terminated:
-            terminated = True
-            summary = None
-        except KeyboardInterrupt:
-            interrupted = True
-            summary = None
         except RuntimeError as exc:  # the scheduler failed (e.g. a plugin raised): say where to look
             live.update(view())
             err_console.print(Text(f"error: {exc}", style="bold red"), soft_wrap=True)
@@ -103,12 +131,15 @@ def run(
         live.update(view())
     if not console.is_terminal:
         console.print()  # Live leaves its last frame without a line break when piped
+    if summary.get("spilled"):
+        # The store could not take the run's last writes: the table would show them as they were.
+        why = summary.get("reason") or ""
+        why = why if "could not be written" in why else "the store could not be written" + (f"; {why}" if why else "")
+        err_console.print(Text(f"error: task {scheduler.task} ended ERROR ({why}): what jobs reported since is in "
+                               f"{summary['spilled']}; `gml-ray run {config} --task {scheduler.task}{where} "
+                               f"--resume` loads it", style="bold red"), soft_wrap=True)
+        raise typer.Exit(1)
     _print_jobs(store, scheduler.task)
-    if interrupted or terminated:
-        what = "terminated (SIGTERM)" if terminated else "interrupted"
-        err_console.print(Text(f"{what}: running jobs of {scheduler.task} were stopped (ERROR)",
-                               style="red"))
-        raise typer.Exit(143 if terminated else 130)
     counts = summary["counts"]
     reason = f" ({summary['reason']})" if summary.get("reason") else ""
     best = summary["best_reward"]
@@ -119,11 +150,6 @@ def run(
                   + f"{best_text} in {views.fmt_duration(before + time.time() - started)}")
     console.print(f"see: gml-ray ctl show --task {scheduler.task}{where}", soft_wrap=True,
                   markup=False, highlight=False)
-    if summary.get("spilled"):
-        err_console.print(Text(f"error: the store could not be written: what jobs reported since is in "
-                               f"{summary['spilled']}; `gml-ray run {config} --task {scheduler.task}{where} "
-                               f"--resume` loads it", style="bold red"), soft_wrap=True)
-        raise typer.Exit(1)
     failure = _no_result(store, scheduler.task, cfg)
     if failure:
         err_console.print(Text(f"error: {failure}", style="bold red"), soft_wrap=True)
@@ -135,7 +161,7 @@ def _no_result(store, task: str, cfg) -> Optional[str]:
     FINISHED at all), naming the most common failure; None when it produced something."""
     jobs = store.jobs(task)
     if cfg.collect_metrics:
-        if any(j["reward"] is not None for j in jobs):
+        if any(j["reward"] is not None and j["status"] != "ERROR" for j in jobs):
             return None
         what = f"no job of {task} finished with a reward ({cfg.reward_attribute!r})"
     else:
@@ -148,11 +174,23 @@ def _no_result(store, task: str, cfg) -> Optional[str]:
     for j in jobs:
         if j["status"] == "FINISHED":
             cause = f"FINISHED without reporting {cfg.reward_attribute!r}"
+            if cfg.collect_metrics and _reported(j, cfg.reward_attribute):  # NaN, inf or text only
+                cause = f"FINISHED reporting only NaN, inf or non-numeric values for {cfg.reward_attribute!r}"
         else:
             cause = j["status"] + (f": {j['message']}" if j.get("message") else "")
         causes[cause] = causes.get(cause, 0) + 1
     cause, n = max(causes.items(), key=lambda kv: kv[1])
     return f"{what}: {n} {cause} (logs in {os.path.join(store.work_dir, 'tasks', task, 'jobs')})"
+
+
+def _reported(job: dict, tag: str) -> bool:
+    """Whether ``job`` reported ``tag`` at all (its row's latest values, which always keep the
+    reward attribute)."""
+    try:
+        latest = json.loads(job.get("latest") or "{}")
+    except ValueError:
+        return False
+    return isinstance(latest, dict) and tag in latest
 
 
 def _print_jobs(store, task: str) -> None:
@@ -276,7 +314,9 @@ def import_cmd(
     """Read a task exported with `ctl export`."""
     from gml_ray.archive import import_task, parse_size
     from gml_ray.store import Store
-    name = import_task(Store(resolve_workdir(workdir)), tar_path, task, force,
+    store = Store(resolve_workdir(workdir))
+    store.reap_dead_runs()  # a task whose run died may be replaced (--force); a live one not
+    name = import_task(store, tar_path, task, force,
                        max_bytes=parse_size(max_bytes), max_members=max_members)
     console.print(f"imported task {name} from {tar_path}")
 
@@ -306,11 +346,20 @@ def _store_error(exc: Exception) -> str:
 
 def _main(typer_app: typer.Typer, prog_name: Optional[str] = None, args: Optional[list] = None) -> None:
     import sqlite3
+    command_started()
     try:
         typer_app(args=args, prog_name=prog_name)
     except UserError as exc:
         err_console.print(Text(f"error: {exc}", style="bold red"), soft_wrap=True)
         sys.exit(2)
+    except EnvironmentFault as exc:
+        err_console.print(Text(f"error: {exc}", style="bold red"), soft_wrap=True)
+        sys.exit(1)
+    except SystemExit as exc:  # typer ends a command interrupted by a signal with 130, silently
+        if exc.code == 130 and sigterm_received():
+            err_console.print(Text("terminated (SIGTERM)", style="red"))
+            sys.exit(143)
+        raise
     except sqlite3.DatabaseError as exc:  # environment, not the user's input: exit 1
         err_console.print(Text(f"error: {_store_error(exc)}", style="bold red"), soft_wrap=True)
         sys.exit(1)

@@ -77,7 +77,10 @@ def args_text(arg_dict: dict) -> str:
 
 
 def best_job_name(task: dict, jobs: list[dict]) -> str | None:
-    rewarded = [j for j in jobs if j["reward"] is not None]
+    """The best job: the best reward of a job that did not end ERROR (an ERROR job's reward is
+    from a run cut short: the searcher is told it failed and ``--resume`` runs it again; the
+    scheduler's ``best_job`` follows the same rule, gml_ray.schedulers.job.best_result)."""
+    rewarded = [j for j in jobs if j["reward"] is not None and j.get("status") != "ERROR"]
     if not rewarded:
         return None
     return best(rewarded, task.get("optimize_mode") or MAXIMIZE, key=lambda j: j["reward"])["name"]
@@ -100,7 +103,7 @@ class Grid:
         table = Table(title=self.title, title_justify="left")
         for name, justify in self.columns:
             table.add_column(name, justify=justify,  # type: ignore[arg-type]
-                             overflow="fold" if name in ("args", "note", "values", "steps") else "ellipsis")
+                             overflow="fold" if name in ("args", "note", "values", "steps", "attempt") else "ellipsis")
         status = [i for i, (name, _) in enumerate(self.columns) if name == "status"]
         for row in self.rows:
             cells: list[Any] = list(row)
@@ -126,17 +129,34 @@ class Grid:
 
 
 # What jobs_table reads of a job (Store.jobs(columns=...)): not its config, command or dir.
-JOB_COLUMNS = ("status", "arg_dict", "reward", "started", "ended", "node", "message", "latest")
+JOB_COLUMNS = ("status", "arg_dict", "reward", "started", "ended", "node", "message", "latest", "attempt")
+
+EARLIER = " (attempt "  # the node column of a job run again: "<node> (attempt 1: <its node>)"
+
+
+def node_and_attempt(job: dict) -> tuple[str, str]:
+    """The node column's two cells: the node of the job's last attempt, and its attempt with the
+    earlier attempts' nodes (``2 (1: 192.0.2.2 2a686e5d)``; empty for a first attempt)."""
+    node, sep, earlier = (" " + (job.get("node") or "")).partition(EARLIER)
+    attempt = int(job.get("attempt") or 1)
+    node = node.strip() or "-"
+    if attempt <= 1:
+        return node, ""
+    earlier = earlier[:-1] if sep and earlier.endswith(")") else ""
+    return node, f"{attempt}" + (f" ({earlier.replace('; attempt ', '; ')})" if earlier else "")
 
 
 def jobs_table(task: dict, jobs: list[dict], latest: dict[int, dict[str, Any]]) -> Grid:
-    """One row per job: status, args, reward, the pavi scalar columns, duration (best job starred)."""
+    """One row per job: status, args, reward, the pavi scalar columns, duration, node (best job
+    starred); with an attempt column (and the earlier attempts' nodes) when a job ran again."""
     scalar_cols = [c for c in task["scalar_columns"] if c != task["reward_attribute"]]
     best = best_job_name(task, jobs)
     notes = any(j.get("message") and j["status"] != "FINISHED" for j in jobs)
+    again = any(int(j.get("attempt") or 1) > 1 for j in jobs)  # some job ran again (--resume, max_retries)
     columns = [("job", "left"), ("status", "left"), ("args", "left"), ("reward", "right")]
     columns += [(c, "right") for c in scalar_cols]
-    columns += [("duration", "right"), ("node", "left")] + ([("note", "left")] if notes else [])
+    columns += [("duration", "right"), ("node", "left")] + ([("attempt", "left")] if again else [])
+    columns += [("note", "left")] if notes else []
     compare = f", compare {task['compare']}" if task.get("compare") else ""
     grid = Grid(f"task {task['name']} ({task['status']}), reward = {task['optimize_mode']} "
                 f"{task['reward_attribute']}{compare}", columns)
@@ -144,7 +164,8 @@ def jobs_table(task: dict, jobs: list[dict], latest: dict[int, dict[str, Any]]) 
         cells = [j["name"] + (" *" if j["name"] == best else ""), j["status"], args_text(j["arg_dict"]),
                  fmt_value(j["reward"])]
         cells += [fmt_value(latest.get(j["job_id"], {}).get(c)) for c in scalar_cols]
-        cells += [fmt_duration(job_duration(j)), j.get("node") or "-"]
+        node, attempt = node_and_attempt(j)
+        cells += [fmt_duration(job_duration(j)), node] + ([attempt] if again else [])
         if notes:
             cells.append((j.get("message") or "") if j["status"] != "FINISHED" else "")
         grid.add_row(*cells)

@@ -347,7 +347,8 @@ def remove_task(store: Store, task: str, summary_path: str = "summary.yaml") -> 
     row = store.require_task(task)
     task_dir = os.path.join(store.work_dir, "tasks", check_task_name(task))
     if row["status"] == RUNNING:
-        raise UserError(f"task {task} is running: stop it first (`gml-ray ctl stop --task {task}`)")
+        raise UserError(f"task {task} is running (pid {row['pid']} on {row['host']}): stop it "
+                        f"first (`gml-ray ctl stop --task {task}`)")
     summary: dict[str, Any] = {"task": {k: row[k] for k in ("name", "status", "reward_attribute", "optimize_mode",
                                             "config_path", "message")},
                "jobs": [{"name": j["name"], "status": j["status"], "args": j["arg_dict"],

@@ -390,6 +390,8 @@ def load_config(path: str, benchmark: bool = False) -> TaskConfig:
     try:
         with open(path, encoding="utf-8") as f:
             raw = yaml.safe_load(f)
+    except RecursionError:
+        raise ConfigError(TOO_DEEP, "", source) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"not a UTF-8 text file (byte {exc.start}: {exc.reason})", "", source) from None
     except yaml.YAMLError as exc:
@@ -400,4 +402,10 @@ def load_config(path: str, benchmark: bool = False) -> TaskConfig:
     if _expanded_size(raw, MAX_CONFIG_VALUES) > MAX_CONFIG_VALUES:
         raise ConfigError(f"the YAML expands to more than {MAX_CONFIG_VALUES:,} values (aliases "
                           f"counted at each use): a search config is never that large", "", source)
-    return parse_config(raw, source, os.path.dirname(os.path.abspath(path)), benchmark)
+    try:
+        return parse_config(raw, source, os.path.dirname(os.path.abspath(path)), benchmark)
+    except RecursionError:
+        raise ConfigError(TOO_DEEP, "", source) from None
+
+
+TOO_DEEP = "nested too deeply to read (hundreds of levels): a search config is never that deep"

@@ -163,7 +163,10 @@ class ConfigFile:
         self.via_mmengine = False
         with open(path, encoding="utf-8") as f:
             self._text = f.read()
-        self.data = self._parse()
+        try:
+            self.data = self._parse()
+        except RecursionError:
+            raise ValueError("nested too deeply to read (hundreds of levels)") from None
 
     def _parse(self) -> Any:
         if self.format == "yaml":

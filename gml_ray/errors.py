@@ -1,4 +1,5 @@
-"""Errors a user can fix; the CLI prints them as one line and exits 2."""
+"""Every exception a user can meet: errors they can fix (one line, exit 2), faults of the
+environment (one line, exit 1), and the ends of a command (nothing to do, SIGTERM)."""
 from __future__ import annotations
 
 
@@ -17,3 +18,18 @@ class ConfigError(UserError):
         prefix = f"{self.file}: " if self.file else ""
         where = f"{self.path}: " if self.path else ""
         return f"{prefix}{where}{self.message}"
+
+
+class EnvironmentFault(Exception):
+    """A fault outside the user's input (the store deleted during a run, a resource no node
+    offers any more) that ends a command: the CLI prints it as one line and exits 1."""
+
+
+class NothingToDo(Exception):
+    """A command found its work already done (``run --resume`` of a finished task): the CLI
+    prints the message and exits 0."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM ended the command (a batch scheduler, ``ray job stop``, ``kill``): a run's jobs
+    became ERROR ("terminated (SIGTERM)"); the CLI says so in one line and exits 143."""

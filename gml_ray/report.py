@@ -174,7 +174,7 @@ def collect(store: Any, task: str, tags: Iterable[str] | None = None,
                             f"(its scalars: {', '.join(have[:12]) or 'none'})")
 
     mode = t["optimize_mode"] or "maximize"
-    rewarded = [j for j in jobs if j["reward"] is not None]
+    rewarded = [j for j in jobs if j["reward"] is not None and j["status"] != "ERROR"]
     best = (min if mode == "minimize" else max)(rewarded, key=lambda j: j["reward"]) if rewarded else None
     index = {j["job_id"]: i for i, j in enumerate(jobs)}
 

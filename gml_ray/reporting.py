@@ -38,16 +38,29 @@ def _warn_once(tag: str, problem: str, text: str) -> None:
     print(f"gml_ray: scalar {tag!r}: {text} (warned once per tag)", file=sys.stderr, flush=True)
 
 
+TAG_MAX = 200  # characters of a tag that are sent (the scheduler cuts raw pipe lines' tags too)
+
+
+def _tag(tag: Any) -> str:
+    """A tag as text of at most ``TAG_MAX`` characters; a longer one is cut, with one warning."""
+    tag = tag if isinstance(tag, str) else _text(tag)
+    if len(tag) > TAG_MAX:
+        _warn_once(tag[:TAG_MAX], "long", f"a tag of {len(tag):,} characters was cut to its first {TAG_MAX}")
+        tag = tag[:TAG_MAX]
+    return tag
+
+
 def _plain(value: Any, tag: str = "") -> Any:
     """A reported value as a JSON-able Python scalar (tensors and numpy values via ``.item()``).
-    A number too large for a float (``10**400``) becomes inf of its sign, with one warning."""
+    A number too large for a float (``10**400``) becomes inf of its sign, with one warning. A bool
+    stays one: it is stored flagged (not a number), never a reward."""
     if hasattr(value, "item") and callable(value.item):
         try:
             value = value.item()
         except (ValueError, RuntimeError):  # a tensor with several elements
             return _text(value)
     if isinstance(value, bool):
-        return int(value)
+        return value
     if isinstance(value, int):
         try:
             float(value)
@@ -173,7 +186,7 @@ class SummaryWriter:
         self._steps: dict[str, int] = {}
 
     def _record(self, tag: str, value: Any, step: int | None) -> Record:
-        tag = str(tag)[:200]
+        tag = _tag(tag)
         auto = self._steps.get(tag, -1) + 1
         step = auto if step is None else _step(step, tag, auto)
         self._steps[tag] = step
@@ -212,10 +225,11 @@ def report(step: int | None = None, /, **scalars: Any) -> None:
     """
     global _report_step
     auto = _report_step + 1
-    _report_step = auto if step is None else _step(step, ",".join(scalars), auto)
+    _report_step = auto if step is None else _step(step, ",".join(scalars)[:TAG_MAX], auto)
     now = int(time.time() * 1000)
-    emit([{"t": str(k), "v": _plain(v, str(k)), "s": _report_step, "c": now}
-          for k, v in scalars.items()])
+    tags = [_tag(k) for k in scalars]
+    emit([{"t": t, "v": _plain(v, t), "s": _report_step, "c": now}
+          for t, v in zip(tags, scalars.values())])
 
 
 def reset_report_step() -> None:

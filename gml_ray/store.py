@@ -10,8 +10,6 @@ import difflib
 import json
 import logging
 import math
-import os
-import socket
 import sqlite3
 import time
 from typing import Any, Iterable
@@ -32,6 +30,7 @@ from .store_schema import (  # noqa: F401
     FLAG_NAN,
     FLAG_OK,
     FLAG_TEXT,
+    HEARTBEAT_S,
     JOB_STATUSES,
     KILLED,
     PENDING,
@@ -42,6 +41,7 @@ from .store_schema import (  # noqa: F401
     check_task_name,
     classify,
     db_path,
+    run_alive,
     run_time,
     storable_int,
 )
@@ -120,7 +120,7 @@ class Store(Database):
         tasks = self._query("SELECT * FROM tasks ORDER BY created")
         counts = self._query("SELECT task, status, COUNT(*) AS n FROM jobs GROUP BY task, status")
         best = self._query("SELECT task, MAX(reward) AS hi, MIN(reward) AS lo FROM jobs "
-                           "WHERE reward IS NOT NULL GROUP BY task")
+                           "WHERE reward IS NOT NULL AND status != 'ERROR' GROUP BY task")
         by_task: dict[str, dict[str, int]] = {}
         for c in counts:
             by_task.setdefault(c["task"], {})[c["status"]] = c["n"]
@@ -134,39 +134,54 @@ class Store(Database):
     def reap_dead_runs(self, stale_s: float = STALE_S) -> list[str]:
         """Mark tasks whose run died (driver killed, head node lost) as ERROR, with their active jobs.
 
-        A run is dead when its driver's pid is gone on this host, or its heartbeat is older than
-        ``stale_s``. Returns the names of the tasks it marked.
+        A run is alive while its driver process is (checked by pid on the driver's host), and,
+        seen from another host, while its heartbeat (written every :data:`HEARTBEAT_S` by a
+        thread of the driver, whatever its loop is doing) is newer than ``stale_s``. Returns the
+        names of the tasks it marked.
         """
-        now, host = time.time(), socket.gethostname()
         dead: list[str] = []
         if self.read_only:
             return dead
-        for t in self._query("SELECT name, host, pid, heartbeat FROM tasks WHERE status = ?", [RUNNING]):
-            gone = now - (t["heartbeat"] or 0) > stale_s
-            if not gone and t["host"] == host and t["pid"]:
-                try:
-                    os.kill(t["pid"], 0)
-                except ProcessLookupError:
-                    gone = True  # the driver is gone, and Ray ends its actors and jobs with it
-                except PermissionError:
-                    pass
-            if gone:
-                with self.transaction():
-                    # they ended with the run, at its last heartbeat, not when this noticed it
-                    self.mark_active_jobs(t["name"], ERROR, "the run died (no heartbeat)",
-                                          ended=t["heartbeat"])
-                    self._exec("UPDATE tasks SET status = ?, message = ?, ended = ? WHERE name = ?",
-                               [ERROR, "the run died (no heartbeat)", t["heartbeat"], t["name"]])
-                dead.append(t["name"])
+        for t in self._query("SELECT name, host, pid, heartbeat, started FROM tasks WHERE status = ?",
+                             [RUNNING]):
+            if run_alive(t, stale_s):
+                continue
+            try:
+                if self._reap(t["name"], stale_s):
+                    dead.append(t["name"])
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc):
+                    raise
+                # A writer holds the store (a run whose searcher thinks inside a round, say):
+                # it is alive, and it writes a fresh heartbeat when it lets go. Look next time.
         return dead
+
+    def _reap(self, name: str, stale_s: float) -> bool:
+        with self.transaction(wait_s=1.0):
+            # Checked again under the write lock: a resume may have claimed it meanwhile, or
+            # the commit that let the lock go carried a fresh heartbeat.
+            rows = self._query("SELECT name, host, pid, heartbeat, started, status FROM tasks "
+                               "WHERE name = ?", [name])
+            if not rows or rows[0]["status"] != RUNNING or run_alive(rows[0], stale_s):
+                return False
+            beat = rows[0]["heartbeat"]
+            # they ended with the run, at its last heartbeat, not when this noticed it
+            self.mark_active_jobs(name, ERROR, "the run died (no heartbeat)", ended=beat)
+            self._exec("UPDATE tasks SET status = ?, message = ?, ended = ? WHERE name = ?",
+                       [ERROR, "the run died (no heartbeat)", beat, name])
+        return True
 
     def best_reward(self, task: str, optimize_mode: str = "maximize") -> float | None:
         agg = "MIN" if optimize_mode == "minimize" else "MAX"
-        rows = self._query(f"SELECT {agg}(reward) AS r FROM jobs WHERE task = ?", [task])
+        # an ERROR job's reward is no result (--resume runs it again): the rule of best_result
+        rows = self._query(f"SELECT {agg}(reward) AS r FROM jobs WHERE task = ? AND status != ?",
+                           [task, ERROR])
         return rows[0]["r"] if rows else None
 
-    def heartbeat(self, name: str) -> None:
-        self._exec("UPDATE tasks SET heartbeat = ? WHERE name = ?", [time.time(), name])
+    def heartbeat(self, name: str) -> bool:
+        """Record that the task's run is alive; False if the store has no such task (any more)."""
+        return self._exec("UPDATE tasks SET heartbeat = ? WHERE name = ?",
+                          [time.time(), name]).rowcount > 0
 
     def request_stop(self, name: str) -> None:
         self._exec("UPDATE tasks SET stop_requested = 1 WHERE name = ?", [name])

@@ -44,7 +44,8 @@ class Database(ABC):
     def _insert_rows(self, sql: str, rows: list[tuple]) -> None:
         """Insert a batch of scalar rows (the subclass knows how to store a row SQLite refuses)."""
 
-    def __init__(self, work_dir: str, create: bool = True, read_only: bool = False) -> None:
+    def __init__(self, work_dir: str, create: bool = True, read_only: bool = False,
+                 busy_timeout: float = 30.0) -> None:
         self.work_dir = os.path.abspath(work_dir)
         self.path = db_path(self.work_dir)
         self.read_only = read_only
@@ -64,12 +65,14 @@ class Database(ABC):
             self._conn = self._connect_read_only()
             return
         os.makedirs(self.work_dir, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+        self._conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
                                      check_same_thread=False)
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA busy_timeout=30000")
+        self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        if self._up_to_date():
+            return  # opening a current store takes no write lock (a run may hold it a while)
         # The schema is ensured on every open, reading included: a run may have created the file
         # an instant before its tables. The version is read inside the write transaction, so
         # two processes opening an old store upgrade it once.
@@ -90,6 +93,13 @@ class Database(ABC):
             print(f"note: upgraded the store {self.path} from schema version {self.upgraded_from} "
                   f"to {SCHEMA_VERSION}; the old one is kept as {self.backup_path}",
                   file=sys.stderr, flush=True)
+
+    def _up_to_date(self) -> bool:
+        """Whether the store already has this schema version and its tables (a read)."""
+        version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+        return version == SCHEMA_VERSION and self._conn.execute(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN "
+            "('tasks', 'jobs', 'scalars')").fetchone()[0] == 3
 
     def _backup(self, version: int) -> str:
         """A consistent copy of the store as it is (read through a second connection, which
@@ -140,13 +150,31 @@ class Database(ABC):
     def close(self) -> None:
         self._conn.close()
 
+    def copy_to(self, path: str) -> None:
+        """Write the whole store, as this connection sees it, to a new SQLite file ``path``
+        (a store whose file was deleted lives on while a connection holds it open)."""
+        with self._lock:
+            dst = sqlite3.connect(path)
+            try:
+                self._conn.backup(dst)
+            finally:
+                dst.close()
+
     @contextlib.contextmanager
-    def transaction(self, keep_on_error: bool = False) -> Iterator[None]:
+    def transaction(self, keep_on_error: bool = False, wait_s: float | None = None) -> Iterator[None]:
         """Group writes into one commit (re-entrant). An error rolls them back, or with
-        ``keep_on_error`` commits what was written before it."""
+        ``keep_on_error`` commits what was written before it. ``wait_s``: wait at most this long
+        for another writer's lock (else the connection's busy timeout), then raise "locked"."""
         with self._lock:
             outer = not self._conn.in_transaction and not self.backlog.failing
-            if outer and not self._control("BEGIN IMMEDIATE"):
+            if outer and wait_s is not None:
+                busy = self._conn.execute("PRAGMA busy_timeout").fetchone()[0]
+                self._conn.execute(f"PRAGMA busy_timeout={int(wait_s * 1000)}")
+                try:
+                    self._conn.execute("BEGIN IMMEDIATE")
+                finally:
+                    self._conn.execute(f"PRAGMA busy_timeout={busy}")
+            elif outer and not self._control("BEGIN IMMEDIATE"):
                 outer = False
             try:
                 yield

@@ -2,9 +2,11 @@
 the classification of reported values. Imported by the CLI, plugins and jobs (no Ray, no SQL)."""
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
+import socket
 import time
 from typing import Any
 
@@ -23,7 +25,8 @@ RENAMED_COLUMNS = (
     ("tasks", "elapsed", "elapsed_before",
      "MAX(0, COALESCE(elapsed, 0) - COALESCE(MAX(0, COALESCE(ended, heartbeat) - started), 0))"),
 )
-STALE_S = 60.0  # a RUNNING task whose heartbeat is older than this has lost its run
+STALE_S = float(os.environ.get("GML_STALE_S", "60"))  # seen from another host, a RUNNING task whose heartbeat is older has lost its run
+HEARTBEAT_S = 2.0  # how often a run's driver writes its heartbeat (a thread of its own)
 
 PENDING, RUNNING, FINISHED, ERROR, KILLED, EARLY_STOPPED = (
     "PENDING", "RUNNING", "FINISHED", "ERROR", "KILLED", "EARLY_STOPPED")
@@ -110,11 +113,12 @@ def db_path(work_dir: str) -> str:
 
 def classify(value: Any) -> tuple[float | None, str | None, int]:
     """(value, text, flag) for a reported scalar: NaN, inf and non-numbers are kept but flagged.
-    An integer too large for a float (``10**400``) is stored as inf of its sign, flagged inf."""
+    An integer too large for a float (``10**400``) is stored as inf of its sign, flagged inf.
+    A bool (JSON ``true``) is not a number: text ``True``/``False``, flagged, never a reward."""
     if type(value) is float and math.isfinite(value):  # the common case, first
         return value, None, FLAG_OK
     if isinstance(value, bool):
-        value = int(value)
+        return None, str(value), FLAG_TEXT
     if isinstance(value, (int, float)):
         try:
             v = float(value)
@@ -136,9 +140,9 @@ INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 def storable_int(value: Any) -> int | None:
-    """``value`` as an integer SQLite can store (a 64-bit one), else None."""
+    """``value`` as an integer SQLite can store (a 64-bit one), else None (a bool is not one)."""
     if isinstance(value, bool):
-        return int(value)
+        return None
     if isinstance(value, int):
         return value if INT64_MIN <= value <= INT64_MAX else None
     if isinstance(value, float) and value.is_integer() and INT64_MIN <= value <= INT64_MAX:
@@ -154,3 +158,39 @@ def run_time(task: dict[str, Any], now: float | None = None) -> float | None:
         return None
     end = task.get("ended") or (time.time() if now is None else now)
     return (task.get("elapsed_before") or 0.0) + max(0.0, end - started)
+
+
+def _process_start(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), from /proc; None where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open("/proc/stat") as f:
+            boot = next(float(line.split()[1]) for line in f if line.startswith("btime "))
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def run_alive(task: dict[str, Any], stale_s: float = STALE_S) -> bool:
+    """Whether the run of a RUNNING task row (host, pid, heartbeat, started) is alive.
+
+    On the driver's host its process decides: alive while that pid runs a process that started
+    before the run did (a reused pid is not the driver), however busy the run is. Elsewhere its
+    heartbeat does: alive while it is newer than ``stale_s``."""
+    if task.get("host") == socket.gethostname() and task.get("pid"):
+        pid = int(task["pid"])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass  # another user's process: it exists
+        else:
+            with contextlib.suppress(OSError):
+                with open(f"/proc/{pid}/stat") as f:
+                    if f.read().rsplit(")", 1)[-1].split()[0] == "Z":
+                        return False  # exited, not yet reaped
+        began = _process_start(pid)
+        return began is None or not task.get("started") or began <= float(task["started"]) + 1.0
+    return time.time() - (task.get("heartbeat") or 0) <= stale_s

@@ -73,6 +73,18 @@ def _clear_events(run_dir: str) -> None:
                 os.remove(os.path.join(root, name))
 
 
+_STEP_MIN, _STEP_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _step(step: Any) -> int | None:
+    """A stored step as an int64 TensorBoard takes, or None (no step, or not an integer)."""
+    if isinstance(step, float) and step.is_integer():
+        step = int(step)
+    if isinstance(step, int) and not isinstance(step, bool) and _STEP_MIN <= step <= _STEP_MAX:
+        return step
+    return None
+
+
 def _write_run(run_dir: str, rows: list[dict], hparams: dict[str, Any] | None, status: str,
                wall_default: float) -> int:
     from tensorboardX import SummaryWriter
@@ -87,15 +99,18 @@ def _write_run(run_dir: str, rows: list[dict], hparams: dict[str, Any] | None, s
         counters: dict[str, int] = {}
         for s in rows:
             tag = s["tag"]
-            step = s["step"]
+            # No step, or one that is not an integer (text stored by an older gml-ray, 3.5):
+            # count on from the tag's last step.
+            step = _step(s["step"])
             if step is None:
                 step = counters.get(tag, 0)
-            counters[tag] = int(step) + 1
-            wall = (s["created"] / 1000.0) if s.get("created") else wall_default
+            counters[tag] = step + 1
+            created = s.get("created")
+            wall = (created / 1000.0) if isinstance(created, (int, float)) and created else wall_default
             if s["value"] is not None:
-                writer.add_scalar(tag, float(s["value"]), int(step), walltime=wall)
+                writer.add_scalar(tag, float(s["value"]), step, walltime=wall)
             else:
-                writer.add_text(tag, str(s["text"]), int(step), walltime=wall)
+                writer.add_text(tag, str(s["text"]), step, walltime=wall)
             written += 1
         if hparams is not None:
             tags = sorted({s["tag"] for s in rows if s["value"] is not None})

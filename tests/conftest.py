@@ -36,6 +36,22 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+def owned_processes(driver_pid: int) -> list[int]:
+    """Live processes of the local Ray (and jobs) a `gml-ray run` driver started: each carries
+    the driver's ``GML_RAY_OWNER`` mark in its environment, Ray's agents included."""
+    needle = f"GML_RAY_OWNER={driver_pid}-".encode()
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as f:
+                    if needle in f.read() and pid_alive(int(entry)):
+                        out.append(int(entry))
+            except OSError:
+                pass
+    return out
+
+
 def write_files(root, files: dict[str, str]) -> None:
     for name, text in files.items():
         path = os.path.join(root, name)

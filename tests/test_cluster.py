@@ -209,7 +209,13 @@ def test_losing_a_node_mid_job_retries_it_and_the_task_completes(cluster, tmp_pa
     jobs = Store(str(store_path), create=False).jobs("lost")
     assert [j["status"] for j in jobs] == ["FINISHED"] * 3
     again = next(j for j in jobs if j["job_id"] == victim["job_id"])
-    assert again["attempt"] == 2 and not again["node"].endswith(node_b)
+    # the node column: this attempt's node, then the earlier attempt's (``ctl show`` splits them)
+    assert again["attempt"] == 2 and not again["node"].split(" (attempt ")[0].endswith(node_b)
+    assert again["node"].endswith(f"(attempt 1: {victim['node']})"), again["node"]
+    shown = gml("ctl", "show", "--task", "lost", "--workdir", "wd", cwd=tmp_path)
+    assert shown.returncode == 0 and "attempt" in shown.stdout
+    assert f"2 (1: {victim['node']})" in " ".join(shown.stdout.split()), shown.stdout
+    assert "Raylet is terminated" not in out + err  # Ray's dumps stay out of the terminal
     deadline = time.time() + 30
     while pid_alive(victim_pid) and time.time() < deadline:
         time.sleep(0.5)

@@ -15,6 +15,7 @@ import tarfile
 import pytest
 
 from gml_ray.store import Store
+from conftest import owned_processes
 from test_cli import BIN, gml
 
 
@@ -730,7 +731,10 @@ task:
     assert "Traceback" not in err
     last = err.strip().splitlines()[-1]
     assert "the store could not be written" in last and "--resume` loads it" in last
-    assert "warning: store writes fail (database or disk is full)" in (tmp_path / "out.txt").read_text()
+    shown = (tmp_path / "out.txt").read_text()
+    assert "warning: store writes fail (database or disk is full)" in shown
+    # the end is told as it is (ERROR, no table of jobs the store still shows RUNNING)
+    assert "ended ERROR" in last and "task t FINISHED" not in shown and "RUNNING" not in shown
     assert out["spills"] == "1" and out["resume_rc"] == "0" and out["spills_after"] == "0"
     assert "scalars=20000" in result.stdout and "[('FINISHED', 0.99995)]" in result.stdout
 
@@ -784,12 +788,15 @@ def test_a_sigkilled_drivers_local_ray_ends_with_it(tmp_path):
                     Store(str(tmp_path / "wd"), create=False).jobs("t"):
                 session = _session_of(proc.pid)
         assert session, "no local Ray session found"
+        assert owned_processes(proc.pid), "the run's Ray carries no owner mark"
         proc.send_signal(signal.SIGKILL)  # the driver only: no process group kill
         proc.wait(timeout=30)
         deadline = time.time() + 20
-        while time.time() < deadline and _with_session(session):
+        while time.time() < deadline and (_with_session(session) or owned_processes(proc.pid)):
             time.sleep(0.5)
         assert _with_session(session) == []
+        # Ray's agents too, whose command lines (ray::...) name no session
+        assert owned_processes(proc.pid) == []
     finally:
         try:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -209,7 +209,10 @@ scheduler: {parallel_size: 2, stop_criterion: {max_tries: 4}}
     with resumed_core(first, cfg) as core:
         assert core.searcher.history == [(j["config"], j["reward"]) for j in earlier]
 
-    cfg.stop.max_tries = 8
+    # a finished search goes on when its config asks for more tries (the one edit a resume takes)
+    path = tmp_path / "code" / "search_config.yaml"
+    path.write_text(path.read_text().replace("max_tries: 4", "max_tries: 8"))
+    cfg = load_config(str(path))
     again = NaiveScheduler(first.work_dir, cfg, task="t", resume=True)
     again.prepare()
     summary = again.run()

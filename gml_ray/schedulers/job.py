@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import time
 from typing import Any
 
@@ -71,6 +72,82 @@ LOST_ERRORS = tuple(getattr(ray.exceptions, name) for name in (
     "NodeDiedError", "WorkerCrashedError", "LocalRayletDiedError", "ObjectLostError",
     "OwnerDiedError", "ActorDiedError") if hasattr(ray.exceptions, name))
 
+REASON_MAX = 300  # a stored reason longer than this is cut at a word, with "..."
+_SENTENCE = re.compile(r"^(.+?[.!?])(?=\s+[A-Z(`\[]|$)")
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of ``text`` (whitespace folded), whole; a first sentence over
+    :data:`REASON_MAX` characters is cut at a word and ends with "..."."""
+    text = " ".join(text.split())
+    found = _SENTENCE.match(text)
+    sentence = found.group(1) if found else text
+    if len(sentence) > REASON_MAX:
+        sentence = sentence[:REASON_MAX].rsplit(" ", 1)[0].rstrip(",;:") + " ..."
+    return sentence
+
+
+def node_death(exc: BaseException) -> tuple[str, str] | None:
+    """``(node id, "<ip> <id prefix>")`` when ``exc`` says the node running the job died: a
+    NodeDiedError, or a pool actor's ActorDiedError "because its node has died"; else None (a
+    worker that crashed on a live node is no node loss)."""
+    from ..runtime import lost_node
+
+    node_died = getattr(ray.exceptions, "NodeDiedError", None)
+    text = str(exc)
+    if (node_died is not None and isinstance(exc, node_died)) or "because its node has died" in text:
+        return lost_node(text)
+    return None
+
+
+def error_reason(exc: BaseException) -> str:
+    """A whole, short reason for a job that Ray could not run to its end: what an ERROR job's
+    row keeps (Ray's own texts run to 300-800 characters of hints and ids).
+
+    ``the node running it died (NodeDiedError; node 192.0.2.2 2a686e5d)``, the first sentence of
+    other Ray errors (``WorkerCrashedError: The worker died unexpectedly while executing this
+    task.``), and for an exception raised in the job's Ray task its own type and message.
+    """
+    name = type(exc).__name__
+    node_died = getattr(ray.exceptions, "NodeDiedError", None)
+    node = node_death(exc)
+    if node is not None or (node_died is not None and isinstance(exc, node_died)):
+        return f"the node running it died ({name}" + (f"; node {node[1]})" if node else ")")
+    cause = getattr(exc, "cause", None)
+    if isinstance(exc, ray.exceptions.RayTaskError) and isinstance(cause, BaseException):
+        return f"{type(cause).__name__}: {first_sentence(str(cause))}".rstrip(": ")
+    return f"{name}: {first_sentence(str(exc))}".rstrip(": ")
+
+
+def best_result(rows: list[dict], optimize_mode: str) -> tuple[float | None, str | None]:
+    """``(reward, name)`` of the best job of the store's ``rows`` (with status and reward), or
+    ``(None, None)``. An ERROR job's reward is no result (a run cut short: the searcher is told it
+    failed, ``--resume`` runs it again); every other status's is, a running job's so far included.
+    ``ctl show`` stars the same job (``cli/views.py``)."""
+    from ..optimize import best
+
+    rewarded = [r for r in rows if r.get("reward") is not None and r.get("status") != ERROR]
+    if not rewarded:
+        return None, None
+    top = best(rewarded, optimize_mode, key=lambda r: r["reward"])
+    return top["reward"], top["name"]
+
+
+EARLIER = " (attempt "  # a job run again: "<node> (attempt 1: <its node>)" in the node column
+
+
+def earlier_nodes(stored: str | None, attempt: int) -> str:
+    """The earlier attempts' nodes of a job about to run attempt ``attempt + 1``, from the node
+    column of its row (attempt ``attempt``'s node and what it kept of the ones before):
+    ``attempt 2: 192.0.2.3 5e6f7a8b; attempt 1: 192.0.2.2 2a686e5d``."""
+    if not stored:
+        return ""
+    node, sep, before = (" " + stored).partition(EARLIER)
+    before = ("attempt " + before[:-1]) if sep and before.endswith(")") else ""
+    node = node.strip()
+    parts = ([f"attempt {attempt}: {node}"] if node else []) + ([before] if before else [])
+    return "; ".join(parts)
+
 
 class Job:
     """One config's run on Ray. ``start()`` submits it, ``wait()`` blocks for its outcome,
@@ -104,6 +181,20 @@ class Job:
         self.kill_message = ""
         self.reward: float | None = None  # best reward_attribute value so far
         self.rendered: Any = None  # the RenderedJob it came from (its File args' copies)
+        self.submitted: float | None = None  # when start() handed it to Ray
+        self.earlier = ""  # the earlier attempts' nodes (:func:`earlier_nodes`), for a job run again
+        self.exited: int | None = None  # the code of a function trial's os._exit(code), if it said so
+
+    def follow(self, rows: list[dict]) -> None:
+        """This job runs again: ``rows`` (its row, with node and attempt) say where it ran."""
+        if rows:
+            self.earlier = earlier_nodes(rows[0].get("node"), int(rows[0].get("attempt") or 1))
+
+    def node_text(self, node: str | None) -> str | None:
+        """What the node column keeps: the node, then the earlier attempts' nodes if any."""
+        if not self.earlier:
+            return node
+        return f"{node or ''}{EARLIER}{self.earlier[len('attempt '):]})".lstrip()
 
     @property
     def command(self) -> str | None:
@@ -135,6 +226,7 @@ class Job:
     def start(self, **kwargs: Any) -> "Job":
         if self.ref is not None:
             return self
+        self.submitted = time.time()
         if self.pool is not None:
             self._slot, self._actor = self.pool.acquire()
             self.ref = self._submit(self._actor)
@@ -170,16 +262,17 @@ class Job:
         except ray.exceptions.TaskCancelledError:
             outcome = {"status": KILLED, "message": "cancelled before it started", "sent": 0}
         except ray.exceptions.RayError as exc:
-            text = " ".join(str(exc).split())
-            outcome = {"status": ERROR, "message": f"{type(exc).__name__}: {text[:300]}", "sent": None,
+            outcome = {"status": ERROR, "message": error_reason(exc), "sent": None,
                        # the job's node or worker died under it: worth running again elsewhere
-                       "lost": isinstance(exc, LOST_ERRORS)}
+                       "lost": isinstance(exc, LOST_ERRORS), "lost_node": node_death(exc)}
         # A pool actor that died after its job was asked to stop died of that stop.
         ended_by_kill = self._actor is not None and outcome.get("lost")
         if self.kill_status is not None and (outcome["status"] == KILLED or ended_by_kill):
             outcome["status"] = self.kill_status
             outcome["message"] = self.kill_message or outcome.get("message", "")
             outcome["lost"] = False
+        if outcome.get("node") and self.earlier:
+            outcome["node"] = self.node_text(outcome["node"])
         self.outcome = outcome
         self._status = outcome["status"]
         if self.pool is not None and self._slot is not None:

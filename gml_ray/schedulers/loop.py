@@ -22,6 +22,7 @@ from .. import tensorboard
 from ..config import TaskConfig
 from ..optimize import is_better
 from ..plugins import build_components
+from ..runtime import NodeWatch, NoNodeLeft
 from ..space import config_key
 from ..store import ERROR, FINISHED, KILLED, PENDING, RUNNING, Store
 from .assessing import AssessorCalls
@@ -29,7 +30,8 @@ from .channel import SCALARS, START, WAKE, ChannelName, MessageChannel
 from .drain import Drain
 from .factory import JobContext, JobFactory
 from .ingest import ScalarIngest
-from .job import Job
+from .job import DEFAULT_RESOURCES, Job, best_result
+from .messages import EXIT, exit_outcome
 from .pool import ActorPool
 from .resume import read_back
 from .spec import KILL_GRACE_S
@@ -89,6 +91,8 @@ class SchedulerCore:
         self.ingest = ScalarIngest(self.store, task, cfg.reward_attribute, cfg.optimize_mode,
                                    keep_history=self.assessor is not None)
         self.guard = StoreGuard(self.store, work_dir, task)  # a full disk pauses the run
+        self.nodes = NodeWatch(cfg.resources or DEFAULT_RESOURCES,  # nodes that leave mid-run
+                               unlocked=self.store.unlocked)
         self._slow_searcher = True  # until its first answer says otherwise
         self._last_wake = 0.0
         self.elapsed_before = 0.0  # run time of earlier attempts of this task (resume)
@@ -193,15 +197,19 @@ class SchedulerCore:
                 self.store.update_task(self.task, status=status, ended=time.time(),
                                        message=self.stop_reason or None)
                 self.guard.finish()
+                if self.guard.spilled:  # what the store shows is not how the run ended
+                    status = ERROR
             except Exception:  # noqa: BLE001
                 log.exception("could not record the task's end")
                 raise
             log.info("task ended: %s %s", status, self.stop_reason)
+        if self.nodes.ended is not None and status == ERROR:  # no node could run the jobs
+            raise NoNodeLeft(self.nodes.ended)
         return self.summary(status)
 
     def store_problem(self) -> str | None:
         """One line while store writes fail (read from another thread: the driver's)."""
-        return self.guard.problem()
+        return self.guard.problem() or self.nodes.notice
 
     def summary(self, status: str) -> dict[str, Any]:
         return {"task": self.task, "status": status, "reason": self.stop_reason, "spilled": self.guard.spilled,
@@ -212,12 +220,15 @@ class SchedulerCore:
                 "scheduler_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "scalars": self.ingest.ingested, "ingest_s": self.ingest.seconds,
                 "rounds": self.rounds, "busy_s": self.busy_s, "searcher_s": self.searcher_s,
+                **self.nodes.stats(),  # looks at the cluster's nodes (ray.nodes()) and their time
                 # the actor process's CPU (Ray's own threads in it included)
                 "cpu_s": (lambda r: r.ru_utime + r.ru_stime)(resource.getrusage(resource.RUSAGE_SELF))}
 
     def _launch(self) -> None:
         if self.store.backlog.failing:
             return  # the store cannot take what new jobs would report
+        if self.nodes.waiting:
+            return  # no alive node can run a job (runtime.NodeWatch): none starts until one joins
         misses = 0
         while self._reruns and not self.is_stop and len(self.running) < self.parallel_size:
             self._start(self.factory.make(*self._reruns.pop(0)))
@@ -257,6 +268,8 @@ class SchedulerCore:
         spent = time.perf_counter() - t0
         self.searcher_s += spent
         self._slow_searcher = spent > SLOW_SEARCHER_S
+        if spent > WAKE_S:  # it may have held the write lock: the commit that ends it beats
+            self.store.heartbeat(self.task)
         return config
 
     def _start(self, job: Job) -> None:
@@ -268,9 +281,11 @@ class SchedulerCore:
         status, started = (RUNNING, time.time()) if job.starts_running and job.mark_running() \
             else (PENDING, None)
         if spec.attempt > 1:
+            job.follow(self.store.jobs(self.task, [spec.name], columns=("node", "attempt")))
             self.store.update_job(self.task, spec.job_id, status=status, attempt=spec.attempt,
                                   reward=None, started=started, ended=None, exit_code=None,
-                                  message=None, command=spec.command or spec.function)
+                                  message=None, command=spec.command or spec.function,
+                                  node=job.node_text(None))
         else:
             self._next_id = max(self._next_id, spec.job_id + 1)
             self.store.add_job(self.task, spec.job_id, spec.name, job.config, job.arg_dict,
@@ -309,7 +324,9 @@ class SchedulerCore:
         for job_id, job in list(self.running.items()):
             if job.outcome is None and job.ref in ready_set:
                 outcome = job.resolve()
-                if outcome.get("lost") and self._retry(job):
+                if outcome.get("lost"):
+                    self.nodes.job_lost(outcome)
+                if outcome.get("lost") and job.exited is None and self._retry(job):
                     continue
                 if outcome.get("scalars"):  # reports a job returned instead of sending
                     self._ingest(job, outcome.pop("scalars"), job.spec.attempt)  # type: ignore[misc]
@@ -323,7 +340,12 @@ class SchedulerCore:
                 job.end_actor(why)
         for job_id in self.drain.done(self.running, now):
             self._finish(self.running[job_id])
+        no_node = self.nodes.tick(now, self.running.values())
+        if no_node:  # the jobs waited the grace period for a node that can run them
+            self.external_stop(ERROR, no_node)
         if now - self._last_wake >= WAKE_S:
+            # The driver's thread beats too (whatever this loop is doing); this one shares the
+            # round's commit, so a commit after a long round never shows a stale heartbeat.
             self._last_wake = now
             self.store.heartbeat(self.task)
             for handler in logging.getLogger().handlers:
@@ -360,9 +382,11 @@ class SchedulerCore:
                 job.run_started = payload["started"]
                 job.mark_running()
                 self.store.update_job(self.task, job_id, status=RUNNING,
-                                      started=payload["started"], node=payload["node"])
+                                      started=payload["started"], node=job.node_text(payload["node"]))
             elif kind == SCALARS:
                 self._ingest(job, payload, attempt)
+            elif kind == EXIT:  # a function trial's os._exit(code): its actor dies with no outcome
+                job.exited = payload
 
     def _ingest(self, job: Job, records: list[dict], attempt: int) -> None:
         """Store a job's reported scalars, update its reward and let the assessor judge it."""
@@ -386,7 +410,7 @@ class SchedulerCore:
 
     def _finish(self, job: Job) -> None:
         job_id = job.spec.job_id
-        outcome = job.outcome or {}
+        outcome = exit_outcome(job.outcome or {}, job.exited, job.kill_status is not None)
         status = outcome.get("status", ERROR)
         reward = job.reward
         self.store.update_job(self.task, job_id, **self.ingest.pop_updates(job_id),
@@ -394,6 +418,9 @@ class SchedulerCore:
                               exit_code=outcome.get("exit_code"), message=outcome.get("message") or None,
                               **({"node": outcome["node"]} if outcome.get("node") else {}),
                               **({"started": outcome["started"]} if outcome.get("started") else {}))
+        if status == ERROR and job.name == self.best_job:  # an ERROR job's reward is no result
+            self.best_reward, self.best_job = best_result(
+                self.store.jobs(self.task, columns=("status", "reward")), self.optimize_mode)
         if self.cfg.tensorboard:  # the job's scalars + args as TensorBoard events
             self.ingest.save()
             tensorboard.on_job_end(self.store, self.task, self.task_dir, job, status)

@@ -1,7 +1,8 @@
 """A job's side of the message channel: ``(kind, job_id, attempt, payload)`` tuples.
 
-Kinds (:mod:`.channel`): START (payload: node, pid, started) and SCALARS (a list of
-:class:`~gml_ray.schedulers.spec.ScalarRecord`). A :class:`Sender` counts what it sent, so the
+Kinds (:mod:`.channel`): START (payload: node, pid, started), SCALARS (a list of
+:class:`~gml_ray.schedulers.spec.ScalarRecord`) and EXIT (payload: the exit code a function trial
+gave ``os._exit``, sent just before its process ends). A :class:`Sender` counts what it sent, so the
 scheduler knows when it has every message of an ended job; a :class:`Batcher` holds a command
 job's messages for its first moments (a short job sends none); :func:`pump` reads the scalar pipe.
 """
@@ -16,8 +17,14 @@ from typing import Any, Callable
 import ray
 
 from .channel import SCALARS, START, ChannelName
-from .spec import JobSpec
+from .spec import ERROR, FINISHED, JobSpec
 from .timers import alarm
+
+EXIT = "exit"  # a function trial called os._exit(code): its process ends (payload: the code)
+
+# A record in a batch that is not a scalar but a note from the job's pipe reader: how many lines
+# of the scalar pipe were not scalar records (``{SKIPPED: n, "first": the first, cut}``).
+SKIPPED = "skipped"
 
 # A job shorter than this sends nothing until it ends; a longer one streams its reports at most
 # this often. GML_STREAM_INTERVAL_S (in the workers' environment) overrides it.
@@ -43,7 +50,8 @@ class Sender:
         self.kept: list[dict] = []
         self._lock = threading.Lock()
 
-    def send(self, kind: str, payload: Any, wait: bool = True) -> None:
+    def send(self, kind: str, payload: Any, wait: bool = True, timeout: float | None = None) -> None:
+        """Send a message; ``wait``: until the channel has it (at most ``timeout`` seconds)."""
         with self._lock:
             if self.channel is None:
                 if kind == SCALARS:
@@ -53,7 +61,7 @@ class Sender:
             ref = channel.put.remote((kind, self.spec.job_id, self.spec.attempt, payload))
             self.sent += 1
         if wait:
-            ray.get(ref)
+            ray.get(ref, timeout=timeout)
 
 
 class Batcher:
@@ -89,33 +97,59 @@ class Batcher:
         alarm.cancel(self._token)
 
 
-def pump(fd: int, sink: Callable[[list[dict]], None]) -> None:
-    """Read JSON lines from the scalar pipe until EOF and hand them to ``sink`` in batches."""
-    buf = b""
+SKIP_SAMPLE = 80  # characters of the first skipped line a note quotes
+
+
+def pump(fd: int, sink: Callable[[list[dict]], None]) -> int:
+    """Read JSON lines from the scalar pipe until EOF and hand them to ``sink`` in batches.
+
+    A line that is not a scalar record (not JSON, torn, or not an object with ``"t"`` and ``"v"``)
+    is skipped, never the lines around it; at EOF one note record (``{SKIPPED: n, "first": ...}``)
+    goes to ``sink`` with how many were, and the scheduler says so once in ``scheduler.log``.
+    Returns that count."""
+    parts: list[bytes] = []  # a line still being written, in pieces (no copy per read)
+    skipped, first = 0, ""
     while True:
         try:
             chunk = os.read(fd, 1 << 16)
         except OSError:
             chunk = b""
         if chunk:
-            buf += chunk
-            lines, _, buf = buf.rpartition(b"\n")
-            if not lines:
+            cut = chunk.rfind(b"\n")
+            if cut < 0:
+                parts.append(chunk)
                 continue
+            parts.append(chunk[:cut])
+            lines = b"".join(parts)
+            parts = [chunk[cut + 1:]] if cut + 1 < len(chunk) else []
         else:
-            lines, buf = buf, b""
+            lines, parts = b"".join(parts), []
         records = []
         for line in lines.split(b"\n"):
             if line.strip():
                 try:
                     rec = json.loads(line)
-                except ValueError:
-                    continue  # a torn or foreign line: ignore it rather than lose the rest
+                except (ValueError, RecursionError):  # torn or foreign: skip it, keep the rest
+                    rec = None
                 if isinstance(rec, dict) and "t" in rec and "v" in rec:
                     records.append(rec)
+                else:
+                    if not skipped:
+                        first = line[:SKIP_SAMPLE * 4].decode("utf-8", "replace")[:SKIP_SAMPLE]
+                    skipped += 1
+        if not chunk and skipped:
+            records.append({SKIPPED: skipped, "first": first})
         if records:
             sink(records)
         if not chunk:
-            return
+            return skipped
 
 
+def exit_outcome(outcome: dict, code: int | None, killed: bool) -> dict:
+    """The outcome of a job whose worker ended without one (its actor died) when the job said,
+    with an EXIT message, that it called ``os._exit(code)``: FINISHED for 0, else ERROR
+    ``exited with code N``. Unchanged when it did not, or when the scheduler ended it (``killed``)."""
+    if code is None or killed or outcome.get("sent") is not None:
+        return outcome
+    status, message = (FINISHED, "") if code == 0 else (ERROR, f"exited with code {code}")
+    return {**outcome, "status": status, "message": message, "exit_code": code, "lost": False}

@@ -14,6 +14,8 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
+import sys
 import threading
 import time
 from typing import Any, Callable
@@ -23,17 +25,20 @@ import ray.util.scheduling_strategies
 import yaml
 
 from ..config import TaskConfig, load_config, parse_config
-from ..errors import UserError
+from ..errors import EnvironmentFault, NothingToDo, Terminated, UserError
 from ..plugins import build_components
 from ..snapshot import snapshot_code
 from ..store import (
     ERROR,
+    FINISHED,
+    HEARTBEAT_S,
     RUNNING,
     Store,
     check_task_name,  # noqa: F401 - re-exported
+    db_path,
     run_time,
 )
-from ..store_backlog import load_spills
+from ..store_backlog import SPILL_DIR, load_spills
 from .loop import WAKE_S, SchedulerCore
 from .spec import job_name  # noqa: F401 - re-exported (the manual's scripts import it from here)
 
@@ -119,8 +124,86 @@ def _check_same_mode(task: str, config_yaml: str | None, cfg: TaskConfig) -> Non
                         f"{cfg.func_type}: resume it with the config it ran")
 
 
-class Terminated(KeyboardInterrupt):
-    """The run was ended by SIGTERM: its jobs are ERROR ("terminated (SIGTERM)")."""
+def _still_running(task: dict[str, Any]) -> UserError:
+    return UserError(f"task {task['name']} is still running (pid {task['pid']} on {task['host']}); "
+                     f"stop it first with `gml-ray ctl stop --task {task['name']}`")
+
+
+def _exists(task: str) -> UserError:
+    return UserError(f"task {task!r} already exists: add --resume to continue it, or pick "
+                     f"another --task name")
+
+
+def _nothing_ran(store: Store, task: dict[str, Any]) -> bool:
+    """Whether a task ended ERROR before any job was made (no Ray, a bad address or symlink):
+    such a task does not keep its name from a fixed run."""
+    return task["status"] == ERROR and not store.status_counts(task["name"])
+
+
+# What ``--resume`` may change without --changed-config: how long and how wide the search goes
+# on (raise max_tries to continue a finished search), not what a job or the search is.
+RESUME_MAY_CHANGE = (("scheduler", "stop_criterion"), ("scheduler", "parallel_size"))
+
+
+def _config_change(old_yaml: str | None, new_yaml: str) -> tuple[str | None, bool]:
+    """Where a resumed task's config differs from the one it ran, outside what a resume may
+    change (a dotted path, or None), and whether it differs at all."""
+    try:
+        old = yaml.safe_load(old_yaml or "")
+    except yaml.YAMLError:
+        return None, False  # an unreadable stored config: nothing to compare with
+    new = yaml.safe_load(new_yaml)
+    if _first_difference(old, new, "") is None:
+        return None, False
+    return _first_difference(_without_free(old), _without_free(new), ""), True
+
+
+def _without_free(config: Any) -> Any:
+    """``config`` without the keys of :data:`RESUME_MAY_CHANGE`."""
+    if not isinstance(config, dict):
+        return config
+    out = dict(config)
+    for section, key in RESUME_MAY_CHANGE:
+        if isinstance(out.get(section), dict):
+            out[section] = {k: v for k, v in out[section].items() if k != key}
+            if not out[section]:
+                del out[section]  # a section that held only those: as if absent
+    return out
+
+
+def _first_difference(a: Any, b: Any, path: str) -> str | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in list(a) + [k for k in b if k not in a]:
+            where = _first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else str(key))
+            if where:
+                return where
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            where = _first_difference(x, y, f"{path}[{i}]")
+            if where:
+                return where
+        return None
+    return None if a == b else (path or "the top level")
+
+
+def _file_identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of a file, None if it is gone: a replaced file has another inode."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _interrupt_reason(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, Terminated) else "interrupted (Ctrl+C)"
+
+
+def _interrupt(hits: list[tuple[float, int]]) -> KeyboardInterrupt:
+    """What the first signal of ``hits`` raises: Terminated for SIGTERM, else KeyboardInterrupt."""
+    return Terminated(_SIGNAL_REASON[signal.SIGTERM]) if hits[0][1] == signal.SIGTERM \
+        else KeyboardInterrupt()
 
 
 _SIGNAL_REASON: dict[int, str] = {signal.SIGINT: "interrupted (Ctrl+C)", signal.SIGTERM: "terminated (SIGTERM)"}
@@ -138,8 +221,8 @@ class NaiveScheduler:
     def __init__(self, work_dir: str, config: TaskConfig | dict | str, symlink_paths: Any = None, *,
                  task: str | None = None, code_dir: str | None = None, address: str | None = None,
                  num_cpus: int | None = None, num_gpus: int | None = None, resume: bool = False,
-                 snapshot: bool = True,
-                 benchmark: bool = False) -> None:
+                 snapshot: bool = True, benchmark: bool = False,
+                 changed_config: bool = False) -> None:
         if isinstance(config, str):
             config = load_config(config, benchmark=benchmark)
         elif isinstance(config, dict):
@@ -156,44 +239,53 @@ class NaiveScheduler:
         self.task_dir = os.path.join(self.work_dir, "tasks", self.task)
         self.code_dir = os.path.join(self.task_dir, "code") if snapshot else self.source_dir
         self.snapshot, self.resume = snapshot, resume
+        self.changed_config = changed_config  # --resume may go on with an edited config
+        self.store_lost: str | None = None  # why the store this run opened is gone, if it is
+        self._beating: threading.Event | None = None  # set: the heartbeat thread stops
+        self._identity: tuple[int, int] | None = None  # the store file's (device, inode)
         self.address, self.num_cpus, self.num_gpus = address, num_cpus, num_gpus
         self.store: Store | None = None
         self.loaded_spills: list[str] = []  # spill files of earlier runs that --resume wrote
 
     def prepare(self) -> Store:
-        """Validate plugins, record the task and snapshot its code (before Ray starts)."""
+        """Validate plugins, claim the task in the store and snapshot its code (before Ray starts).
+
+        The check and the claim are one write transaction: of several runs started at once for
+        one task name (``--resume`` or not), exactly one goes on; the others get a UserError.
+        Raises :class:`~gml_ray.errors.NothingToDo` for ``--resume`` of a FINISHED task that has
+        nothing left to run."""
         build_components(self.cfg)  # plugin mistakes surface here, as ConfigError
+        if self.resume and not os.path.exists(db_path(self.work_dir)):
+            raise UserError(f"no task named {self.task!r} to resume: {self.work_dir} holds no "
+                            f"gml-ray store (check --workdir)")
         store = Store(self.work_dir)
         store.reap_dead_runs()
         now = time.time()
-        fields = dict(config_path=os.path.abspath(self.cfg.source),
-                      config_yaml=yaml.safe_dump(self.cfg.raw, sort_keys=False, allow_unicode=True),
+        config_yaml = yaml.safe_dump(self.cfg.raw, sort_keys=False, allow_unicode=True)
+        fields = dict(config_path=os.path.abspath(self.cfg.source), config_yaml=config_yaml,
                       code_dir=self.code_dir, source_dir=self.source_dir, task_dir=self.task_dir,
                       reward_attribute=self.cfg.reward_attribute, optimize_mode=self.cfg.optimize_mode,
                       started=now, heartbeat=now, host=socket.gethostname(), pid=os.getpid(),
                       compare=self.cfg.compare_label)
-        if self.resume:
-            old = store.require_task(self.task)
-            _check_same_mode(self.task, old.get("config_yaml"), self.cfg)
-            if old["status"] == RUNNING:
-                raise UserError(f"task {self.task} is still running (pid {old['pid']} on {old['host']});"
-                                f" stop it first with `gml-ray ctl stop --task {self.task}`")
-            # What an earlier run could not write (its disk was full) goes in first.
-            for path, writes in load_spills(self.work_dir, self.task):
-                store.replay(writes)
-                os.remove(path)
-                self.loaded_spills.append(path)
-            old = store.require_task(self.task)
-            # Every earlier attempt's run time, a crashed one's (to its last heartbeat) included.
-            before = run_time(old, now=old.get("heartbeat") or now) or 0.0
-            store.update_task(self.task, status=RUNNING, ended=None, stop_requested=0, message=None,
-                              scalar_columns=json.dumps(self.cfg.scalar_columns),
-                              elapsed_before=before, **fields)
-        else:
-            if store.get_task(self.task) is not None:
-                raise UserError(f"task {self.task!r} already exists: add --resume to continue it, "
-                                f"or pick another --task name")
-            store.create_task(self.task, scalar_columns=self.cfg.scalar_columns, **fields)
+        # Refused without the write lock first (a live run may hold it for a while), then
+        # checked again and claimed under it.
+        old = store.get_task(self.task)
+        if self.resume and old is not None and old["status"] == RUNNING:
+            raise _still_running(old)
+        if not self.resume and old is not None and not _nothing_ran(store, old):
+            raise _exists(self.task)
+        with store.transaction():
+            if self.resume:
+                self._claim_for_resume(store, fields, now)
+            else:
+                old = store.get_task(self.task)
+                if old is not None and not _nothing_ran(store, old):
+                    raise _exists(self.task)
+                if old is not None:  # it failed before any job ran: its name is free again
+                    store.delete_task(self.task)
+                store.create_task(self.task, scalar_columns=self.cfg.scalar_columns, **fields)
+        self.store = store
+        self._start_heartbeat(store)
         try:
             os.makedirs(self.task_dir, exist_ok=True)
             if os.path.isfile(self.cfg.source):
@@ -202,10 +294,99 @@ class NaiveScheduler:
                 snapshot_code(self.source_dir, self.code_dir, self.symlink_paths,
                               exclude=[self.work_dir])
         except BaseException as exc:
-            store.update_task(self.task, status=ERROR, ended=time.time(), message=str(exc)[:500])
+            self.abandon(_interrupt_reason(exc) if isinstance(exc, KeyboardInterrupt) else str(exc))
             raise
-        self.store = store
         return store
+
+    def _claim_for_resume(self, store: Store, fields: dict[str, Any], now: float) -> None:
+        """Inside prepare's transaction: check that the task can be resumed and mark it RUNNING."""
+        old = store.require_task(self.task)
+        _check_same_mode(self.task, old.get("config_yaml"), self.cfg)
+        if old["status"] == RUNNING:
+            raise _still_running(old)
+        changed, any_change = _config_change(old.get("config_yaml"), fields["config_yaml"])
+        if changed and not self.changed_config:
+            raise UserError(f"the config differs from the one task {self.task} ran (at {changed}): "
+                            f"resume with the config it ran, or add --changed-config to go on "
+                            f"with this one")
+        counts = store.status_counts(self.task)
+        if old["status"] == FINISHED and not any_change and not counts.get(ERROR) \
+                and not load_spills(self.work_dir, self.task):
+            raise NothingToDo(f"task {self.task} is FINISHED ({sum(counts.values())} jobs, none "
+                              f"ERROR): nothing to resume")
+        # What an earlier run could not write (its disk was full) goes in first.
+        for path, writes in load_spills(self.work_dir, self.task):
+            store.replay(writes)
+            os.remove(path)
+            self.loaded_spills.append(path)
+        old = store.require_task(self.task)
+        # Every earlier attempt's run time, a crashed one's (to its last heartbeat) included.
+        before = run_time(old, now=old.get("heartbeat") or now) or 0.0
+        store.update_task(self.task, status=RUNNING, ended=None, stop_requested=0, message=None,
+                          scalar_columns=json.dumps(self.cfg.scalar_columns),
+                          elapsed_before=before, **fields)
+
+    def abandon(self, message: str) -> None:
+        """The command ends before or after the loop ran (a signal while Ray starts or stops, a
+        failed snapshot): a task still RUNNING becomes ERROR with ``message``, its active jobs
+        too. A task in which no job ran frees its name."""
+        self._stop_heartbeat()
+        store = self.store
+        if store is None:
+            return
+        task = store.get_task(self.task)
+        if task is not None and task["status"] == RUNNING:
+            with store.transaction():
+                store.mark_active_jobs(self.task, ERROR, message)
+                store.update_task(self.task, status=ERROR, ended=time.time(), message=message[:500])
+
+    # ---- liveness and the store's identity, from a thread of the driver -----------------------
+
+    def _start_heartbeat(self, store: Store) -> None:
+        """Write the task's heartbeat every HEARTBEAT_S from a thread, whatever the loop (and its
+        searcher) is doing, and watch that the store file is still the one the run opened."""
+        self._identity = _file_identity(store.path)
+        self._beating = threading.Event()
+        # Its own connection, which waits for the write lock a moment only: a loop that holds
+        # it (a searcher thinking inside a round) beats itself in the commit that releases it.
+        beats = Store(self.work_dir, busy_timeout=1.0)
+        thread = threading.Thread(target=self._beat, args=(beats, self._beating),
+                                  name="gml-heartbeat", daemon=True)
+        thread.start()
+
+    def _beat(self, store: Store, stopped: threading.Event) -> None:
+        try:
+            self._beat_until(store, stopped)
+        finally:
+            store.close()
+
+    def _beat_until(self, store: Store, stopped: threading.Event) -> None:
+        while not stopped.wait(HEARTBEAT_S):
+            if _file_identity(store.path) != self._identity:
+                self.store_lost = (f"the store {store.path} was deleted or replaced during the run"
+                                   if os.path.exists(os.path.dirname(store.path))
+                                   else f"the work dir {store.work_dir} was deleted during the run")
+                return
+            try:
+                if not store.heartbeat(self.task):
+                    self.store_lost = f"task {self.task} was removed from the store {store.path} " \
+                                      f"during the run (the store replaced?)"
+                    return
+            except sqlite3.Error:  # locked, or a full disk: the run's loop deals with that
+                continue
+
+    def _stop_heartbeat(self) -> None:
+        if self._beating is not None:
+            self._beating.set()
+
+    def _save_lost_store(self, store: Store) -> str:
+        """The whole store as this run's connection still sees it (a deleted file lives on while
+        it is open) copied to ``<work_dir>/spill/``: nothing the run or other tasks wrote is lost."""
+        folder = os.path.join(self.work_dir, SPILL_DIR)
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"gml.db.recovered-{self.task}-{time.strftime('%Y%m%d_%H%M%S')}")
+        store.copy_to(path)
+        return path
 
     def run(self, on_progress: Callable[[], None] | None = None,
             progress_every: float = 0.5, on_notice: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -213,7 +394,10 @@ class NaiveScheduler:
 
         Ctrl+C stops it: running and pending jobs become ERROR, then KeyboardInterrupt is raised.
         SIGTERM (a batch scheduler, ``ray job stop``, ``kill``) does the same and raises
-        :class:`Terminated` (a KeyboardInterrupt).
+        :class:`Terminated` (a KeyboardInterrupt), at any moment of the run, Ray's start and
+        end included. A store deleted or replaced during the run ends it: its jobs become
+        ERROR, the store as the run saw it is saved under ``<work_dir>/spill/`` and
+        :class:`~gml_ray.errors.EnvironmentFault` names that file.
         """
         from ..runtime import check_resources, init_ray, pool_size_note
         from .factory import job_kind
@@ -222,29 +406,34 @@ class NaiveScheduler:
         store = self.store or self.prepare()
         # The first Ctrl+C (or SIGTERM) only sets a flag (a KeyboardInterrupt inside a Ray call
         # can leave the client stuck); the loop then asks the scheduler to stop. A second one
-        # aborts. Our SIGTERM handler replaces Ray's, which would dump its stack and exit 1.
+        # aborts. Our SIGTERM handler replaces Ray's, which would exit at once without a word.
         hits: list[tuple[float, int]] = []
 
         def on_signal(signum: int, frame: Any) -> None:
             hits.append((time.time(), signum))
             if len(hits) > 1:
-                raise Terminated(_SIGNAL_REASON[hits[0][1]]) if hits[0][1] == signal.SIGTERM \
-                    else KeyboardInterrupt
+                raise _interrupt(hits)
+
+        def check_hits() -> None:  # before the loop runs: a signal ends the run here
+            if hits:
+                raise _interrupt(hits)
 
         in_main = threading.current_thread() is threading.main_thread()
         old_handlers = {sig: signal.signal(sig, on_signal) for sig in _SIGNAL_REASON} if in_main else {}
-        started_ray = False
+        owns_ray = not ray.is_initialized()
         actor = None
         try:
-            started_ray = init_ray(self.address, self.num_cpus, self.num_gpus)
+            try:
+                init_ray(self.address, self.num_cpus, self.num_gpus)
+            except SystemExit as exc:  # Ray's own SIGTERM handler, active while ray.init runs
+                if exc.code != signal.SIGTERM:
+                    raise
+                hits.append((time.time(), signal.SIGTERM))
             if in_main:  # ray.init installs handlers of its own
                 for sig in _SIGNAL_REASON:
                     signal.signal(sig, on_signal)
-            try:
-                check_resources(self.cfg.resources)
-            except UserError as exc:
-                store.update_task(self.task, status=ERROR, ended=time.time(), message=str(exc))
-                raise
+            check_hits()
+            check_resources(self.cfg.resources)
             cfg = self.cfg
             if job_kind(cfg.job_kind).pooled:
                 # A pool actor the cluster cannot hold never starts, and its jobs never end.
@@ -260,56 +449,72 @@ class NaiveScheduler:
             ref = actor.run.remote()
             interrupted: float | bool = False
             reason = ""
+            lost = False
             problem_ref, problem, asked = None, None, 0.0
-            try:
-                while True:
-                    ready, _ = ray.wait([ref], timeout=progress_every)
-                    if on_notice is not None:  # store trouble, told once per episode
-                        if problem_ref is None and time.time() - asked > 2.0:
-                            problem_ref, asked = actor.store_problem.remote(), time.time()
-                        if problem_ref is not None and ray.wait([problem_ref], timeout=0)[0]:
-                            now_problem = ray.get(problem_ref)
-                            problem_ref = None
-                            if now_problem and not problem:
-                                on_notice(now_problem)
-                            problem = now_problem
-                    if hits and not interrupted:
-                        interrupted, reason = hits[0][0], _SIGNAL_REASON[hits[0][1]]
-                        actor.stop.remote(ERROR, reason)
-                    if on_progress is not None:
-                        on_progress()
-                    if ready:
-                        break
-            finally:
-                for sig, old in old_handlers.items():
-                    signal.signal(sig, old)
-                old_handlers = {}
+            while True:
+                ready, _ = ray.wait([ref], timeout=progress_every)
+                if on_notice is not None:  # store trouble, told once per episode
+                    if problem_ref is None and time.time() - asked > 2.0:
+                        problem_ref, asked = actor.store_problem.remote(), time.time()
+                    if problem_ref is not None and ray.wait([problem_ref], timeout=0)[0]:
+                        now_problem = ray.get(problem_ref)
+                        problem_ref = None
+                        if now_problem and not problem:
+                            on_notice(now_problem)
+                        problem = now_problem
+                if hits and not interrupted:
+                    interrupted, reason = hits[0][0], _SIGNAL_REASON[hits[0][1]]
+                    actor.stop.remote(ERROR, reason)
+                if self.store_lost and not lost:
+                    lost = True
+                    actor.stop.remote(ERROR, self.store_lost)
+                if on_progress is not None:
+                    on_progress()
+                if ready:
+                    break
             try:
                 summary = ray.get(ref)
             except ray.exceptions.RayError as exc:
                 cause = getattr(exc, "cause", None)
-                if isinstance(cause, UserError):
+                if isinstance(cause, (UserError, EnvironmentFault)):
                     raise cause from None
                 message = _error_text(cause if isinstance(cause, BaseException) else exc)
                 store.mark_active_jobs(self.task, ERROR, "the scheduler failed")
                 store.update_task(self.task, status=ERROR, ended=time.time(), message=message)
                 raise RuntimeError(f"task {self.task} failed: {message}") from None
+            if self.store_lost:
+                saved = self._save_lost_store(store)
+                raise EnvironmentFault(f"{self.store_lost}: task {self.task} was stopped (its "
+                                       f"running jobs ERROR); the store as the run saw it, every "
+                                       f"task's rows, is saved as {saved}: move it to "
+                                       f"{store.path} (moving aside what is there), then "
+                                       f"`gml-ray run ... --resume`")
             if interrupted:
                 store.mark_cancelled_as(self.task, ERROR, interrupted - 5.0, reason)
-                raise Terminated(reason) if hits[0][1] == signal.SIGTERM else KeyboardInterrupt
+                raise _interrupt(hits)
             return summary
         except KeyboardInterrupt as exc:
-            reason = str(exc) if isinstance(exc, Terminated) else _SIGNAL_REASON[signal.SIGINT]
-            store.mark_active_jobs(self.task, ERROR, reason)
-            store.update_task(self.task, status=ERROR, ended=time.time(), message=reason)
+            reason = _interrupt_reason(exc)
+            if not self.store_lost:
+                store.mark_active_jobs(self.task, ERROR, reason)
+                store.update_task(self.task, status=ERROR, ended=time.time(), message=reason)
+            raise
+        except UserError as exc:  # no node can run a job, a bad --address: nothing ran
+            store.update_task(self.task, status=ERROR, ended=time.time(), message=str(exc)[:500])
             raise
         finally:
-            for sig, old in old_handlers.items():
-                signal.signal(sig, old)
-            if actor is not None:
-                ray.kill(actor)
-            if started_ray:
-                ray.shutdown()
+            self._stop_heartbeat()
+            # Our handler stays while Ray stops (a signal now must not cut its shutdown short).
+            try:
+                if actor is not None:
+                    ray.kill(actor)
+                if owns_ray:
+                    ray.shutdown()
+            finally:
+                for sig, old in old_handlers.items():
+                    signal.signal(sig, old)
+            if hits and sys.exc_info()[0] is None:
+                raise _interrupt(hits)  # a signal while Ray stopped, after the task had ended
 
 
 class MujocoScheduler(NaiveScheduler):

@@ -21,10 +21,11 @@ import ray
 
 from .. import reporting
 from .channel import SCALARS, START
-from .messages import STREAM_AFTER_S, Batcher, Sender, node_name, pump
+from .messages import EXIT, STREAM_AFTER_S, Batcher, Sender, node_name, pump
 from .procgroup import (
     TOKEN_ENV,
     WATCHDOG,
+    JobTree,
     end_group_in_background,
     kill_group,
     kill_marked,
@@ -84,14 +85,17 @@ def run_command(spec: JobSpec, channel: Any = None) -> Outcome:
     proc = None
     reader = None
     batcher: Batcher | None = None
+    tree: JobTree | None = None
     try:
         try:
             close = f"exec {write_fd}>&-; " if write_fd is not None else ""
             spare = 4 if write_fd == 3 else 3  # a free descriptor in the shell for the lifeline
             command = WATCHDOG.format(spare=spare, close=close) + (spec.command or "")
+            tree = JobTree(token)  # this process adopts what the job leaves behind
             proc = subprocess.Popen([*shell(), command], cwd=spec.cwd, env=env, stdout=out,
                                     stderr=err, stdin=lifeline_fd(), start_new_session=True,
                                     pass_fds=(write_fd,) if write_fd is not None else ())
+            tree.started(proc.pid)
         except OSError as exc:
             return {"status": ERROR, "message": f"cannot start: {exc}", "exit_code": None,
                     "node": node_name(), "started": started, "ended": time.time(), "sent": sender.sent}
@@ -114,6 +118,7 @@ def run_command(spec: JobSpec, channel: Any = None) -> Outcome:
                 timeout = min(timeout, max(0.0, deadline - time.time()))
             if done.wait(timeout):
                 break
+            tree.reap()
             if cancel.is_set():
                 status, message = KILLED, "cancelled"
                 break
@@ -129,7 +134,11 @@ def run_command(spec: JobSpec, channel: Any = None) -> Outcome:
         else:
             kill_group(proc)
             proc.wait()
-            kill_marked(token)  # and what left the group (setsid) with the job's environment
+        # And what left the group (setsid, a daemon, env={}): the job's tree, now adopted by this
+        # process; without a subreaper (or for a killed job, as well) what carries its token.
+        tree.end()
+        if status != FINISHED or not tree.subreaper:
+            kill_marked(token)
         if reader is not None:
             reader.join(timeout=ESCAPE_CHECK_S)
             if reader.is_alive():  # something that left the group holds the scalar pipe open
@@ -139,6 +148,8 @@ def run_command(spec: JobSpec, channel: Any = None) -> Outcome:
             status = ERROR
             message = f"exit code {rc}" if rc > 0 else f"killed by signal {-rc}"
     finally:
+        if tree is not None:
+            tree.close()  # no longer a subreaper (when the job could not start, or failed here)
         if reader is not None:
             reader.join(timeout=READER_DRAIN_S)
             if reader.is_alive():
@@ -197,6 +208,47 @@ def load_callable(function: str, code_dir: str) -> Any:
     return fn
 
 
+EXIT_SEND_S = 5.0  # how long a trial's os._exit may wait for its last messages to reach the channel
+_real_exit: Callable[[int], Any] = os._exit
+_exit_hook: tuple[int, Callable[[int], None]] | None = None  # (pid, hook) while a trial runs
+
+
+def _trial_exit(code: int = 0) -> Any:
+    """``os._exit`` in a process that runs function trials: while one runs, its reports and the
+    exit code go to the scheduler first (the process ends at once, with no outcome to carry them).
+    Not in a child the trial forked (multiprocessing's end with ``os._exit`` too)."""
+    hook = _exit_hook
+    if hook is not None and hook[0] == os.getpid() and isinstance(code, int):
+        try:
+            hook[1](int(code))
+        except BaseException:  # noqa: BLE001 - the process must end whatever happens
+            pass
+    _real_exit(code)
+
+
+def _install_exit_hook(hook: Callable[[int], None] | None) -> None:
+    global _exit_hook
+    if hook is not None and os._exit is not _trial_exit:
+        os._exit = _trial_exit  # type: ignore[assignment]
+    _exit_hook = (os.getpid(), hook) if hook is not None else None
+
+
+def _exit_message(code: Any) -> tuple[str, str, int]:
+    """(status, message, exit code) of a trial that called ``sys.exit(code)``: None or 0 is
+    FINISHED, another int (True is 1) ERROR with it, anything else (``sys.exit("why")``, which
+    Python prints and ends with 1) ERROR with code 1 and the text."""
+    if code is None:
+        return FINISHED, "", 0
+    if isinstance(code, int):
+        code = int(code)
+        return (FINISHED, "", 0) if code == 0 else (ERROR, f"exited with code {code}", code)
+    try:
+        text = " ".join(str(code).split())
+    except Exception:  # noqa: BLE001 - an object whose str() fails
+        text = f"<{type(code).__name__}>"
+    return ERROR, f"exited with code 1: {text[:200]}", 1
+
+
 def run_function(spec: JobSpec, channel: Any = None,
                  call: Callable[[Callable[[dict], Any], dict], Any] | None = None) -> Outcome:
     """Call ``module:callable`` with the config; ``gml_ray.report`` streams to the channel.
@@ -239,8 +291,23 @@ def run_function(spec: JobSpec, channel: Any = None,
             if channel is not None and time.time() - last_flush[0] >= STREAM_AFTER_S:
                 flush()
 
-    status, message = FINISHED, ""
+    def on_exit(code: int) -> None:
+        # os._exit(code) in the trial (any thread): its process ends now. What it reported and
+        # its code reach the channel before it does (the scheduler finishes it by the code).
+        got = lock.acquire(timeout=1.0)
+        try:
+            if buffer:
+                sender.send(SCALARS, list(buffer), timeout=EXIT_SEND_S)
+                buffer.clear()
+        finally:
+            if got:
+                lock.release()
+        sender.send(EXIT, code, timeout=EXIT_SEND_S)
+
+    status, message, exit_code = FINISHED, "", None
     reporting.set_function_sink(sink)
+    if channel is not None:
+        _install_exit_hook(on_exit)
     reporting.reset_report_step()
     prev_cwd = os.getcwd()
     environ = job_environ(spec)  # the GML_* variables command jobs see, for the trial's duration
@@ -258,6 +325,11 @@ def run_function(spec: JobSpec, channel: Any = None,
             reporting.report(**value)
     except KeyboardInterrupt:
         status, message = KILLED, "cancelled"
+    except SystemExit as exc:  # sys.exit(): what it reported counts; 0 (or None) is FINISHED
+        status, message, exit_code = _exit_message(exc.code)
+        if status == ERROR and spec.generate_log:
+            with open(os.path.join(spec.job_dir, "stderr.log"), "a") as f:
+                f.write(f"gml_ray: the trial called sys.exit({exc.code!r}): {message}\n")
     except Exception as exc:  # noqa: BLE001 - the user's function failed: the job is ERROR
         status, message = ERROR, f"{type(exc).__name__}: {exc}"
         if spec.generate_log:
@@ -274,9 +346,10 @@ def run_function(spec: JobSpec, channel: Any = None,
             else:
                 os.environ[key] = old
         reporting.set_function_sink(None)
+        _install_exit_hook(None)
         if announce is not None:
             alarm.cancel(announce)  # so that `sent` below counts its message if it went out
-    return {"status": status, "message": message, "exit_code": None, "node": node,
+    return {"status": status, "message": message, "exit_code": exit_code, "node": node,
             "started": started, "ended": time.time(), "sent": sender.sent,
             "scalars": [*sender.kept, *buffer]}
 

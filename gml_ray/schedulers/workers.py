@@ -83,8 +83,10 @@ class TrialWorker(PoolWorker):
                 alarm.cancel(limit)
             with self._lock:
                 self._current = None
-        if outcome["status"] == KILLED and self._reason:
-            outcome["message"] = self._reason
+        # A trial stopped by a cancel (KeyboardInterrupt) is KILLED with its reason, also when
+        # it answered the interrupt with sys.exit().
+        if self._reason and (outcome["status"] == KILLED or outcome.get("exit_code") is not None):
+            outcome["status"], outcome["message"] = KILLED, self._reason
         return outcome
 
     def _call(self, fn: Callable[[dict], Any], values: dict) -> Any:

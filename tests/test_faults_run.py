@@ -1,0 +1,333 @@
+"""Faults around a run's life (issue 31): a searcher that stalls the loop, resumes started at
+once, the store deleted or replaced mid-run, SIGTERM from the first moment to the last, and
+``--resume`` of what has nothing (or something else) to run. Real `gml-ray` processes, real
+stores, a real local Ray per run where the run's own Ray is what the test is about."""
+from __future__ import annotations
+
+import glob
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import owned_processes, write_files
+from test_cli import BIN, gml
+
+from gml_ray.store import Store
+
+ENV = dict(os.environ, COLUMNS="200", GML_STALE_S="3")
+
+SLOW_TRAIN = """
+import sys, time
+from gml_ray import SummaryWriter
+w = SummaryWriter()
+for s in range(int(sys.argv[2])):
+    w.add_scalar("acc", float(sys.argv[1]) + s, s)
+    time.sleep(0.2)
+"""
+
+STALLING_SEARCHER = """
+import os, time
+from gml_ray.searchers.builder import SEARCHERS
+from gml_ray.searchers.grid import GridSearcher
+
+@SEARCHERS.register_module()
+class Stalling(GridSearcher):
+    '''Thinks before its second config (a GP at 10k results, say) until the test lets it go.'''
+    calls = 0
+
+    def get_config(self):
+        Stalling.calls += 1
+        if Stalling.calls == 2:
+            open(os.environ["STALL_MARK"], "w").close()
+            deadline = time.time() + 120
+            while not os.path.exists(os.environ["STALL_MARK"] + ".go") and time.time() < deadline:
+                time.sleep(0.1)
+        return super().get_config()
+"""
+
+
+def start(args, cwd, env=ENV) -> subprocess.Popen:
+    return subprocess.Popen([os.path.join(BIN, "gml-ray"), *args], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_for(predicate, timeout: float = 90.0, what: str = "") -> None:
+    deadline = time.time() + timeout
+    while not predicate():
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def jobs_in(db: str, status: str) -> int:
+    if not os.path.exists(db):
+        return 0
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        return conn.execute("SELECT COUNT(*) FROM jobs WHERE status = ?", [status]).fetchone()[0]
+    except sqlite3.OperationalError:  # the run is creating its tables
+        return 0
+    finally:
+        conn.close()
+
+
+def test_a_stalled_searcher_keeps_its_run_alive_and_the_task_safe(tmp_path, monkeypatch):
+    """The loop blocks in the searcher (for well over GML_STALE_S): ctl show keeps the task
+    RUNNING, ctl rm and run --resume refuse it, the heartbeat stays fresh, the run finishes."""
+    write_files(tmp_path, {"train.py": SLOW_TRAIN, "stalling.py": STALLING_SEARCHER, "c.yaml": """
+        custom_imports: [stalling.py]
+        task:
+          template: python train.py {x} 2
+          search_args: [{type: Categorical, name: x, data: [1, 2, 3]}]
+        searcher: {type: Stalling}
+        scheduler: {parallel_size: 1}
+        """})
+    mark = str(tmp_path / "stalling")
+    env = dict(ENV, STALL_MARK=mark)
+    run = start(["run", "c.yaml", "--task", "t", "--workdir", "wd", "--num-cpus", "2"], tmp_path, env)
+    try:
+        wait_for(lambda: os.path.exists(mark) or run.poll() is not None, what="the stall")
+        assert run.poll() is None, run.communicate()
+        time.sleep(5)  # the loop has not woken for longer than the stale limit now
+        shown = gml("ctl", "show", "--workdir", "wd", cwd=tmp_path)
+        assert shown.returncode == 0 and "RUNNING" in shown.stdout, shown.stdout
+        rm = gml("ctl", "rm", "--task", "t", "--workdir", "wd", cwd=tmp_path)
+        assert rm.returncode == 2 and "is running" in rm.stderr, rm.stderr
+        resumed = gml("run", "c.yaml", "--task", "t", "--workdir", "wd", "--resume", cwd=tmp_path)
+        assert resumed.returncode == 2 and "still running" in resumed.stderr, resumed.stderr
+        # Seen from another host only the heartbeat tells, and this loop holds the write lock
+        # while its searcher thinks (no heartbeat can be written): a writer is alive, and
+        # nothing is reaped.
+        store = Store(str(tmp_path / "wd"), create=False)
+        monkeypatch.setattr(socket, "gethostname", lambda: "elsewhere")
+        assert store.reap_dead_runs(stale_s=3.0) == []
+        monkeypatch.undo()
+        assert store.require_task("t")["status"] == "RUNNING"
+        open(mark + ".go", "w").close()
+        out, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 0, err
+    jobs = Store(str(tmp_path / "wd"), create=False).jobs("t")
+    assert [j["status"] for j in jobs] == ["FINISHED"] * 3
+
+
+def test_a_reused_pid_is_not_the_run(tmp_path):
+    """A RUNNING row whose pid now belongs to a process started after the run: the run is dead."""
+    store = Store(str(tmp_path / "wd"))
+    later = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        store.create_task("t", host=socket.gethostname(), pid=later.pid, started=time.time() - 3600,
+                          heartbeat=time.time())
+        assert store.reap_dead_runs() == ["t"]
+        assert store.require_task("t")["status"] == "ERROR"
+    finally:
+        later.kill()
+        later.wait()
+
+
+CLAIM = """
+import sys
+from gml_ray.errors import UserError
+from gml_ray.schedulers.naive import NaiveScheduler
+cfg = sys.argv[1]
+while __import__("time").time() < float(sys.argv[2]):
+    pass
+try:
+    NaiveScheduler(sys.argv[3], cfg, task="t", resume=True, snapshot=True).prepare()
+    print("claimed", flush=True)
+except UserError as exc:
+    print(f"refused: {exc}", flush=True)
+sys.stdin.read()  # alive (a claimer is a live run) until the test has every answer
+"""
+
+
+def test_concurrent_resumes_let_exactly_one_through(tmp_path):
+    write_files(tmp_path, {"train.py": SLOW_TRAIN, "c.yaml": """
+        task:
+          template: python train.py {x} 1
+          search_args: [{type: Categorical, name: x, data: [1, 2]}]
+        """})
+    wd = str(tmp_path / "wd")
+    from gml_ray.config import load_config
+    from gml_ray.schedulers.naive import NaiveScheduler
+    NaiveScheduler(wd, load_config(str(tmp_path / "c.yaml")), task="t").prepare()
+    store = Store(wd, create=False)
+    for trial in range(3):
+        # the previous claimer's process has exited: its RUNNING claim is a dead run's
+        store.update_task("t", status="ERROR", pid=None)
+        at = time.time() + 1.5  # all of them are past their imports by then
+        procs = [subprocess.Popen([sys.executable, "-c", CLAIM, str(tmp_path / "c.yaml"), str(at), wd],
+                                  cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  text=True) for _ in range(4)]
+        try:
+            answers = [p.stdout.readline().strip() for p in procs]
+        finally:
+            for p in procs:
+                p.stdin.close()
+                p.wait(timeout=60)
+        assert sorted(answers)[0] == "claimed" and answers.count("claimed") == 1, (trial, answers)
+        assert all("still running" in a for a in answers if a != "claimed"), answers
+
+
+def test_the_store_deleted_during_a_run_is_saved_and_the_run_fails(tmp_path):
+    write_files(tmp_path, {"train.py": SLOW_TRAIN, "c.yaml": """
+        task:
+          template: python train.py {x} 100
+          search_args: [{type: Categorical, name: x, data: [1, 2, 3, 4]}]
+        scheduler: {parallel_size: 2}
+        """})
+    wd = tmp_path / "wd"
+    db = str(wd / "gml.db")
+    Store(str(wd)).create_task("other", status="FINISHED")  # an unrelated task in the same file
+    run = start(["run", "c.yaml", "--task", "t", "--workdir", "wd", "--num-cpus", "2"], tmp_path)
+    try:
+        wait_for(lambda: jobs_in(db, "RUNNING") == 2 or run.poll() is not None, what="running jobs")
+        time.sleep(1.0)  # some scalars
+        for f in glob.glob(db + "*"):
+            os.remove(f)
+        out, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 1, (out, err)
+    line = err.strip().splitlines()[-1]
+    assert "was deleted or replaced during the run" in line and "Traceback" not in err
+    saved = glob.glob(str(wd / "spill" / "gml.db.recovered-t-*"))
+    assert len(saved) == 1 and saved[0] in line
+    # the saved file is a whole store: the other task, this run's jobs (ERROR: resume reruns
+    # them) and their scalars; moved into place, --resume takes it as its store
+    os.replace(saved[0], db)
+    store = Store(str(wd), create=False)
+    assert store.require_task("other")["status"] == "FINISHED"
+    assert store.require_task("t")["status"] == "ERROR"
+    assert [j["status"] for j in store.jobs("t")] == ["ERROR", "ERROR"]
+    assert store.count_scalars("t") > 0
+
+
+def test_the_store_replaced_during_a_run_is_noticed(tmp_path):
+    write_files(tmp_path, {"train.py": SLOW_TRAIN, "c.yaml": """
+        task:
+          template: python train.py {x} 100
+          search_args: [{type: Categorical, name: x, data: [1, 2]}]
+        """})
+    wd = tmp_path / "wd"
+    db = str(wd / "gml.db")
+    run = start(["run", "c.yaml", "--task", "t", "--workdir", "wd", "--num-cpus", "2"], tmp_path)
+    try:
+        wait_for(lambda: jobs_in(db, "RUNNING") >= 1 or run.poll() is not None, what="a running job")
+        copy = sqlite3.connect(str(tmp_path / "copy.db"))
+        sqlite3.connect(db).backup(copy)  # an older copy of the store, put back over it
+        copy.close()
+        os.replace(tmp_path / "copy.db", db)
+        out, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 1, (out, err)
+    assert "was deleted or replaced during the run" in err.strip().splitlines()[-1]
+    assert glob.glob(str(wd / "spill" / "gml.db.recovered-t-*"))
+
+
+@pytest.mark.parametrize("moment", ["startup", "imports done", "ray starting", "jobs running"])
+def test_sigterm_at_any_moment_ends_the_run_with_its_line(tmp_path, moment):
+    write_files(tmp_path, {"train.py": SLOW_TRAIN, "c.yaml": """
+        task:
+          template: python train.py {x} 100
+          search_args: [{type: Categorical, name: x, data: [1, 2, 3]}]
+        scheduler: {parallel_size: 2}
+        """})
+    db = str(tmp_path / "wd" / "gml.db")
+    run = start(["run", "c.yaml", "--task", "t", "--workdir", "wd", "--num-cpus", "2"], tmp_path)
+    try:
+        if moment == "startup":
+            time.sleep(0.3)
+        elif moment == "imports done":
+            time.sleep(1.0)
+        elif moment == "ray starting":  # the task is claimed: Ray is starting now
+            wait_for(lambda: os.path.exists(db) or run.poll() is not None, what="the task row")
+            time.sleep(0.5)
+        else:
+            wait_for(lambda: jobs_in(db, "RUNNING") == 2 or run.poll() is not None, what="jobs")
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=90)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 143, (moment, out, err)
+    assert "Traceback" not in err and "SIGTERM received" not in err, err
+    assert err.strip().splitlines()[-1].startswith("terminated (SIGTERM)"), err
+    if os.path.exists(db):
+        task = Store(str(tmp_path / "wd"), create=False).get_task("t")
+        if task is not None:
+            assert task["status"] == "ERROR"
+            statuses = {j["status"] for j in Store(str(tmp_path / "wd"), create=False).jobs("t")}
+            assert statuses <= {"ERROR"}, statuses
+    wait_for(lambda: not owned_processes(run.pid), timeout=20, what="the run's Ray to end")
+
+
+def test_resume_checks_before_it_starts_anything(tmp_path, ray_head):
+    write_files(tmp_path, {"train.py": SLOW_TRAIN, "c.yaml": """
+        task:
+          template: python train.py {x} 1
+          search_args: [{type: Categorical, name: x, data: [1, 2]}]
+        """})
+    # a run that fails before its first job (a bad address) leaves its name free
+    bad = gml("run", "c.yaml", "--task", "t", "--workdir", "wd", "--address", "127.0.0.1:1",
+              cwd=tmp_path)
+    assert bad.returncode == 2, bad.stderr
+    ran = gml("run", "c.yaml", "--task", "t", "--workdir", "wd", "--address", ray_head, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    store = Store(str(tmp_path / "wd"), create=False)
+    started = store.require_task("t")["started"]
+    # the same config, a FINISHED task: nothing to do, nothing started
+    again = gml("run", "c.yaml", "--task", "t", "--workdir", "wd", "--resume", cwd=tmp_path)
+    assert again.returncode == 0 and "nothing to resume" in again.stdout, again
+    assert store.require_task("t")["started"] == started
+    # an edited config is refused, naming where it differs
+    (tmp_path / "c.yaml").write_text((tmp_path / "c.yaml").read_text().replace("[1, 2]", "[1, 2, 3]"))
+    edited = gml("run", "c.yaml", "--task", "t", "--workdir", "wd", "--resume", cwd=tmp_path)
+    assert edited.returncode == 2 and "task.search_args[0].data" in edited.stderr, edited.stderr
+    assert "--changed-config" in edited.stderr
+    with_flag = gml("run", "c.yaml", "--task", "t", "--workdir", "wd", "--resume", "--changed-config",
+                    "--address", ray_head, cwd=tmp_path)
+    assert with_flag.returncode == 0, with_flag.stderr
+    assert len(store.jobs("t")) == 3  # only the new config ran
+    # how long the search goes on may change without the flag: a finished search continues
+    text = (tmp_path / "c.yaml").read_text().replace("[1, 2, 3]", "[1, 2, 3, 4, 5]")
+    (tmp_path / "c.yaml").write_text(text)
+    refused = gml("run", "c.yaml", "--task", "t", "--workdir", "wd", "--resume", cwd=tmp_path)
+    assert refused.returncode == 2
+    (tmp_path / "c.yaml").write_text(text + "scheduler: {stop_criterion: {max_tries: 4}}\n")
+    more = gml("run", "c.yaml", "--task", "t", "--workdir", "wd", "--resume", "--changed-config",
+               "--address", ray_head, cwd=tmp_path)
+    assert more.returncode == 0, more.stderr
+    assert len(store.jobs("t")) == 4  # max_tries counts the earlier jobs
+    (tmp_path / "c.yaml").write_text(text + "scheduler: {stop_criterion: {max_tries: 5}}\n")
+    longer = gml("run", "c.yaml", "--task", "t", "--workdir", "wd", "--resume",
+                 "--address", ray_head, cwd=tmp_path)
+    assert longer.returncode == 0, longer.stderr
+    assert len(store.jobs("t")) == 5
+    # a task that does not exist: nothing is created
+    missing = gml("run", "c.yaml", "--task", "t", "--workdir", "nowhere", "--resume", cwd=tmp_path)
+    assert missing.returncode == 2 and "no task named 't' to resume" in missing.stderr
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_config_nested_500_deep_is_one_line(tmp_path):
+    deep: object = "x"
+    for _ in range(500):
+        deep = {"a": deep}
+    import json
+    (tmp_path / "deep.yaml").write_text("task: " + json.dumps(deep) + "\n")
+    (tmp_path / "lists.yaml").write_text("task: " + "[" * 600 + "]" * 600 + "\n")
+    for name in ("deep.yaml", "lists.yaml"):
+        result = gml("run", name, "--workdir", "wd", cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "nested too deeply" in lines[0], result.stderr
