@@ -18,6 +18,7 @@ from .config_files import ConfigFile
 from .errors import ConfigError
 from .search_args import ARG_TYPES, SearchArg, arg_keys, parse_args  # noqa: F401 - ARG_TYPES re-exported
 from .space import Dict
+from .template import MAX_COMMAND_BYTES, longest_command, placeholder_names
 from .validate import (  # noqa: F401
     Ctx,
     boolean,
@@ -250,7 +251,7 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
                            + (f"; {', '.join(srun.mapped)}" if srun.mapped else "")
                            + (f"; dropped {' '.join(srun.dropped)}" if srun.dropped else ""))
         try:
-            used = render.placeholder_names(template)
+            used = placeholder_names(template)
         except ValueError as exc:
             raise ctx.error("task.template", str(exc)) from None
         names = render.template_names(space)
@@ -258,10 +259,10 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
             if name not in names:
                 raise ctx.error("task.template", f"placeholder {{{name}}} has no search arg"
                                 f"{did_you_mean(name, names) if names else ''}")
-        longest = render.longest_command(template, space)
-        if longest > render.MAX_COMMAND_BYTES:
+        longest = longest_command(template, space)
+        if longest > MAX_COMMAND_BYTES:
             raise ctx.error("task.template", f"a rendered command could be {longest:,} bytes, over the "
-                            f"{render.MAX_COMMAND_BYTES:,} a command line may have: pass large values "
+                            f"{MAX_COMMAND_BYTES:,} a command line may have: pass large values "
                             f"in a File arg instead")
         unused = [k for arg in args for k in arg_keys(arg) if k not in used]
         if unused:

@@ -13,6 +13,7 @@ from typing import Any
 from . import render
 from .config_files import MMCV_EXTRA, ConfigFile
 from .space import Categorical, File, Int, Nested, Real, Space
+from .template import ARG_NAME
 from .validate import Ctx, boolean, check_keys, did_you_mean, is_number, one_line, show
 
 ARG_TYPES = ("Categorical", "Real", "Int", "Nested", "File")
@@ -65,7 +66,7 @@ def _parse_arg(ctx: Ctx, raw: Any, path: str, index: int, base_dir: str, in_file
         name = f"_nested{index}"
     if not isinstance(name, str) or not name:
         raise ctx.error(f"{path}.name", f"{kind} needs a name, got {show(name)}")
-    if kind != "Nested" and not render.ARG_NAME.fullmatch(name):
+    if kind != "Nested" and not ARG_NAME.fullmatch(name):
         raise ctx.error(f"{path}.name", f"{name!r} is not a valid name (letters, digits, _, -, .)")
     arg = SearchArg(type=kind, name=name)
     data = raw.get("data")
@@ -82,7 +83,7 @@ def _parse_arg(ctx: Ctx, raw: Any, path: str, index: int, base_dir: str, in_file
             if not isinstance(item, dict) or not item:
                 raise ctx.error(f"{dpath}[{i}]", f"Nested choices must be non-empty mappings, got {show(item)}")
             for k in item:
-                if not isinstance(k, str) or not render.ARG_NAME.fullmatch(k):
+                if not isinstance(k, str) or not ARG_NAME.fullmatch(k):
                     raise ctx.error(f"{dpath}[{i}]", f"{show(k)} is not a valid arg name")
         arg.data = data
     elif kind in ("Int", "Real"):

@@ -20,7 +20,8 @@ import pytest
 
 from gml_ray.config import parse_config
 from gml_ray.errors import ConfigError
-from gml_ray.render import longest_command, parse_template, render_job, render_template
+from gml_ray.render import render_job
+from gml_ray.template import longest_command, parse_template, render_template
 from gml_ray.schedulers.procgroup import shell
 from gml_ray.space import Categorical, Dict, File, Int
 
