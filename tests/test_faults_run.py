@@ -1,20 +1,17 @@
 """Faults around a run's life (issue 31): a searcher that stalls the loop, resumes started at
-once, the store deleted or replaced mid-run, SIGTERM from the first moment to the last, and
-``--resume`` of what has nothing (or something else) to run. Real `gml-ray` processes, real
-stores, a real local Ray per run where the run's own Ray is what the test is about."""
+once, ``--resume`` of what has nothing (or something else) to run, a config nested too deep.
+Real `gml-ray` processes and real stores (tests/test_faults_outside.py: a vanished store and
+SIGTERM)."""
 from __future__ import annotations
 
-import glob
 import os
-import signal
 import socket
 import sqlite3
 import subprocess
 import sys
 import time
 
-import pytest
-from conftest import owned_processes, write_files
+from conftest import write_files
 from test_cli import BIN, gml
 
 from gml_ray.store import Store
@@ -173,102 +170,6 @@ def test_concurrent_resumes_let_exactly_one_through(tmp_path):
                 p.wait(timeout=60)
         assert sorted(answers)[0] == "claimed" and answers.count("claimed") == 1, (trial, answers)
         assert all("still running" in a for a in answers if a != "claimed"), answers
-
-
-def test_the_store_deleted_during_a_run_is_saved_and_the_run_fails(tmp_path):
-    write_files(tmp_path, {"train.py": SLOW_TRAIN, "c.yaml": """
-        task:
-          template: python train.py {x} 100
-          search_args: [{type: Categorical, name: x, data: [1, 2, 3, 4]}]
-        scheduler: {parallel_size: 2}
-        """})
-    wd = tmp_path / "wd"
-    db = str(wd / "gml.db")
-    Store(str(wd)).create_task("other", status="FINISHED")  # an unrelated task in the same file
-    run = start(["run", "c.yaml", "--task", "t", "--workdir", "wd", "--num-cpus", "2"], tmp_path)
-    try:
-        wait_for(lambda: jobs_in(db, "RUNNING") == 2 or run.poll() is not None, what="running jobs")
-        time.sleep(1.0)  # some scalars
-        for f in glob.glob(db + "*"):
-            os.remove(f)
-        out, err = run.communicate(timeout=60)
-    finally:
-        if run.poll() is None:
-            run.kill()
-    assert run.returncode == 1, (out, err)
-    line = err.strip().splitlines()[-1]
-    assert "was deleted or replaced during the run" in line and "Traceback" not in err
-    saved = glob.glob(str(wd / "spill" / "gml.db.recovered-t-*"))
-    assert len(saved) == 1 and saved[0] in line
-    # the saved file is a whole store: the other task, this run's jobs (ERROR: resume reruns
-    # them) and their scalars; moved into place, --resume takes it as its store
-    os.replace(saved[0], db)
-    store = Store(str(wd), create=False)
-    assert store.require_task("other")["status"] == "FINISHED"
-    assert store.require_task("t")["status"] == "ERROR"
-    assert [j["status"] for j in store.jobs("t")] == ["ERROR", "ERROR"]
-    assert store.count_scalars("t") > 0
-
-
-def test_the_store_replaced_during_a_run_is_noticed(tmp_path):
-    write_files(tmp_path, {"train.py": SLOW_TRAIN, "c.yaml": """
-        task:
-          template: python train.py {x} 100
-          search_args: [{type: Categorical, name: x, data: [1, 2]}]
-        """})
-    wd = tmp_path / "wd"
-    db = str(wd / "gml.db")
-    run = start(["run", "c.yaml", "--task", "t", "--workdir", "wd", "--num-cpus", "2"], tmp_path)
-    try:
-        wait_for(lambda: jobs_in(db, "RUNNING") >= 1 or run.poll() is not None, what="a running job")
-        copy = sqlite3.connect(str(tmp_path / "copy.db"))
-        sqlite3.connect(db).backup(copy)  # an older copy of the store, put back over it
-        copy.close()
-        os.replace(tmp_path / "copy.db", db)
-        out, err = run.communicate(timeout=60)
-    finally:
-        if run.poll() is None:
-            run.kill()
-    assert run.returncode == 1, (out, err)
-    assert "was deleted or replaced during the run" in err.strip().splitlines()[-1]
-    assert glob.glob(str(wd / "spill" / "gml.db.recovered-t-*"))
-
-
-@pytest.mark.parametrize("moment", ["startup", "imports done", "ray starting", "jobs running"])
-def test_sigterm_at_any_moment_ends_the_run_with_its_line(tmp_path, moment):
-    write_files(tmp_path, {"train.py": SLOW_TRAIN, "c.yaml": """
-        task:
-          template: python train.py {x} 100
-          search_args: [{type: Categorical, name: x, data: [1, 2, 3]}]
-        scheduler: {parallel_size: 2}
-        """})
-    db = str(tmp_path / "wd" / "gml.db")
-    run = start(["run", "c.yaml", "--task", "t", "--workdir", "wd", "--num-cpus", "2"], tmp_path)
-    try:
-        if moment == "startup":
-            time.sleep(0.3)
-        elif moment == "imports done":
-            time.sleep(1.0)
-        elif moment == "ray starting":  # the task is claimed: Ray is starting now
-            wait_for(lambda: os.path.exists(db) or run.poll() is not None, what="the task row")
-            time.sleep(0.5)
-        else:
-            wait_for(lambda: jobs_in(db, "RUNNING") == 2 or run.poll() is not None, what="jobs")
-        run.send_signal(signal.SIGTERM)
-        out, err = run.communicate(timeout=90)
-    finally:
-        if run.poll() is None:
-            run.kill()
-    assert run.returncode == 143, (moment, out, err)
-    assert "Traceback" not in err and "SIGTERM received" not in err, err
-    assert err.strip().splitlines()[-1].startswith("terminated (SIGTERM)"), err
-    if os.path.exists(db):
-        task = Store(str(tmp_path / "wd"), create=False).get_task("t")
-        if task is not None:
-            assert task["status"] == "ERROR"
-            statuses = {j["status"] for j in Store(str(tmp_path / "wd"), create=False).jobs("t")}
-            assert statuses <= {"ERROR"}, statuses
-    wait_for(lambda: not owned_processes(run.pid), timeout=20, what="the run's Ray to end")
 
 
 def test_resume_checks_before_it_starts_anything(tmp_path, ray_head):
