@@ -271,3 +271,73 @@ def test_a_space_with_a_single_config_proposes_it_once():
     searcher = SkoptSearcher(Dict(a=Categorical(1), b=Int(3, 3)))
     assert searcher.get_config() == {"a": 1, "b": 3}
     assert searcher.get_config() is None
+
+
+# ---- the same configs and the same model fits as raw skopt (issue: ask time at 150 results) --------
+
+def raw_skopt_run(objective, n: int, seed: int, **settings) -> list[dict]:
+    """Raw ``skopt.Optimizer`` over BRANIN, ask/tell one config at a time, one BLAS thread (as
+    SkoptSearcher runs it: the thread count changes the GP's rounding)."""
+    import warnings
+
+    from skopt import Optimizer
+    from skopt.space import Real as SR
+    from threadpoolctl import threadpool_limits
+
+    opt = Optimizer([SR(-5.0, 10.0), SR(0.0, 15.0)], random_state=seed, **settings)
+    configs = []
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
+        warnings.simplefilter("ignore")
+        for _ in range(n):
+            x1, x2 = opt.ask()
+            config = {"x1": float(x1), "x2": float(x2)}
+            configs.append(config)
+            opt.tell([config["x1"], config["x2"]], objective(config))
+    return configs
+
+
+@pytest.fixture
+def gp_fits(monkeypatch):
+    """Counts the fits of skopt's GP (each costs most of a tell + ask cycle in 10-D)."""
+    from skopt.learning import GaussianProcessRegressor
+
+    calls = []
+    fit = GaussianProcessRegressor.fit
+
+    def counting_fit(self, *args, **kwargs):
+        calls.append(len(args[0]))
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(GaussianProcessRegressor, "fit", counting_fit)
+    return calls
+
+
+def test_same_configs_and_same_number_of_gp_fits_as_raw_skopt(gp_fits):
+    objective = lambda c: branin(c["x1"], c["x2"])  # noqa: E731
+    raw = raw_skopt_run(objective, 16, 3, n_initial_points=5, **FAST)
+    raw_fits = list(gp_fits)
+    gp_fits.clear()
+    searcher = SkoptSearcher(BRANIN, optimize_mode="minimize", random_state=3, n_initial_points=5,
+                             **FAST)
+    ours = run(searcher, objective, 16)
+    assert ours == raw
+    # raw skopt fits once per tell from the 5th result on (each ask reuses that fit): the wrapper
+    # adds no fit of its own (no second fit per cycle, no refit when asked, no rebuilt optimizer)
+    assert raw_fits == list(range(5, 17))
+    assert gp_fits == raw_fits[:-1]  # the last result waits in the buffer for the next ask
+    searcher.optimizer  # noqa: B018 (flushes it)
+    assert gp_fits == raw_fits
+
+
+def test_parallel_asks_fit_once_each(gp_fits):
+    searcher = SkoptSearcher(BRANIN, optimize_mode="minimize", random_state=2, n_initial_points=5, **FAST)
+    run(searcher, lambda c: branin(c["x1"], c["x2"]), 5)
+    assert gp_fits == []  # the random phase fits nothing
+    batch = [searcher.get_config() for _ in range(3)]
+    # the first ask fits on the 5 results; each later one copies the optimizer and fits once on
+    # the results and the lies for the pending configs, never on the results alone first
+    assert gp_fits == [5, 6, 7]
+    for config in batch:
+        searcher.update(config, branin(config["x1"], config["x2"]))
+    searcher.get_config()
+    assert gp_fits == [5, 6, 7, 8]  # the three results told with one fit
