@@ -110,3 +110,40 @@ def test_sigterm_at_any_moment_ends_the_run_with_its_line(tmp_path, moment):
             statuses = {j["status"] for j in Store(str(tmp_path / "wd"), create=False).jobs("t")}
             assert statuses <= {"ERROR"}, statuses
     wait_for(lambda: not owned_processes(run.pid), timeout=20, what="the run's Ray to end")
+
+
+def test_sigterm_while_the_run_ends_keeps_its_result(tmp_path):
+    """SIGTERM once the task is FINISHED, while the driver stops Ray and prints: the task stays
+    FINISHED, the run says so in its one line and exits 143, and its Ray ends all the same."""
+    write_files(tmp_path, {"train.py": SLOW_TRAIN, "c.yaml": """
+        task:
+          template: python train.py {x} 1
+          search_args: [{type: Categorical, name: x, data: [1, 2]}]
+        """})
+    db = str(tmp_path / "wd" / "gml.db")
+
+    def finished() -> bool:
+        if not os.path.exists(db):
+            return False
+        conn = sqlite3.connect(db, timeout=30)
+        try:
+            return conn.execute("SELECT status FROM tasks").fetchone() == ("FINISHED",)
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            conn.close()
+
+    run = start(["run", "c.yaml", "--task", "t", "--workdir", "wd", "--num-cpus", "2"], tmp_path)
+    try:
+        wait_for(lambda: finished() or run.poll() is not None, what="the task's end")
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=90)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert "Traceback" not in err and "SIGTERM received" not in err, err
+    assert run.returncode in (0, 143), (out, err)  # 0: it was out before the signal came
+    if run.returncode == 143:
+        assert err.strip().splitlines()[-1] == "terminated (SIGTERM): task t had ended (FINISHED)", err
+    assert Store(str(tmp_path / "wd"), create=False).require_task("t")["status"] == "FINISHED"
+    wait_for(lambda: not owned_processes(run.pid), timeout=20, what="the run's Ray to end")
