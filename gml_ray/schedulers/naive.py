@@ -14,7 +14,6 @@ import re
 import shutil
 import signal
 import socket
-import sqlite3
 import sys
 import threading
 import time
@@ -31,15 +30,16 @@ from ..snapshot import snapshot_code
 from ..store import (
     ERROR,
     FINISHED,
-    HEARTBEAT_S,
     RUNNING,
     Store,
     check_task_name,  # noqa: F401 - re-exported
     db_path,
     run_time,
 )
-from ..store_backlog import SPILL_DIR, load_spills
+from ..store_backlog import load_spills
+from .liveness import RunWatch, save_lost_store
 from .loop import WAKE_S, SchedulerCore
+from .resume import check_same_mode, config_change
 from .spec import job_name  # noqa: F401 - re-exported (the manual's scripts import it from here)
 
 log = logging.getLogger("gml_ray.scheduler")
@@ -105,25 +105,6 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:1000]
 
 
-def _check_same_mode(task: str, config_yaml: str | None, cfg: TaskConfig) -> None:
-    """``--resume`` must run a task the way it was run: with --benchmark (same func_type) or without."""
-    try:
-        raw = yaml.safe_load(config_yaml or "") or {}
-        sched = raw.get("scheduler") or {}
-        tmpl, func = (raw.get("task") or {}).get("template"), (raw.get("task") or {}).get("function")
-    except (yaml.YAMLError, AttributeError):
-        return
-    was = sched.get("func_type") if isinstance(sched, dict) and not (tmpl and str(tmpl).strip()) \
-        and not func else None
-    if was and not cfg.benchmark:
-        raise UserError(f"task {task} ran the MuJoCo benchmark ({was}): resume it with --benchmark")
-    if cfg.benchmark and not was:
-        raise UserError(f"task {task} is not a MuJoCo benchmark task: resume it without --benchmark")
-    if cfg.benchmark and was != cfg.func_type:
-        raise UserError(f"task {task} ran scheduler.func_type {was}, the config now says "
-                        f"{cfg.func_type}: resume it with the config it ran")
-
-
 def _still_running(task: dict[str, Any]) -> UserError:
     return UserError(f"task {task['name']} is still running (pid {task['pid']} on {task['host']}); "
                      f"stop it first with `gml-ray ctl stop --task {task['name']}`")
@@ -138,62 +119,6 @@ def _nothing_ran(store: Store, task: dict[str, Any]) -> bool:
     """Whether a task ended ERROR before any job was made (no Ray, a bad address or symlink):
     such a task does not keep its name from a fixed run."""
     return task["status"] == ERROR and not store.status_counts(task["name"])
-
-
-# What ``--resume`` may change without --changed-config: how long and how wide the search goes
-# on (raise max_tries to continue a finished search), not what a job or the search is.
-RESUME_MAY_CHANGE = (("scheduler", "stop_criterion"), ("scheduler", "parallel_size"))
-
-
-def _config_change(old_yaml: str | None, new_yaml: str) -> tuple[str | None, bool]:
-    """Where a resumed task's config differs from the one it ran, outside what a resume may
-    change (a dotted path, or None), and whether it differs at all."""
-    try:
-        old = yaml.safe_load(old_yaml or "")
-    except yaml.YAMLError:
-        return None, False  # an unreadable stored config: nothing to compare with
-    new = yaml.safe_load(new_yaml)
-    if _first_difference(old, new, "") is None:
-        return None, False
-    return _first_difference(_without_free(old), _without_free(new), ""), True
-
-
-def _without_free(config: Any) -> Any:
-    """``config`` without the keys of :data:`RESUME_MAY_CHANGE`."""
-    if not isinstance(config, dict):
-        return config
-    out = dict(config)
-    for section, key in RESUME_MAY_CHANGE:
-        if isinstance(out.get(section), dict):
-            out[section] = {k: v for k, v in out[section].items() if k != key}
-            if not out[section]:
-                del out[section]  # a section that held only those: as if absent
-    return out
-
-
-def _first_difference(a: Any, b: Any, path: str) -> str | None:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in list(a) + [k for k in b if k not in a]:
-            where = _first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else str(key))
-            if where:
-                return where
-        return None
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        for i, (x, y) in enumerate(zip(a, b)):
-            where = _first_difference(x, y, f"{path}[{i}]")
-            if where:
-                return where
-        return None
-    return None if a == b else (path or "the top level")
-
-
-def _file_identity(path: str) -> tuple[int, int] | None:
-    """(device, inode) of a file, None if it is gone: a replaced file has another inode."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
 
 
 def _interrupt_reason(exc: BaseException) -> str:
@@ -240,9 +165,7 @@ class NaiveScheduler:
         self.code_dir = os.path.join(self.task_dir, "code") if snapshot else self.source_dir
         self.snapshot, self.resume = snapshot, resume
         self.changed_config = changed_config  # --resume may go on with an edited config
-        self.store_lost: str | None = None  # why the store this run opened is gone, if it is
-        self._beating: threading.Event | None = None  # set: the heartbeat thread stops
-        self._identity: tuple[int, int] | None = None  # the store file's (device, inode)
+        self.watch: RunWatch | None = None  # the heartbeat and the store file's watch
         self.address, self.num_cpus, self.num_gpus = address, num_cpus, num_gpus
         self.store: Store | None = None
         self.loaded_spills: list[str] = []  # spill files of earlier runs that --resume wrote
@@ -285,7 +208,7 @@ class NaiveScheduler:
                     store.delete_task(self.task)
                 store.create_task(self.task, scalar_columns=self.cfg.scalar_columns, **fields)
         self.store = store
-        self._start_heartbeat(store)
+        self.watch = RunWatch(store, self.task)
         try:
             os.makedirs(self.task_dir, exist_ok=True)
             if os.path.isfile(self.cfg.source):
@@ -301,10 +224,10 @@ class NaiveScheduler:
     def _claim_for_resume(self, store: Store, fields: dict[str, Any], now: float) -> None:
         """Inside prepare's transaction: check that the task can be resumed and mark it RUNNING."""
         old = store.require_task(self.task)
-        _check_same_mode(self.task, old.get("config_yaml"), self.cfg)
+        check_same_mode(self.task, old.get("config_yaml"), self.cfg)
         if old["status"] == RUNNING:
             raise _still_running(old)
-        changed, any_change = _config_change(old.get("config_yaml"), fields["config_yaml"])
+        changed, any_change = config_change(old.get("config_yaml"), fields["config_yaml"])
         if changed and not self.changed_config:
             raise UserError(f"the config differs from the one task {self.task} ran (at {changed}): "
                             f"resume with the config it ran, or add --changed-config to go on "
@@ -326,11 +249,17 @@ class NaiveScheduler:
                           scalar_columns=json.dumps(self.cfg.scalar_columns),
                           elapsed_before=before, **fields)
 
+    @property
+    def store_lost(self) -> str | None:
+        """Why the store this run opened is gone (deleted or replaced), once it is."""
+        return self.watch.lost if self.watch is not None else None
+
     def abandon(self, message: str) -> None:
         """The command ends before or after the loop ran (a signal while Ray starts or stops, a
         failed snapshot): a task still RUNNING becomes ERROR with ``message``, its active jobs
         too. A task in which no job ran frees its name."""
-        self._stop_heartbeat()
+        if self.watch is not None:
+            self.watch.stop()
         store = self.store
         if store is None:
             return
@@ -339,54 +268,6 @@ class NaiveScheduler:
             with store.transaction():
                 store.mark_active_jobs(self.task, ERROR, message)
                 store.update_task(self.task, status=ERROR, ended=time.time(), message=message[:500])
-
-    # ---- liveness and the store's identity, from a thread of the driver -----------------------
-
-    def _start_heartbeat(self, store: Store) -> None:
-        """Write the task's heartbeat every HEARTBEAT_S from a thread, whatever the loop (and its
-        searcher) is doing, and watch that the store file is still the one the run opened."""
-        self._identity = _file_identity(store.path)
-        self._beating = threading.Event()
-        # Its own connection, which waits for the write lock a moment only: a loop that holds
-        # it (a searcher thinking inside a round) beats itself in the commit that releases it.
-        beats = Store(self.work_dir, busy_timeout=1.0)
-        thread = threading.Thread(target=self._beat, args=(beats, self._beating),
-                                  name="gml-heartbeat", daemon=True)
-        thread.start()
-
-    def _beat(self, store: Store, stopped: threading.Event) -> None:
-        try:
-            self._beat_until(store, stopped)
-        finally:
-            store.close()
-
-    def _beat_until(self, store: Store, stopped: threading.Event) -> None:
-        while not stopped.wait(HEARTBEAT_S):
-            if _file_identity(store.path) != self._identity:
-                self.store_lost = (f"the store {store.path} was deleted or replaced during the run"
-                                   if os.path.exists(os.path.dirname(store.path))
-                                   else f"the work dir {store.work_dir} was deleted during the run")
-                return
-            try:
-                if not store.heartbeat(self.task):
-                    self.store_lost = f"task {self.task} was removed from the store {store.path} " \
-                                      f"during the run (the store replaced?)"
-                    return
-            except sqlite3.Error:  # locked, or a full disk: the run's loop deals with that
-                continue
-
-    def _stop_heartbeat(self) -> None:
-        if self._beating is not None:
-            self._beating.set()
-
-    def _save_lost_store(self, store: Store) -> str:
-        """The whole store as this run's connection still sees it (a deleted file lives on while
-        it is open) copied to ``<work_dir>/spill/``: nothing the run or other tasks wrote is lost."""
-        folder = os.path.join(self.work_dir, SPILL_DIR)
-        os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, f"gml.db.recovered-{self.task}-{time.strftime('%Y%m%d_%H%M%S')}")
-        store.copy_to(path)
-        return path
 
     def run(self, on_progress: Callable[[], None] | None = None,
             progress_every: float = 0.5, on_notice: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -483,7 +364,7 @@ class NaiveScheduler:
                 store.update_task(self.task, status=ERROR, ended=time.time(), message=message)
                 raise RuntimeError(f"task {self.task} failed: {message}") from None
             if self.store_lost:
-                saved = self._save_lost_store(store)
+                saved = save_lost_store(store, self.task)
                 raise EnvironmentFault(f"{self.store_lost}: task {self.task} was stopped (its "
                                        f"running jobs ERROR); the store as the run saw it, every "
                                        f"task's rows, is saved as {saved}: move it to "
@@ -503,7 +384,8 @@ class NaiveScheduler:
             store.update_task(self.task, status=ERROR, ended=time.time(), message=str(exc)[:500])
             raise
         finally:
-            self._stop_heartbeat()
+            if self.watch is not None:
+                self.watch.stop()
             # Our handler stays while Ray stops (a signal now must not cut its shutdown short).
             try:
                 if actor is not None:

@@ -1,10 +1,15 @@
-"""``run --resume``: what an interrupted task's earlier attempts leave to the new run."""
+"""``run --resume``: whether a task may go on with the config given (the same run mode, and no
+edit but how long and how wide it searches), and what its earlier attempts leave to the new run."""
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import yaml
+
+from ..config import TaskConfig
+from ..errors import UserError
 from ..space import config_key
 from ..store import ERROR, Store
 
@@ -51,3 +56,69 @@ def read_back(store: Store, task: str, searcher: Any,
             searcher.job_failed(config, job["status"])
     log.info("resumed: %d earlier jobs, %d to run again", out.launched, len(out.reruns))
     return out
+
+
+def check_same_mode(task: str, config_yaml: str | None, cfg: TaskConfig) -> None:
+    """``--resume`` must run a task the way it was run: with --benchmark (same func_type) or without."""
+    try:
+        raw = yaml.safe_load(config_yaml or "") or {}
+        sched = raw.get("scheduler") or {}
+        tmpl, func = (raw.get("task") or {}).get("template"), (raw.get("task") or {}).get("function")
+    except (yaml.YAMLError, AttributeError):
+        return
+    was = sched.get("func_type") if isinstance(sched, dict) and not (tmpl and str(tmpl).strip()) \
+        and not func else None
+    if was and not cfg.benchmark:
+        raise UserError(f"task {task} ran the MuJoCo benchmark ({was}): resume it with --benchmark")
+    if cfg.benchmark and not was:
+        raise UserError(f"task {task} is not a MuJoCo benchmark task: resume it without --benchmark")
+    if cfg.benchmark and was != cfg.func_type:
+        raise UserError(f"task {task} ran scheduler.func_type {was}, the config now says "
+                        f"{cfg.func_type}: resume it with the config it ran")
+
+
+# What ``--resume`` may change without --changed-config: how long and how wide the search goes
+# on (raise max_tries to continue a finished search), not what a job or the search is.
+RESUME_MAY_CHANGE = (("scheduler", "stop_criterion"), ("scheduler", "parallel_size"))
+
+
+def config_change(old_yaml: str | None, new_yaml: str) -> tuple[str | None, bool]:
+    """Where a resumed task's config differs from the one it ran, outside what a resume may
+    change (a dotted path, or None), and whether it differs at all."""
+    try:
+        old = yaml.safe_load(old_yaml or "")
+    except yaml.YAMLError:
+        return None, False  # an unreadable stored config: nothing to compare with
+    new = yaml.safe_load(new_yaml)
+    if _first_difference(old, new, "") is None:
+        return None, False
+    return _first_difference(_without_free(old), _without_free(new), ""), True
+
+
+def _without_free(config: Any) -> Any:
+    """``config`` without the keys of :data:`RESUME_MAY_CHANGE`."""
+    if not isinstance(config, dict):
+        return config
+    out = dict(config)
+    for section, key in RESUME_MAY_CHANGE:
+        if isinstance(out.get(section), dict):
+            out[section] = {k: v for k, v in out[section].items() if k != key}
+            if not out[section]:
+                del out[section]  # a section that held only those: as if absent
+    return out
+
+
+def _first_difference(a: Any, b: Any, path: str) -> str | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in list(a) + [k for k in b if k not in a]:
+            where = _first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else str(key))
+            if where:
+                return where
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            where = _first_difference(x, y, f"{path}[{i}]")
+            if where:
+                return where
+        return None
+    return None if a == b else (path or "the top level")
