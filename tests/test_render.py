@@ -13,7 +13,8 @@ from gml_ray import render
 from gml_ray.config import load_config, parse_config
 from gml_ray.errors import ConfigError
 from gml_ray.render import arg_dict, load_config_file, render_file, render_job, rendered_file_name, set_dotted
-from gml_ray.template import Placeholder, parse_template, placeholder_names, render_template
+from gml_ray.shell_context import Placeholder
+from gml_ray.template import parse_template, placeholder_names, render_template
 from gml_ray.space import Categorical, File
 
 def job_values(space, config, job_dir):
