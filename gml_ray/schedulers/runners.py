@@ -21,11 +21,11 @@ import ray
 
 from .. import reporting
 from .channel import SCALARS, START
+from .jobtree import JobTree
 from .messages import EXIT, STREAM_AFTER_S, Batcher, Sender, node_name, pump
 from .procgroup import (
     TOKEN_ENV,
     WATCHDOG,
-    JobTree,
     end_group_in_background,
     kill_group,
     kill_marked,
