@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from gml_ray.errors import EnvironmentFault, UserError
+from gml_ray.optimize import has_result
 
 from . import command_started, sigterm_received, views
 from .common import WORKDIR_HELP, console, err_console, last_work_dir, open_store, resolve_workdir, select_jobs
@@ -161,7 +162,7 @@ def _no_result(store, task: str, cfg) -> Optional[str]:
     FINISHED at all), naming the most common failure; None when it produced something."""
     jobs = store.jobs(task)
     if cfg.collect_metrics:
-        if any(j["reward"] is not None and j["status"] != "ERROR" for j in jobs):
+        if any(has_result(j) for j in jobs):
             return None
         what = f"no job of {task} finished with a reward ({cfg.reward_attribute!r})"
     else:

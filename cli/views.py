@@ -9,7 +9,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from gml_ray.optimize import MAXIMIZE, best
+from gml_ray.optimize import MAXIMIZE, best_result
 from gml_ray.store import run_time
 
 STATUS_STYLE = {"PENDING": "dim", "RUNNING": "cyan", "FINISHED": "green", "ERROR": "red",
@@ -77,13 +77,9 @@ def args_text(arg_dict: dict) -> str:
 
 
 def best_job_name(task: dict, jobs: list[dict]) -> str | None:
-    """The best job: the best reward of a job that did not end ERROR (an ERROR job's reward is
-    from a run cut short: the searcher is told it failed and ``--resume`` runs it again; the
-    scheduler's ``best_job`` follows the same rule, gml_ray.schedulers.job.best_result)."""
-    rewarded = [j for j in jobs if j["reward"] is not None and j.get("status") != "ERROR"]
-    if not rewarded:
-        return None
-    return best(rewarded, task.get("optimize_mode") or MAXIMIZE, key=lambda j: j["reward"])["name"]
+    """The best job, by the rule the scheduler's ``best_job`` follows (:func:`best_result`)."""
+    top = best_result(jobs, task.get("optimize_mode") or MAXIMIZE)
+    return top["name"] if top else None
 
 
 RICH_MAX_ROWS = 300  # above this a table prints as plain aligned text: rich's layout is too slow

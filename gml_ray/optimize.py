@@ -28,3 +28,17 @@ def best(items: Iterable[T], optimize_mode: str, key: Callable[[T], Any] | None 
 def worst_reward(optimize_mode: str) -> float:
     """A reward every real one beats (-inf when maximising)."""
     return -math.inf * sign(optimize_mode)
+
+
+def has_result(job: dict[str, Any]) -> bool:
+    """Whether a job row's reward counts: it has one and the job did not end ERROR (an ERROR
+    job's reward is from a run cut short: the searcher is told it failed, ``--resume`` runs it
+    again); every other status's does, a running job's so far included."""
+    return job.get("reward") is not None and job.get("status") != "ERROR"
+
+
+def best_result(jobs: Iterable[dict[str, Any]], optimize_mode: str) -> dict[str, Any] | None:
+    """The best of the job rows whose reward counts (:func:`has_result`), None if there is none:
+    the scheduler's best job, ``ctl show``'s star and the report's best, alike."""
+    rewarded = [j for j in jobs if has_result(j)]
+    return best(rewarded, optimize_mode, key=lambda j: j["reward"]) if rewarded else None

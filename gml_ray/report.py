@@ -36,6 +36,7 @@ from importlib import resources
 from typing import Any, Iterable
 
 from .errors import UserError
+from .optimize import best_result, has_result
 from .store import run_time
 
 MAX_POINTS = 400  # points kept per curve (each slice's min and max; the first and last always)
@@ -174,8 +175,8 @@ def collect(store: Any, task: str, tags: Iterable[str] | None = None,
                             f"(its scalars: {', '.join(have[:12]) or 'none'})")
 
     mode = t["optimize_mode"] or "maximize"
-    rewarded = [j for j in jobs if j["reward"] is not None and j["status"] != "ERROR"]
-    best = (min if mode == "minimize" else max)(rewarded, key=lambda j: j["reward"]) if rewarded else None
+    rewarded = [j for j in jobs if has_result(j)]
+    best = best_result(rewarded, mode)
     index = {j["job_id"]: i for i, j in enumerate(jobs)}
 
     # jobs that get a curve trace of their own: the best rewards first, running jobs always

@@ -173,7 +173,7 @@ class Store(Database):
 
     def best_reward(self, task: str, optimize_mode: str = "maximize") -> float | None:
         agg = "MIN" if optimize_mode == "minimize" else "MAX"
-        # an ERROR job's reward is no result (--resume runs it again): the rule of best_result
+        # an ERROR job's reward is no result (--resume runs it again): optimize.has_result's rule
         rows = self._query(f"SELECT {agg}(reward) AS r FROM jobs WHERE task = ? AND status != ?",
                            [task, ERROR])
         return rows[0]["r"] if rows else None

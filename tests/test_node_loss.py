@@ -326,7 +326,8 @@ def test_the_job_table_shows_the_attempt_and_the_earlier_node_and_stars_no_error
     from gml_ray.cli import views
     from rich.console import Console
 
-    from gml_ray.schedulers.job import CommandJob, best_result, earlier_nodes
+    from gml_ray.optimize import best_result
+    from gml_ray.schedulers.job import CommandJob, earlier_nodes
 
     job = CommandJob("true", "job_0001", job_id=1, attempt=2)
     job.follow([{"node": "192.0.2.2 2a686e5d", "attempt": 1}])
@@ -343,7 +344,8 @@ def test_the_job_table_shows_the_attempt_and_the_earlier_node_and_stars_no_error
              "started": 1.0, "ended": 2.0, "node": "192.0.2.2 2a686e5d",
              "message": "the node running it died (NodeDiedError; node 192.0.2.2 2a686e5d)", "attempt": 1}]
     assert views.best_job_name(task, jobs) == "job_0001"
-    assert best_result(jobs, "maximize") == (4.0, "job_0001")  # the scheduler's best job: the same rule
+    top = best_result(jobs, "maximize")  # the scheduler's best job: the same rule
+    assert (top["reward"], top["name"]) == (4.0, "job_0001")
     console = Console(width=200, record=True)
     views.jobs_table(task, jobs, {}).render(console)
     text = console.export_text()

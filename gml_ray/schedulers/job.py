@@ -119,20 +119,6 @@ def error_reason(exc: BaseException) -> str:
     return f"{name}: {first_sentence(str(exc))}".rstrip(": ")
 
 
-def best_result(rows: list[dict], optimize_mode: str) -> tuple[float | None, str | None]:
-    """``(reward, name)`` of the best job of the store's ``rows`` (with status and reward), or
-    ``(None, None)``. An ERROR job's reward is no result (a run cut short: the searcher is told it
-    failed, ``--resume`` runs it again); every other status's is, a running job's so far included.
-    ``ctl show`` stars the same job (``cli/views.py``)."""
-    from ..optimize import best
-
-    rewarded = [r for r in rows if r.get("reward") is not None and r.get("status") != ERROR]
-    if not rewarded:
-        return None, None
-    top = best(rewarded, optimize_mode, key=lambda r: r["reward"])
-    return top["reward"], top["name"]
-
-
 EARLIER = " (attempt "  # a job run again: "<node> (attempt 1: <its node>)" in the node column
 
 

@@ -20,7 +20,7 @@ import ray.util.scheduling_strategies
 
 from .. import tensorboard
 from ..config import TaskConfig
-from ..optimize import is_better
+from ..optimize import best_result, is_better
 from ..plugins import build_components
 from ..runtime import NodeWatch, NoNodeLeft
 from ..space import config_key
@@ -30,7 +30,7 @@ from .channel import SCALARS, START, WAKE, ChannelName, MessageChannel
 from .drain import Drain
 from .factory import JobContext, JobFactory
 from .ingest import ScalarIngest
-from .job import DEFAULT_RESOURCES, Job, best_result
+from .job import DEFAULT_RESOURCES, Job
 from .messages import EXIT, exit_outcome
 from .pool import ActorPool
 from .resume import read_back
@@ -419,8 +419,8 @@ class SchedulerCore:
                               **({"node": outcome["node"]} if outcome.get("node") else {}),
                               **({"started": outcome["started"]} if outcome.get("started") else {}))
         if status == ERROR and job.name == self.best_job:  # an ERROR job's reward is no result
-            self.best_reward, self.best_job = best_result(
-                self.store.jobs(self.task, columns=("status", "reward")), self.optimize_mode)
+            top = best_result(self.store.jobs(self.task, columns=("status", "reward")), self.optimize_mode)
+            self.best_reward, self.best_job = (top["reward"], top["name"]) if top else (None, None)
         if self.cfg.tensorboard:  # the job's scalars + args as TensorBoard events
             self.ingest.save()
             tensorboard.on_job_end(self.store, self.task, self.task_dir, job, status)
