@@ -249,8 +249,8 @@ def run_tune(work_dir: str, seed: int, settings: dict, sleep: float, n_configs: 
 
 def run_jobs(work_dir: str, seed: int, assessor: dict | None, sleep: float, n_configs: int,
              label: str | None = None) -> dict:
-    from gml_ray.schedulers.naive import NaiveScheduler
-    from gml_ray.store import EARLY_STOPPED, FINISHED
+    from gml_ray.schedulers import NaiveScheduler
+    from gml_ray.store.store import EARLY_STOPPED, FINISHED
 
     here = os.path.dirname(os.path.abspath(__file__))
     config: dict[str, Any] = {
@@ -307,7 +307,7 @@ def _verdict_times(log_path: str) -> dict[str, float]:
 
 def jobs_benchmark(seeds: int, sleep: float, n_configs: int, assessors: dict[str, dict | None],
                    keep: str | None = None) -> None:
-    from gml_ray.runtime import init_ray
+    from gml_ray.engine.runtime import init_ray
     import ray
 
     # Started in the background by a shell (`cmd &`, nohup), this process ignores SIGINT, and so

@@ -76,7 +76,7 @@ def gml_ray_run(code_dir: str, work_dir: str, kind: str, n_jobs: int, parallel: 
     import yaml
 
     from gml_ray.config import parse_config
-    from gml_ray.schedulers.naive import NaiveScheduler
+    from gml_ray.schedulers import NaiveScheduler
 
     job = 'template: "bash job.sh {x}"' if kind == "command" else 'function: "objective:trial"'
     cfg = parse_config(yaml.safe_load(textwrap.dedent(f"""

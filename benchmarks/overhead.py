@@ -31,7 +31,7 @@ SCRIPT = "import sys\nfrom gml_ray import SummaryWriter\nSummaryWriter().add_sca
 
 def gml_ray_run(code_dir: str, work_dir: str, config: str, task: str) -> tuple[float, dict]:
     from gml_ray.config import parse_config
-    from gml_ray.schedulers.naive import NaiveScheduler
+    from gml_ray.schedulers import NaiveScheduler
     import yaml
 
     cfg = parse_config(yaml.safe_load(config), "bench.yaml", code_dir)

@@ -175,7 +175,7 @@ def main() -> None:
     if args.html:
         report_on(args.html, args.runs)
         return
-    from gml_ray.report import write_report
+    from gml_ray.views.report import write_report
     from gml_ray.store import Store
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -36,7 +36,7 @@ def main() -> None:
     import yaml
 
     from gml_ray.config import parse_config
-    from gml_ray.schedulers.naive import NaiveScheduler
+    from gml_ray.schedulers import NaiveScheduler
     from gml_ray.store import Store
 
     env = {"GML_STREAM_INTERVAL_S": "0.001"} if args.stream else {}

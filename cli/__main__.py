@@ -1,4 +1,4 @@
 """``python -m gml_ray.cli``: the same as ``gml-ray``."""
-from .main import main
+from gml_ray.cli.main import main
 
 main()

@@ -52,7 +52,7 @@ def select_jobs(store, task: str, jobs: Optional[str]) -> Optional[List[str]]:
     """``--jobs job_0001,2`` as job names (None: all); an unknown job is a UserError."""
     if not jobs:
         return None
-    from gml_ray.schedulers.spec import job_name
+    from gml_ray.engine.spec import job_name
     names = []
     for item in (j.strip() for j in jobs.split(",")):
         if item:

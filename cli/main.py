@@ -14,17 +14,24 @@ from typing import Optional
 
 import typer
 import yaml
+from gml_ray.cli import command_started, sigterm_received, views
+from gml_ray.cli.common import (
+    WORKDIR_HELP,
+    console,
+    err_console,
+    last_work_dir,
+    open_store,
+    resolve_workdir,
+    select_jobs,
+)
+from gml_ray.cli.report_cmds import register as register_report_cmds
+from gml_ray.cli.report_cmds import watch as watch_task
 from rich.live import Live
 from rich.markup import escape
 from rich.text import Text
 
 from gml_ray.errors import EnvironmentFault, UserError
 from gml_ray.optimize import has_result
-
-from . import command_started, sigterm_received, views
-from .common import WORKDIR_HELP, console, err_console, last_work_dir, open_store, resolve_workdir, select_jobs
-from .report_cmds import register as register_report_cmds
-from .report_cmds import watch as watch_task
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="gml-ray: GML hyperparameter search on Ray.")
@@ -61,7 +68,7 @@ def run(
     """Run a search: every job of CONFIG, on a local Ray or the cluster at --address."""
     from gml_ray.config import load_config
     from gml_ray.errors import NothingToDo, Terminated
-    from gml_ray.schedulers.naive import NaiveScheduler
+    from gml_ray.schedulers import NaiveScheduler
 
     if resume and not task:
         raise UserError("--resume needs --task NAME (the task to continue)")
@@ -286,7 +293,7 @@ def rm(
     workdir: Optional[str] = typer.Option(None, "--workdir", "-w", help=WORKDIR_HELP),
 ) -> None:
     """Delete a task's files and rows, after writing its summary (jobs' args, status, reward)."""
-    from gml_ray.archive import remove_task
+    from gml_ray.store.archive import remove_task
     path = remove_task(open_store(workdir), task, summary)
     console.print(f"removed task {task}; its summary is in {path}")
 
@@ -298,7 +305,7 @@ def export_cmd(
     workdir: Optional[str] = typer.Option(None, "--workdir", "-w", help=WORKDIR_HELP),
 ) -> None:
     """Write a task (rows and files) to a .tar.gz."""
-    from gml_ray.archive import export_task
+    from gml_ray.store.archive import export_task
     path = export_task(open_store(workdir, write=False), task, tar_path)
     console.print(f"exported task {task} to {path}")
 
@@ -313,8 +320,8 @@ def import_cmd(
     workdir: Optional[str] = typer.Option(None, "--workdir", "-w", help=WORKDIR_HELP),
 ) -> None:
     """Read a task exported with `ctl export`."""
-    from gml_ray.archive import import_task, parse_size
     from gml_ray.store import Store
+    from gml_ray.store.archive import import_task, parse_size
     store = Store(resolve_workdir(workdir))
     store.reap_dead_runs()  # a task whose run died may be replaced (--force); a live one not
     name = import_task(store, tar_path, task, force,
@@ -327,7 +334,7 @@ register_report_cmds(ctl_app)  # ctl report, ctl export-tb
 
 def _store_error(exc: Exception) -> str:
     """One line for a SQLite error: the store's file, SQLite's words, and what to do."""
-    from gml_ray.store import StoreUnreadable
+    from gml_ray.store.store import StoreUnreadable
     db = os.path.join(last_work_dir() or resolve_workdir(None), "gml.db")
     text = " ".join(str(exc).split())
     if isinstance(exc, StoreUnreadable):

@@ -1,8 +1,8 @@
 """``ctl report``, ``ctl export-tb`` and the live view behind ``ctl show --task T --watch``.
 
 ``register(ctl_app)`` adds the two commands to the ``ctl`` Typer app; :func:`watch` is what
-``show --watch`` calls. Nothing here talks SQL: the store, :mod:`gml_ray.report` and
-:mod:`gml_ray.tensorboard` do the work.
+``show --watch`` calls. Nothing here talks SQL: the store, :mod:`gml_ray.views.report` and
+:mod:`gml_ray.views.tensorboard` do the work.
 """
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import time
 from typing import Any, Optional
 
 import typer
+from gml_ray.cli import views
+from gml_ray.cli.common import WORKDIR_HELP, console, open_store, select_jobs
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
@@ -18,10 +20,7 @@ from rich.text import Text
 
 from gml_ray.errors import UserError
 from gml_ray.optimize import MAXIMIZE, sign
-from gml_ray.store import run_time
-
-from . import views
-from .common import WORKDIR_HELP, console, open_store, select_jobs
+from gml_ray.store.store import run_time
 
 SPARKS = "▁▂▃▄▅▆▇█"
 SPARK_WIDTH = 16
@@ -47,7 +46,7 @@ def register(ctl_app: typer.Typer) -> None:
         workdir: Optional[str] = typer.Option(None, "--workdir", "-w", help=WORKDIR_HELP),
     ) -> None:
         """Write one self-contained HTML page for a task: summary, job table, curves, plots, logs."""
-        from gml_ray.report import write_report
+        from gml_ray.views.report import write_report
 
         tags = [s.strip() for s in scalars.split(",") if s.strip()] if scalars else None
         if scalars is not None and not tags:
@@ -65,7 +64,7 @@ def register(ctl_app: typer.Typer) -> None:
         workdir: Optional[str] = typer.Option(None, "--workdir", "-w", help=WORKDIR_HELP),
     ) -> None:
         """Write a task's scalars and args as TensorBoard event files (one run per job, with HParams)."""
-        from gml_ray.tensorboard import export_task
+        from gml_ray.views.tensorboard import export_task
 
         store = open_store(workdir, write=False)  # --logdir may be elsewhere
         store.require_task(task)

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gml_ray.optimize import MAXIMIZE, best_result
-from gml_ray.store import run_time
+from gml_ray.store.store import run_time
 
 STATUS_STYLE = {"PENDING": "dim", "RUNNING": "cyan", "FINISHED": "green", "ERROR": "red",
                 "KILLED": "yellow", "EARLY_STOPPED": "magenta"}

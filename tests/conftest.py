@@ -82,7 +82,7 @@ class TaskRun:
 def run_task(ray_session, tmp_path):
     """run_task(config_yaml, files={...}, task='t') writes the files and runs the task to its end."""
     from gml_ray.config import load_config
-    from gml_ray.schedulers.naive import NaiveScheduler
+    from gml_ray.schedulers import NaiveScheduler
 
     def _run(config_yaml: str, files: dict[str, str] | None = None, task: str = "t",
              on_progress=None) -> TaskRun:
@@ -104,7 +104,7 @@ def resumed_core(run: TaskRun, cfg):
     result), without running it; its channel actor is ended on exit."""
     import ray
 
-    from gml_ray.schedulers.loop import SchedulerCore
+    from gml_ray.engine.loop import SchedulerCore
     task_dir = os.path.join(run.work_dir, "tasks", run.task)
     core = SchedulerCore(cfg, run.task, run.work_dir, task_dir, os.path.join(task_dir, "code"), resume=True)
     try:

@@ -7,12 +7,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gml_ray.assessors import (ASSESSORS, AssessResult, BaseAssessor, CurveFittingAssessor,
-                               MedianStopAssessor, build_assessor)
+from gml_ray.assessors import (
+    ASSESSORS,
+    AssessResult,
+    BaseAssessor,
+    CurveFittingAssessor,
+    MedianStopAssessor,
+    build_assessor,
+)
 from gml_ray.assessors import curve_models as cm
 from gml_ray.config import parse_config
+from gml_ray.engine.components import build_components
 from gml_ray.errors import ConfigError
-from gml_ray.plugins import build_components
 
 Good, Bad = AssessResult.Good, AssessResult.Bad
 

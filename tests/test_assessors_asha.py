@@ -141,7 +141,7 @@ for e in range(9):
 
 
 def test_hyperband_stops_command_jobs_at_their_brackets_rungs(run_task):
-    from gml_ray.store import EARLY_STOPPED, FINISHED
+    from gml_ray.store.store import EARLY_STOPPED, FINISHED
 
     # levels fall job after job: each job is the worst at every rung it reaches
     run = run_task("""
@@ -173,7 +173,7 @@ def _components(tmp_path, assessor: str, searcher: str = "{type: RandomSearcher,
     from conftest import write_files
 
     from gml_ray.config import load_config
-    from gml_ray.plugins import build_components
+    from gml_ray.engine.components import build_components
 
     write_files(tmp_path, {"train.py": "print(1)\n", "search_config.yaml": f"""
         task:

@@ -9,7 +9,7 @@ import os
 
 from conftest import pid_alive
 
-from gml_ray.store import EARLY_STOPPED, FINISHED
+from gml_ray.store.store import EARLY_STOPPED, FINISHED
 
 # A command job: `train.py LEVEL:EPOCHS:SLEEP` reports acc = LEVEL * (1 - 0.5^(epoch+1)) each
 # epoch; first writes the pids of itself and of a child it keeps running (same process group) to

@@ -11,8 +11,8 @@ import time
 
 import pytest
 import yaml
-
 from conftest import pid_alive, write_files
+
 from gml_ray.store import Store
 
 BIN = os.path.dirname(sys.executable)
@@ -225,7 +225,7 @@ def test_a_crashing_searcher_plugin_is_one_red_line_and_exit_1(tmp_path, ray_hea
     write_files(tmp_path, {
         "train.py": SLOW_TRAIN,
         "bad_searcher.py": """
-            from gml_ray.searchers.base_searcher import BaseSearcher
+            from gml_ray.plugins.searcher import BaseSearcher
             from gml_ray.searchers.builder import SEARCHERS
 
             @SEARCHERS.register_module()

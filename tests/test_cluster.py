@@ -15,8 +15,8 @@ import time
 
 import pytest
 import yaml
-
 from conftest import pid_alive, write_files
+
 from gml_ray.store import Store
 
 # One test process runs them all: they share the module's 2-node cluster.

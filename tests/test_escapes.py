@@ -13,8 +13,8 @@ import time
 import pytest
 from conftest import pid_alive, write_files
 
-from gml_ray.schedulers.procgroup import TOKEN_ENV
-from gml_ray.store import ERROR, FINISHED, KILLED
+from gml_ray.engine.procgroup import TOKEN_ENV
+from gml_ray.store.store import ERROR, FINISHED, KILLED
 
 MARK = f"gml-escapee-{os.getpid()}"  # on every escapee's command line: what the cleanup checks
 
@@ -176,8 +176,8 @@ def test_the_workers_own_children_survive_its_jobs_escapees_do_not(tmp_path, esc
     out = tmp_path / "escaped.pid"
     script = (
         "import json, subprocess, sys, threading, time\n"
-        "from gml_ray.schedulers.runners import run_command\n"
-        "from gml_ray.schedulers.spec import JobSpec\n"
+        "from gml_ray.engine.runners import run_command\n"
+        "from gml_ray.engine.spec import JobSpec\n"
         f"code = 'import time; time.sleep(120)  # {MARK}-own'\n"
         "before = subprocess.Popen([sys.executable, '-c', code])\n"
         "during = []\n"
@@ -230,8 +230,8 @@ def test_a_job_that_keeps_orphaning_short_lived_processes_leaves_no_zombies_pili
     write_files(tmp_path, {"zombies.py": ZOMBIES})
     command = ("for i in $(seq 60); do (sleep 0.01 &); done; sleep 1; "
                "python zombies.py $PPID > zombies.txt")
-    script = ("from gml_ray.schedulers.runners import run_command\n"
-              "from gml_ray.schedulers.spec import JobSpec\n"
+    script = ("from gml_ray.engine.runners import run_command\n"
+              "from gml_ray.engine.spec import JobSpec\n"
               f"print(run_command(JobSpec(command={command!r}, cwd={str(tmp_path)!r}, "
               f"job_dir={str(tmp_path / 'job')!r}))['status'])\n")
     worker = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
@@ -245,8 +245,8 @@ def test_a_job_process_that_ignores_sigterm_ends_when_the_worker_running_it_dies
     write_files(tmp_path, {"escapee.py": ESCAPEE})
     out = tmp_path / "stubborn.pid"
     worker = subprocess.Popen([sys.executable, "-c", (
-        "from gml_ray.schedulers.runners import run_command\n"
-        "from gml_ray.schedulers.spec import JobSpec\n"
+        "from gml_ray.engine.runners import run_command\n"
+        "from gml_ray.engine.spec import JobSpec\n"
         f"run_command(JobSpec(command='python escapee.py {out} stubborn', cwd={str(tmp_path)!r}, "
         f"job_dir={str(tmp_path / 'job')!r}))\n")], start_new_session=True)
     try:

@@ -13,10 +13,10 @@ import subprocess
 import tarfile
 
 import pytest
-
-from gml_ray.store import Store
 from conftest import owned_processes
 from test_cli import BIN, gml
+
+from gml_ray.store import Store
 
 
 def one_line(result: subprocess.CompletedProcess) -> str:
@@ -589,8 +589,8 @@ def test_a_command_jobs_processes_end_when_the_worker_running_it_dies(tmp_path):
 
     from conftest import pid_alive
     worker = subprocess.Popen([sys.executable, "-c", (
-        "from gml_ray.schedulers.runners import run_command\n"
-        "from gml_ray.schedulers.spec import JobSpec\n"
+        "from gml_ray.engine.runners import run_command\n"
+        "from gml_ray.engine.spec import JobSpec\n"
         f"run_command(JobSpec(command='echo $$ > pid; read line; sleep 60', cwd={str(tmp_path)!r}, "
         f"job_dir={str(tmp_path / 'job')!r}))\n")])
     try:

@@ -131,7 +131,7 @@ def test_a_reused_pid_is_not_the_run(tmp_path):
 CLAIM = """
 import sys
 from gml_ray.errors import UserError
-from gml_ray.schedulers.naive import NaiveScheduler
+from gml_ray.schedulers import NaiveScheduler
 cfg = sys.argv[1]
 while __import__("time").time() < float(sys.argv[2]):
     pass
@@ -152,7 +152,7 @@ def test_concurrent_resumes_let_exactly_one_through(tmp_path):
         """})
     wd = str(tmp_path / "wd")
     from gml_ray.config import load_config
-    from gml_ray.schedulers.naive import NaiveScheduler
+    from gml_ray.schedulers import NaiveScheduler
     NaiveScheduler(wd, load_config(str(tmp_path / "c.yaml")), task="t").prepare()
     store = Store(wd, create=False)
     for trial in range(3):

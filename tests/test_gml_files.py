@@ -13,11 +13,11 @@ import subprocess
 
 import pytest
 import yaml
-
 from conftest import write_files
+from test_cli import BIN
+
 from gml_ray.reporting import PAVI_COMPAT_DIR
 from gml_ray.store import Store
-from test_cli import BIN
 
 MANUAL = os.path.join(os.path.dirname(__file__), "..", "examples", "gml_manual")
 
@@ -260,7 +260,7 @@ def test_openmmlab_config_with_base_renders_self_contained(tmp_path, gml):
 
 def test_rendered_yaml_keeps_the_base_files_comments(tmp_path):
     from gml_ray.config import load_config
-    from gml_ray.render import render_job
+    from gml_ray.config.render import render_job
     write_files(tmp_path, {
         "base.yaml": """
             # training settings
@@ -290,7 +290,7 @@ def test_rendered_yaml_keeps_the_base_files_comments(tmp_path):
 
 def test_explicit_assessor_optimize_mode_is_honoured(tmp_path):
     from gml_ray.config import parse_config
-    from gml_ray.plugins import build_components
+    from gml_ray.engine.components import build_components
     raw = {"task": {"template": "python t.py {x}",
                     "search_args": [{"type": "Categorical", "name": "x", "data": [1, 2]}]},
            "searcher": {"optimize_mode": "maximize"},

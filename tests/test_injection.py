@@ -1,7 +1,7 @@
-"""A search value never runs as code or expands, in any shell context of a template (gml_ray.render).
+"""A search value never runs as code or expands, in any shell context of a template (gml_ray.config.render).
 
 Every check runs the rendered command for real, with the shell the runner uses (``bash -c``, see
-:func:`gml_ray.schedulers.procgroup.shell`) and with ``/bin/sh`` where that is another shell, in
+:func:`gml_ray.engine.procgroup.shell`) and with ``/bin/sh`` where that is another shell, in
 an otherwise empty directory holding one file (so a glob would show): nothing may be created there
 and the program must receive each value literally. The program is coreutils ``printf`` (a real
 executable, so what it prints is the argv it got): the outer one prints its arguments NUL-separated,
@@ -19,10 +19,10 @@ import sys
 import pytest
 
 from gml_ray.config import parse_config
+from gml_ray.config.render import render_job
+from gml_ray.config.template import longest_command, parse_template, render_template
+from gml_ray.engine.procgroup import shell
 from gml_ray.errors import ConfigError
-from gml_ray.render import render_job
-from gml_ray.template import longest_command, parse_template, render_template
-from gml_ray.schedulers.procgroup import shell
 from gml_ray.space import Categorical, Dict, File, Int
 
 PRINTF = shutil.which("printf", path="/usr/bin:/bin")

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from gml_ray.config import load_config
+from gml_ray.engine.components import build_components
 from gml_ray.errors import ConfigError
-from gml_ray.plugins import build_components
 from gml_ray.searchers import SEARCHERS, LamctsSearcher, RandomSearcher
 from gml_ray.searchers.lamcts.tree import Tree, in_region
 from gml_ray.space import Categorical, Dict, Int, Real

@@ -7,14 +7,13 @@ import os
 import signal
 import subprocess
 import tarfile
-import time
 
 import pytest
 import yaml
-
 from conftest import write_files
-from gml_ray.store import Store, run_time
 from test_cli import BIN, gml, pid_gone, running_pids, wait_for
+
+from gml_ray.store.store import Store, run_time
 
 TRAIN = """
 import os, sys, time

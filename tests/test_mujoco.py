@@ -9,14 +9,20 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import write_files
 
 from gml_ray.config import parse_config
 from gml_ray.errors import ConfigError
-from gml_ray.mujoco.objective import (FUNC_TYPES, HOPPER_MU, HOPPER_SIGMA, Objective, job_seed,
-                                      policy_size, rollout_seeds)
-from gml_ray.store import FINISHED, KILLED, Store
+from gml_ray.mujoco.objective import (
+    FUNC_TYPES,
+    HOPPER_MU,
+    HOPPER_SIGMA,
+    Objective,
+    job_seed,
+    policy_size,
+    rollout_seeds,
+)
+from gml_ray.store.store import FINISHED, KILLED, Store
 
 BIN = os.path.dirname(sys.executable)
 
@@ -128,7 +134,7 @@ def test_benchmark_config_parses():
 def test_the_shipped_benchmark_configs_parse_and_build_their_searcher(name):
     """The files benchmarks/README.md tells users to run (their searcher settings included)."""
     from gml_ray.config import load_config
-    from gml_ray.plugins import build_components
+    from gml_ray.engine.components import build_components
 
     path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "mujoco", name)
     cfg = load_config(path, benchmark=True)
@@ -194,7 +200,7 @@ def test_cli_benchmark_run_then_show_and_resume_needs_the_flag(tmp_path, ray_hea
 
 def _run_benchmark(tmp_path, yaml_text: str, task: str = "t", resume: bool = False):
     from gml_ray.config import load_config
-    from gml_ray.schedulers.naive import NaiveScheduler
+    from gml_ray.schedulers import NaiveScheduler
 
     code = tmp_path / "code"
     write_files(code, {"search_config.yaml": yaml_text})

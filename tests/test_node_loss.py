@@ -244,7 +244,7 @@ class FakeJob:
 
 
 def test_node_watch_warns_once_then_ends_after_the_grace(monkeypatch):
-    from gml_ray.runtime import NODE_CHECK_S, NodeWatch
+    from gml_ray.engine.runtime import NODE_CHECK_S, NodeWatch
 
     monkeypatch.delenv("GML_SKIP_RESOURCE_CHECK", raising=False)
     nodes = [node("1"), node("2", only_here=2)]
@@ -272,7 +272,7 @@ def test_node_watch_warns_once_then_ends_after_the_grace(monkeypatch):
 
 
 def test_node_watch_goes_on_when_a_node_joins_within_the_grace(monkeypatch):
-    from gml_ray.runtime import NodeWatch
+    from gml_ray.engine.runtime import NodeWatch
 
     monkeypatch.delenv("GML_SKIP_RESOURCE_CHECK", raising=False)
     nodes = [node("1"), node("2", only_here=1)]
@@ -288,7 +288,7 @@ def test_node_watch_goes_on_when_a_node_joins_within_the_grace(monkeypatch):
 
 
 def test_node_watch_names_what_no_node_offers_together_and_honours_the_skip(monkeypatch):
-    from gml_ray.runtime import NodeWatch
+    from gml_ray.engine.runtime import NodeWatch
 
     nodes = [node("1", GPU=1), node("2", only_here=1)]
     fake_nodes(monkeypatch, nodes)
@@ -305,7 +305,7 @@ def test_node_watch_names_what_no_node_offers_together_and_honours_the_skip(monk
 def test_a_node_died_error_is_stored_as_a_whole_short_reason():
     import ray
 
-    from gml_ray.schedulers.job import error_reason, first_sentence, node_death
+    from gml_ray.engine.job import error_reason, first_sentence, node_death
 
     node_id = "2a686e5d918fe4d4586ec3ddaa34637579e3f5064b927dd64dd8570a"
     text = (f"Task failed because the node it was running on is dead or unavailable. Node IP: 192.0.2.2, "
@@ -326,8 +326,8 @@ def test_the_job_table_shows_the_attempt_and_the_earlier_node_and_stars_no_error
     from gml_ray.cli import views
     from rich.console import Console
 
+    from gml_ray.engine.job import CommandJob, earlier_nodes
     from gml_ray.optimize import best_result
-    from gml_ray.schedulers.job import CommandJob, earlier_nodes
 
     job = CommandJob("true", "job_0001", job_id=1, attempt=2)
     job.follow([{"node": "192.0.2.2 2a686e5d", "attempt": 1}])
@@ -358,7 +358,7 @@ def test_the_job_table_shows_the_attempt_and_the_earlier_node_and_stars_no_error
 def test_ray_error_messages_stay_out_of_the_terminal(capsys):
     import ray._private.worker as worker
 
-    from gml_ray.runtime import quiet_ray_messages
+    from gml_ray.engine.runtime import quiet_ray_messages
 
     quiet_ray_messages()
     quiet_ray_messages()  # once is enough

@@ -152,7 +152,7 @@ scheduler: {parallel_size: 2}
 
 
 def test_pump_reads_a_line_written_in_many_pieces_and_counts_bad_ones():
-    from gml_ray.schedulers.messages import pump
+    from gml_ray.engine.messages import pump
     read_fd, write_fd = os.pipe()
     big = json.dumps({"t": "big", "v": 1.0, "s": 0, "pad": "x" * (4 << 20)}) + "\n"
     got: list = []
@@ -334,7 +334,7 @@ searcher: {reward_attribute: acc}
 def test_many_distinct_tags_cost_about_what_many_steps_do(tmp_path):
     """ScalarIngest on a real store, batch by batch as the scheduler takes them: 20,000 distinct
     tags used to re-encode every tag seen so far per batch (quadratic)."""
-    from gml_ray.schedulers.ingest import LATEST_MAX_TAGS, ScalarIngest
+    from gml_ray.engine.ingest import LATEST_MAX_TAGS, ScalarIngest
     store = Store(str(tmp_path / "wd"))
     store.create_task("t", scalar_columns=["acc", "tag_19998"])
     n, batch = 20_000, 10

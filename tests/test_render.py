@@ -1,4 +1,4 @@
-"""Templates, arg_dict and per-job config files (gml_ray.render)."""
+"""Templates, arg_dict and per-job config files (gml_ray.config.render)."""
 from __future__ import annotations
 
 import json
@@ -9,13 +9,14 @@ import sys
 
 import pytest
 
-from gml_ray import render
+from gml_ray.config import render
 from gml_ray.config import load_config, parse_config
+from gml_ray.config.render import arg_dict, load_config_file, render_file, render_job, rendered_file_name, set_dotted
+from gml_ray.config.shell_context import Placeholder
+from gml_ray.config.template import parse_template, placeholder_names, render_template
 from gml_ray.errors import ConfigError
-from gml_ray.render import arg_dict, load_config_file, render_file, render_job, rendered_file_name, set_dotted
-from gml_ray.shell_context import Placeholder
-from gml_ray.template import parse_template, placeholder_names, render_template
 from gml_ray.space import Categorical, File
+
 
 def job_values(space, config, job_dir):
     """What a job's template gets, its File args' copies written into ``job_dir``."""
@@ -278,7 +279,7 @@ def test_python_config_with_code_needs_the_mmcv_extra(tmp_path, text):
     path = tmp_path / "bad.py"
     path.write_text(text)
     probe = ("import sys; sys.modules['mmengine'] = None\n"  # as if gml-ray[mmcv] were not installed
-             "from gml_ray.config_files import load\n"
+             "from gml_ray.config.files import load\n"
              f"try:\n    load({str(path)!r})\nexcept ValueError as e:\n    print('REFUSED', e)\n")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert out.stdout.startswith("REFUSED"), out.stdout + out.stderr

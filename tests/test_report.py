@@ -26,8 +26,8 @@ import typer
 from typer.testing import CliRunner
 
 from gml_ray.errors import UserError
-from gml_ray.report import collect, write_report
 from gml_ray.store import Store
+from gml_ray.views.report import collect, write_report
 
 BIN = os.path.dirname(sys.executable)
 
@@ -261,7 +261,7 @@ def test_collect_holds_every_job_curve_log_and_the_best(tmp_path):
 
 
 def test_curves_use_the_latest_attempt_and_thin_long_series(tmp_path, monkeypatch):
-    import gml_ray.report as report
+    import gml_ray.views.report as report
     store = make_store(tmp_path, jobs=1, steps=0, tags=("acc",))
     store.add_scalars("t", [(1, "acc", s, 1.0, None, 1) for s in range(3)])
     store.add_scalars("t", [(1, "acc", s * 2, float(s), None, 2) for s in range(50)])
@@ -272,7 +272,7 @@ def test_curves_use_the_latest_attempt_and_thin_long_series(tmp_path, monkeypatc
 
 
 def test_thinning_keeps_a_curves_extremes():
-    from gml_ray.report import _thin
+    from gml_ray.views.report import _thin
     values = [1.0] * 5000
     values[1234], values[3000] = 9.0, -7.0  # one spike, one dip
     steps, kept = _thin(list(range(5000)), values, 400)

@@ -10,8 +10,8 @@ import zipfile
 
 import pytest
 
-from gml_ray.schedulers.runners import run_command
-from gml_ray.schedulers.spec import JobSpec
+from gml_ray.engine.runners import run_command
+from gml_ray.engine.spec import JobSpec
 
 SCRIPT = textwrap.dedent("""
     import numpy as np
@@ -80,7 +80,7 @@ def test_a_short_command_job_sends_no_message_and_a_long_one_streams(ray_session
     announces its start and streams its reports while it runs, and none is lost either way."""
     import ray
 
-    from gml_ray.schedulers.channel import MessageChannel
+    from gml_ray.engine.channel import MessageChannel
 
     (tmp_path / "quick.py").write_text("from gml_ray import report\nreport(acc=0.5)\n")
     (tmp_path / "slow.py").write_text(
@@ -114,7 +114,7 @@ def test_the_jobs_alarm_runs_callbacks_in_time_order_and_a_cancel_waits_for_a_ru
     import threading
     import time
 
-    from gml_ray.schedulers.timers import Alarm as _Alarm
+    from gml_ray.engine.timers import Alarm as _Alarm
 
     alarm, ran = _Alarm(), []
     slow_runs, last_ran = threading.Event(), threading.Event()
@@ -131,7 +131,7 @@ def test_the_jobs_alarm_runs_callbacks_in_time_order_and_a_cancel_waits_for_a_ru
 
 
 def test_a_trial_worker_cancelled_before_its_trial_starts_never_calls_it(tmp_path):
-    from gml_ray.schedulers.workers import TrialWorker
+    from gml_ray.engine.workers import TrialWorker
 
     (tmp_path / "objective.py").write_text(
         "def train(config):\n    open('ran', 'w').close()\n")  # in the job dir (its cwd)

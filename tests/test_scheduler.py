@@ -7,10 +7,9 @@ import os
 import time
 
 import pytest
-
 from conftest import pid_alive
 
-from gml_ray.store import EARLY_STOPPED, ERROR, FINISHED, KILLED, FLAG_INF, FLAG_NAN, FLAG_TEXT
+from gml_ray.store.store import EARLY_STOPPED, ERROR, FINISHED, FLAG_INF, FLAG_NAN, FLAG_TEXT, KILLED
 
 # A training script: reports `acc` = x * (epoch + 1) for `epochs` epochs, then obeys --then.
 TRAIN = """
@@ -398,7 +397,7 @@ def test_metrics_none_runs_jobs_without_scalars(run_task):
 
 def test_resume_reruns_error_jobs_first_and_never_reruns_finished_ones(run_task, tmp_path):
     from gml_ray.config import load_config
-    from gml_ray.schedulers.naive import NaiveScheduler
+    from gml_ray.schedulers import NaiveScheduler
 
     # First attempt: x=2 fails because a marker file is missing; the rest finish.
     marker = tmp_path / "marker"
@@ -429,7 +428,7 @@ def test_a_resumed_function_trial_that_failed_runs_again_on_the_runs_actor_pool(
     """A failed function trial is run again by --resume on the run's actor pool (a Ray task would
     wait forever for a CPU the pool's actors hold; the time limit turns that into a failure)."""
     from gml_ray.config import load_config
-    from gml_ray.schedulers.naive import NaiveScheduler
+    from gml_ray.schedulers import NaiveScheduler
 
     marker = tmp_path / "marker"
     objective = (f"import os\nimport gml_ray\n\n\ndef trial(config):\n"
@@ -456,7 +455,8 @@ scheduler: {parallel_size: 2, stop_criterion: {time_limits: 120}}
 
 def test_jobs_run_in_a_snapshot_with_symlinked_paths(ray_session, tmp_path):
     from conftest import write_files
-    from gml_ray.schedulers.naive import NaiveScheduler
+
+    from gml_ray.schedulers import NaiveScheduler
 
     code = tmp_path / "code"
     write_files(code, {
@@ -554,7 +554,7 @@ def test_a_failing_stop_criterion_keeps_what_its_round_stored(ray_session, tmp_p
     from conftest import write_files
 
     from gml_ray.config import load_config
-    from gml_ray.schedulers.naive import NaiveScheduler
+    from gml_ray.schedulers import NaiveScheduler
 
     write_files(tmp_path / "code", {"train.py": TRAIN, "failing.py": FAILING_CHECK, "search_config.yaml": """
         custom_imports: [failing.py]
@@ -646,7 +646,7 @@ scheduler: {parallel_size: 4, stop_criterion: {time_limits: 0.02}}
 
 
 def test_pool_size_is_what_the_nodes_hold_at_once(ray_session):
-    from gml_ray.runtime import pool_size_note
+    from gml_ray.engine.runtime import pool_size_note
 
     assert pool_size_note({"num_cpus": 1}, 2) == (2, None)  # fits: nothing to say
     size, note = pool_size_note({"num_cpus": 0.5}, 8)
@@ -655,7 +655,7 @@ def test_pool_size_is_what_the_nodes_hold_at_once(ray_session):
 
 SLOW_SEARCHER = """
 import time
-from gml_ray.searchers.base_searcher import BaseSearcher
+from gml_ray.plugins.searcher import BaseSearcher
 from gml_ray.searchers.builder import SEARCHERS
 
 

@@ -10,8 +10,8 @@ import textwrap
 import pytest
 
 from gml_ray.config import load_config, parse_config
+from gml_ray.engine.components import build_components
 from gml_ray.errors import ConfigError
-from gml_ray.plugins import build_components
 from gml_ray.searchers import SEARCHERS, BaseSearcher, GridSearcher, RandomSearcher
 from gml_ray.space import Categorical, Dict, Int, Real, config_key, grid
 
@@ -291,7 +291,7 @@ def test_custom_import_errors_name_the_entry(tmp_path):
                                        "raise RuntimeError('needs Categorical args')"])
 def test_custom_searcher_constructor_failure_is_a_config_error(tmp_path, clean_my_searcher, statement):
     (tmp_path / "my_searcher.py").write_text(textwrap.dedent(f"""\
-        from gml_ray.searchers.base_searcher import BaseSearcher
+        from gml_ray.plugins.searcher import BaseSearcher
         from gml_ray.searchers.builder import SEARCHERS
 
         @SEARCHERS.register_module()
@@ -309,7 +309,7 @@ def test_custom_searcher_constructor_failure_is_a_config_error(tmp_path, clean_m
 
 def test_a_searcher_without_get_config_is_a_config_error_naming_it(tmp_path, clean_my_searcher):
     (tmp_path / "my_searcher.py").write_text(textwrap.dedent("""\
-        from gml_ray.searchers.base_searcher import BaseSearcher
+        from gml_ray.plugins.searcher import BaseSearcher
         from gml_ray.searchers.builder import SEARCHERS
 
         @SEARCHERS.register_module()

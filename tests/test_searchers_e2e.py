@@ -8,12 +8,11 @@ import sys
 
 import pytest
 import yaml
-
 from conftest import resumed_core, write_files
-from gml_ray.searchers import (BatchSearcher, EvolutionSearcher, GridSearcher, RandomSearcher,
-                               SkoptSearcher)
+
+from gml_ray.searchers import BatchSearcher, EvolutionSearcher, GridSearcher, RandomSearcher, SkoptSearcher
 from gml_ray.space import Categorical, Dict, Int, Nested, Real, config_key
-from gml_ray.store import ERROR, FINISHED, Store
+from gml_ray.store.store import ERROR, FINISHED, Store
 
 BIN = os.path.dirname(sys.executable)
 FAST = dict(acq_func="EI", acq_optimizer="sampling", acq_optimizer_kwargs={"n_points": 1000})
@@ -190,7 +189,7 @@ scheduler: {parallel_size: 2}
 def test_resume_continues_the_evolution_instead_of_starting_over(run_task, tmp_path):
 
     from gml_ray.config import load_config
-    from gml_ray.schedulers.naive import NaiveScheduler
+    from gml_ray.schedulers import NaiveScheduler
 
     first = run_task("""
 task:

@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 
 from gml_ray.config import load_config
+from gml_ray.engine.components import build_components
 from gml_ray.errors import ConfigError
-from gml_ray.plugins import build_components
 from gml_ray.searchers import SEARCHERS, EvolutionSearcher, RandomSearcher
 from gml_ray.space import Categorical, Dict, File, Int, Nested, Real, config_key
 

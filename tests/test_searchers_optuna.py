@@ -12,9 +12,10 @@ import pytest
 optuna = pytest.importorskip("optuna")  # the [optuna] extra; CI's [dev] installs it
 
 from conftest import resumed_core, write_files  # noqa: E402 - after the skip
+
 from gml_ray.searchers import SEARCHERS, OptunaSearcher  # noqa: E402
 from gml_ray.space import Categorical, Dict, File, Int, Nested, Real, config_key  # noqa: E402
-from gml_ray.store import EARLY_STOPPED, FINISHED, Store  # noqa: E402
+from gml_ray.store.store import EARLY_STOPPED, FINISHED, Store  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 BIN = os.path.dirname(sys.executable)
@@ -300,7 +301,7 @@ def train(config):
 def test_resume_continues_the_optuna_search(run_task, tmp_path):
 
     from gml_ray.config import load_config
-    from gml_ray.schedulers.naive import NaiveScheduler
+    from gml_ray.schedulers import NaiveScheduler
 
     first = run_task("""
 task:

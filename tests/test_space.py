@@ -10,8 +10,7 @@ import statistics
 import pytest
 
 from gml_ray.config import load_config
-from gml_ray.space import (Categorical, Dict, File, Int, List, Nested, Real, config_key, grid, grid_size,
-                           sample)
+from gml_ray.space import Categorical, Dict, File, Int, List, Nested, Real, config_key, grid, grid_size, sample
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "config")
 

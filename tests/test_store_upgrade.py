@@ -15,8 +15,8 @@ import sys
 import pytest
 
 from gml_ray.store import Store
-from gml_ray.store_db import StoreTooNew
-from gml_ray.store_schema import SCHEMA, SCHEMA_VERSION, run_time
+from gml_ray.store.db import StoreTooNew
+from gml_ray.store.schema import SCHEMA, SCHEMA_VERSION, run_time
 
 BIN = os.path.dirname(sys.executable)
 STORES = os.path.join(os.path.dirname(__file__), "data", "stores")

@@ -7,11 +7,10 @@ import os
 
 import pytest
 import typer
+from test_report import make_store
 from typer.testing import CliRunner
 
-from test_report import make_store
-
-from gml_ray.tensorboard import export_job, export_job_quietly, export_task
+from gml_ray.views.tensorboard import export_job, export_job_quietly, export_task
 
 pytest.importorskip("tensorboardX")
 ea_mod = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator",

@@ -8,14 +8,13 @@ import subprocess
 import sys
 import threading
 
-from rich.console import Console
-
 from conftest import write_files
+from gml_ray.cli.report_cmds import SPARKS, sparkline, watch, watch_view
+from rich.console import Console
 from test_report import make_store
 
-from gml_ray.cli.report_cmds import SPARKS, sparkline, watch, watch_view
 from gml_ray.config import load_config
-from gml_ray.schedulers.naive import NaiveScheduler
+from gml_ray.schedulers import NaiveScheduler
 
 BIN = os.path.dirname(sys.executable)
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

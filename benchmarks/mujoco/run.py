@@ -54,7 +54,7 @@ def run_one(env: str, method: str, seed: int, budget: int, work_dir: str,
     ``searcher_args`` go over the LA-MCTS configs' searcher settings (and name the method:
     ``lamcts-bo``, ``lamcts-ninits10``, ``lamcts-ei_share0``)."""
     from gml_ray.config import parse_config
-    from gml_ray.schedulers.naive import NaiveScheduler
+    from gml_ray.schedulers import NaiveScheduler
 
     with open(os.path.join(HERE, CONFIGS[method].format(env=env))) as f:
         raw = yaml.safe_load(f)
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     import ray
 
-    from gml_ray.runtime import init_ray
+    from gml_ray.engine.runtime import init_ray
 
     budget = args.budget or (600 if args.what == "swimmer" else 3000)
     checkpoints = [100, 150, 300, 600] if args.what == "swimmer" else [500, 1500, 3000]

@@ -55,9 +55,9 @@ import math
 import zlib
 from typing import Any, Sequence
 
-from ..optimize import sign
-from .base import ASSESSORS, AssessResult, BaseAssessor
-from .median_stop import check_int, check_mode, history_values
+from gml_ray.assessors.median_stop import check_int, check_mode, history_values
+from gml_ray.optimize import sign
+from gml_ray.plugins.assessor import ASSESSORS, AssessResult, BaseAssessor
 
 log = logging.getLogger("gml_ray.assessor")
 

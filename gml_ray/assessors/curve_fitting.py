@@ -18,9 +18,9 @@ from __future__ import annotations
 import logging
 from typing import Any, Sequence
 
-from . import curve_models
-from .base import ASSESSORS, AssessResult, BaseAssessor
-from .median_stop import check_int, check_mode, history_values
+from gml_ray.assessors import curve_models
+from gml_ray.assessors.median_stop import check_int, check_mode, history_values
+from gml_ray.plugins.assessor import ASSESSORS, AssessResult, BaseAssessor
 
 log = logging.getLogger("gml_ray.assessor")
 

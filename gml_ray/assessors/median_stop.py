@@ -15,8 +15,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..optimize import sign
-from .base import ASSESSORS, AssessResult, BaseAssessor
+from gml_ray.optimize import sign
+from gml_ray.plugins.assessor import ASSESSORS, AssessResult, BaseAssessor
 
 log = logging.getLogger("gml_ray.assessor")
 

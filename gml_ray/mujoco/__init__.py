@@ -18,12 +18,12 @@ __all__ = ["MujocoJob", "MujocoScheduler", "Objective", "FUNC_TYPES", "policy_si
 
 def __getattr__(name: str) -> Any:
     if name == "MujocoJob":
-        from .job import MujocoJob
+        from gml_ray.mujoco.job import MujocoJob
         return MujocoJob
     if name == "MujocoScheduler":
-        from ..schedulers.naive import MujocoScheduler
+        from gml_ray.engine.scheduler import MujocoScheduler
         return MujocoScheduler
     if name in ("Objective", "FUNC_TYPES", "policy_size"):
-        from . import objective
+        from gml_ray.mujoco import objective
         return getattr(objective, name)
     raise AttributeError(f"module 'gml_ray.mujoco' has no attribute {name!r}")

@@ -1,9 +1,9 @@
 """``--benchmark`` configs: the MuJoCo function, its policy vector's Real args, ``searcher.dims``."""
 from __future__ import annotations
 
-from ..search_args import SearchArg
-from ..validate import Ctx, show
-from .objective import FUNC_TYPES
+from gml_ray.config.search_args import SearchArg
+from gml_ray.config.validate import Ctx, show
+from gml_ray.mujoco.objective import FUNC_TYPES
 
 
 def parse_benchmark(ctx: Ctx, sched: dict, args: list[SearchArg], searcher_raw: dict,

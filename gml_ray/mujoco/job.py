@@ -1,6 +1,6 @@
 """``MujocoJob``: one policy evaluation of the MuJoCo benchmark, run on a rollout actor of the pool.
 
-It is a :class:`~gml_ray.schedulers.job.Job` like the others (``start``, ``wait``, ``kill``,
+It is a :class:`~gml_ray.engine.job.Job` like the others (``start``, ``wait``, ``kill``,
 ``status``), so the normal scheduler loop runs it: its ``ref`` resolves to an outcome dict with the
 scalars inside (``sent=0``), and the scheduler stores them and takes the reward from them.
 """
@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 from typing import Any, Sequence
 
-from .. import render
-from ..schedulers.factory import JobContext, JobKind, register_job_kind
-from ..schedulers.job import Job, JobSpec, spec_kwargs
-from ..schedulers.spec import job_name
-from .objective import DEFAULT_ROLLOUTS, job_seed
-from .rollout import RolloutPool
+import gml_ray.config.render as render
+from gml_ray.engine.factory import JobContext, JobKind, register_job_kind
+from gml_ray.engine.job import Job, JobSpec, spec_kwargs
+from gml_ray.engine.spec import job_name
+from gml_ray.mujoco.objective import DEFAULT_ROLLOUTS, job_seed
+from gml_ray.mujoco.rollout import RolloutPool
 
 
 def policy_vector(config: dict, names: Sequence[str]) -> list[float]:

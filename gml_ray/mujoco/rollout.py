@@ -1,7 +1,7 @@
 """Rollout actors: Ray actors that each own one gymnasium env, and the per-run pool of them.
 
 A :class:`RolloutActor` creates its env once and evaluates one policy vector at a time; the outcome
-has the shape :func:`gml_ray.schedulers.runners.run_function` returns (status, message, node, started,
+has the shape :func:`gml_ray.engine.runners.run_function` returns (status, message, node, started,
 ended, ``sent=0`` and the scalars in the outcome), so the scheduler treats an evaluation like any
 short function trial. A :class:`RolloutPool` holds ``parallel_size`` of them for one run and kills
 them when the run ends.
@@ -15,9 +15,9 @@ from typing import Any, Sequence
 
 import ray
 
-from ..schedulers.pool import ActorPool
-from ..store import ERROR, FINISHED, KILLED
-from .objective import DEFAULT_ROLLOUTS, Cancelled, Objective
+from gml_ray.engine.pool import ActorPool
+from gml_ray.mujoco.objective import DEFAULT_ROLLOUTS, Cancelled, Objective
+from gml_ray.store.store import ERROR, FINISHED, KILLED
 
 log = logging.getLogger("gml_ray.mujoco")
 
@@ -36,7 +36,7 @@ class RolloutWorker:
 
     def node(self) -> str:
         if self._node is None:
-            from ..schedulers.messages import node_name
+            from gml_ray.engine.messages import node_name
             self._node = node_name()
         return self._node
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 import itertools
 from typing import Iterator
 
-from ..space import Dict, Nested, Space
-from .base_searcher import BaseSearcher
-from .builder import SEARCHERS
+from gml_ray.plugins.searcher import SEARCHERS, BaseSearcher
+from gml_ray.space import Dict, Nested, Space
 
 _PLAIN = (str, int, float, bool, type(None))
 

@@ -7,11 +7,10 @@ import random
 import sys
 from typing import Any, Callable, cast
 
-from ..optimize import sign
-from ..space import Dict, Real, config_key
-from .base_searcher import BaseSearcher
-from .builder import SEARCHERS
-from .leaves import CATEGORICAL, ORDINAL, FlatSpace, Leaf
+from gml_ray.optimize import sign
+from gml_ray.plugins.searcher import SEARCHERS, BaseSearcher
+from gml_ray.searchers.leaves import CATEGORICAL, ORDINAL, FlatSpace, Leaf
+from gml_ray.space import Dict, Real, config_key
 
 log = logging.getLogger("gml_ray.searchers.evolution")
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 import itertools
 from typing import Iterator
 
-from ..render import arg_dict
-from ..space import Dict, Nested, config_key, grid, grid_size
-from .base_searcher import BaseSearcher
-from .builder import SEARCHERS
+from gml_ray.config.render import arg_dict
+from gml_ray.plugins.searcher import SEARCHERS, BaseSearcher
+from gml_ray.space import Dict, Nested, config_key, grid, grid_size
 
 
 @SEARCHERS.register_module()

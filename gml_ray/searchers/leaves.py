@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from ..space import Categorical, Dict, Int, List, Real, Space, config_key
+from gml_ray.space import Categorical, Dict, Int, List, Real, Space, config_key
 
 CATEGORICAL, ORDINAL, REAL = "categorical", "ordinal", "real"
 

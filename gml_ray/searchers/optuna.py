@@ -12,10 +12,9 @@ import random
 import sys
 from typing import Any
 
-from ..space import Dict, Int, config_key
-from .base_searcher import BaseSearcher
-from .builder import SEARCHERS
-from .leaves import CATEGORICAL, ORDINAL, FlatSpace, Leaf
+from gml_ray.plugins.searcher import SEARCHERS, BaseSearcher
+from gml_ray.searchers.leaves import CATEGORICAL, ORDINAL, FlatSpace, Leaf
+from gml_ray.space import Dict, Int, config_key
 
 log = logging.getLogger("gml_ray.searchers.optuna")
 

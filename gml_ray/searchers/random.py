@@ -5,9 +5,8 @@ import math
 import random
 import sys
 
-from ..space import Dict, grid_size
-from .base_searcher import BaseSearcher
-from .builder import SEARCHERS
+from gml_ray.plugins.searcher import SEARCHERS, BaseSearcher
+from gml_ray.space import Dict, grid_size
 
 
 @SEARCHERS.register_module()

@@ -13,11 +13,10 @@ import warnings
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from ..optimize import sign
-from ..space import Dict
-from .base_searcher import BaseSearcher
-from .builder import SEARCHERS
-from .leaves import CATEGORICAL, ORDINAL, FlatSpace
+from gml_ray.optimize import sign
+from gml_ray.plugins.searcher import SEARCHERS, BaseSearcher
+from gml_ray.searchers.leaves import CATEGORICAL, ORDINAL, FlatSpace
+from gml_ray.space import Dict
 
 log = logging.getLogger("gml_ray.searchers.skopt")
 

@@ -21,10 +21,10 @@ Contracts shared by all three:
 """
 from __future__ import annotations
 
-from .gp import GaussianProcess
-from .kmeans import kmeans, kmeans_many
-from .svm import KernelSVM, fit_svms
-from .tensors import CLS_DTYPE, pick_device
+from gml_ray.searchers.lamcts.gp import GaussianProcess
+from gml_ray.searchers.lamcts.kmeans import kmeans, kmeans_many
+from gml_ray.searchers.lamcts.svm import KernelSVM, fit_svms
+from gml_ray.searchers.lamcts.tensors import CLS_DTYPE, pick_device
 
 __all__ = ["pick_device", "kmeans", "kmeans_many", "KernelSVM", "fit_svms", "GaussianProcess",
            "CLS_DTYPE"]

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from .tensors import DTYPE, as_float, sq_dist
+from gml_ray.searchers.lamcts.tensors import DTYPE, as_float, sq_dist
 
 # ---- Gaussian process ----------------------------------------------------------------------------
 

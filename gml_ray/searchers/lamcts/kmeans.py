@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from .tensors import CLS_DTYPE, as_float, pad_stack, sq_dist
+from gml_ray.searchers.lamcts.tensors import CLS_DTYPE, as_float, pad_stack, sq_dist
 
 
 def _kmeans_pp(x: torch.Tensor, valid: torch.Tensor, k: int, firsts: torch.Tensor,

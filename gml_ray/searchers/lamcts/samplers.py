@@ -23,9 +23,9 @@ from typing import Callable
 
 import torch
 
-from .classifiers import GaussianProcess
-from .gp import NOISE_FLOOR, noise_bounds
-from .tree import Path, in_region
+from gml_ray.searchers.lamcts.classifiers import GaussianProcess
+from gml_ray.searchers.lamcts.gp import NOISE_FLOOR, noise_bounds
+from gml_ray.searchers.lamcts.tree import Path, in_region
 
 # exact GP fits cost O(n^3), and the posterior over the bo sampler's 10,000 candidates O(n^2) each:
 # fit on the samples nearest the area of interest (the published code fits on all of them)

@@ -10,10 +10,9 @@ import random
 import time
 from typing import Any
 
-from ...space import Dict, config_key
-from ..base_searcher import BaseSearcher
-from ..builder import SEARCHERS
-from ..leaves import REAL, FlatSpace
+from gml_ray.plugins.searcher import SEARCHERS, BaseSearcher
+from gml_ray.searchers.leaves import REAL, FlatSpace
+from gml_ray.space import Dict, config_key
 
 log = logging.getLogger("gml_ray.searchers.lamcts")
 
@@ -170,8 +169,8 @@ class LamctsSearcher(BaseSearcher):
 
         import torch
 
-        from .classifiers import pick_device
-        from .samplers import BOSampler, Sampler, TurboSampler
+        from gml_ray.searchers.lamcts.classifiers import pick_device
+        from gml_ray.searchers.lamcts.samplers import BOSampler, Sampler, TurboSampler
 
         self._torch = torch
         self.device = pick_device(self.enable_cuda)
@@ -268,7 +267,7 @@ class LamctsSearcher(BaseSearcher):
 
     def _iterate_body(self) -> list[list[float]]:
         torch = self._torch
-        from .tree import Tree
+        from gml_ray.searchers.lamcts.tree import Tree
 
         started = time.perf_counter()
         x = torch.tensor(self._x, dtype=torch.float64, device=self.device)

@@ -5,8 +5,19 @@ from __future__ import annotations
 
 import torch
 
-from .svm_dual import CHECK_EVERY, POLISH_GAP, POWER_STEPS, _bmv, _Box, _face, _gaps, _momentum, _polish, _rho
-from .tensors import CLS_DTYPE, as_float, pad_stack, sq_dist
+from gml_ray.searchers.lamcts.svm_dual import (
+    CHECK_EVERY,
+    POLISH_GAP,
+    POWER_STEPS,
+    _bmv,
+    _Box,
+    _face,
+    _gaps,
+    _momentum,
+    _polish,
+    _rho,
+)
+from gml_ray.searchers.lamcts.tensors import CLS_DTYPE, as_float, pad_stack, sq_dist
 
 
 def _kernel(kernel: str, a: torch.Tensor, b: torch.Tensor, gamma: torch.Tensor | float,

@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from .tensors import CLS_DTYPE
+from gml_ray.searchers.lamcts.tensors import CLS_DTYPE
 
 
 class _Box:

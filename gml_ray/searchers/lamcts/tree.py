@@ -26,8 +26,8 @@ from typing import Any
 
 import torch
 
-from .classifiers import KernelSVM, fit_svms, kmeans_many
-from .tensors import CLS_DTYPE
+from gml_ray.searchers.lamcts.classifiers import KernelSVM, fit_svms, kmeans_many
+from gml_ray.searchers.lamcts.tensors import CLS_DTYPE
 
 
 @dataclass(eq=False)

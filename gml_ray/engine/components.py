@@ -1,0 +1,92 @@
+"""Builds a task's searcher, stop criterion, filter criterion and assessor from its config.
+
+Custom plugins are loaded from ``custom_imports`` first. Every failure is a :class:`ConfigError`
+naming the config field, e.g. ``searcher.type: unknown searcher 'GridSearch' (did you mean ...)``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from gml_ray.config.task import PluginConfig, TaskConfig
+from gml_ray.errors import ConfigError
+from gml_ray.plugins.registry import BuildError, Registry, import_custom, is_plugin_path
+
+
+@dataclass
+class Components:
+    searcher: Any
+    stop_criterion: Any
+    filter_criterion: Any | None
+    assessor: Any | None
+
+
+def load_custom_imports(cfg: TaskConfig) -> None:
+    for i, entry in enumerate(cfg.custom_imports):
+        if is_plugin_path(entry) and not os.path.isfile(os.path.join(cfg.base_dir, entry)):
+            raise ConfigError(f"{entry} does not exist (looked in {cfg.base_dir})",
+                              f"custom_imports[{i}]", cfg.source)
+        try:
+            import_custom([entry], cfg.base_dir)
+        except Exception as exc:  # noqa: BLE001 - the plugin file itself is broken
+            raise ConfigError(f"importing {entry} failed: {type(exc).__name__}: {exc}",
+                              f"custom_imports[{i}]", cfg.source) from None
+
+
+def _build(registry: Registry, plugin: PluginConfig, cfg: TaskConfig, what: str,
+           extra: dict[str, Any] | None = None, shared: dict[str, Any] | None = None) -> Any:
+    try:
+        return registry.build({"type": plugin.type, **plugin.kwargs}, shared=shared, **(extra or {}))
+    except BuildError as exc:  # the same errors as the manual's build_* API, with the field's path
+        raise ConfigError(str(exc), f"{plugin.path}.{exc.key}" if exc.key else plugin.path,
+                          cfg.source) from None
+
+
+def build_components(cfg: TaskConfig) -> Components:
+    """Import plugins and build every component, validating their kwargs."""
+    # Imported here: the registries fill up when their modules load.
+    from gml_ray.assessors import ASSESSORS
+    from gml_ray.plugins.filter_criterion import FILTER_CRITERIONS
+    from gml_ray.plugins.stop_criterion import STOP_CRITERIONS, StopCriterion
+    from gml_ray.searchers import SEARCHERS
+
+    load_custom_imports(cfg)
+    # Passed only to searchers whose constructor takes them (parallel_size: batch proposals).
+    shared = {"reward_attribute": cfg.reward_attribute, "optimize_mode": cfg.optimize_mode,
+              "parallel_size": cfg.parallel_size}
+    if cfg.benchmark:  # the MuJoCo policy's size, for searchers that take it (LamctsSearcher)
+        shared["dims"] = len(cfg.search_args)
+    searcher = _build(SEARCHERS, cfg.searcher, cfg, "searcher",
+                      extra={"search_space": cfg.search_space()}, shared=shared)
+    if getattr(searcher, "optimize_mode", None) != cfg.optimize_mode:
+        searcher.optimize_mode = cfg.optimize_mode
+    if getattr(searcher, "reward_attribute", None) is None:
+        searcher.reward_attribute = cfg.reward_attribute
+    stop = cfg.stop
+    if stop.custom is not None:
+        stop_criterion = _build(STOP_CRITERIONS, stop.custom, cfg, "stop criterion")
+    else:
+        stop_criterion = StopCriterion(stop.max_tries, stop.time_limits, stop.max_reward,
+                                       stop.time_limits_per_job)
+    filt = _build(FILTER_CRITERIONS, cfg.filter_criterion, cfg, "filter criterion") \
+        if cfg.filter_criterion else None
+    assessor = _build(ASSESSORS, cfg.assessor, cfg, "assessor",
+                      shared={"optimize_mode": cfg.optimize_mode}) if cfg.assessor else None
+    if not cfg.collect_metrics:
+        _check_without_scalars(cfg, searcher, assessor)
+    return Components(searcher, stop_criterion, filt, assessor)
+
+
+def _check_without_scalars(cfg: TaskConfig, searcher: Any, assessor: Any) -> None:
+    """``MOCK_PAVI=2`` / ``metrics: none`` runs jobs without scalars: nothing may need them."""
+    why = "MOCK_PAVI=2" if os.environ.get("MOCK_PAVI", "").strip() == "2" else "metrics: none"
+    if assessor is not None:
+        raise ConfigError(f"{cfg.assessor.type} judges jobs by their scalars, which {why} does not "  # type: ignore[union-attr]
+                          f"collect: remove the assessor or unset {why}", "scheduler.assessor",
+                          cfg.source)
+    from gml_ray.plugins.searcher import BaseSearcher
+    if not isinstance(searcher, BaseSearcher) or searcher.uses_rewards:
+        raise ConfigError(f"{cfg.searcher.type} learns from rewards, which {why} does not collect: "
+                          f"use GridSearcher, RandomSearcher or BatchSearcher, or unset {why}",
+                          "searcher.type", cfg.source)

@@ -1,0 +1,70 @@
+"""The assessor contract (manual 5.4): judge a running job from its reward curve.
+
+``assess_job(job_id, history)`` gets the job's ``reward_attribute`` history as a list of
+``{'iteration': int, 'value': float, 'created': ms}`` and returns ``AssessResult.Good`` (go on) or
+``AssessResult.Bad`` (stop it early: status EARLY_STOPPED). ``job_end(job_id)`` is called when a
+job ends, with ``success=True`` when it FINISHED.
+"""
+from __future__ import annotations
+
+import enum
+import inspect
+from typing import Any
+
+from gml_ray.plugins.registry import Registry
+
+ASSESSORS = Registry("assessor")
+
+
+class AssessResult(enum.Enum):
+    Good = True
+    Bad = False
+
+
+class BaseAssessor:
+    """Judges a running job from its reward curve (manual 5.4); the default judges nothing bad.
+
+    ``optimize_mode`` comes from the assessor's own section, else from the searcher's.
+    """
+
+    def __init__(self, optimize_mode: str = "maximize") -> None:
+        self.optimize_mode = optimize_mode
+
+    def assess_job(self, job_id: str, history: list[dict[str, Any]]) -> AssessResult:
+        """Called after each batch of a running job's reports that holds a new reward value.
+
+        ``history`` is the job's whole ``reward_attribute`` curve so far, oldest first, as
+        ``{'iteration': step, 'value': float, 'created': ms}`` (finite values only). Returns
+        ``AssessResult.Bad`` to stop the job now (EARLY_STOPPED), ``Good`` to let it go on. An
+        exception counts as Good (logged in scheduler.log).
+        """
+        return AssessResult.Good
+
+    def job_end(self, job_id: str, success: bool = True) -> None:
+        """Called once when a job ends, whatever its status; ``success`` is True when it FINISHED.
+        An assessor written for GML may take ``job_end(job_id)`` only: it is called so."""
+
+
+_takes_success: dict[type, bool] = {}
+
+
+def call_job_end(assessor: Any, job_id: str, success: bool) -> None:
+    """``assessor.job_end(job_id, success)``, or ``job_end(job_id)`` for GML's one-argument form
+    (decided once per class from its signature, so an error inside it is never retried)."""
+    cls = type(assessor)
+    if cls not in _takes_success:
+        try:
+            params = inspect.signature(assessor.job_end).parameters.values()
+        except (TypeError, ValueError):
+            params = []  # type: ignore[assignment]
+        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        _takes_success[cls] = len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
+    if _takes_success[cls]:
+        assessor.job_end(job_id, success)
+    else:
+        assessor.job_end(job_id)
+
+
+def build_assessor(cfg: dict[str, Any]) -> Any:
+    """Build an assessor from ``{type: Name, **kwargs}``."""
+    return ASSESSORS.build(cfg)
