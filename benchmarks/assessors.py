@@ -48,6 +48,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from gml_ray.vocab import JobStatus
+
 EPOCHS = 30
 SHAPES = ("exponential", "power", "logistic")
 # NNI 3.0's CurveModel on curves of this kind on this machine (given in the issue), for reference.
@@ -250,7 +252,7 @@ def run_tune(work_dir: str, seed: int, settings: dict, sleep: float, n_configs: 
 def run_jobs(work_dir: str, seed: int, assessor: dict | None, sleep: float, n_configs: int,
              label: str | None = None) -> dict:
     from gml_ray.schedulers import NaiveScheduler
-    from gml_ray.store.store import EARLY_STOPPED, FINISHED
+    pass
 
     here = os.path.dirname(os.path.abspath(__file__))
     config: dict[str, Any] = {
@@ -278,17 +280,17 @@ def run_jobs(work_dir: str, seed: int, assessor: dict | None, sleep: float, n_co
     verdicts = _verdict_times(os.path.join(scheduler.task_dir, "scheduler.log"))
     latencies, late_epochs = [], 0
     for j in jobs:
-        if j["status"] == EARLY_STOPPED and j["name"] in verdicts:
+        if j["status"] == JobStatus.EARLY_STOPPED and j["name"] in verdicts:
             latencies.append(j["ended"] - verdicts[j["name"]])
             late_epochs += sum(1 for r in scalars if r["job_id"] == j["job_id"]
                                and r["created"] / 1000 > verdicts[j["name"]])
     finals = {int(j["arg_dict"]["cfg"]): job_curve(seed, int(j["arg_dict"]["cfg"]))[0][-1] for j in jobs}
     best_cfg = max(finals, key=finals.get)
     status = {int(j["arg_dict"]["cfg"]): j["status"] for j in jobs}
-    finished_finals = [finals[c] for c, s in status.items() if s == FINISHED]
-    return {"epochs": epochs, "wall": wall, "stopped": sum(s == EARLY_STOPPED for s in status.values()),
+    finished_finals = [finals[c] for c, s in status.items() if s == JobStatus.FINISHED]
+    return {"epochs": epochs, "wall": wall, "stopped": sum(s == JobStatus.EARLY_STOPPED for s in status.values()),
             "latency": latencies, "late_epochs": late_epochs,
-            "kept": status[best_cfg] == FINISHED, "best_final": max(finished_finals, default=float("nan")),
+            "kept": status[best_cfg] == JobStatus.FINISHED, "best_final": max(finished_finals, default=float("nan")),
             "true_best": finals[best_cfg], "status": summary["status"]}
 
 
@@ -307,8 +309,9 @@ def _verdict_times(log_path: str) -> dict[str, float]:
 
 def jobs_benchmark(seeds: int, sleep: float, n_configs: int, assessors: dict[str, dict | None],
                    keep: str | None = None) -> None:
-    from gml_ray.engine.runtime import init_ray
     import ray
+
+    from gml_ray.engine.runtime import init_ray
 
     # Started in the background by a shell (`cmd &`, nohup), this process ignores SIGINT, and so
     # would the Ray workers it starts: ray.cancel() could then not stop a function trial (it

@@ -67,9 +67,10 @@ def config(seed: int, n_configs: int, epochs: int, assessor: dict | None) -> dic
 
 def run(work_dir: str, seed: int, name: str, assessor: dict | None, n_configs: int,
         epochs: int) -> dict:
+    import yaml
+
     from gml_ray.config import load_config
     from gml_ray.schedulers import NaiveScheduler
-    import yaml
 
     path = os.path.join(work_dir, f"s{seed}_{name}.yaml")
     shutil.copy(os.path.join(DIGITS, "train_config.yaml"), work_dir)
@@ -98,8 +99,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--assessors", default="none,MedianStop,CurveFitting,ASHA,Hyperband")
     args = parser.parse_args(argv)
-    from gml_ray.engine.runtime import init_ray
     import ray
+
+    from gml_ray.engine.runtime import init_ray
 
     signal.signal(signal.SIGINT, signal.default_int_handler)  # see assessors.py: ray.cancel needs it
     init_ray(None, 2)

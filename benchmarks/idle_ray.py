@@ -2,9 +2,14 @@
 
     python benchmarks/idle_ray.py N
 """
-import os, sys, time, logging
+import logging
+import os
+import sys
+import time
+
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 import ray
+
 n = int(sys.argv[1])
 ray.init(address="local", num_cpus=n, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
 @ray.remote(num_cpus=1)

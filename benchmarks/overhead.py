@@ -30,9 +30,10 @@ SCRIPT = "import sys\nfrom gml_ray import SummaryWriter\nSummaryWriter().add_sca
 
 
 def gml_ray_run(code_dir: str, work_dir: str, config: str, task: str) -> tuple[float, dict]:
+    import yaml
+
     from gml_ray.config import parse_config
     from gml_ray.schedulers import NaiveScheduler
-    import yaml
 
     cfg = parse_config(yaml.safe_load(config), "bench.yaml", code_dir)
     scheduler = NaiveScheduler(work_dir, cfg, task=task, snapshot=False)

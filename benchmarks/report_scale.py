@@ -175,8 +175,8 @@ def main() -> None:
     if args.html:
         report_on(args.html, args.runs)
         return
-    from gml_ray.views.report import write_report
     from gml_ray.store import Store
+    from gml_ray.views.report import write_report
 
     with tempfile.TemporaryDirectory() as tmp:
         work_dir = args.store or os.path.join(tmp, "wd")

@@ -171,7 +171,8 @@ class GmlMethod(Method):
 
 def _skopt_dims(space: Dict) -> list:
     from skopt.space import Categorical as SC
-    from skopt.space import Integer, Real as SR
+    from skopt.space import Integer
+    from skopt.space import Real as SR
 
     dims = []
     for name, s in space.items():

@@ -36,7 +36,7 @@ def open_store(workdir: Optional[str], write: bool = True):
     system) is opened read-only instead."""
     import sqlite3
 
-    from gml_ray.store import Store
+    from gml_ray.store.store import Store
     path = resolve_workdir(workdir)
     try:
         store = Store(path, create=False)

@@ -32,6 +32,7 @@ from rich.text import Text
 
 from gml_ray.errors import EnvironmentFault, UserError
 from gml_ray.optimize import has_result
+from gml_ray.vocab import JobStatus, TaskStatus
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="gml-ray: GML hyperparameter search on Ray.")
@@ -43,7 +44,7 @@ app.add_typer(ctl_app, name="ctl")
 @app.command()
 def init(workdir: Optional[str] = typer.Option(None, "--workdir", "-w", help=WORKDIR_HELP)) -> None:
     """Create the work dir and its store."""
-    from gml_ray.store import Store
+    from gml_ray.store.store import Store
     store = Store(resolve_workdir(workdir))
     console.print(f"gml-ray store ready at {store.path}")
 
@@ -66,7 +67,7 @@ def run(
                                    "scheduler.func_type swimmer|hopper, the Real args are the policy"),
 ) -> None:
     """Run a search: every job of CONFIG, on a local Ray or the cluster at --address."""
-    from gml_ray.config import load_config
+    from gml_ray.config.task import load_config
     from gml_ray.errors import NothingToDo, Terminated
     from gml_ray.schedulers import NaiveScheduler
 
@@ -103,7 +104,7 @@ def run(
             line = f"{what}: no task was started"
         elif not jobs:
             line = f"{what}: task {scheduler.task} ended before any job ran (ERROR)"
-        elif store.require_task(scheduler.task)["status"] == "ERROR":
+        elif store.require_task(scheduler.task)["status"] == TaskStatus.ERROR:
             line = f"{what}: running jobs of {scheduler.task} were stopped (ERROR)"
         else:
             line = f"{what}: task {scheduler.task} had ended ({store.require_task(scheduler.task)['status']})"
@@ -173,14 +174,14 @@ def _no_result(store, task: str, cfg) -> Optional[str]:
             return None
         what = f"no job of {task} finished with a reward ({cfg.reward_attribute!r})"
     else:
-        if any(j["status"] == "FINISHED" for j in jobs):
+        if any(j["status"] == JobStatus.FINISHED for j in jobs):
             return None
         what = f"no job of {task} FINISHED"
     if not jobs:
         return f"{what}: no job ran"
     causes: dict[str, int] = {}
     for j in jobs:
-        if j["status"] == "FINISHED":
+        if j["status"] == JobStatus.FINISHED:
             cause = f"FINISHED without reporting {cfg.reward_attribute!r}"
             if cfg.collect_metrics and _reported(j, cfg.reward_attribute):  # NaN, inf or text only
                 cause = f"FINISHED reporting only NaN, inf or non-numeric values for {cfg.reward_attribute!r}"
@@ -280,7 +281,7 @@ def stop(
     """Stop a running task: its pending and running jobs become KILLED."""
     store = open_store(workdir)
     t = store.require_task(task)
-    if t["status"] != "RUNNING":
+    if t["status"] != TaskStatus.RUNNING:
         raise UserError(f"task {task} is not running (it is {t['status']})")
     store.request_stop(task)
     console.print(f"stop requested for {task}; its run ends its jobs within seconds")
@@ -320,8 +321,8 @@ def import_cmd(
     workdir: Optional[str] = typer.Option(None, "--workdir", "-w", help=WORKDIR_HELP),
 ) -> None:
     """Read a task exported with `ctl export`."""
-    from gml_ray.store import Store
     from gml_ray.store.archive import import_task, parse_size
+    from gml_ray.store.store import Store
     store = Store(resolve_workdir(workdir))
     store.reap_dead_runs()  # a task whose run died may be replaced (--force); a live one not
     name = import_task(store, tar_path, task, force,
@@ -334,7 +335,7 @@ register_report_cmds(ctl_app)  # ctl report, ctl export-tb
 
 def _store_error(exc: Exception) -> str:
     """One line for a SQLite error: the store's file, SQLite's words, and what to do."""
-    from gml_ray.store.store import StoreUnreadable
+    from gml_ray.store.db import StoreUnreadable
     db = os.path.join(last_work_dir() or resolve_workdir(None), "gml.db")
     text = " ".join(str(exc).split())
     if isinstance(exc, StoreUnreadable):

@@ -19,8 +19,9 @@ from rich.table import Table
 from rich.text import Text
 
 from gml_ray.errors import UserError
-from gml_ray.optimize import MAXIMIZE, sign
-from gml_ray.store.store import run_time
+from gml_ray.optimize import sign
+from gml_ray.store.schema import run_time
+from gml_ray.vocab import JobStatus, OptimizeMode, TaskStatus
 
 SPARKS = "▁▂▃▄▅▆▇█"
 SPARK_WIDTH = 16
@@ -88,12 +89,12 @@ def sparkline(values: list[float], width: int = SPARK_WIDTH) -> str:
 
 def _pick_rows(task: dict, jobs: list[dict], limit: int) -> list[dict]:
     """Best reward first; running jobs are always shown, then as many others as fit."""
-    s = sign(task.get("optimize_mode") or MAXIMIZE)
+    s = sign(task.get("optimize_mode") or OptimizeMode.MAXIMIZE)
 
     def key(j: dict) -> tuple:
         return (j["reward"] is None, -s * j["reward"] if j["reward"] is not None else 0, j["job_id"])
-    running = [j for j in jobs if j["status"] == "RUNNING"]
-    others = sorted((j for j in jobs if j["status"] != "RUNNING"), key=key)
+    running = [j for j in jobs if j["status"] == JobStatus.RUNNING]
+    others = sorted((j for j in jobs if j["status"] != JobStatus.RUNNING), key=key)
     picked = running + others[:max(0, limit - len(running))]
     return sorted(picked, key=key)
 
@@ -104,10 +105,10 @@ def watch_view(store: Any, task: str, height: int = 40, interval: float | None =
     jobs = store.jobs(task)
     counts = store.status_counts(task)
     t["best_reward"] = store.best_reward(task, t.get("optimize_mode") or "maximize")
-    done = counts.get("FINISHED", 0)
-    active = counts.get("RUNNING", 0) + counts.get("PENDING", 0)
-    failed = counts.get("ERROR", 0) + counts.get("KILLED", 0)
-    early = counts.get("EARLY_STOPPED", 0)
+    done = counts.get(JobStatus.FINISHED, 0)
+    active = counts.get(JobStatus.RUNNING, 0) + counts.get(JobStatus.PENDING, 0)
+    failed = counts.get(JobStatus.ERROR, 0) + counts.get(JobStatus.KILLED, 0)
+    early = counts.get(JobStatus.EARLY_STOPPED, 0)
     elapsed = run_time(t)
     head = Text.assemble(
         ("task ", "bold"), (task, "bold cyan"), "  ", (t["status"], views.STATUS_STYLE.get(t["status"], "")),
@@ -120,7 +121,7 @@ def watch_view(store: Any, task: str, height: int = 40, interval: float | None =
     rows = _pick_rows(t, jobs, limit)
     tags = [c for c in (t["scalar_columns"] or [t["reward_attribute"]]) if c]
     latest = store.latest_scalars(task, tags)
-    running_ids = [j["job_id"] for j in rows if j["status"] == "RUNNING"]
+    running_ids = [j["job_id"] for j in rows if j["status"] == JobStatus.RUNNING]
     history: dict[tuple[int, str], list[float]] = {}
     if running_ids and tags:
         for s in store.scalars(task, running_ids, tags):
@@ -142,14 +143,14 @@ def watch_view(store: Any, task: str, height: int = 40, interval: float | None =
                             views.args_text(j["arg_dict"]), views.fmt_value(j["reward"])]
         for c in [t["reward_attribute"], *shown_tags]:
             value = views.fmt_value(latest.get(j["job_id"], {}).get(c))
-            spark = sparkline(history.get((j["job_id"], c), [])) if j["status"] == "RUNNING" else ""
+            spark = sparkline(history.get((j["job_id"], c), [])) if j["status"] == JobStatus.RUNNING else ""
             cells.append(Text.assemble((spark + " ", "cyan"), value) if spark else value)
         cells.append(views.fmt_duration(views.job_duration(j)))
         table.add_row(*cells)
     parts: list[Any] = [head, table]
     hidden = len(jobs) - len(rows)
     foot = f"{hidden} more jobs not shown (gml-ray ctl show --task {task}); " if hidden > 0 else ""
-    if t["status"] == "RUNNING":
+    if t["status"] == TaskStatus.RUNNING:
         every = f"every {interval:g}s" if interval else "live"
         parts.append(Text(f"{foot}refreshing {every} at {views.fmt_time(time.time())}; Ctrl+C to quit",
                           style="dim"))
@@ -167,7 +168,7 @@ def watch(store: Any, task: str, console: Console, interval: float = 2.0,
     store.require_task(task)
     if interval <= 0:
         raise UserError("--interval must be more than 0 seconds")
-    refreshes, status = 0, "RUNNING"
+    refreshes, status = 0, TaskStatus.RUNNING
 
     def frame() -> Group:
         nonlocal refreshes, status
@@ -179,7 +180,7 @@ def watch(store: Any, task: str, console: Console, interval: float = 2.0,
     with Live(frame(), console=console, auto_refresh=False, transient=False,
               vertical_overflow="crop") as live:
         try:
-            while status == "RUNNING" and (max_refreshes is None or refreshes < max_refreshes):
+            while status == TaskStatus.RUNNING and (max_refreshes is None or refreshes < max_refreshes):
                 time.sleep(interval)
                 live.update(frame(), refresh=True)
         except KeyboardInterrupt:

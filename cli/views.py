@@ -9,11 +9,12 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from gml_ray.optimize import MAXIMIZE, best_result
-from gml_ray.store.store import run_time
+from gml_ray.optimize import best_result
+from gml_ray.store.schema import run_time
+from gml_ray.vocab import JobStatus, OptimizeMode
 
-STATUS_STYLE = {"PENDING": "dim", "RUNNING": "cyan", "FINISHED": "green", "ERROR": "red",
-                "KILLED": "yellow", "EARLY_STOPPED": "magenta"}
+STATUS_STYLE = {JobStatus.PENDING: "dim", JobStatus.RUNNING: "cyan", JobStatus.FINISHED: "green", JobStatus.ERROR: "red",
+                JobStatus.KILLED: "yellow", JobStatus.EARLY_STOPPED: "magenta"}
 
 
 def fmt_value(value: Any) -> str:
@@ -62,9 +63,9 @@ def tasks_table(tasks: list[dict]) -> Table:
         table.add_column(col, justify="right" if col in counted else "left")
     for t in tasks:
         c = t["counts"]
-        cells = [t["name"], status_text(t["status"]), str(sum(c.values())), str(c.get("FINISHED", 0)),
-                 str(c.get("RUNNING", 0) + c.get("PENDING", 0)), str(c.get("EARLY_STOPPED", 0)),
-                 str(c.get("KILLED", 0)), str(c.get("ERROR", 0)), fmt_value(t["best_reward"]),
+        cells = [t["name"], status_text(t["status"]), str(sum(c.values())), str(c.get(JobStatus.FINISHED, 0)),
+                 str(c.get(JobStatus.RUNNING, 0) + c.get(JobStatus.PENDING, 0)), str(c.get(JobStatus.EARLY_STOPPED, 0)),
+                 str(c.get(JobStatus.KILLED, 0)), str(c.get(JobStatus.ERROR, 0)), fmt_value(t["best_reward"]),
                  fmt_time(t["created"]), fmt_duration(run_time(t))]
         if compare:
             cells.insert(2, t.get("compare") or "-")
@@ -78,7 +79,7 @@ def args_text(arg_dict: dict) -> str:
 
 def best_job_name(task: dict, jobs: list[dict]) -> str | None:
     """The best job, by the rule the scheduler's ``best_job`` follows (:func:`best_result`)."""
-    top = best_result(jobs, task.get("optimize_mode") or MAXIMIZE)
+    top = best_result(jobs, task.get("optimize_mode") or OptimizeMode.MAXIMIZE)
     return top["name"] if top else None
 
 
@@ -147,7 +148,7 @@ def jobs_table(task: dict, jobs: list[dict], latest: dict[int, dict[str, Any]]) 
     starred); with an attempt column (and the earlier attempts' nodes) when a job ran again."""
     scalar_cols = [c for c in task["scalar_columns"] if c != task["reward_attribute"]]
     best = best_job_name(task, jobs)
-    notes = any(j.get("message") and j["status"] != "FINISHED" for j in jobs)
+    notes = any(j.get("message") and j["status"] != JobStatus.FINISHED for j in jobs)
     again = any(int(j.get("attempt") or 1) > 1 for j in jobs)  # some job ran again (--resume, max_retries)
     columns = [("job", "left"), ("status", "left"), ("args", "left"), ("reward", "right")]
     columns += [(c, "right") for c in scalar_cols]
@@ -163,7 +164,7 @@ def jobs_table(task: dict, jobs: list[dict], latest: dict[int, dict[str, Any]]) 
         node, attempt = node_and_attempt(j)
         cells += [fmt_duration(job_duration(j)), node] + ([attempt] if again else [])
         if notes:
-            cells.append((j.get("message") or "") if j["status"] != "FINISHED" else "")
+            cells.append((j.get("message") or "") if j["status"] != JobStatus.FINISHED else "")
         grid.add_row(*cells)
     return grid
 
@@ -186,10 +187,10 @@ def scalars_table(jobs: list[dict], scalars: list[dict]) -> Grid:
 
 
 def progress_view(task: dict, counts: dict[str, int], elapsed: float) -> Group:
-    done = counts.get("FINISHED", 0)
-    running = counts.get("RUNNING", 0) + counts.get("PENDING", 0)
-    failed = counts.get("ERROR", 0) + counts.get("KILLED", 0)
-    early = counts.get("EARLY_STOPPED", 0)
+    done = counts.get(JobStatus.FINISHED, 0)
+    running = counts.get(JobStatus.RUNNING, 0) + counts.get(JobStatus.PENDING, 0)
+    failed = counts.get(JobStatus.ERROR, 0) + counts.get(JobStatus.KILLED, 0)
+    early = counts.get(JobStatus.EARLY_STOPPED, 0)
     line = Text.assemble(
         ("task ", "bold"), (task["name"], "bold cyan"), "  ",
         ("done ", ""), (str(done), "green"), "  running ", (str(running), "cyan"),

@@ -1,27 +1,28 @@
-"""``optimize_mode`` (``maximize`` or ``minimize``) in one place: which reward is better, the
-best of several, and the sign that turns a reward into a score to maximise."""
+"""Every comparison of rewards: which is better, the best of several, the sign that turns a reward
+into a score to maximise. ``optimize_mode`` is an :class:`~gml_ray.vocab.OptimizeMode` or its text."""
 from __future__ import annotations
 
 import math
 from typing import Any, Callable, Iterable, TypeVar
 
-MAXIMIZE, MINIMIZE = "maximize", "minimize"
+from gml_ray.vocab import JobStatus, OptimizeMode
+
 T = TypeVar("T")
 
 
 def sign(optimize_mode: str) -> int:
     """+1 for maximize, -1 for minimize: ``sign * reward`` is always to be maximised."""
-    return 1 if optimize_mode != MINIMIZE else -1
+    return 1 if optimize_mode != OptimizeMode.MINIMIZE else -1
 
 
 def is_better(a: float, b: float | None, optimize_mode: str) -> bool:
     """Whether reward ``a`` beats ``b`` (None: nothing yet)."""
-    return b is None or (a > b if optimize_mode != MINIMIZE else a < b)
+    return b is None or (a > b if optimize_mode != OptimizeMode.MINIMIZE else a < b)
 
 
 def best(items: Iterable[T], optimize_mode: str, key: Callable[[T], Any] | None = None) -> T:
     """The best of ``items`` (by ``key``); ValueError when there are none."""
-    pick = max if optimize_mode != MINIMIZE else min
+    pick = max if optimize_mode != OptimizeMode.MINIMIZE else min
     return pick(items, key=key) if key is not None else pick(items)  # type: ignore[type-var]
 
 
@@ -34,7 +35,7 @@ def has_result(job: dict[str, Any]) -> bool:
     """Whether a job row's reward counts: it has one and the job did not end ERROR (an ERROR
     job's reward is from a run cut short: the searcher is told it failed, ``--resume`` runs it
     again); every other status's does, a running job's so far included."""
-    return job.get("reward") is not None and job.get("status") != "ERROR"
+    return job.get("reward") is not None and job.get("status") != JobStatus.ERROR
 
 
 def best_result(jobs: Iterable[dict[str, Any]], optimize_mode: str) -> dict[str, Any] | None:

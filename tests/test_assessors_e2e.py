@@ -9,7 +9,7 @@ import os
 
 from conftest import pid_alive
 
-from gml_ray.store.store import EARLY_STOPPED, FINISHED
+from gml_ray.vocab import JobStatus
 
 # A command job: `train.py LEVEL:EPOCHS:SLEEP` reports acc = LEVEL * (1 - 0.5^(epoch+1)) each
 # epoch; first writes the pids of itself and of a child it keeps running (same process group) to
@@ -77,8 +77,8 @@ def test_median_stop_kills_a_clearly_bad_command_job_and_its_processes(run_task,
                            extra="custom_imports: [recording.py]"),
                    {"train.py": TRAIN, "recording.py": RECORDING_SEARCHER})
     good, bad = run.jobs
-    assert (good["status"], bad["status"]) == (FINISHED, EARLY_STOPPED)
-    assert run.summary["status"] == FINISHED
+    assert (good["status"], bad["status"]) == (JobStatus.FINISHED, JobStatus.EARLY_STOPPED)
+    assert run.summary["status"] == JobStatus.FINISHED
     # judged at its 3rd value; stopped long before its 200th
     assert 3 <= len(run.scalars(bad["job_id"], "acc")) < 100
     with open(os.path.join(bad["job_dir"], "pids")) as f:
@@ -110,7 +110,7 @@ def test_curve_fitting_cancels_a_function_trial_headed_below_the_best(run_task):
                            "{type: CurveFittingAssessor, epoch_num: 30, start_step: 6}"),
                    {"trial.py": TRIAL})
     good, bad = run.jobs
-    assert (good["status"], bad["status"]) == (FINISHED, EARLY_STOPPED)
+    assert (good["status"], bad["status"]) == (JobStatus.FINISHED, JobStatus.EARLY_STOPPED)
     assert 6 <= len(run.scalars(bad["job_id"], "acc")) < 30
     assert not os.path.exists(os.path.join(bad["job_dir"], "completed"))
     assert bad["reward"] == max(r["value"] for r in run.scalars(bad["job_id"], "acc"))
@@ -207,7 +207,7 @@ def test_the_manuals_custom_assessor_runs_unchanged(run_task):
     run = run_task(_config(LEVELS, QUICK, "{type: MyAssessor}",
                            extra="custom_imports: [my_assessor.py]"),
                    {"train.py": TRAIN, "my_assessor.py": MANUAL_ASSESSOR})
-    assert run.statuses() == [FINISHED, FINISHED]
+    assert run.statuses() == [JobStatus.FINISHED, JobStatus.FINISHED]
 
 
 def test_a_custom_assessor_gets_the_manuals_history_format_and_job_end(run_task, tmp_path):
@@ -216,7 +216,7 @@ def test_a_custom_assessor_gets_the_manuals_history_format_and_job_end(run_task,
                            f"{{type: Recorder, log: {log}}}",
                            extra="custom_imports: [recorder.py]"),
                    {"train.py": TRAIN, "recorder.py": RECORDING_ASSESSOR})
-    assert run.statuses() == [FINISHED, EARLY_STOPPED]
+    assert run.statuses() == [JobStatus.FINISHED, JobStatus.EARLY_STOPPED]
     records = _lines(log)
     ends = [r[1:] for r in records if r[0] == "end"]
     assert ends == [["job_0001", True], ["job_0002", False]]
@@ -232,5 +232,5 @@ def test_a_custom_assessor_gets_the_manuals_history_format_and_job_end(run_task,
 def test_a_failing_assessor_counts_as_good(run_task):
     run = run_task(_config(LEVELS, QUICK, "{type: Broken}", extra="custom_imports: [broken.py]"),
                    {"train.py": TRAIN, "broken.py": RAISING_ASSESSOR})
-    assert run.statuses() == [FINISHED, FINISHED]
-    assert run.summary["status"] == FINISHED
+    assert run.statuses() == [JobStatus.FINISHED, JobStatus.FINISHED]
+    assert run.summary["status"] == JobStatus.FINISHED

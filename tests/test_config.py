@@ -9,7 +9,8 @@ import textwrap
 
 import pytest
 
-from gml_ray.config.task import load_config, parse_config, parse_duration, parse_reward_limit
+from gml_ray.config.task import load_config, parse_config
+from gml_ray.config.validate import parse_duration, parse_reward_limit
 from gml_ray.errors import ConfigError
 
 GML_RAY = os.path.join(os.path.dirname(sys.executable), "gml-ray")

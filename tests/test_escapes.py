@@ -14,7 +14,7 @@ import pytest
 from conftest import pid_alive, write_files
 
 from gml_ray.engine.procgroup import TOKEN_ENV
-from gml_ray.store.store import ERROR, FINISHED, KILLED
+from gml_ray.vocab import JobStatus
 
 MARK = f"gml-escapee-{os.getpid()}"  # on every escapee's command line: what the cleanup checks
 
@@ -144,7 +144,7 @@ STYLES = ["session", "group", "daemon", "emptyenv", "daemon-emptyenv", "stubborn
 @pytest.mark.parametrize("style", STYLES)
 def test_a_process_that_escaped_a_finished_job_ends_with_it(run_task, tmp_path, escaped, style):
     run, pid = _escape_run(run_task, tmp_path, escaped, f"python job.py {style} {{out}}")
-    assert run.statuses() == [FINISHED]
+    assert run.statuses() == [JobStatus.FINISHED]
     assert pid is not None, "the escapee never ran"
     # SIGTERM at once; one that ignores it gets SIGKILL after the grace period (3 s)
     assert _gone_within(pid, 10), f"{style}: the escaped process outlived its job"
@@ -154,11 +154,11 @@ def test_a_nohup_background_process_of_the_template_ends_with_its_job(run_task, 
     template = ("nohup python escapee.py {out} plain >/dev/null 2>&1 & "
                 "while [ ! -e {out} ]; do sleep 0.02; done")
     run, pid = _escape_run(run_task, tmp_path, escaped, template)
-    assert run.statuses() == [FINISHED]
+    assert run.statuses() == [JobStatus.FINISHED]
     assert pid is not None and _gone_within(pid, 10)
 
 
-@pytest.mark.parametrize("end, status", [("exit3", ERROR), ("hang", KILLED)])
+@pytest.mark.parametrize("end, status", [("exit3", JobStatus.ERROR), ("hang", JobStatus.KILLED)])
 def test_a_daemon_without_the_token_ends_with_a_job_that_failed_or_was_killed(run_task, tmp_path, escaped,
                                                                             end, status):
     # `hang` runs into time_limits_per_job (3 s) after its daemon started
@@ -204,7 +204,7 @@ def test_the_workers_own_children_survive_its_jobs_escapees_do_not(tmp_path, esc
             escaped.append(int(out.read_text()))
     assert worker.returncode == 0, stderr
     result = json.loads(stdout.strip().splitlines()[-1])
-    assert result == {"status": FINISHED, "alive": [True, True]}
+    assert result == {"status": JobStatus.FINISHED, "alive": [True, True]}
     assert escaped and _gone_within(escaped[0], 10)
 
 
@@ -235,7 +235,7 @@ def test_a_job_that_keeps_orphaning_short_lived_processes_leaves_no_zombies_pili
               f"print(run_command(JobSpec(command={command!r}, cwd={str(tmp_path)!r}, "
               f"job_dir={str(tmp_path / 'job')!r}))['status'])\n")
     worker = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert worker.returncode == 0 and worker.stdout.split()[-1] == FINISHED, worker.stderr
+    assert worker.returncode == 0 and worker.stdout.split()[-1] == JobStatus.FINISHED, worker.stderr
     assert int((tmp_path / "zombies.txt").read_text()) <= 2  # what exited in the last check's 0.2 s
 
 

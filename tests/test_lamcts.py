@@ -423,7 +423,8 @@ def noisy_outlier_data(d: int = 4, seed: int = 0) -> tuple[torch.Tensor, torch.T
 
 
 def test_noise_floor_bounds_the_gps_noise_and_raises_its_ceiling():
-    from gml_ray.searchers.lamcts.samplers import BOSampler, TurboSampler, noise_bounds
+    from gml_ray.searchers.lamcts.gp import noise_bounds
+    from gml_ray.searchers.lamcts.samplers import BOSampler, TurboSampler
 
     assert noise_bounds(5e-4) == (5e-4, 0.2)  # TuRBO's
     assert noise_bounds(0.05) == (0.05, 0.5)

@@ -13,7 +13,8 @@ import yaml
 from conftest import write_files
 from test_cli import BIN, gml, pid_gone, running_pids, wait_for
 
-from gml_ray.store.store import Store, run_time
+from gml_ray.store.schema import run_time
+from gml_ray.store.store import Store
 
 TRAIN = """
 import os, sys, time

@@ -22,7 +22,8 @@ from gml_ray.mujoco.objective import (
     policy_size,
     rollout_seeds,
 )
-from gml_ray.store.store import FINISHED, KILLED, Store
+from gml_ray.store.store import Store
+from gml_ray.vocab import JobStatus
 
 BIN = os.path.dirname(sys.executable)
 
@@ -183,7 +184,7 @@ def test_cli_benchmark_run_then_show_and_resume_needs_the_flag(tmp_path, ray_hea
     assert "task sw FINISHED (max_tries=4 reached): 4 FINISHED" in r.stdout
     store = Store(str(tmp_path / "wd"), create=False)
     jobs = store.jobs("sw")
-    assert [j["status"] for j in jobs] == [FINISHED] * 4
+    assert [j["status"] for j in jobs] == [JobStatus.FINISHED] * 4
     assert all(math.isfinite(j["reward"]) for j in jobs)
     assert all(j["node"] and j["ended"] >= j["started"] for j in jobs)
     for j in jobs:  # the reward is the mean return of 3 rollouts of 1000 steps
@@ -217,8 +218,8 @@ def test_max_reward_stops_and_no_rollout_actor_outlives_the_run(ray_session, tmp
     assert "max_reward=-1000 reached" in summary["reason"]
     jobs = store.jobs("t")
     assert 1 <= len(jobs) <= 3  # the first result stops it; a job started meanwhile is killed
-    assert jobs[0]["status"] == FINISHED or any(j["status"] == FINISHED for j in jobs)
-    assert all(j["status"] in (FINISHED, KILLED) for j in jobs)
+    assert jobs[0]["status"] == JobStatus.FINISHED or any(j["status"] == JobStatus.FINISHED for j in jobs)
+    assert all(j["status"] in (JobStatus.FINISHED, JobStatus.KILLED) for j in jobs)
     states = wait_all_dead()
     assert len(set(states) - before) == 2  # the run's pool: parallel_size actors, created once
 
@@ -229,8 +230,8 @@ def test_resume_with_benchmark_continues_the_search(ray_session, tmp_path):
     second, store = _run_benchmark(tmp_path, bench_yaml(scheduler="  stop_criterion: {max_tries: 4}\n"),
                                    resume=True)
     jobs = store.jobs("t")
-    assert [j["job_id"] for j in jobs] == [1, 2, 3, 4] and [j["status"] for j in jobs] == [FINISHED] * 4
-    assert second["status"] == FINISHED
+    assert [j["job_id"] for j in jobs] == [1, 2, 3, 4] and [j["status"] for j in jobs] == [JobStatus.FINISHED] * 4
+    assert second["status"] == JobStatus.FINISHED
     wait_all_dead()
 
 
@@ -247,7 +248,7 @@ def test_a_standalone_job_can_be_killed_and_takes_its_actor_along(ray_session, t
     t0 = time.time()
     job.kill()
     outcome = job.wait(timeout=30)
-    assert outcome is not None and outcome["status"] == KILLED and job.status == KILLED
+    assert outcome is not None and outcome["status"] == JobStatus.KILLED and job.status == JobStatus.KILLED
     assert outcome["message"] == "cancelled" and outcome["scalars"] == []
     assert time.time() - t0 < 5
     wait_all_dead()
@@ -259,7 +260,7 @@ def test_lamcts_drives_a_swimmer_run_past_its_initial_design(ray_session, tmp_pa
     text = text.replace("  seed: 3\n", "  seed: 3\n  dims: 16\n  ninits: 4\n  leaf_size: 4\n  Cp: 1\n")
     summary, store = _run_benchmark(tmp_path, text)
     jobs = store.jobs("t")
-    assert [j["status"] for j in jobs] == [FINISHED] * 10
+    assert [j["status"] for j in jobs] == [JobStatus.FINISHED] * 10
     assert all(math.isfinite(j["reward"]) for j in jobs)
     # 4 Latin-hypercube configs, then 3 tree iterations of 2 (parallel_size): all distinct.
     assert len({tuple(sorted(j["config"].items())) for j in jobs}) == 10

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from gml_ray.config import render
 from gml_ray.config import load_config, parse_config
-from gml_ray.config.render import arg_dict, load_config_file, render_file, render_job, rendered_file_name, set_dotted
+from gml_ray.config.files import file_format, set_dotted
+from gml_ray.config.render import arg_dict, load_config_file, render_file, render_job, rendered_file_name
 from gml_ray.config.shell_context import Placeholder
 from gml_ray.config.template import parse_template, placeholder_names, render_template
 from gml_ray.errors import ConfigError
@@ -317,7 +317,7 @@ def test_set_dotted():
 
 def test_unsupported_config_file_type(tmp_path):
     with pytest.raises(ValueError, match="unsupported"):
-        render.file_format(str(tmp_path / "x.txt"))
+        file_format(str(tmp_path / "x.txt"))
 
 
 def test_python_config_dict_unpacking_is_never_silently_wrong(tmp_path):

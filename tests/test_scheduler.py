@@ -9,7 +9,8 @@ import time
 import pytest
 from conftest import pid_alive
 
-from gml_ray.store.store import EARLY_STOPPED, ERROR, FINISHED, FLAG_INF, FLAG_NAN, FLAG_TEXT, KILLED
+from gml_ray.store.schema import FLAG_INF, FLAG_NAN, FLAG_TEXT
+from gml_ray.vocab import JobStatus
 
 # A training script: reports `acc` = x * (epoch + 1) for `epochs` epochs, then obeys --then.
 TRAIN = """
@@ -60,13 +61,13 @@ X_ARGS = "    - {type: Categorical, name: x, data: [0.1, 0.3, 0.2]}"
 def test_grid_runs_every_config_and_ranks_rewards(run_task):
     run = run_task(_config(X_ARGS), {"train.py": TRAIN})
     jobs = run.jobs
-    assert [j["status"] for j in jobs] == [FINISHED] * 3
+    assert [j["status"] for j in jobs] == [JobStatus.FINISHED] * 3
     assert [j["arg_dict"]["x"] for j in jobs] == [0.1, 0.3, 0.2]
     # reward = best acc reported = x * epochs
     assert [j["reward"] for j in jobs] == pytest.approx([0.2, 0.6, 0.4])
     assert run.summary["best_reward"] == pytest.approx(0.6)
     assert run.summary["best_job"] == "job_0002"
-    assert run.summary["status"] == FINISHED
+    assert run.summary["status"] == JobStatus.FINISHED
     assert all(j["node"] for j in jobs) and all(j["ended"] >= j["started"] for j in jobs)
 
 
@@ -84,8 +85,8 @@ def test_failing_job_is_error_and_others_finish(run_task):
     by_then = {}
     for j in run.jobs:
         by_then.setdefault(j["arg_dict"]["then"], []).append(j)
-    assert [j["status"] for j in by_then["exit0"]] == [FINISHED] * 3
-    assert [j["status"] for j in by_then["crash"]] == [ERROR] * 3
+    assert [j["status"] for j in by_then["exit0"]] == [JobStatus.FINISHED] * 3
+    assert [j["status"] for j in by_then["crash"]] == [JobStatus.ERROR] * 3
     # the crashed jobs' scalars, reported before the crash, are all there
     for j in by_then["crash"]:
         rows = run.scalars(j["job_id"], "acc")
@@ -121,7 +122,7 @@ def test_time_limits_per_job_kills_the_process_group(run_task):
                    {"train.py": TRAIN})
     assert time.time() - t0 < 30
     for j in run.jobs:
-        assert j["status"] == KILLED
+        assert j["status"] == JobStatus.KILLED
         assert "time_limits_per_job" in j["message"]
         pids = [int(p) for p in open(os.path.join(j["job_dir"], "pids")).read().split()]
         assert not any(pid_alive(p) for p in pids), "a job process outlived its time limit"
@@ -135,7 +136,7 @@ def test_time_limits_stops_the_task_and_kills_running_jobs(run_task):
     run = run_task(_config(args, template="python train.py --x {x} --then hang",
                            scheduler="  stop_criterion: {time_limits: 4s}"), {"train.py": TRAIN})
     assert time.time() - t0 < 30
-    assert run.statuses() == [KILLED, KILLED]
+    assert run.statuses() == [JobStatus.KILLED, JobStatus.KILLED]
     assert "time_limits" in run.summary["reason"]
     for j in run.jobs:
         pids = [int(p) for p in open(os.path.join(j["job_dir"], "pids")).read().split()]
@@ -167,7 +168,7 @@ def test_file_args_are_rendered_per_job(run_task):
 """
     run = run_task(_config(args, template="python train.py --config '{config}' --bs {bs}"), files)
     import yaml
-    assert len(run.jobs) == 8 and run.statuses() == [FINISHED] * 8
+    assert len(run.jobs) == 8 and run.statuses() == [JobStatus.FINISHED] * 8
     for j in run.jobs:
         a = j["arg_dict"]
         assert set(a) == {"bs", "config(epochs)", "config(scheduler.step_size)", "config(scheduler.gamma)"}
@@ -197,7 +198,7 @@ def test_odd_scalars_are_stored_flagged_and_never_a_reward(run_task):
     run = run_task(_config("    - {type: Categorical, name: x, data: [1]}",
                            template="python train.py {x}"), files)
     (job,) = run.jobs
-    assert job["status"] == FINISHED
+    assert job["status"] == JobStatus.FINISHED
     assert job["reward"] == 0.5
     rows = run.scalars(job["job_id"], "acc")
     assert [r["flag"] for r in rows] == [FLAG_NAN, FLAG_INF, FLAG_TEXT, 0]
@@ -224,7 +225,7 @@ searcher: {reward_attribute: score, optimize_mode: minimize}
 scheduler: {parallel_size: 2}
 """
     run = run_task(cfg, files)
-    assert run.statuses() == [FINISHED] * 3
+    assert run.statuses() == [JobStatus.FINISHED] * 3
     assert [j["reward"] for j in run.jobs] == pytest.approx([0.04, 0.0, 0.04])
     assert [r["step"] for r in run.scalars(1, "score")] == [0, 1, 2]
     assert run.summary["best_job"] == "job_0002"
@@ -245,7 +246,7 @@ task:
 searcher: {reward_attribute: score}
 """
     run = run_task(cfg, files)
-    assert run.statuses() == [ERROR, ERROR]
+    assert run.statuses() == [JobStatus.ERROR, JobStatus.ERROR]
     assert all("ValueError: bad config" in j["message"] for j in run.jobs)
     assert [r["value"] for r in run.scalars(2, "score")] == [2]
 
@@ -322,7 +323,7 @@ scheduler:
     launched = [(j["arg_dict"]["batch-size"], j["arg_dict"]["config(epochs)"]) for j in run.jobs]
     # grid order: (256,3) (256,4) (256,5) ...; the custom criterion stops after two launches
     assert launched == [(256, 3), (256, 4)]
-    assert run.statuses() == [FINISHED, FINISHED]
+    assert run.statuses() == [JobStatus.FINISHED, JobStatus.FINISHED]
 
 
 def test_filter_drops_configs_and_they_do_not_count_as_tries(run_task):
@@ -382,7 +383,7 @@ def test_assessor_bad_stops_the_job_early(run_task):
                            scheduler="  assessor: {type: MyAssessor}",
                            extra="custom_imports: [my_assessor.py]"), files)
     low, high = run.jobs
-    assert low["status"] == EARLY_STOPPED and high["status"] == FINISHED
+    assert low["status"] == JobStatus.EARLY_STOPPED and high["status"] == JobStatus.FINISHED
     # stopped soon after its 2nd epoch, long before the 60th
     assert len(run.scalars(low["job_id"], "acc")) < 30
     assert low["reward"] is not None
@@ -390,7 +391,7 @@ def test_assessor_bad_stops_the_job_early(run_task):
 
 def test_metrics_none_runs_jobs_without_scalars(run_task):
     run = run_task(_config(X_ARGS, extra="metrics: none"), {"train.py": TRAIN})
-    assert run.statuses() == [FINISHED] * 3
+    assert run.statuses() == [JobStatus.FINISHED] * 3
     assert run.scalars() == []
     assert not os.path.exists(os.path.join(os.path.dirname(run.work_dir), "code", "gml_scalars"))
 
@@ -406,7 +407,7 @@ def test_resume_reruns_error_jobs_first_and_never_reruns_finished_ones(run_task,
                           '    raise SystemExit(5)\nif a.then == "crash":')
     args = "    - {type: Categorical, name: x, data: [1, 2, 3, 4, 5]}"
     first = run_task(_config(args, scheduler="  stop_criterion: {max_tries: 4}"), {"train.py": train})
-    assert first.statuses() == [FINISHED, ERROR, FINISHED, FINISHED]
+    assert first.statuses() == [JobStatus.FINISHED, JobStatus.ERROR, JobStatus.FINISHED, JobStatus.FINISHED]
     marker.write_text("fixed")
     cfg = load_config(str(tmp_path / "code" / "search_config.yaml"))
     cfg.stop.max_tries = 5
@@ -415,7 +416,7 @@ def test_resume_reruns_error_jobs_first_and_never_reruns_finished_ones(run_task,
     summary = again.run()
     jobs = first.store.jobs("t")
     assert [j["arg_dict"]["x"] for j in jobs] == [1, 2, 3, 4, 5]
-    assert [j["status"] for j in jobs] == [FINISHED] * 5
+    assert [j["status"] for j in jobs] == [JobStatus.FINISHED] * 5
     assert [j["attempt"] for j in jobs] == [1, 2, 1, 1, 1]
     assert jobs[1]["reward"] == 4  # from the second attempt
     # scalars of both attempts of job 2 are kept, marked by attempt: the first one reported too
@@ -442,7 +443,7 @@ task:
 searcher: {type: GridSearcher, reward_attribute: acc}
 scheduler: {parallel_size: 2, stop_criterion: {time_limits: 120}}
 """, {"objective.py": objective})
-    assert first.statuses() == [FINISHED, ERROR, FINISHED]
+    assert first.statuses() == [JobStatus.FINISHED, JobStatus.ERROR, JobStatus.FINISHED]
     marker.write_text("")
     again = NaiveScheduler(first.work_dir, load_config(str(tmp_path / "code" / "search_config.yaml")),
                            task="t", resume=True)
@@ -450,7 +451,7 @@ scheduler: {parallel_size: 2, stop_criterion: {time_limits: 120}}
     again.run()
     jobs = first.store.jobs("t")
     assert [(j["status"], j["attempt"], j["reward"]) for j in jobs] == [
-        (FINISHED, 1, 1), (FINISHED, 2, 2), (FINISHED, 1, 3)]
+        (JobStatus.FINISHED, 1, 1), (JobStatus.FINISHED, 2, 2), (JobStatus.FINISHED, 1, 3)]
 
 
 def test_jobs_run_in_a_snapshot_with_symlinked_paths(ray_session, tmp_path):
@@ -479,7 +480,7 @@ def test_jobs_run_in_a_snapshot_with_symlinked_paths(ray_session, tmp_path):
     (code / "train.py").write_text("raise SystemExit(9)\n")  # editing the code after the start
     sched.run()
     (job,) = sched.store.jobs("snap")
-    assert job["status"] == FINISHED and job["reward"] == 5
+    assert job["status"] == JobStatus.FINISHED and job["reward"] == 5
     snap = os.path.join(sched.task_dir, "code")
     out = open(os.path.join(job["job_dir"], "stdout.log")).read().split()
     assert out == [snap, "True", "True"]
@@ -533,7 +534,7 @@ searcher: {type: ThinkingSearcher, reward_attribute: acc}
 scheduler: {parallel_size: 1, stop_criterion: {max_tries: 3}}
 """
     run = run_task(cfg, {"train.py": TRAIN, "thinking.py": searcher}, on_progress=try_a_write)
-    assert run.statuses() == [FINISHED] * 3
+    assert run.statuses() == [JobStatus.FINISHED] * 3
     assert writes and set(writes) == {"ok"}, writes
 
 
@@ -570,9 +571,9 @@ def test_a_failing_stop_criterion_keeps_what_its_round_stored(ray_session, tmp_p
     with pytest.raises(RuntimeError, match="my stop criterion is broken"):
         scheduler.run()
     jobs = store.jobs("t")
-    assert jobs[0]["status"] == FINISHED and jobs[0]["reward"] == 2.0
+    assert jobs[0]["status"] == JobStatus.FINISHED and jobs[0]["reward"] == 2.0
     assert [s["value"] for s in store.scalars("t", [jobs[0]["job_id"]])] == [1.0, 2.0]
-    assert store.get_task("t")["status"] == ERROR
+    assert store.get_task("t")["status"] == JobStatus.ERROR
 
 
 POOL_TRIALS = {"objective.py": """
@@ -603,7 +604,7 @@ scheduler: {{parallel_size: 2{', stop_criterion: ' + stop if stop else ''}}}
 
 def test_function_trials_reuse_one_process_per_slot(run_task):
     run = run_task(_function_config("[1, 4, 5, 6, 7, 8]"), POOL_TRIALS)
-    assert run.statuses() == [FINISHED] * 6
+    assert run.statuses() == [JobStatus.FINISHED] * 6
     pids = {r["value"] for r in run.scalars(tag="pid")}
     assert 1 <= len(pids) <= 2  # two slots: two worker processes, not one per trial
     # the pool ends with its run: the session's 2 CPUs are free again
@@ -618,8 +619,8 @@ def test_time_limits_per_job_interrupts_a_function_trial_and_the_next_ones_run(r
     t0 = time.time()
     run = run_task(_function_config("[1, 2, 3, 4, 5]", "{time_limits_per_job: 1s}"), POOL_TRIALS)
     statuses = run.statuses()
-    assert statuses == [FINISHED, KILLED, KILLED, FINISHED, FINISHED], [j["message"] for j in run.jobs]
-    assert all("time_limits_per_job (1s) reached" in j["message"] for j in run.jobs if j["status"] == KILLED)
+    assert statuses == [JobStatus.FINISHED, JobStatus.KILLED, JobStatus.KILLED, JobStatus.FINISHED, JobStatus.FINISHED], [j["message"] for j in run.jobs]
+    assert all("time_limits_per_job (1s) reached" in j["message"] for j in run.jobs if j["status"] == JobStatus.KILLED)
     # both kept what they reported before the limit
     assert [r["value"] for r in run.scalars(2, "acc")] == [2.0] and [r["value"] for r in run.scalars(3, "acc")] == [3.0]
     # the sleeping one ended with its process (after the 3 s grace), not after 1000 s
@@ -639,7 +640,7 @@ task:
 searcher: {type: GridSearcher, reward_attribute: acc}
 scheduler: {parallel_size: 4, stop_criterion: {time_limits: 0.02}}
 """, {"objective.py": objective})
-    assert run.statuses() == [FINISHED] * 8
+    assert run.statuses() == [JobStatus.FINISHED] * 8
     notes = [r.getMessage() for r in caplog.records if "parallel_size 4" in r.getMessage()]
     assert len(notes) == 1 and "holds 2 actors of {num_cpus: 1}" in notes[0]
     assert "running 2 at a time" in notes[0]
@@ -686,5 +687,5 @@ scheduler: {parallel_size: 1}
 custom_imports: [slow_searcher.py]
 """, {"objective.py": "import gml_ray\n\n\ndef trial(config):\n    gml_ray.report(acc=config['x'])\n",
       "slow_searcher.py": SLOW_SEARCHER})
-    assert run.statuses() == [FINISHED] * 3
+    assert run.statuses() == [JobStatus.FINISHED] * 3
     assert 4 * 0.3 + 3 * 0.2 <= run.summary["searcher_s"] <= run.summary["elapsed"]

@@ -12,7 +12,8 @@ from conftest import resumed_core, write_files
 
 from gml_ray.searchers import BatchSearcher, EvolutionSearcher, GridSearcher, RandomSearcher, SkoptSearcher
 from gml_ray.space import Categorical, Dict, Int, Nested, Real, config_key
-from gml_ray.store.store import ERROR, FINISHED, Store
+from gml_ray.store.store import Store
+from gml_ray.vocab import JobStatus
 
 BIN = os.path.dirname(sys.executable)
 FAST = dict(acq_func="EI", acq_optimizer="sampling", acq_optimizer_kwargs={"n_points": 1000})
@@ -84,7 +85,7 @@ def test_same_seed_same_config_sequence(name):
 def test_error_and_killed_jobs_are_not_a_reward_of_zero(name):
     searcher = SEARCHERS[name](FINITE, 0)
     first, second, third = (searcher.get_config() for _ in range(3))
-    searcher.job_failed(first, ERROR)
+    searcher.job_failed(first, JobStatus.ERROR)
     searcher.job_failed(second, "KILLED")
     searcher.update(third, -1.0)
     # a failure recorded as 0 would beat the real reward -1.0
@@ -131,9 +132,9 @@ scheduler: {parallel_size: 2, stop_criterion: {max_tries: 8}}
     assert len({config_key(j["config"]) for j in jobs}) == 8
     for job in jobs:
         crashed = job["config"]["_nested2"]["crash"]
-        assert job["status"] == (ERROR if crashed else FINISHED)
+        assert job["status"] == (JobStatus.ERROR if crashed else JobStatus.FINISHED)
         assert (job["reward"] is None) == crashed
-    assert run.summary["status"] == FINISHED
+    assert run.summary["status"] == JobStatus.FINISHED
     assert run.summary["best_reward"] == max(j["reward"] for j in jobs if j["reward"] is not None)
 
 
@@ -163,7 +164,7 @@ searcher: {type: EvolutionSearhcer, population_size: 3, mutate_prob: 0.5, seed: 
 scheduler: {parallel_size: 2, stop_criterion: {max_tries: 6}}
 """, {"train.py": TRAIN_FILE, "base.yaml": "lr: 0.0\ndepth: 0\nsched: {gamma: 0.1, step: 1}\n"})
     jobs = run.jobs
-    assert [j["status"] for j in jobs] == [FINISHED] * 6
+    assert [j["status"] for j in jobs] == [JobStatus.FINISHED] * 6
     for job in jobs:
         args = job["arg_dict"]
         expected = args["config(lr)"] * 10 + args["config(sched.gamma)"] - abs(args["config(depth)"] - 4) / 10
@@ -183,7 +184,7 @@ scheduler: {parallel_size: 2}
 """, {"objective.py": OBJECTIVE})
     assert [j["arg_dict"] for j in run.jobs] == [{"x": 0.1, "bonus": 0}, {"x": 0.3, "bonus": 0},
                                                  {"x": 0.5, "bonus": 1}]
-    assert run.statuses() == [FINISHED] * 3 and run.summary["best_job"] == "job_0003"
+    assert run.statuses() == [JobStatus.FINISHED] * 3 and run.summary["best_job"] == "job_0003"
 
 
 def test_resume_continues_the_evolution_instead_of_starting_over(run_task, tmp_path):
@@ -261,7 +262,7 @@ def test_the_manuals_custom_searcher_runs_through_gml_ray_run(tmp_path, ray_head
     grid = list(itertools.product([256, 512], [0.1, 0.2], [1, 2]))
     assert [(j["arg_dict"]["batch-size"], j["arg_dict"]["lr"], j["arg_dict"]["epochs"]) for j in jobs] == \
         grid[::-1]
-    assert [j["status"] for j in jobs] == [FINISHED] * 8
+    assert [j["status"] for j in jobs] == [JobStatus.FINISHED] * 8
     best = max(jobs, key=lambda j: j["reward"])["arg_dict"]
     assert (best["lr"], best["epochs"], best["batch-size"]) == (0.2, 2, 256)
     saved = yaml.safe_load(open(tmp_path / "wd" / "tasks" / "custom" / "search_config.yaml"))

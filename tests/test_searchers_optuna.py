@@ -15,7 +15,8 @@ from conftest import resumed_core, write_files  # noqa: E402 - after the skip
 
 from gml_ray.searchers import SEARCHERS, OptunaSearcher  # noqa: E402
 from gml_ray.space import Categorical, Dict, File, Int, Nested, Real, config_key  # noqa: E402
-from gml_ray.store.store import EARLY_STOPPED, FINISHED, Store  # noqa: E402
+from gml_ray.store.store import Store
+from gml_ray.vocab import JobStatus
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 BIN = os.path.dirname(sys.executable)
@@ -269,16 +270,16 @@ def test_optuna_and_asha_through_gml_ray_run_ctl_show_and_report(tmp_path, ray_h
     jobs = Store(str(tmp_path / "wd"), create=False).jobs("opt")
     assert len(jobs) == 12 and len({config_key(j["config"]) for j in jobs}) == 12
     statuses = [j["status"] for j in jobs]
-    assert set(statuses) <= {FINISHED, EARLY_STOPPED}
-    assert FINISHED in statuses and EARLY_STOPPED in statuses
+    assert set(statuses) <= {JobStatus.FINISHED, JobStatus.EARLY_STOPPED}
+    assert JobStatus.FINISHED in statuses and JobStatus.EARLY_STOPPED in statuses
     store = Store(str(tmp_path / "wd"), create=False)
     for j in jobs:  # a stopped job was stopped at a rung (1 or 3; ended within ~0.1 s), not at the end
         n = len(store.scalars("opt", [j["job_id"]], ["acc"]))
-        assert n == 9 if j["status"] == FINISHED else 1 <= n < 9, (j["name"], n, j["status"])
+        assert n == 9 if j["status"] == JobStatus.FINISHED else 1 <= n < 9, (j["name"], n, j["status"])
     # each stop is the assessor's verdict at rung 1 or 3 (scheduler.log has its reason)
     with open(tmp_path / "wd" / "tasks" / "opt" / "scheduler.log") as f:
         verdicts = [line for line in f if " ranks " in line and "the top" in line]
-    assert len(verdicts) == statuses.count(EARLY_STOPPED)
+    assert len(verdicts) == statuses.count(JobStatus.EARLY_STOPPED)
     assert all(" at rung 1 " in v or " at rung 3 " in v for v in verdicts), verdicts
     show = subprocess.run([gml, "ctl", "show", "--task", "opt", "--workdir", "wd"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60, env=env)

@@ -55,9 +55,9 @@ import math
 import zlib
 from typing import Any, Sequence
 
-from gml_ray.assessors.median_stop import check_int, check_mode, history_values
 from gml_ray.optimize import sign
-from gml_ray.plugins.assessor import ASSESSORS, AssessResult, BaseAssessor
+from gml_ray.plugins.assessor import ASSESSORS, AssessResult, BaseAssessor, check_int, history_values
+from gml_ray.vocab import OptimizeMode
 
 log = logging.getLogger("gml_ray.assessor")
 
@@ -96,8 +96,8 @@ class AshaAssessor(BaseAssessor):
     from the searcher. See the module docstring for the rules."""
 
     def __init__(self, min_step: int = 1, reduction_factor: int = 3, max_step: int | None = None,
-                 optimize_mode: str = "maximize") -> None:
-        super().__init__(check_mode(optimize_mode))
+                 optimize_mode: str = OptimizeMode.MAXIMIZE) -> None:
+        super().__init__(optimize_mode)
         self.min_step = check_int("min_step", min_step, 1)
         self.reduction_factor = check_int("reduction_factor", reduction_factor, 2)
         self.max_step = None if max_step is None else check_int("max_step", max_step, 1)
@@ -155,7 +155,7 @@ class HyperbandAssessor(AshaAssessor):
     below ``max_step``: one per rung of bracket 0. See the module docstring."""
 
     def __init__(self, min_step: int = 1, reduction_factor: int = 3, max_step: int | None = None,
-                 brackets: int | None = None, optimize_mode: str = "maximize") -> None:
+                 brackets: int | None = None, optimize_mode: str = OptimizeMode.MAXIMIZE) -> None:
         if max_step is None:
             raise ValueError("max_step is required: the step a full job reaches")
         check_int("max_step", max_step, 1)

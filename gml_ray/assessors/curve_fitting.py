@@ -19,8 +19,8 @@ import logging
 from typing import Any, Sequence
 
 from gml_ray.assessors import curve_models
-from gml_ray.assessors.median_stop import check_int, check_mode, history_values
-from gml_ray.plugins.assessor import ASSESSORS, AssessResult, BaseAssessor
+from gml_ray.plugins.assessor import ASSESSORS, AssessResult, BaseAssessor, check_int, history_values
+from gml_ray.vocab import OptimizeMode
 
 log = logging.getLogger("gml_ray.assessor")
 
@@ -35,8 +35,8 @@ class CurveFittingAssessor(BaseAssessor):
     """
 
     def __init__(self, epoch_num: int | None = None, start_step: int = 6, threshold: float = 0.95,
-                 gap: int = 1, optimize_mode: str = "maximize") -> None:
-        if check_mode(optimize_mode) != "maximize":
+                 gap: int = 1, optimize_mode: str = OptimizeMode.MAXIMIZE) -> None:
+        if OptimizeMode.parse(optimize_mode) is not OptimizeMode.MAXIMIZE:
             raise ValueError("optimize_mode: minimize is not supported: it predicts rising curves "
                              "(maximize, e.g. accuracy); use MedianStopAssessor to minimize")
         super().__init__(optimize_mode)

@@ -10,41 +10,15 @@ reference (``job_end(job_id, success=False)``).
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any, Sequence
 
 import numpy as np
 
 from gml_ray.optimize import sign
-from gml_ray.plugins.assessor import ASSESSORS, AssessResult, BaseAssessor
+from gml_ray.plugins.assessor import ASSESSORS, AssessResult, BaseAssessor, check_int, history_values
+from gml_ray.vocab import OptimizeMode
 
 log = logging.getLogger("gml_ray.assessor")
-
-
-def history_values(history: Sequence[dict[str, Any]]) -> list[float]:
-    """The finite ``value`` entries of a manual-format history, in order (others are skipped)."""
-    out = []
-    for point in history:
-        value = point.get("value") if isinstance(point, dict) else point
-        try:
-            value = float(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            continue
-        if math.isfinite(value):
-            out.append(value)
-    return out
-
-
-def check_mode(optimize_mode: str) -> str:
-    if optimize_mode not in ("maximize", "minimize"):
-        raise ValueError(f"optimize_mode must be 'maximize' or 'minimize', got {optimize_mode!r}")
-    return optimize_mode
-
-
-def check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
 
 
 @ASSESSORS.register_module()
@@ -55,8 +29,8 @@ class MedianStopAssessor(BaseAssessor):
     given), and per FINISHED job those same averages: 8 bytes a step, nothing else.
     """
 
-    def __init__(self, optimize_mode: str = "maximize", start_step: int = 0) -> None:
-        super().__init__(check_mode(optimize_mode))
+    def __init__(self, optimize_mode: str = OptimizeMode.MAXIMIZE, start_step: int = 0) -> None:
+        super().__init__(optimize_mode)
         self.start_step = check_int("start_step", start_step, 0)
         self._running: dict[str, np.ndarray] = {}
         self._finished: dict[str, np.ndarray] = {}

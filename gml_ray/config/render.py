@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from gml_ray.config.files import ConfigFile, file_format, load, set_dotted  # noqa: F401 - re-exported
+from gml_ray.config.files import ConfigFile, load
 from gml_ray.config.template import render_template
 from gml_ray.space import Dict, File, Nested
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gml_ray.config.render as render
-from gml_ray.config.files import MMCV_EXTRA, ConfigFile
+from gml_ray.config.files import MMCV_EXTRA, ConfigFile, file_format
 from gml_ray.config.template import ARG_NAME
 from gml_ray.config.validate import Ctx, boolean, check_keys, did_you_mean, is_number, one_line, show
 from gml_ray.space import Categorical, File, Int, Nested, Real, Space
@@ -109,7 +109,7 @@ def _parse_arg(ctx: Ctx, raw: Any, path: str, index: int, base_dir: str, in_file
             raise ctx.error(f"{path}.file", f"File needs the path of a config file, got {show(file)}")
         full = os.path.normpath(os.path.join(base_dir, os.path.expanduser(file)))
         try:
-            render.file_format(full)
+            file_format(full)
         except ValueError as exc:
             raise ctx.error(f"{path}.file", str(exc)) from None
         if not os.path.isfile(full):

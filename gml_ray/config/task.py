@@ -16,9 +16,9 @@ import yaml
 import gml_ray.config.render as render
 import gml_ray.config.slurm as slurm
 from gml_ray.config.files import ConfigFile
-from gml_ray.config.search_args import ARG_TYPES, SearchArg, arg_keys, parse_args  # noqa: F401 - ARG_TYPES re-exported
+from gml_ray.config.search_args import SearchArg, arg_keys, parse_args
 from gml_ray.config.template import MAX_COMMAND_BYTES, longest_command, placeholder_names
-from gml_ray.config.validate import (  # noqa: F401
+from gml_ray.config.validate import (
     Ctx,
     boolean,
     check_keys,
@@ -32,8 +32,8 @@ from gml_ray.config.validate import (  # noqa: F401
 )
 from gml_ray.errors import ConfigError
 from gml_ray.space import Dict
+from gml_ray.vocab import OptimizeMode
 
-OPTIMIZE_MODES = ("maximize", "minimize")
 DEFAULT_REWARD = "acc"
 
 
@@ -286,9 +286,11 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
     reward = searcher_raw.get("reward_attribute", DEFAULT_REWARD)
     if not isinstance(reward, str) or not reward:
         raise ctx.error("searcher.reward_attribute", f"must be a scalar name, got {show(reward)}")
-    mode = searcher_raw.get("optimize_mode", "maximize")
-    if mode not in OPTIMIZE_MODES:
-        raise ctx.error("searcher.optimize_mode", f"must be maximize or minimize, got {show(mode)}")
+    try:
+        mode = OptimizeMode.parse(searcher_raw.get("optimize_mode", OptimizeMode.MAXIMIZE))
+    except ValueError:
+        raise ctx.error("searcher.optimize_mode", f"must be maximize or minimize, "
+                        f"got {show(searcher_raw['optimize_mode'])}") from None
     sched = mapping(ctx, top.get("scheduler"), "scheduler")
     check_keys(ctx, sched, SCHEDULER_KEYS, "scheduler")
     func_type, rollouts = None, 3

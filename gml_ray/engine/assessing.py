@@ -6,9 +6,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from gml_ray.assessors import AssessResult
-from gml_ray.plugins.assessor import call_job_end
-from gml_ray.store.store import EARLY_STOPPED
+from gml_ray.plugins.assessor import AssessResult, call_job_end
+from gml_ray.vocab import JobStatus
 
 log = logging.getLogger("gml_ray.scheduler")
 
@@ -32,7 +31,7 @@ class AssessorCalls:
             log.exception("assessor failed on %s; treating it as Good", job.name)
             return
         if (verdict == AssessResult.Bad or verdict is False) and job.outcome is None:
-            job.kill(EARLY_STOPPED, "stopped early by the assessor")
+            job.kill(JobStatus.EARLY_STOPPED, "stopped early by the assessor")
 
     def ended(self, job: Any, finished: bool) -> None:
         """A job ended (``finished``: with status FINISHED)."""

@@ -46,10 +46,10 @@ def _build(registry: Registry, plugin: PluginConfig, cfg: TaskConfig, what: str,
 def build_components(cfg: TaskConfig) -> Components:
     """Import plugins and build every component, validating their kwargs."""
     # Imported here: the registries fill up when their modules load.
-    from gml_ray.assessors import ASSESSORS
+    from gml_ray.plugins.assessor import ASSESSORS
     from gml_ray.plugins.filter_criterion import FILTER_CRITERIONS
+    from gml_ray.plugins.searcher import SEARCHERS
     from gml_ray.plugins.stop_criterion import STOP_CRITERIONS, StopCriterion
-    from gml_ray.searchers import SEARCHERS
 
     load_custom_imports(cfg)
     # Passed only to searchers whose constructor takes them (parallel_size: batch proposals).

@@ -15,7 +15,8 @@ from typing import Any, Iterable
 from gml_ray.engine.messages import SKIPPED
 from gml_ray.engine.spec import job_name
 from gml_ray.optimize import best
-from gml_ray.store.store import FLAG_OK, Store, classify, storable_int
+from gml_ray.store.schema import FLAG_OK, classify, storable_int
+from gml_ray.store.store import Store
 
 log = logging.getLogger("gml_ray.scheduler")
 

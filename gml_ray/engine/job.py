@@ -18,8 +18,8 @@ import ray
 
 from gml_ray.engine.channel import ChannelName
 from gml_ray.engine.runners import run_command_remote, run_function_remote
-from gml_ray.engine.spec import ERROR, KILL_GRACE_S, KILLED, PENDING, RUNNING, JobSpec, Outcome  # noqa: F401 - re-exported
-from gml_ray.engine.workers import TrialActor  # noqa: F401 - re-exported
+from gml_ray.engine.spec import KILL_GRACE_S, JobSpec
+from gml_ray.vocab import JobStatus
 
 # a job's (and a pool actor's) resources when task.resources names none
 DEFAULT_RESOURCES: dict[str, float] = {"num_cpus": 1}
@@ -162,7 +162,7 @@ class Job:
         self.channel = channel
         self.ref: Any = None
         self.outcome: dict | None = None
-        self._status = PENDING
+        self._status = JobStatus.PENDING
         self.kill_status: str | None = None  # the end status a kill() asked for
         self.kill_message = ""
         self.reward: float | None = None  # best reward_attribute value so far
@@ -204,8 +204,8 @@ class Job:
 
     def mark_running(self) -> bool:
         """PENDING → RUNNING; False if the job was past PENDING already (or never started)."""
-        if self._status == PENDING and self.outcome is None and self.ref is not None:
-            self._status = RUNNING
+        if self._status == JobStatus.PENDING and self.outcome is None and self.ref is not None:
+            self._status = JobStatus.RUNNING
             return True
         return False
 
@@ -246,14 +246,14 @@ class Job:
         try:
             outcome = ray.get(self.ref)
         except ray.exceptions.TaskCancelledError:
-            outcome = {"status": KILLED, "message": "cancelled before it started", "sent": 0}
+            outcome = {"status": JobStatus.KILLED, "message": "cancelled before it started", "sent": 0}
         except ray.exceptions.RayError as exc:
-            outcome = {"status": ERROR, "message": error_reason(exc), "sent": None,
+            outcome = {"status": JobStatus.ERROR, "message": error_reason(exc), "sent": None,
                        # the job's node or worker died under it: worth running again elsewhere
                        "lost": isinstance(exc, LOST_ERRORS), "lost_node": node_death(exc)}
         # A pool actor that died after its job was asked to stop died of that stop.
         ended_by_kill = self._actor is not None and outcome.get("lost")
-        if self.kill_status is not None and (outcome["status"] == KILLED or ended_by_kill):
+        if self.kill_status is not None and (outcome["status"] == JobStatus.KILLED or ended_by_kill):
             outcome["status"] = self.kill_status
             outcome["message"] = self.kill_message or outcome.get("message", "")
             outcome["lost"] = False
@@ -267,7 +267,7 @@ class Job:
             self._slot = None
         return outcome
 
-    def kill(self, status: str = KILLED, message: str = "") -> None:
+    def kill(self, status: str = JobStatus.KILLED, message: str = "") -> None:
         """End the job; its status becomes ``status`` (KILLED, EARLY_STOPPED or ERROR)."""
         if self.ref is None or self.outcome is not None:
             return
@@ -299,7 +299,7 @@ class Job:
         its status first). The pool replaces the actor."""
         self._actor_ended = True
         if self.kill_status is None:
-            self.kill_status, self.kill_message = KILLED, reason
+            self.kill_status, self.kill_message = JobStatus.KILLED, reason
         try:
             ray.kill(self._actor, no_restart=True)
         except Exception:  # noqa: BLE001 - gone already

@@ -12,7 +12,8 @@ import threading
 import time
 
 from gml_ray.store.backlog import SPILL_DIR
-from gml_ray.store.store import HEARTBEAT_S, Store
+from gml_ray.store.schema import HEARTBEAT_S
+from gml_ray.store.store import Store
 
 
 def file_identity(path: str) -> tuple[int, int] | None:

@@ -35,7 +35,8 @@ from gml_ray.engine.spec import KILL_GRACE_S
 from gml_ray.optimize import best_result, is_better
 from gml_ray.space import config_key
 from gml_ray.store.guard import StoreGuard
-from gml_ray.store.store import ERROR, FINISHED, KILLED, PENDING, RUNNING, Store
+from gml_ray.store.store import Store
+from gml_ray.vocab import JobStatus
 
 log = logging.getLogger("gml_ray.scheduler")
 
@@ -84,7 +85,7 @@ class SchedulerCore:
         self.running: dict[int, Job] = {}
         self.start_time = time.time()
         self._kill: tuple[str, str] | None = None  # (status, message) for running jobs
-        self._external: tuple[str, str] | None = None
+        self._external: tuple[JobStatus, str] | None = None
         self._lock = threading.Lock()
         self._next_id = 1
         self.drain = Drain()  # ended jobs waiting for their last messages
@@ -116,7 +117,7 @@ class SchedulerCore:
 
     # ---- API for criteria and the driver ---------------------------------------------------------
 
-    def request_stop(self, reason: str, kill_running: bool = False, status: str = KILLED) -> None:
+    def request_stop(self, reason: str, kill_running: bool = False, status: str = JobStatus.KILLED) -> None:
         """Stop launching jobs; with ``kill_running`` also end running ones with ``status``."""
         if not self.is_stop:
             self.stop_reason = reason
@@ -125,7 +126,7 @@ class SchedulerCore:
         if kill_running and self._kill is None:
             self._kill = (status, reason)
 
-    def external_stop(self, status: str, reason: str) -> None:
+    def external_stop(self, status: JobStatus, reason: str) -> None:
         """Called from another thread (the driver's Ctrl+C, ``ctl stop``)."""
         with self._lock:
             self._external = (status, reason)
@@ -138,7 +139,7 @@ class SchedulerCore:
     # ---- the loop ----------------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
-        status = FINISHED
+        status = JobStatus.FINISHED
         self.stop_criterion.before_run(self)
         pending_get = self.channel.get_all.remote()
         ready: list | None = None
@@ -180,10 +181,10 @@ class SchedulerCore:
             if self._external is not None:
                 status = self._external[0]
         except BaseException as exc:
-            status = ERROR
+            status = JobStatus.ERROR
             self.stop_reason = f"scheduler failed: {type(exc).__name__}: {exc}"
             log.exception("scheduler failed")
-            self._abort_running(ERROR, self.stop_reason)
+            self._abort_running(JobStatus.ERROR, self.stop_reason)
             raise
         finally:
             if self.pool is not None:  # no pool actor outlives its run
@@ -198,12 +199,12 @@ class SchedulerCore:
                                        message=self.stop_reason or None)
                 self.guard.finish()
                 if self.guard.spilled:  # what the store shows is not how the run ended
-                    status = ERROR
+                    status = JobStatus.ERROR
             except Exception:  # noqa: BLE001
                 log.exception("could not record the task's end")
                 raise
             log.info("task ended: %s %s", status, self.stop_reason)
-        if self.nodes.ended is not None and status == ERROR:  # no node could run the jobs
+        if self.nodes.ended is not None and status == JobStatus.ERROR:  # no node could run the jobs
             raise NoNodeLeft(self.nodes.ended)
         return self.summary(status)
 
@@ -278,8 +279,8 @@ class SchedulerCore:
             job.rendered.write_files()
         job.start()
         # A job on a pool actor runs at once: its row is written RUNNING in one statement.
-        status, started = (RUNNING, time.time()) if job.starts_running and job.mark_running() \
-            else (PENDING, None)
+        status, started = (JobStatus.RUNNING, time.time()) if job.starts_running and job.mark_running() \
+            else (JobStatus.PENDING, None)
         if spec.attempt > 1:
             job.follow(self.store.jobs(self.task, [spec.name], columns=("node", "attempt")))
             self.store.update_job(self.task, spec.job_id, status=status, attempt=spec.attempt,
@@ -342,7 +343,7 @@ class SchedulerCore:
             self._finish(self.running[job_id])
         no_node = self.nodes.tick(now, self.running.values())
         if no_node:  # the jobs waited the grace period for a node that can run them
-            self.external_stop(ERROR, no_node)
+            self.external_stop(JobStatus.ERROR, no_node)
         if now - self._last_wake >= WAKE_S:
             # The driver's thread beats too (whatever this loop is doing); this one shares the
             # round's commit, so a commit after a long round never shows a stale heartbeat.
@@ -351,7 +352,7 @@ class SchedulerCore:
             for handler in logging.getLogger().handlers:
                 handler.flush()
             if self.store.stop_requested(self.task):
-                self.external_stop(KILLED, "stopped by `ctl stop`")
+                self.external_stop(JobStatus.KILLED, "stopped by `ctl stop`")
         return pending_get
 
     def _retry(self, job: Job) -> bool:
@@ -381,7 +382,7 @@ class SchedulerCore:
             if kind == START:  # the trial runs (a pool job is RUNNING already: its start and node)
                 job.run_started = payload["started"]
                 job.mark_running()
-                self.store.update_job(self.task, job_id, status=RUNNING,
+                self.store.update_job(self.task, job_id, status=JobStatus.RUNNING,
                                       started=payload["started"], node=job.node_text(payload["node"]))
             elif kind == SCALARS:
                 self._ingest(job, payload, attempt)
@@ -411,14 +412,14 @@ class SchedulerCore:
     def _finish(self, job: Job) -> None:
         job_id = job.spec.job_id
         outcome = exit_outcome(job.outcome or {}, job.exited, job.kill_status is not None)
-        status = outcome.get("status", ERROR)
+        status = outcome.get("status", JobStatus.ERROR)
         reward = job.reward
         self.store.update_job(self.task, job_id, **self.ingest.pop_updates(job_id),
                               status=status, ended=outcome.get("ended", time.time()),
                               exit_code=outcome.get("exit_code"), message=outcome.get("message") or None,
                               **({"node": outcome["node"]} if outcome.get("node") else {}),
                               **({"started": outcome["started"]} if outcome.get("started") else {}))
-        if status == ERROR and job.name == self.best_job:  # an ERROR job's reward is no result
+        if status == JobStatus.ERROR and job.name == self.best_job:  # an ERROR job's reward is no result
             top = best_result(self.store.jobs(self.task, columns=("status", "reward")), self.optimize_mode)
             self.best_reward, self.best_job = (top["reward"], top["name"]) if top else (None, None)
         if self.cfg.tensorboard:  # the job's scalars + args as TensorBoard events
@@ -431,12 +432,12 @@ class SchedulerCore:
         self.drain.forget(job_id)
         self.ingest.forget(job_id)
         t0 = time.perf_counter()
-        if reward is not None and status != ERROR:
+        if reward is not None and status != JobStatus.ERROR:
             self.searcher.update(job.config, reward)
         else:
             self.searcher.job_failed(job.config, status)
         self.searcher_s += time.perf_counter() - t0
-        self.assessing.ended(job, status == FINISHED)
+        self.assessing.ended(job, status == JobStatus.FINISHED)
 
     def _apply_stops(self) -> None:
         with self._lock:

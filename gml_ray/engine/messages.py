@@ -17,8 +17,9 @@ from typing import Any, Callable
 import ray
 
 from gml_ray.engine.channel import SCALARS, START, ChannelName
-from gml_ray.engine.spec import ERROR, FINISHED, JobSpec
+from gml_ray.engine.spec import JobSpec
 from gml_ray.engine.timers import alarm
+from gml_ray.vocab import JobStatus
 
 EXIT = "exit"  # a function trial called os._exit(code): its process ends (payload: the code)
 
@@ -151,5 +152,5 @@ def exit_outcome(outcome: dict, code: int | None, killed: bool) -> dict:
     ``exited with code N``. Unchanged when it did not, or when the scheduler ended it (``killed``)."""
     if code is None or killed or outcome.get("sent") is not None:
         return outcome
-    status, message = (FINISHED, "") if code == 0 else (ERROR, f"exited with code {code}")
+    status, message = (JobStatus.FINISHED, "") if code == 0 else (JobStatus.ERROR, f"exited with code {code}")
     return {**outcome, "status": status, "message": message, "exit_code": code, "lost": False}

@@ -11,7 +11,8 @@ import yaml
 from gml_ray.config.task import TaskConfig
 from gml_ray.errors import UserError
 from gml_ray.space import config_key
-from gml_ray.store.store import ERROR, Store
+from gml_ray.store.store import Store
+from gml_ray.vocab import JobStatus
 
 log = logging.getLogger("gml_ray.scheduler")
 
@@ -40,13 +41,13 @@ def read_back(store: Store, task: str, searcher: Any,
     """
     row = store.require_task(task)
     out = Resumed(elapsed_before=float(row.get("elapsed_before") or 0.0))
-    store.mark_active_jobs(task, ERROR, "interrupted (the run ended)")
+    store.mark_active_jobs(task, JobStatus.ERROR, "interrupted (the run ended)")
     for job in store.jobs(task):
         config, job_id = job["config"], job["job_id"]
         out.next_id = max(out.next_id, job_id + 1)
         out.launched += 1
         out.done_keys.add(config_key(config))
-        if job["status"] == ERROR:
+        if job["status"] == JobStatus.ERROR:
             out.reruns.append((config, job_id, int(job["attempt"] or 1) + 1))
         elif job["reward"] is not None:
             searcher.update(config, job["reward"])

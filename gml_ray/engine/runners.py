@@ -32,8 +32,9 @@ from gml_ray.engine.procgroup import (
     lifeline_fd,
     shell,
 )
-from gml_ray.engine.spec import ERROR, FINISHED, KILLED, JobSpec, Outcome
+from gml_ray.engine.spec import JobSpec, Outcome
 from gml_ray.engine.timers import alarm
+from gml_ray.vocab import JobStatus
 
 CANCEL_CHECK_S = 0.2  # how often a command job looks for a cancel while its process runs
 ESCAPE_CHECK_S = 0.2  # a scalar pipe still open this long after the job's group ended: look for escapees
@@ -81,7 +82,7 @@ def run_command(spec: JobSpec, channel: Any = None) -> Outcome:
         out = open(os.path.join(spec.job_dir, "stdout.log"), "ab")
         err = open(os.path.join(spec.job_dir, "stderr.log"), "ab")
     started = time.time()
-    status, message, rc = FINISHED, "", None
+    status, message, rc = JobStatus.FINISHED, "", None
     proc = None
     reader = None
     batcher: Batcher | None = None
@@ -97,7 +98,7 @@ def run_command(spec: JobSpec, channel: Any = None) -> Outcome:
                                     pass_fds=(write_fd,) if write_fd is not None else ())
             tree.started(proc.pid)
         except OSError as exc:
-            return {"status": ERROR, "message": f"cannot start: {exc}", "exit_code": None,
+            return {"status": JobStatus.ERROR, "message": f"cannot start: {exc}", "exit_code": None,
                     "node": node_name(), "started": started, "ended": time.time(), "sent": sender.sent}
         finally:
             if write_fd is not None:
@@ -120,15 +121,15 @@ def run_command(spec: JobSpec, channel: Any = None) -> Outcome:
                 break
             tree.reap()
             if cancel.is_set():
-                status, message = KILLED, "cancelled"
+                status, message = JobStatus.KILLED, "cancelled"
                 break
             if deadline is not None and time.time() >= deadline:
-                status, message = KILLED, f"time_limits_per_job ({spec.time_limit:g}s) reached"
+                status, message = JobStatus.KILLED, f"time_limits_per_job ({spec.time_limit:g}s) reached"
                 break
         # Whatever the outcome, nothing of the job's process group outlives it. A killed job is
         # reported once its group is gone; after a normal exit only stragglers (and the watchdog)
         # are left, and the SIGKILL after the grace period can happen in the background.
-        if status == FINISHED:
+        if status == JobStatus.FINISHED:
             proc.wait()
             end_group_in_background(proc)
         else:
@@ -137,15 +138,15 @@ def run_command(spec: JobSpec, channel: Any = None) -> Outcome:
         # And what left the group (setsid, a daemon, env={}): the job's tree, now adopted by this
         # process; without a subreaper (or for a killed job, as well) what carries its token.
         tree.end()
-        if status != FINISHED or not tree.subreaper:
+        if status != JobStatus.FINISHED or not tree.subreaper:
             kill_marked(token)
         if reader is not None:
             reader.join(timeout=ESCAPE_CHECK_S)
             if reader.is_alive():  # something that left the group holds the scalar pipe open
                 kill_marked(token)
         rc = proc.returncode
-        if status == FINISHED and rc != 0:
-            status = ERROR
+        if status == JobStatus.FINISHED and rc != 0:
+            status = JobStatus.ERROR
             message = f"exit code {rc}" if rc > 0 else f"killed by signal {-rc}"
     finally:
         if tree is not None:
@@ -233,20 +234,20 @@ def _install_exit_hook(hook: Callable[[int], None] | None) -> None:
     _exit_hook = (os.getpid(), hook) if hook is not None else None
 
 
-def _exit_message(code: Any) -> tuple[str, str, int]:
+def _exit_message(code: Any) -> tuple[JobStatus, str, int]:
     """(status, message, exit code) of a trial that called ``sys.exit(code)``: None or 0 is
     FINISHED, another int (True is 1) ERROR with it, anything else (``sys.exit("why")``, which
     Python prints and ends with 1) ERROR with code 1 and the text."""
     if code is None:
-        return FINISHED, "", 0
+        return JobStatus.FINISHED, "", 0
     if isinstance(code, int):
         code = int(code)
-        return (FINISHED, "", 0) if code == 0 else (ERROR, f"exited with code {code}", code)
+        return (JobStatus.FINISHED, "", 0) if code == 0 else (JobStatus.ERROR, f"exited with code {code}", code)
     try:
         text = " ".join(str(code).split())
     except Exception:  # noqa: BLE001 - an object whose str() fails
         text = f"<{type(code).__name__}>"
-    return ERROR, f"exited with code 1: {text[:200]}", 1
+    return JobStatus.ERROR, f"exited with code 1: {text[:200]}", 1
 
 
 def run_function(spec: JobSpec, channel: Any = None,
@@ -304,7 +305,7 @@ def run_function(spec: JobSpec, channel: Any = None,
                 lock.release()
         sender.send(EXIT, code, timeout=EXIT_SEND_S)
 
-    status, message, exit_code = FINISHED, "", None
+    status, message, exit_code = JobStatus.FINISHED, "", None
     reporting.set_function_sink(sink)
     if channel is not None:
         _install_exit_hook(on_exit)
@@ -324,14 +325,14 @@ def run_function(spec: JobSpec, channel: Any = None,
         if isinstance(value, dict):  # a returned dict counts as a final report
             reporting.report(**value)
     except KeyboardInterrupt:
-        status, message = KILLED, "cancelled"
+        status, message = JobStatus.KILLED, "cancelled"
     except SystemExit as exc:  # sys.exit(): what it reported counts; 0 (or None) is FINISHED
         status, message, exit_code = _exit_message(exc.code)
-        if status == ERROR and spec.generate_log:
+        if status == JobStatus.ERROR and spec.generate_log:
             with open(os.path.join(spec.job_dir, "stderr.log"), "a") as f:
                 f.write(f"gml_ray: the trial called sys.exit({exc.code!r}): {message}\n")
     except Exception as exc:  # noqa: BLE001 - the user's function failed: the job is ERROR
-        status, message = ERROR, f"{type(exc).__name__}: {exc}"
+        status, message = JobStatus.ERROR, f"{type(exc).__name__}: {exc}"
         if spec.generate_log:
             import traceback
             with open(os.path.join(spec.job_dir, "stderr.log"), "a") as f:

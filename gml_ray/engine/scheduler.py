@@ -29,18 +29,11 @@ from gml_ray.engine.liveness import RunWatch, save_lost_store
 from gml_ray.engine.loop import WAKE_S, SchedulerCore
 from gml_ray.engine.resume import check_same_mode, config_change
 from gml_ray.engine.snapshot import snapshot_code
-from gml_ray.engine.spec import job_name  # noqa: F401 - re-exported (the manual's scripts import it from here)
 from gml_ray.errors import EnvironmentFault, NothingToDo, Terminated, UserError
 from gml_ray.store.backlog import load_spills
-from gml_ray.store.store import (
-    ERROR,
-    FINISHED,
-    RUNNING,
-    Store,
-    check_task_name,  # noqa: F401 - re-exported
-    db_path,
-    run_time,
-)
+from gml_ray.store.schema import check_task_name, db_path, run_time
+from gml_ray.store.store import Store
+from gml_ray.vocab import JobStatus, TaskStatus
 
 log = logging.getLogger("gml_ray.scheduler")
 
@@ -92,7 +85,7 @@ class SchedulerActor:
     def store_problem(self) -> str | None:
         return self.core.store_problem()
 
-    def stop(self, status: str, reason: str) -> None:
+    def stop(self, status: JobStatus, reason: str) -> None:
         self.core.external_stop(status, reason)
 
 
@@ -118,7 +111,7 @@ def _exists(task: str) -> UserError:
 def _nothing_ran(store: Store, task: dict[str, Any]) -> bool:
     """Whether a task ended ERROR before any job was made (no Ray, a bad address or symlink):
     such a task does not keep its name from a fixed run."""
-    return task["status"] == ERROR and not store.status_counts(task["name"])
+    return task["status"] == TaskStatus.ERROR and not store.status_counts(task["name"])
 
 
 def _interrupt_reason(exc: BaseException) -> str:
@@ -193,7 +186,7 @@ class NaiveScheduler:
         # Refused without the write lock first (a live run may hold it for a while), then
         # checked again and claimed under it.
         old = store.get_task(self.task)
-        if self.resume and old is not None and old["status"] == RUNNING:
+        if self.resume and old is not None and old["status"] == TaskStatus.RUNNING:
             raise _still_running(old)
         if not self.resume and old is not None and not _nothing_ran(store, old):
             raise _exists(self.task)
@@ -225,7 +218,7 @@ class NaiveScheduler:
         """Inside prepare's transaction: check that the task can be resumed and mark it RUNNING."""
         old = store.require_task(self.task)
         check_same_mode(self.task, old.get("config_yaml"), self.cfg)
-        if old["status"] == RUNNING:
+        if old["status"] == TaskStatus.RUNNING:
             raise _still_running(old)
         changed, any_change = config_change(old.get("config_yaml"), fields["config_yaml"])
         if changed and not self.changed_config:
@@ -233,7 +226,7 @@ class NaiveScheduler:
                             f"resume with the config it ran, or add --changed-config to go on "
                             f"with this one")
         counts = store.status_counts(self.task)
-        if old["status"] == FINISHED and not any_change and not counts.get(ERROR) \
+        if old["status"] == TaskStatus.FINISHED and not any_change and not counts.get(JobStatus.ERROR) \
                 and not load_spills(self.work_dir, self.task):
             raise NothingToDo(f"task {self.task} is FINISHED ({sum(counts.values())} jobs, none "
                               f"ERROR): nothing to resume")
@@ -245,7 +238,7 @@ class NaiveScheduler:
         old = store.require_task(self.task)
         # Every earlier attempt's run time, a crashed one's (to its last heartbeat) included.
         before = run_time(old, now=old.get("heartbeat") or now) or 0.0
-        store.update_task(self.task, status=RUNNING, ended=None, stop_requested=0, message=None,
+        store.update_task(self.task, status=TaskStatus.RUNNING, ended=None, stop_requested=0, message=None,
                           scalar_columns=json.dumps(self.cfg.scalar_columns),
                           elapsed_before=before, **fields)
 
@@ -264,10 +257,10 @@ class NaiveScheduler:
         if store is None:
             return
         task = store.get_task(self.task)
-        if task is not None and task["status"] == RUNNING:
+        if task is not None and task["status"] == TaskStatus.RUNNING:
             with store.transaction():
-                store.mark_active_jobs(self.task, ERROR, message)
-                store.update_task(self.task, status=ERROR, ended=time.time(), message=message[:500])
+                store.mark_active_jobs(self.task, JobStatus.ERROR, message)
+                store.update_task(self.task, status=TaskStatus.ERROR, ended=time.time(), message=message[:500])
 
     def run(self, on_progress: Callable[[], None] | None = None,
             progress_every: float = 0.5, on_notice: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -345,10 +338,10 @@ class NaiveScheduler:
                         problem = now_problem
                 if hits and not interrupted:
                     interrupted, reason = hits[0][0], _SIGNAL_REASON[hits[0][1]]
-                    actor.stop.remote(ERROR, reason)
+                    actor.stop.remote(JobStatus.ERROR, reason)
                 if self.store_lost and not lost:
                     lost = True
-                    actor.stop.remote(ERROR, self.store_lost)
+                    actor.stop.remote(JobStatus.ERROR, self.store_lost)
                 if on_progress is not None:
                     on_progress()
                 if ready:
@@ -360,8 +353,8 @@ class NaiveScheduler:
                 if isinstance(cause, (UserError, EnvironmentFault)):
                     raise cause from None
                 message = _error_text(cause if isinstance(cause, BaseException) else exc)
-                store.mark_active_jobs(self.task, ERROR, "the scheduler failed")
-                store.update_task(self.task, status=ERROR, ended=time.time(), message=message)
+                store.mark_active_jobs(self.task, JobStatus.ERROR, "the scheduler failed")
+                store.update_task(self.task, status=TaskStatus.ERROR, ended=time.time(), message=message)
                 raise RuntimeError(f"task {self.task} failed: {message}") from None
             if self.store_lost:
                 saved = save_lost_store(store, self.task)
@@ -371,17 +364,17 @@ class NaiveScheduler:
                                        f"{store.path} (moving aside what is there), then "
                                        f"`gml-ray run ... --resume`")
             if interrupted:
-                store.mark_cancelled_as(self.task, ERROR, interrupted - 5.0, reason)
+                store.mark_cancelled_as(self.task, JobStatus.ERROR, interrupted - 5.0, reason)
                 raise _interrupt(hits)
             return summary
         except KeyboardInterrupt as exc:
             reason = _interrupt_reason(exc)
             if not self.store_lost:
-                store.mark_active_jobs(self.task, ERROR, reason)
-                store.update_task(self.task, status=ERROR, ended=time.time(), message=reason)
+                store.mark_active_jobs(self.task, JobStatus.ERROR, reason)
+                store.update_task(self.task, status=TaskStatus.ERROR, ended=time.time(), message=reason)
             raise
         except UserError as exc:  # no node can run a job, a bad --address: nothing ran
-            store.update_task(self.task, status=ERROR, ended=time.time(), message=str(exc)[:500])
+            store.update_task(self.task, status=TaskStatus.ERROR, ended=time.time(), message=str(exc)[:500])
             raise
         finally:
             if self.watch is not None:

@@ -1,14 +1,12 @@
 """What a job is, Ray-free: its spec, its outcome, its name (the CLI and plugins import these).
 
 A :class:`JobSpec` travels to the job's process; an :class:`Outcome` comes back; the scheduler
-writes both to the store. Job statuses are the store's (:mod:`gml_ray.store.store`).
+writes both to the store. Job statuses are :class:`gml_ray.vocab.JobStatus`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TypedDict
-
-from gml_ray.store.store import EARLY_STOPPED, ERROR, FINISHED, KILLED, PENDING, RUNNING  # noqa: F401 - re-exported
 
 KILL_GRACE_S = 3.0  # SIGTERM first; SIGKILL (or the end of a pool actor) whatever is left after this
 

@@ -14,8 +14,9 @@ from typing import Any, Callable
 import ray
 
 from gml_ray.engine.runners import run_function
-from gml_ray.engine.spec import KILLED, JobSpec, Outcome
+from gml_ray.engine.spec import JobSpec, Outcome
 from gml_ray.engine.timers import alarm
+from gml_ray.vocab import JobStatus
 
 
 def _unpack(packed: JobSpec | bytes, channel: Any) -> tuple[JobSpec, Any]:
@@ -85,8 +86,8 @@ class TrialWorker(PoolWorker):
                 self._current = None
         # A trial stopped by a cancel (KeyboardInterrupt) is KILLED with its reason, also when
         # it answered the interrupt with sys.exit().
-        if self._reason and (outcome["status"] == KILLED or outcome.get("exit_code") is not None):
-            outcome["status"], outcome["message"] = KILLED, self._reason
+        if self._reason and (outcome["status"] == JobStatus.KILLED or outcome.get("exit_code") is not None):
+            outcome["status"], outcome["message"] = JobStatus.KILLED, self._reason
         return outcome
 
     def _call(self, fn: Callable[[dict], Any], values: dict) -> Any:

@@ -11,8 +11,8 @@ from typing import Any, Sequence
 
 import gml_ray.config.render as render
 from gml_ray.engine.factory import JobContext, JobKind, register_job_kind
-from gml_ray.engine.job import Job, JobSpec, spec_kwargs
-from gml_ray.engine.spec import job_name
+from gml_ray.engine.job import Job, spec_kwargs
+from gml_ray.engine.spec import JobSpec, job_name
 from gml_ray.mujoco.objective import DEFAULT_ROLLOUTS, job_seed
 from gml_ray.mujoco.rollout import RolloutPool
 

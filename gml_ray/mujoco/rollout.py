@@ -17,7 +17,7 @@ import ray
 
 from gml_ray.engine.pool import ActorPool
 from gml_ray.mujoco.objective import DEFAULT_ROLLOUTS, Cancelled, Objective
-from gml_ray.store.store import ERROR, FINISHED, KILLED
+from gml_ray.vocab import JobStatus
 
 log = logging.getLogger("gml_ray.mujoco")
 
@@ -53,7 +53,7 @@ class RolloutWorker:
         """Evaluate ``x``; an outcome dict like ``run_function``'s (scalars included, sent=0)."""
         started = time.time()
         deadline = started + time_limit if time_limit else None
-        status, message, result = FINISHED, "", None
+        status, message, result = JobStatus.FINISHED, "", None
 
         def should_stop() -> str | None:
             reason = self._cancelled.get(token)
@@ -69,9 +69,9 @@ class RolloutWorker:
                     raise Cancelled(early)
                 result = self.objective.evaluate(x, seed, should_stop)
             except Cancelled as exc:
-                status, message = KILLED, exc.reason
+                status, message = JobStatus.KILLED, exc.reason
             except Exception as exc:  # noqa: BLE001 - a bad vector or a MuJoCo failure: this job is ERROR
-                status, message = ERROR, f"{type(exc).__name__}: {exc}"
+                status, message = JobStatus.ERROR, f"{type(exc).__name__}: {exc}"
             finally:
                 self._current = None
                 self._cancelled.pop(token, None)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import enum
 import inspect
-from typing import Any
+import math
+import numbers
+from typing import Any, Sequence
 
 from gml_ray.plugins.registry import Registry
+from gml_ray.vocab import OptimizeMode
 
-ASSESSORS = Registry("assessor")
+ASSESSORS = Registry("assessor", locations=["gml_ray.assessors"])
 
 
 class AssessResult(enum.Enum):
@@ -27,8 +30,8 @@ class BaseAssessor:
     ``optimize_mode`` comes from the assessor's own section, else from the searcher's.
     """
 
-    def __init__(self, optimize_mode: str = "maximize") -> None:
-        self.optimize_mode = optimize_mode
+    def __init__(self, optimize_mode: str = OptimizeMode.MAXIMIZE) -> None:
+        self.optimize_mode = OptimizeMode.parse(optimize_mode)
 
     def assess_job(self, job_id: str, history: list[dict[str, Any]]) -> AssessResult:
         """Called after each batch of a running job's reports that holds a new reward value.
@@ -68,3 +71,24 @@ def call_job_end(assessor: Any, job_id: str, success: bool) -> None:
 def build_assessor(cfg: dict[str, Any]) -> Any:
     """Build an assessor from ``{type: Name, **kwargs}``."""
     return ASSESSORS.build(cfg)
+
+
+def history_values(history: Sequence[dict[str, Any]]) -> list[float]:
+    """The finite ``value`` entries of a manual-format history, in order (others are skipped)."""
+    out = []
+    for point in history:
+        value = point.get("value") if isinstance(point, dict) else point
+        try:
+            value = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(value):
+            out.append(value)
+    return out
+
+
+def check_int(name: str, value: Any, low: int) -> int:
+    """``value`` as an int if it is an integer >= ``low``; ValueError naming ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)

@@ -24,11 +24,21 @@ class BuildError(ValueError):
 
 
 class Registry:
-    """A named mapping from class names (and aliases) to classes."""
+    """A named mapping from class names (and aliases) to classes.
 
-    def __init__(self, name: str) -> None:
+    ``locations``: the modules whose import registers the built-in classes (as mmengine's
+    ``Registry(locations=...)``). They are imported on the first lookup, so the contract module
+    that owns a registry never imports its implementations.
+    """
+
+    def __init__(self, name: str, locations: Iterable[str] = ()) -> None:
         self.name = name
         self._modules: dict[str, type] = {}
+        self._locations = list(locations)
+
+    def _load_locations(self) -> None:
+        while self._locations:
+            importlib.import_module(self._locations.pop(0))
 
     def register_module(self, name: str | None = None, force: bool = False,
                         module: type | None = None, aliases: Iterable[str] = ()) -> Callable:
@@ -51,20 +61,25 @@ class Registry:
         return _register
 
     def get(self, key: str) -> type | None:
+        self._load_locations()
         return self._modules.get(key)
 
     def __contains__(self, key: str) -> bool:
+        self._load_locations()
         return key in self._modules
 
     def __len__(self) -> int:
+        self._load_locations()
         return len(self._modules)
 
     @property
     def module_dict(self) -> dict[str, type]:
+        self._load_locations()
         return dict(self._modules)
 
     def suggest(self, key: str) -> str:
         """A ' (did you mean X?)' hint for an unknown key, or ''."""
+        self._load_locations()
         match = difflib.get_close_matches(str(key), list(self._modules), n=1, cutoff=0.6)
         return f" (did you mean {match[0]}?)" if match else ""
 
@@ -77,6 +92,7 @@ class Registry:
         unknown type, an unknown keyword or a constructor that raises is a :class:`BuildError`
         naming the key at fault.
         """
+        self._load_locations()
         args = dict(cfg)
         key = args.pop("type", None)
         cls = self._modules.get(key) if isinstance(key, str) else key
@@ -103,6 +119,7 @@ class Registry:
             raise BuildError(f"{key}: {text}", at) from None
 
     def __repr__(self) -> str:
+        self._load_locations()
         return f"Registry({self.name}: {sorted(self._modules)})"
 
 

@@ -16,8 +16,9 @@ from typing import Any
 from gml_ray.optimize import best, is_better, worst_reward
 from gml_ray.plugins.registry import Registry
 from gml_ray.space import Dict, config_key
+from gml_ray.vocab import OptimizeMode
 
-SEARCHERS = Registry("searcher")
+SEARCHERS = Registry("searcher", locations=["gml_ray.searchers"])
 """``searcher.type`` in a config names a class registered here."""
 
 
@@ -43,9 +44,8 @@ class BaseSearcher(ABC):
     uses_rewards: bool = True
 
     def __init__(self, search_space: Dict, reward_attribute: str = "acc",
-                 optimize_mode: str = "maximize") -> None:
-        if optimize_mode not in ("maximize", "minimize"):
-            raise ValueError(f"optimize_mode must be maximize or minimize, got {optimize_mode!r}")
+                 optimize_mode: str = OptimizeMode.MAXIMIZE) -> None:
+        optimize_mode = OptimizeMode.parse(optimize_mode)
         self.space = search_space
         self.reward_attribute = reward_attribute
         self.optimize_mode = optimize_mode

@@ -3,7 +3,7 @@ from gml_ray.plugins.searcher import SEARCHERS, BaseSearcher, build_searcher
 from gml_ray.searchers.batch import BatchSearcher
 from gml_ray.searchers.evolution import EvolutionSearcher
 from gml_ray.searchers.grid import GridSearcher
-from gml_ray.searchers.lamcts import LamctsSearcher  # imports torch only when one is built
+from gml_ray.searchers.lamcts.searcher import LamctsSearcher
 from gml_ray.searchers.optuna import OptunaSearcher  # imports optuna (an extra) only when one is built
 from gml_ray.searchers.random import RandomSearcher
 from gml_ray.searchers.skopt import SkoptSearcher  # imports scikit-optimize only when one is built

@@ -6,6 +6,7 @@ from typing import Iterator
 
 from gml_ray.plugins.searcher import SEARCHERS, BaseSearcher
 from gml_ray.space import Dict, Nested, Space
+from gml_ray.vocab import OptimizeMode
 
 _PLAIN = (str, int, float, bool, type(None))
 
@@ -22,7 +23,7 @@ class BatchSearcher(BaseSearcher):
     uses_rewards = False  # a fixed sequence: it runs without scalars (MOCK_PAVI=2)
 
     def __init__(self, search_space: Dict, reward_attribute: str = "acc",
-                 optimize_mode: str = "maximize") -> None:
+                 optimize_mode: str = OptimizeMode.MAXIMIZE) -> None:
         super().__init__(search_space, reward_attribute, optimize_mode)
         keys = list(search_space)
         if not keys:

@@ -11,6 +11,7 @@ from gml_ray.optimize import sign
 from gml_ray.plugins.searcher import SEARCHERS, BaseSearcher
 from gml_ray.searchers.leaves import CATEGORICAL, ORDINAL, FlatSpace, Leaf
 from gml_ray.space import Dict, Real, config_key
+from gml_ray.vocab import OptimizeMode
 
 log = logging.getLogger("gml_ray.searchers.evolution")
 
@@ -47,7 +48,7 @@ class EvolutionSearcher(BaseSearcher):
     """
 
     def __init__(self, search_space: Dict, reward_attribute: str = "acc",
-                 optimize_mode: str = "maximize", population_size: int = 32,
+                 optimize_mode: str = OptimizeMode.MAXIMIZE, population_size: int = 32,
                  mutate_prob: float = 0.1, gen_trial_limit: int = 100,
                  seed: int | None = None) -> None:
         super().__init__(search_space, reward_attribute, optimize_mode)

@@ -7,6 +7,7 @@ from typing import Iterator
 from gml_ray.config.render import arg_dict
 from gml_ray.plugins.searcher import SEARCHERS, BaseSearcher
 from gml_ray.space import Dict, Nested, config_key, grid, grid_size
+from gml_ray.vocab import OptimizeMode
 
 
 @SEARCHERS.register_module()
@@ -21,7 +22,7 @@ class GridSearcher(BaseSearcher):
     uses_rewards = False  # a fixed sequence: it runs without scalars (MOCK_PAVI=2)
 
     def __init__(self, search_space: Dict, reward_attribute: str = "acc",
-                 optimize_mode: str = "maximize") -> None:
+                 optimize_mode: str = OptimizeMode.MAXIMIZE) -> None:
         super().__init__(search_space, reward_attribute, optimize_mode)
         for key, space in search_space.kwspaces.items():
             if not space.is_finite:

@@ -15,6 +15,7 @@ from typing import Any
 from gml_ray.plugins.searcher import SEARCHERS, BaseSearcher
 from gml_ray.searchers.leaves import CATEGORICAL, ORDINAL, FlatSpace, Leaf
 from gml_ray.space import Dict, Int, config_key
+from gml_ray.vocab import OptimizeMode
 
 log = logging.getLogger("gml_ray.searchers.optuna")
 
@@ -84,7 +85,7 @@ class OptunaSearcher(BaseSearcher):
     """
 
     def __init__(self, search_space: Dict, reward_attribute: str = "acc",
-                 optimize_mode: str = "maximize", sampler: str = "tpe",
+                 optimize_mode: str = OptimizeMode.MAXIMIZE, sampler: str = "tpe",
                  sampler_kwargs: dict | None = None, seed: int | None = None,
                  max_duplicates: int = 20) -> None:
         super().__init__(search_space, reward_attribute, optimize_mode)
@@ -113,7 +114,7 @@ class OptunaSearcher(BaseSearcher):
             self.sampler = cls(seed=seed, **sampler_kwargs)
         except TypeError as exc:
             raise ValueError(f"sampler_kwargs: {SAMPLERS[sampler]} rejected them: {exc}") from None
-        direction = "maximize" if optimize_mode == "maximize" else "minimize"
+        direction = OptimizeMode.parse(optimize_mode).value
         self.study = optuna.create_study(direction=direction, sampler=self.sampler)
         self._rng = random.Random(seed)  # fallback draws only
         self._trials: dict[str, int] = {}  # config key -> number of its RUNNING trial

@@ -7,6 +7,7 @@ import sys
 
 from gml_ray.plugins.searcher import SEARCHERS, BaseSearcher
 from gml_ray.space import Dict, grid_size
+from gml_ray.vocab import OptimizeMode
 
 
 @SEARCHERS.register_module()
@@ -20,7 +21,7 @@ class RandomSearcher(BaseSearcher):
     uses_rewards = False  # a fixed sequence: it runs without scalars (MOCK_PAVI=2)
 
     def __init__(self, search_space: Dict, reward_attribute: str = "acc",
-                 optimize_mode: str = "maximize", seed: int | None = None,
+                 optimize_mode: str = OptimizeMode.MAXIMIZE, seed: int | None = None,
                  max_draws: int = 1000) -> None:
         super().__init__(search_space, reward_attribute, optimize_mode)
         self.seed = seed

@@ -17,6 +17,7 @@ from gml_ray.optimize import sign
 from gml_ray.plugins.searcher import SEARCHERS, BaseSearcher
 from gml_ray.searchers.leaves import CATEGORICAL, ORDINAL, FlatSpace
 from gml_ray.space import Dict
+from gml_ray.vocab import OptimizeMode
 
 log = logging.getLogger("gml_ray.searchers.skopt")
 
@@ -62,7 +63,7 @@ class SkoptSearcher(BaseSearcher):
     """
 
     def __init__(self, search_space: Dict, reward_attribute: str = "acc",
-                 optimize_mode: str = "maximize", base_estimator: Any = "GP",
+                 optimize_mode: str = OptimizeMode.MAXIMIZE, base_estimator: Any = "GP",
                  n_random_starts: int | None = None, n_initial_points: int = 10,
                  acq_func: str = "gp_hedge", acq_optimizer: str = "auto",
                  random_state: int | None = None, model_queue_size: int | None = None,

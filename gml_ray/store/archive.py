@@ -22,7 +22,9 @@ import zlib
 from typing import Any
 
 from gml_ray.errors import UserError
-from gml_ray.store.store import RUNNING, Store, check_task_name
+from gml_ray.store.schema import check_task_name
+from gml_ray.store.store import Store
+from gml_ray.vocab import TaskStatus
 
 FORMAT = "gml-ray-task"
 MANIFEST = "gml-task.json"
@@ -252,7 +254,7 @@ def import_task(store: Store, tar_path: str, task: str | None = None, force: boo
             existing = store.get_task(name)
             if existing is not None and not force:
                 raise UserError(f"task {name!r} already exists: add --force to replace it, or --task NEW")
-            if existing is not None and existing["status"] == RUNNING:
+            if existing is not None and existing["status"] == TaskStatus.RUNNING:
                 raise UserError(f"task {name!r} is running: stop it before replacing it")
             old_dir = manifest.get("task_dir") or ""
             old_dir = old_dir if isinstance(old_dir, str) else ""
@@ -346,7 +348,7 @@ def remove_task(store: Store, task: str, summary_path: str = "summary.yaml") -> 
 
     row = store.require_task(task)
     task_dir = os.path.join(store.work_dir, "tasks", check_task_name(task))
-    if row["status"] == RUNNING:
+    if row["status"] == TaskStatus.RUNNING:
         raise UserError(f"task {task} is running (pid {row['pid']} on {row['host']}): stop it "
                         f"first (`gml-ray ctl stop --task {task}`)")
     summary: dict[str, Any] = {"task": {k: row[k] for k in ("name", "status", "reward_attribute", "optimize_mode",

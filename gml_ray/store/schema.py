@@ -28,10 +28,6 @@ RENAMED_COLUMNS = (
 STALE_S = float(os.environ.get("GML_STALE_S", "60"))  # seen from another host, a RUNNING task whose heartbeat is older has lost its run
 HEARTBEAT_S = 2.0  # how often a run's driver writes its heartbeat (a thread of its own)
 
-PENDING, RUNNING, FINISHED, ERROR, KILLED, EARLY_STOPPED = (
-    "PENDING", "RUNNING", "FINISHED", "ERROR", "KILLED", "EARLY_STOPPED")
-JOB_STATUSES = (PENDING, RUNNING, FINISHED, ERROR, KILLED, EARLY_STOPPED)
-ACTIVE = (PENDING, RUNNING)
 
 # Scalar flags: a value that must never be used as a reward is stored with its reason.
 FLAG_OK, FLAG_NAN, FLAG_INF, FLAG_TEXT = 0, 1, 2, 3

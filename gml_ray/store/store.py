@@ -15,36 +15,19 @@ import time
 from typing import Any, Iterable
 
 from gml_ray.errors import UserError
+from gml_ray.optimize import sign
 from gml_ray.store.backlog import Write, is_write_failure
-from gml_ray.store.db import Database, StoreUnreadable  # noqa: F401 - StoreUnreadable re-exported
+from gml_ray.store.db import Database
 
 # The statuses, flags and helpers live in store_schema (no SQLite); re-exported for callers.
-from gml_ray.store.schema import (  # noqa: F401
-    ACTIVE,
-    DB_NAME,
-    EARLY_STOPPED,
-    ERROR,
-    FINISHED,
-    FLAG_INF,
-    FLAG_NAMES,
+from gml_ray.store.schema import (
     FLAG_NAN,
-    FLAG_OK,
-    FLAG_TEXT,
-    HEARTBEAT_S,
-    JOB_STATUSES,
-    KILLED,
-    PENDING,
-    RUNNING,
-    SCHEMA,
     STALE_S,
-    TASK_NAME,
-    check_task_name,
     classify,
-    db_path,
     run_alive,
-    run_time,
     storable_int,
 )
+from gml_ray.vocab import ACTIVE_JOB_STATUSES, JobStatus, OptimizeMode, TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +65,7 @@ class Store(Database):
 
     def create_task(self, name: str, **fields: Any) -> None:
         """Insert a task row (status RUNNING); raises UserError if the name is taken."""
-        fields = {"status": RUNNING, "created": time.time(), **fields}
+        fields = {"status": JobStatus.RUNNING, "created": time.time(), **fields}
         if "scalar_columns" in fields and not isinstance(fields["scalar_columns"], str):
             fields["scalar_columns"] = _dumps(fields["scalar_columns"])
         cols = ["name", *fields]
@@ -120,7 +103,7 @@ class Store(Database):
         tasks = self._query("SELECT * FROM tasks ORDER BY created")
         counts = self._query("SELECT task, status, COUNT(*) AS n FROM jobs GROUP BY task, status")
         best = self._query("SELECT task, MAX(reward) AS hi, MIN(reward) AS lo FROM jobs "
-                           "WHERE reward IS NOT NULL AND status != 'ERROR' GROUP BY task")
+                           "WHERE reward IS NOT NULL AND status != ? GROUP BY task", [JobStatus.ERROR])
         by_task: dict[str, dict[str, int]] = {}
         for c in counts:
             by_task.setdefault(c["task"], {})[c["status"]] = c["n"]
@@ -128,7 +111,7 @@ class Store(Database):
         for t in tasks:
             t["counts"] = by_task.get(t["name"], {})
             b = best_by.get(t["name"])
-            t["best_reward"] = None if b is None else (b["hi"] if t["optimize_mode"] != "minimize" else b["lo"])
+            t["best_reward"] = None if b is None else (b["hi"] if sign(t["optimize_mode"]) > 0 else b["lo"])
         return tasks
 
     def reap_dead_runs(self, stale_s: float = STALE_S) -> list[str]:
@@ -143,7 +126,7 @@ class Store(Database):
         if self.read_only:
             return dead
         for t in self._query("SELECT name, host, pid, heartbeat, started FROM tasks WHERE status = ?",
-                             [RUNNING]):
+                             [TaskStatus.RUNNING]):
             if run_alive(t, stale_s):
                 continue
             try:
@@ -162,20 +145,20 @@ class Store(Database):
             # the commit that let the lock go carried a fresh heartbeat.
             rows = self._query("SELECT name, host, pid, heartbeat, started, status FROM tasks "
                                "WHERE name = ?", [name])
-            if not rows or rows[0]["status"] != RUNNING or run_alive(rows[0], stale_s):
+            if not rows or rows[0]["status"] != JobStatus.RUNNING or run_alive(rows[0], stale_s):
                 return False
             beat = rows[0]["heartbeat"]
             # they ended with the run, at its last heartbeat, not when this noticed it
-            self.mark_active_jobs(name, ERROR, "the run died (no heartbeat)", ended=beat)
+            self.mark_active_jobs(name, JobStatus.ERROR, "the run died (no heartbeat)", ended=beat)
             self._exec("UPDATE tasks SET status = ?, message = ?, ended = ? WHERE name = ?",
-                       [ERROR, "the run died (no heartbeat)", beat, name])
+                       [JobStatus.ERROR, "the run died (no heartbeat)", beat, name])
         return True
 
-    def best_reward(self, task: str, optimize_mode: str = "maximize") -> float | None:
-        agg = "MIN" if optimize_mode == "minimize" else "MAX"
+    def best_reward(self, task: str, optimize_mode: str = OptimizeMode.MAXIMIZE) -> float | None:
+        agg = "MAX" if sign(optimize_mode) > 0 else "MIN"
         # an ERROR job's reward is no result (--resume runs it again): optimize.has_result's rule
         rows = self._query(f"SELECT {agg}(reward) AS r FROM jobs WHERE task = ? AND status != ?",
-                           [task, ERROR])
+                           [task, JobStatus.ERROR])
         return rows[0]["r"] if rows else None
 
     def heartbeat(self, name: str) -> bool:
@@ -193,7 +176,7 @@ class Store(Database):
     # ---- jobs -----------------------------------------------------------------------------------
 
     def add_job(self, task: str, job_id: int, name: str, config: Any, arg_dict: dict,
-                command: str | None, job_dir: str, status: str = PENDING, attempt: int = 1,
+                command: str | None, job_dir: str, status: str = JobStatus.PENDING, attempt: int = 1,
                 started: float | None = None) -> None:
         self._exec("INSERT INTO jobs (task, job_id, name, status, config, arg_dict, command, job_dir,"
                    " created, attempt, started) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -236,7 +219,7 @@ class Store(Database):
         reaches the job processes too, sometimes before the run's own stop does."""
         cur = self._exec("UPDATE jobs SET status = ?, message = ? WHERE task = ? AND status = ? "
                          "AND message = ? AND ended >= ?",
-                         [status, message, task, "KILLED", "cancelled", since])
+                         [status, message, task, JobStatus.KILLED, "cancelled", since])
         return cur.rowcount
 
     def mark_active_jobs(self, task: str, status: str, message: str,
@@ -247,7 +230,7 @@ class Store(Database):
         cur = self._exec("UPDATE jobs SET status = ?, message = ?, "
                          "ended = COALESCE(ended, MAX(COALESCE(started, ?), ?)) "
                          "WHERE task = ? AND status IN (?, ?)",
-                         [status, message, end, end, task, *ACTIVE])
+                         [status, message, end, end, task, *ACTIVE_JOB_STATUSES])
         return cur.rowcount
 
     # ---- scalars --------------------------------------------------------------------------------

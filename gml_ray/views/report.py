@@ -36,8 +36,9 @@ from importlib import resources
 from typing import Any, Iterable
 
 from gml_ray.errors import UserError
-from gml_ray.optimize import best_result, has_result
-from gml_ray.store.store import run_time
+from gml_ray.optimize import best_result, has_result, sign
+from gml_ray.store.schema import run_time
+from gml_ray.vocab import JobStatus, OptimizeMode
 
 MAX_POINTS = 400  # points kept per curve (each slice's min and max; the first and last always)
 MAX_TRACES = 100  # jobs with a curve trace of their own; the others are drawn as a band
@@ -174,16 +175,15 @@ def collect(store: Any, task: str, tags: Iterable[str] | None = None,
             raise UserError(f"task {task} has no scalar {missing[0]!r} "
                             f"(its scalars: {', '.join(have[:12]) or 'none'})")
 
-    mode = t["optimize_mode"] or "maximize"
+    mode = t["optimize_mode"] or OptimizeMode.MAXIMIZE
     rewarded = [j for j in jobs if has_result(j)]
     best = best_result(rewarded, mode)
     index = {j["job_id"]: i for i, j in enumerate(jobs)}
 
     # jobs that get a curve trace of their own: the best rewards first, running jobs always
-    sign = 1 if mode == "minimize" else -1
-    ranked = sorted(rewarded, key=lambda j: sign * j["reward"])
+    ranked = sorted(rewarded, key=lambda j: -sign(mode) * j["reward"])
     own = [j["job_id"] for j in ranked[:max_traces]]
-    own += [j["job_id"] for j in jobs if j["status"] == "RUNNING" and j["job_id"] not in set(own)]
+    own += [j["job_id"] for j in jobs if j["status"] == JobStatus.RUNNING and j["job_id"] not in set(own)]
     if len(jobs) <= max_traces:
         own = [j["job_id"] for j in jobs]
     own_set = set(own)

@@ -21,12 +21,17 @@ import os
 from typing import Any, Iterable
 
 from gml_ray.errors import UserError
+from gml_ray.vocab import JobStatus
 
 log = logging.getLogger(__name__)
 
 LOGDIR_NAME = "tensorboard"
 EVENTS_PREFIX = "events.out.tfevents."
 
+
+# A job's end as TensorBoard's HParams plugin names it.
+TB_STATUS: dict[str, str] = {JobStatus.FINISHED: "STATUS_SUCCESS", JobStatus.ERROR: "STATUS_FAILURE",
+                             JobStatus.KILLED: "STATUS_ABORTED", JobStatus.EARLY_STOPPED: "STATUS_ABORTED"}
 
 def default_logdir(task_row: dict) -> str:
     if not task_row.get("task_dir"):
@@ -51,8 +56,7 @@ def _session_summaries(hparams: dict[str, Any], metric_tags: Iterable[str], stat
 
     _, ssi, _ = tbx_hparams({k: v for k, v in hparams.items() if v is not None},
                             {t: 0.0 for t in metric_tags})
-    end_status = {"FINISHED": "STATUS_SUCCESS", "ERROR": "STATUS_FAILURE", "KILLED": "STATUS_ABORTED",
-                  "EARLY_STOPPED": "STATUS_ABORTED"}.get(status)
+    end_status = TB_STATUS.get(status)
     if end_status is None:  # still PENDING or RUNNING: the session has not ended
         return ssi, None
     content = HParamsPluginData(session_end_info=SessionEndInfo(status=Status.Value(end_status)),

@@ -1,8 +1,10 @@
 import pickle
 from itertools import product
-from gml_ray.space import Categorical, Dict, Int, List, Real, Space
-from gml_ray.searchers.base_searcher import BaseSearcher
+
+from gml_ray.plugins.searcher import BaseSearcher
 from gml_ray.searchers.builder import SEARCHERS
+from gml_ray.space import Categorical, Dict, Int, List, Real, Space
+
 
 @SEARCHERS.register_module()
 class MySearcher(BaseSearcher):

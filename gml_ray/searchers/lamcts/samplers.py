@@ -23,8 +23,7 @@ from typing import Callable
 
 import torch
 
-from gml_ray.searchers.lamcts.classifiers import GaussianProcess
-from gml_ray.searchers.lamcts.gp import NOISE_FLOOR, noise_bounds
+from gml_ray.searchers.lamcts.gp import NOISE_FLOOR, GaussianProcess, noise_bounds
 from gml_ray.searchers.lamcts.tree import Path, in_region
 
 # exact GP fits cost O(n^3), and the posterior over the bo sampler's 10,000 candidates O(n^2) each:

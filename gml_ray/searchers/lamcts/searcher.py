@@ -10,9 +10,11 @@ import random
 import time
 from typing import Any
 
+from gml_ray.optimize import sign
 from gml_ray.plugins.searcher import SEARCHERS, BaseSearcher
 from gml_ray.searchers.leaves import REAL, FlatSpace
 from gml_ray.space import Dict, config_key
+from gml_ray.vocab import OptimizeMode
 
 log = logging.getLogger("gml_ray.searchers.lamcts")
 
@@ -118,7 +120,7 @@ class LamctsSearcher(BaseSearcher):
     """
 
     def __init__(self, search_space: Dict, reward_attribute: str = "acc",
-                 optimize_mode: str = "maximize", dims: int | None = None, Cp: float = 1.0,
+                 optimize_mode: str = OptimizeMode.MAXIMIZE, dims: int | None = None, Cp: float = 1.0,
                  leaf_size: int = 20, kernel_type: str = "rbf", gamma_type: str = "auto",
                  ninits: int = 30, solver: str = "turbo", seed: int | None = None,
                  enable_cuda: bool = False, parallel_size: int = 1,
@@ -169,8 +171,8 @@ class LamctsSearcher(BaseSearcher):
 
         import torch
 
-        from gml_ray.searchers.lamcts.classifiers import pick_device
         from gml_ray.searchers.lamcts.samplers import BOSampler, Sampler, TurboSampler
+        from gml_ray.searchers.lamcts.tensors import pick_device
 
         self._torch = torch
         self.device = pick_device(self.enable_cuda)
@@ -309,7 +311,7 @@ class LamctsSearcher(BaseSearcher):
             log.warning("a result for a config outside the search space was ignored: %s", config)
             return
         self._x.append(unit)
-        value = reward if self.optimize_mode == "maximize" else -reward
+        value = sign(self.optimize_mode) * reward
         self._v.append(value)
         self._told_since += 1
         if self._best is None or value > self._best + 1e-3 * abs(self._best):

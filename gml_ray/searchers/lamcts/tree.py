@@ -26,7 +26,8 @@ from typing import Any
 
 import torch
 
-from gml_ray.searchers.lamcts.classifiers import KernelSVM, fit_svms, kmeans_many
+from gml_ray.searchers.lamcts.kmeans import kmeans_many
+from gml_ray.searchers.lamcts.svm import KernelSVM, fit_svms
 from gml_ray.searchers.lamcts.tensors import CLS_DTYPE
 
 
