@@ -34,9 +34,9 @@ from gml_ray.errors import EnvironmentFault, UserError
 from gml_ray.optimize import has_result
 from gml_ray.vocab import JobStatus, TaskStatus
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="gml-ray: GML hyperparameter search on Ray.")
-ctl_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+ctl_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
                       help="Look at and control tasks.")
 app.add_typer(ctl_app, name="ctl")
 
@@ -69,7 +69,6 @@ def run(
     """Run a search: every job of CONFIG, on a local Ray or the cluster at --address."""
     from gml_ray.config.task import load_config
     from gml_ray.errors import NothingToDo, Terminated
-    from gml_ray.schedulers import NaiveScheduler
 
     if resume and not task:
         raise UserError("--resume needs --task NAME (the task to continue)")
@@ -78,11 +77,13 @@ def run(
     scheduler = None
     where = f" --workdir {shlex.quote(workdir)}" if workdir else ""
     try:
-        cfg = load_config(config, benchmark=benchmark)
+        cfg = load_config(config, mode="mujoco" if benchmark else None)  # the mujoco job mode (gml_ray.mujoco)
         for warning in cfg.warnings:
             err_console.print(Text(f"warning: {warning}", style="yellow"), soft_wrap=True)
         for notice in cfg.notices:
             err_console.print(Text(f"note: {notice}"), soft_wrap=True)
+        from gml_ray.engine.scheduler import NaiveScheduler  # Ray: only once the config is good
+
         scheduler = NaiveScheduler(resolve_workdir(workdir), cfg,
                                    [s for s in (symlinks or "").split(",") if s],
                                    task=task, code_dir=code_dir, address=address, num_cpus=num_cpus,

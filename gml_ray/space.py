@@ -11,7 +11,7 @@ import json
 import math
 import random
 from abc import ABC, abstractmethod
-from typing import Any, Iterator
+from typing import Any, ItemsView, Iterator, KeysView
 
 
 class Space(ABC):
@@ -150,10 +150,10 @@ class Dict(Space):
     def __len__(self) -> int:
         return len(self._items)
 
-    def keys(self):  # noqa: D102 - mapping protocol
+    def keys(self) -> KeysView[str]:  # noqa: D102 - mapping protocol
         return self._items.keys()
 
-    def items(self):  # noqa: D102 - mapping protocol
+    def items(self) -> ItemsView[str, Space]:  # noqa: D102 - mapping protocol
         return self._items.items()
 
     @property

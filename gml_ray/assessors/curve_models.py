@@ -177,7 +177,8 @@ def _solve(G: np.ndarray, y: np.ndarray, affine: bool) -> tuple[np.ndarray, np.n
     return np.zeros_like(s), s, float(y @ y) - s * sgy
 
 
-def _evaluate(family: _Family, points: np.ndarray, xs: np.ndarray, y: np.ndarray):
+def _evaluate(family: _Family, points: np.ndarray, xs: np.ndarray,
+              y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Fit the linear part at every shape point (K, d): (c, s, sse, curves at ``xs``).
 
     Each basis row is scaled to a maximum of 1 first (s absorbs the scale), so shapes whose raw

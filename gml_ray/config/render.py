@@ -9,9 +9,10 @@ Quoting a value for the shell is :mod:`gml_ray.config.template`'s.
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from gml_ray.config.files import ConfigFile, load
 from gml_ray.config.template import render_template
@@ -24,14 +25,14 @@ def file_arg_key(file_name: str, key: str) -> str:
     return f"{file_name}({key})"
 
 
-def _flatten_into(out: dict[str, Any], space: Dict, config: dict, wrap) -> None:
+def _flatten_into(out: dict[str, Any], space: Dict, config: dict, wrap: Callable[[str], str]) -> None:
     for key in space:
         sub, value = space[key], config[key]
         if isinstance(sub, Nested):
             for k, v in value.items():
                 out[wrap(k)] = v
         elif isinstance(sub, File):
-            _flatten_into(out, sub, value, lambda k, f=key: file_arg_key(f, k))
+            _flatten_into(out, sub, value, functools.partial(file_arg_key, key))
         else:
             out[wrap(key)] = value
 

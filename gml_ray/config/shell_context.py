@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import re
 from dataclasses import dataclass, field, replace
+from typing import Any, Iterator
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ class _Lexer:
         self.escapes, self.refusing, self.nested = escapes, refusing, nested
         self.i = 0
 
-    def peek(self, k: int = 0):
+    def peek(self, k: int = 0) -> Any:
         j = self.i + k
         return self.items[j] if j < len(self.items) else None
 
@@ -442,7 +443,7 @@ class _Lexer:
         return c.why() or WHY_REFUSED["unquoted"]  # the output is split, globbed, maybe run
 
     @contextlib.contextmanager
-    def refusing_in(self, why: str | None):
+    def refusing_in(self, why: str | None) -> Iterator[None]:
         """Refuse every placeholder read meanwhile (nested ones too) for ``why``."""
         saved, self.refusing = self.refusing, self.refusing or why or ""
         try:

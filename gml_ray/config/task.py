@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+import gml_ray.config.modes as modes
 import gml_ray.config.render as render
 import gml_ray.config.slurm as slurm
 from gml_ray.config.files import ConfigFile
@@ -84,8 +85,8 @@ class TaskConfig:
     raw: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
     tensorboard: bool = False  # also write each job's scalars + args as TensorBoard events when it ends
-    func_type: str | None = None  # the MuJoCo benchmark's function (set only with benchmark=True)
-    rollouts: int = 3  # episodes per MuJoCo policy evaluation
+    mode: str | None = None  # a job mode's name (:mod:`.modes`): its jobs run neither template nor function
+    mode_settings: Any = None  # what that mode's ``parse`` returned
     notices: list[str] = field(default_factory=list)  # how the config was read (srun options ...)
     compare_id: str | None = None  # pavi.compare.id: a label, as compare.name
 
@@ -100,18 +101,13 @@ class TaskConfig:
         return {a.name: a.base for a in self.search_args if a.base is not None}
 
     @property
-    def benchmark(self) -> bool:
-        """Whether this task runs the MuJoCo benchmark (``--benchmark``)."""
-        return self.func_type is not None
-
-    @property
     def job_kind(self) -> str:
-        """How its jobs run: ``command``, ``function``, or ``mujoco`` (``--benchmark``)."""
-        return "mujoco" if self.benchmark else "function" if self.function else "command"
+        """How its jobs run: ``command``, ``function``, or the job mode's name."""
+        return self.mode or ("function" if self.function else "command")
 
     @property
     def arg_names(self) -> list[str]:
-        """The top-level search args in config order (the MuJoCo policy vector's order)."""
+        """The top-level search args in config order (a mode may read them as one vector)."""
         return [a.name for a in self.search_args]
 
     def search_space(self) -> Dict:
@@ -131,9 +127,7 @@ class TaskConfig:
 TOP_KEYS = ["task", "searcher", "scheduler", "pavi", "use_spe", "generate_log", "custom_imports", "metrics",
             "tensorboard"]
 TASK_KEYS = ["template", "search_args", "function", "resources", "max_retries"]
-SCHEDULER_KEYS = ["type", "parallel_size", "stop_criterion", "assessor", "filter_criterion", "func_type",
-                  "rollouts"]
-BENCHMARK_HINT = "or run the MuJoCo benchmark with --benchmark"
+SCHEDULER_KEYS = ["type", "parallel_size", "stop_criterion", "assessor", "filter_criterion"]
 STOP_KEYS = ["type", "max_tries", "time_limits", "max_reward", "time_limits_per_job"]
 PAVI_KEYS = ["compare", "scalars"]
 
@@ -194,11 +188,11 @@ def _parse_resources(ctx: Ctx, raw: Any, from_srun: dict[str, float]) -> dict[st
 
 
 def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = ".",
-                 benchmark: bool = False) -> TaskConfig:
+                 mode: str | None = None) -> TaskConfig:
     """Validate a loaded YAML mapping; ``source`` names the file in errors.
 
-    ``benchmark``: the MuJoCo benchmark (``--benchmark``): no template, ``scheduler.func_type``
-    names the function and the search args are its policy vector's Real entries, in order.
+    ``mode``: a job mode's name (:mod:`.modes`, e.g. ``mujoco`` for ``--benchmark``): the task
+    has no template and no function, and the mode checks the rest.
     """
     ctx = Ctx(source)
     base_dir = os.path.abspath(base_dir)
@@ -214,13 +208,15 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
         raise ctx.error("task.template", f"must be a string, got {show(template)}")
     sched_peek: dict = top["scheduler"] if isinstance(top.get("scheduler"), dict) else {}
     searcher_peek: dict = top["searcher"] if isinstance(top.get("searcher"), dict) else {}
-    if benchmark:
+    job_mode = modes.job_mode(mode) if mode is not None else None
+    others = [m for m in modes.known_modes() if m is not job_mode]
+    if job_mode is not None:
         if function is not None:
-            raise ctx.error("task.function", "the MuJoCo benchmark (--benchmark) runs no function: "
+            raise ctx.error("task.function", f"{job_mode.title} ({job_mode.option}) runs no function: "
                             "remove task.function")
         if template and template.strip():
-            raise ctx.error("task.template", f"must be empty with --benchmark (the MuJoCo objective is "
-                            f"the job), got {show(template)}")
+            raise ctx.error("task.template", f"must be empty with {job_mode.option} ({job_mode.title} "
+                            f"is the job), got {show(template)}")
         template = None
     else:
         if function is not None and (not isinstance(function, str)
@@ -229,19 +225,18 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
         if template and template.strip() and function:
             raise ctx.error("task", "give either template or function, not both")
         if not (template and template.strip()) and not function:
-            if "func_type" in sched_peek or "func_type" in searcher_peek or template is not None:
-                raise ctx.error("task.template", f"is required ({BENCHMARK_HINT})")
-            raise ctx.error("task.template", "is required (or task.function: 'module:callable')")
-        for key in ("func_type", "rollouts"):
-            if key in sched_peek:
-                warnings.append(f"scheduler.{key} is used only with --benchmark; ignored")
+            hint = " or ".join(f"run {m.title} with {m.option}" for m in others
+                               if template is not None or any(k in sched_peek for k in m.scheduler_keys)
+                               or any(k in searcher_peek for k in m.searcher_keys))
+            raise ctx.error("task.template", f"is required (or {hint})" if hint
+                            else "is required (or task.function: 'module:callable')")
     if "search_args" not in task:
         raise ctx.error("task.search_args", "is required")
     args = parse_args(ctx, task["search_args"], "task.search_args", base_dir, in_file=False,
                        warnings=warnings)
     space = Dict(**{a.name: a.to_space() for a in args})
     srun_resources: dict[str, float] = {}
-    if template and template.strip() and not function and not benchmark:
+    if template and template.strip() and not function and job_mode is None:
         try:
             template, srun = slurm.split_srun(template)
         except slurm.SrunError as exc:
@@ -278,8 +273,10 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
     searcher_raw = mapping(ctx, top.get("searcher"), "searcher")
     searcher_raw = dict(searcher_raw)
     searcher_raw.setdefault("type", "GridSearcher")
-    if not benchmark and searcher_raw.pop("func_type", None) is not None:
-        warnings.append("searcher.func_type is used only with --benchmark; ignored")
+    for other in others:  # keys another mode reads: not this searcher's kwargs
+        for key in other.searcher_keys:
+            if searcher_raw.pop(key, None) is not None:
+                warnings.append(f"searcher.{key} is used only with {other.option}; ignored")
     if "ckpt_save_path" in searcher_raw:
         searcher_raw.pop("ckpt_save_path")
         warnings.append("searcher.ckpt_save_path is a pavi feature and is ignored")
@@ -287,16 +284,18 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
     if not isinstance(reward, str) or not reward:
         raise ctx.error("searcher.reward_attribute", f"must be a scalar name, got {show(reward)}")
     try:
-        mode = OptimizeMode.parse(searcher_raw.get("optimize_mode", OptimizeMode.MAXIMIZE))
+        optimize_mode = OptimizeMode.parse(searcher_raw.get("optimize_mode", OptimizeMode.MAXIMIZE))
     except ValueError:
         raise ctx.error("searcher.optimize_mode", f"must be maximize or minimize, "
                         f"got {show(searcher_raw['optimize_mode'])}") from None
     sched = mapping(ctx, top.get("scheduler"), "scheduler")
-    check_keys(ctx, sched, SCHEDULER_KEYS, "scheduler")
-    func_type, rollouts = None, 3
-    if benchmark:
-        from gml_ray.mujoco.config import parse_benchmark  # numpy only: no gymnasium, no Ray
-        func_type, rollouts = parse_benchmark(ctx, sched, args, searcher_raw, notices)
+    mode_keys = [k for m in modes.known_modes() for k in m.scheduler_keys]
+    check_keys(ctx, sched, SCHEDULER_KEYS + mode_keys, "scheduler")
+    for other in others:
+        for key in other.scheduler_keys:
+            if key in sched and (job_mode is None or key not in job_mode.scheduler_keys):
+                warnings.append(f"scheduler.{key} is used only with {other.option}; ignored")
+    mode_settings = job_mode.parse(ctx, sched, args, searcher_raw, notices) if job_mode is not None else None
     searcher = _plugin(ctx, searcher_raw, "searcher")
     assert searcher is not None
 
@@ -341,12 +340,12 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
         source=source, base_dir=base_dir, template=template if not function else None,
         function=function, search_args=args, resources=resources, max_retries=max_retries,
         searcher=searcher,
-        reward_attribute=reward, optimize_mode=mode, scheduler_type=stype, parallel_size=parallel,
+        reward_attribute=reward, optimize_mode=optimize_mode, scheduler_type=stype, parallel_size=parallel,
         stop=stop, assessor=assessor, filter_criterion=filt, pavi_scalars=list(scalars),
         compare_name=_label(compare.get("name")), compare_id=_label(compare.get("id")),
         generate_log=generate_log, notices=notices,
         collect_metrics=metrics == "collect", custom_imports=list(imports), raw=top, warnings=warnings,
-        tensorboard=tensorboard, func_type=func_type, rollouts=rollouts)
+        tensorboard=tensorboard, mode=mode, mode_settings=mode_settings)
 
 
 def _label(value: Any) -> str | None:
@@ -379,8 +378,8 @@ def _expanded_size(value: Any, limit: int) -> int:
     return size(value)
 
 
-def load_config(path: str, benchmark: bool = False) -> TaskConfig:
-    """Read and validate a ``search_config.yaml`` (``benchmark``: the MuJoCo benchmark's rules).
+def load_config(path: str, mode: str | None = None) -> TaskConfig:
+    """Read and validate a ``search_config.yaml`` (``mode``: a job mode's rules, :mod:`.modes`).
 
     A file over :data:`MAX_CONFIG_BYTES`, one that is not UTF-8 text, or one whose YAML aliases
     expand to over :data:`MAX_CONFIG_VALUES` values is a one-line ConfigError."""
@@ -407,7 +406,7 @@ def load_config(path: str, benchmark: bool = False) -> TaskConfig:
         raise ConfigError(f"the YAML expands to more than {MAX_CONFIG_VALUES:,} values (aliases "
                           f"counted at each use): a search config is never that large", "", source)
     try:
-        return parse_config(raw, source, os.path.dirname(os.path.abspath(path)), benchmark)
+        return parse_config(raw, source, os.path.dirname(os.path.abspath(path)), mode)
     except RecursionError:
         raise ConfigError(TOO_DEEP, "", source) from None
 

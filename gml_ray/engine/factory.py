@@ -1,17 +1,18 @@
 """From a searcher's config to a Job: the job kinds and the factory the scheduler asks.
 
 A job kind says how a task's jobs run: ``command`` (the rendered template), ``function``
-(``task.function`` on a pool of trial actors), or one registered by a package that brings its own
-jobs (the MuJoCo benchmark registers ``mujoco`` in :mod:`gml_ray.mujoco.job`). The scheduler names
-no kind: :attr:`TaskConfig.job_kind <gml_ray.config.task.TaskConfig.job_kind>` picks it.
+(``task.function`` on a pool of trial actors), or a job mode's (:mod:`gml_ray.config.modes`),
+which the package that brings it registers under the ``gml_ray.job_kinds`` entry points. The
+scheduler names no kind: :attr:`TaskConfig.job_kind <gml_ray.config.task.TaskConfig.job_kind>`
+picks it.
 """
 from __future__ import annotations
 
-import importlib
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable
+from importlib.metadata import entry_points
+from typing import Any
 
 import gml_ray.config.render as render
 from gml_ray.config.task import TaskConfig
@@ -89,21 +90,15 @@ class FunctionKind(JobKind):
 
 
 JOB_KINDS: dict[str, JobKind] = {"command": CommandKind(), "function": FunctionKind()}
-# Kinds that live in packages with heavier imports register themselves when first needed.
-_KIND_MODULES = {"mujoco": "gml_ray.mujoco.job"}
-
-
-def register_job_kind(name: str) -> Callable[[type[JobKind]], type[JobKind]]:
-    """Class decorator: ``@register_job_kind('mujoco') class MujocoKind(JobKind): ...``."""
-    def add(cls: type[JobKind]) -> type[JobKind]:
-        JOB_KINDS[name] = cls()
-        return cls
-    return add
+ENTRY_POINTS = "gml_ray.job_kinds"
 
 
 def job_kind(name: str) -> JobKind:
-    if name not in JOB_KINDS and name in _KIND_MODULES:
-        importlib.import_module(_KIND_MODULES[name])
+    """The kind ``name``: a built-in one, else the class an installed package registers under
+    the ``gml_ray.job_kinds`` entry points (imported only when a task needs it)."""
+    if name not in JOB_KINDS:
+        for ep in entry_points(group=ENTRY_POINTS, name=name):
+            JOB_KINDS[name] = ep.load()()
     if name not in JOB_KINDS:
         raise KeyError(f"unknown job kind {name!r} (known: {', '.join(sorted(JOB_KINDS))})")
     return JOB_KINDS[name]

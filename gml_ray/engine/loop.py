@@ -32,6 +32,7 @@ from gml_ray.engine.pool import ActorPool
 from gml_ray.engine.resume import read_back
 from gml_ray.engine.runtime import NodeWatch, NoNodeLeft
 from gml_ray.engine.spec import KILL_GRACE_S
+from gml_ray.engine.view import LoopView
 from gml_ray.optimize import best_result, is_better
 from gml_ray.space import config_key
 from gml_ray.store.guard import StoreGuard
@@ -46,9 +47,7 @@ SLOW_SEARCHER_S = 0.01  # a searcher's answer took longer: it is asked outside t
 
 
 class SchedulerCore:
-    """The search loop and its state. Stop criteria receive this object as ``scheduler``:
-    ``is_stop``, ``num_launched``, ``best_reward``, ``optimize_mode``, ``jobs``, ``running``.
-    """
+    """The search loop and its state. Stop criteria see it through :class:`LoopView`."""
 
     def __init__(self, cfg: TaskConfig, task: str, work_dir: str, task_dir: str, code_dir: str,
                  resume: bool = False) -> None:
@@ -60,6 +59,7 @@ class SchedulerCore:
         comps = build_components(cfg)
         self.searcher = comps.searcher
         self.stop_criterion = comps.stop_criterion
+        self.view = LoopView(self)  # the `scheduler` the stop criterion's hooks get
         self.filter_criterion = comps.filter_criterion
         self.assessor = comps.assessor
         self.assessing = AssessorCalls(comps.assessor)
@@ -140,7 +140,7 @@ class SchedulerCore:
 
     def run(self) -> dict[str, Any]:
         status = JobStatus.FINISHED
-        self.stop_criterion.before_run(self)
+        self.stop_criterion.before_run(self.view)
         pending_get = self.channel.get_all.remote()
         ready: list | None = None
         self.pool = self.factory.start_pool()
@@ -160,7 +160,7 @@ class SchedulerCore:
                         round_start = time.perf_counter()
                         if ready is not None:
                             pending_get = self._handle(ready, pending_get)
-                            self.stop_criterion.check(self)
+                            self.stop_criterion.check(self.view)
                             self._apply_stops()
                         self._launch()
                         self.rounds += 1
@@ -190,7 +190,7 @@ class SchedulerCore:
             if self.pool is not None:  # no pool actor outlives its run
                 self.pool.shutdown()
             try:
-                self.stop_criterion.after_run(self)
+                self.stop_criterion.after_run(self.view)
             except Exception:  # noqa: BLE001 - a plugin's after_run must not hide the result
                 log.exception("stop criterion after_run failed")
             try:
@@ -234,7 +234,7 @@ class SchedulerCore:
         while self._reruns and not self.is_stop and len(self.running) < self.parallel_size:
             self._start(self.factory.make(*self._reruns.pop(0)))
         while not self.is_stop and not self.exhausted and len(self.running) < self.parallel_size:
-            self.stop_criterion.before_iter(self)
+            self.stop_criterion.before_iter(self.view)
             if self.is_stop:
                 break
             config = self._next_config()
@@ -253,7 +253,7 @@ class SchedulerCore:
                 continue
             self._start(job)
             self.num_launched += 1
-            self.stop_criterion.after_iter(self)
+            self.stop_criterion.after_iter(self.view)
 
     def _next_config(self) -> dict | None:
         """The searcher's next config. A searcher that thinks for long (a GP, LA-MCTS) does so
@@ -330,7 +330,7 @@ class SchedulerCore:
                 if outcome.get("lost") and job.exited is None and self._retry(job):
                     continue
                 if outcome.get("scalars"):  # reports a job returned instead of sending
-                    self._ingest(job, outcome.pop("scalars"), job.spec.attempt)  # type: ignore[misc]
+                    self._ingest(job, outcome.pop("scalars"), job.spec.attempt)
                 self.drain.ended(job_id)
         now = time.time()
         for job in self.running.values():

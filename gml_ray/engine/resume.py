@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 import yaml
 
+from gml_ray.config.modes import job_mode, known_modes
 from gml_ray.config.task import TaskConfig
 from gml_ray.errors import UserError
 from gml_ray.space import config_key
@@ -60,22 +61,23 @@ def read_back(store: Store, task: str, searcher: Any,
 
 
 def check_same_mode(task: str, config_yaml: str | None, cfg: TaskConfig) -> None:
-    """``--resume`` must run a task the way it was run: with --benchmark (same func_type) or without."""
+    """``--resume`` must run a task the way it ran: in the same job mode (e.g. ``--benchmark``
+    with the same MuJoCo function), or in none."""
     try:
         raw = yaml.safe_load(config_yaml or "") or {}
-        sched = raw.get("scheduler") or {}
-        tmpl, func = (raw.get("task") or {}).get("template"), (raw.get("task") or {}).get("function")
-    except (yaml.YAMLError, AttributeError):
+    except yaml.YAMLError:
         return
-    was = sched.get("func_type") if isinstance(sched, dict) and not (tmpl and str(tmpl).strip()) \
-        and not func else None
-    if was and not cfg.benchmark:
-        raise UserError(f"task {task} ran the MuJoCo benchmark ({was}): resume it with --benchmark")
-    if cfg.benchmark and not was:
-        raise UserError(f"task {task} is not a MuJoCo benchmark task: resume it without --benchmark")
-    if cfg.benchmark and was != cfg.func_type:
-        raise UserError(f"task {task} ran scheduler.func_type {was}, the config now says "
-                        f"{cfg.func_type}: resume it with the config it ran")
+    if not isinstance(raw, dict):
+        return
+    was = next(((m, label) for m in known_modes() if (label := m.label_of(raw)) is not None), None)
+    now = job_mode(cfg.mode) if cfg.mode is not None else None
+    if was is not None and now is None:
+        raise UserError(f"task {task} ran {was[0].title} ({was[1]}): resume it with {was[0].option}")
+    if now is not None and (was is None or was[0] is not now):
+        raise UserError(f"task {task} is not a task of {now.title}: resume it without {now.option}")
+    if now is not None and was is not None and was[1] != now.label(cfg.mode_settings):
+        raise UserError(f"task {task} ran {was[1]}, the config now says {now.label(cfg.mode_settings)}: "
+                        f"resume it with the config it ran")
 
 
 # What ``--resume`` may change without --changed-config: how long and how wide the search goes

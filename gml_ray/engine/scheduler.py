@@ -139,17 +139,17 @@ class NaiveScheduler:
     def __init__(self, work_dir: str, config: TaskConfig | dict | str, symlink_paths: Any = None, *,
                  task: str | None = None, code_dir: str | None = None, address: str | None = None,
                  num_cpus: int | None = None, num_gpus: int | None = None, resume: bool = False,
-                 snapshot: bool = True, benchmark: bool = False,
+                 snapshot: bool = True, mode: str | None = None,
                  changed_config: bool = False) -> None:
         if isinstance(config, str):
-            config = load_config(config, benchmark=benchmark)
+            config = load_config(config, mode=mode)
         elif isinstance(config, dict):
-            config = parse_config(config, "config", code_dir or os.getcwd(), benchmark=benchmark)
-        elif benchmark and not config.benchmark:  # parsed without benchmark=True: check it again
-            config = parse_config(config.raw, config.source, config.base_dir, benchmark=True)
+            config = parse_config(config, "config", code_dir or os.getcwd(), mode=mode)
+        elif mode is not None and config.mode != mode:  # parsed in another mode: check it again
+            config = parse_config(config.raw, config.source, config.base_dir, mode=mode)
         self.cfg: TaskConfig = config
-        if config.benchmark:
-            snapshot = False  # the MuJoCo benchmark runs no user code: nothing to snapshot
+        if config.mode is not None:
+            snapshot = False  # a job mode runs no template and no function: no code to snapshot
         self.work_dir = os.path.abspath(work_dir)
         self.symlink_paths = list(symlink_paths or [])
         self.task = check_task_name(task or time.strftime("task_%Y%m%d_%H%M%S"))
@@ -390,13 +390,3 @@ class NaiveScheduler:
                     signal.signal(sig, old)
             if hits and sys.exc_info()[0] is None:
                 raise _interrupt(hits)  # a signal while Ray stopped, after the task had ended
-
-
-class MujocoScheduler(NaiveScheduler):
-    """The manual's MujocoScheduler: :class:`NaiveScheduler` with ``benchmark=True`` (same loop;
-    its jobs are :class:`~gml_ray.mujoco.MujocoJob` evaluations on the run's rollout actors)."""
-
-    def __init__(self, work_dir: str, config: TaskConfig | dict | str, symlink_paths: Any = None,
-                 **kwargs: Any) -> None:
-        kwargs.setdefault("benchmark", True)
-        super().__init__(work_dir, config, symlink_paths, **kwargs)

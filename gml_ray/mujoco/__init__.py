@@ -3,11 +3,13 @@
 * :mod:`.objective` — the objective as plain Python (no Ray): a linear policy's mean return on
   gymnasium's ``Swimmer-v5`` (16 dims) or ``Hopper-v5`` (33 dims);
 * :mod:`.rollout` — Ray actors that each own one env, and the per-run pool of them;
-* :mod:`.job` — :class:`MujocoJob`, one evaluation as a scheduler job.
+* :mod:`.config` — the ``mujoco`` job mode: what ``--benchmark`` checks in a config;
+* :mod:`.job` — :class:`MujocoJob`, one evaluation as a scheduler job, and its job kind;
+* :mod:`.scheduler` — the manual's ``MujocoScheduler``: the normal scheduler in that mode.
 
-The manual's ``MujocoScheduler`` is the normal scheduler in benchmark mode: ``MujocoScheduler``
-here is :class:`~gml_ray.schedulers.NaiveScheduler` loading its config with ``benchmark=True``.
-Names are imported lazily, so ``gml_ray.mujoco.objective`` loads without Ray.
+The core names none of this: the mode and the job kind are entry points (``gml_ray.modes``,
+``gml_ray.job_kinds``). Names are imported lazily, so ``gml_ray.mujoco.objective`` loads
+without Ray.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ def __getattr__(name: str) -> Any:
         from gml_ray.mujoco.job import MujocoJob
         return MujocoJob
     if name == "MujocoScheduler":
-        from gml_ray.engine.scheduler import MujocoScheduler
+        from gml_ray.mujoco.scheduler import MujocoScheduler
         return MujocoScheduler
     if name in ("Objective", "FUNC_TYPES", "policy_size"):
         from gml_ray.mujoco import objective

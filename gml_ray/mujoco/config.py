@@ -1,13 +1,55 @@
-"""``--benchmark`` configs: the MuJoCo function, its policy vector's Real args, ``searcher.dims``."""
+"""``--benchmark`` configs (the ``mujoco`` job mode): the MuJoCo function, its policy vector's
+Real args, ``searcher.dims``. Registered as an entry point (``gml_ray.modes``); numpy only."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
+from gml_ray.config.modes import JobMode
 from gml_ray.config.search_args import SearchArg
 from gml_ray.config.validate import Ctx, show
 from gml_ray.mujoco.objective import FUNC_TYPES
 
 
+@dataclass(frozen=True)
+class MujocoSettings:
+    """A benchmark task's settings: the function and episodes per evaluation."""
+
+    func_type: str
+    rollouts: int = 3
+
+
+class MujocoMode(JobMode):
+    """The manual's section 6: each config is a linear policy, evaluated on a MuJoCo env."""
+
+    name = "mujoco"
+    option = "--benchmark"
+    title = "the MuJoCo benchmark"
+    scheduler_keys = ("func_type", "rollouts")
+    searcher_keys = ("func_type",)
+
+    def parse(self, ctx: Ctx, scheduler: dict[str, Any], args: list[SearchArg],
+              searcher: dict[str, Any], notices: list[str]) -> MujocoSettings:
+        return MujocoSettings(*parse_benchmark(ctx, scheduler, args, searcher, notices))
+
+    def searcher_kwargs(self, settings: Any, args: list[SearchArg]) -> dict[str, Any]:
+        return {"dims": len(args)}  # the policy's size, for searchers that take it (LamctsSearcher)
+
+    def label(self, settings: Any) -> str:
+        return str(settings.func_type)
+
+    def label_of(self, raw: dict[str, Any]) -> str | None:
+        # A benchmark task's stored config has func_type, and no template or function.
+        sched, task = raw.get("scheduler"), raw.get("task")
+        sched = sched if isinstance(sched, dict) else {}
+        task = task if isinstance(task, dict) else {}
+        tmpl, func = task.get("template"), task.get("function")
+        was = sched.get("func_type") if not (tmpl and str(tmpl).strip()) and not func else None
+        return str(was) if was else None
+
+
 def parse_benchmark(ctx: Ctx, sched: dict, args: list[SearchArg], searcher_raw: dict,
-                     notices: list[str]) -> tuple[str, int]:
+                    notices: list[str]) -> tuple[str, int]:
     """``--benchmark``: check ``scheduler.func_type``, the Real args and ``searcher.dims``.
 
     The manual's section 6 config names the function only in the table beside it: without

@@ -10,9 +10,10 @@ import os
 from typing import Any, Sequence
 
 import gml_ray.config.render as render
-from gml_ray.engine.factory import JobContext, JobKind, register_job_kind
+from gml_ray.engine.factory import JobContext, JobKind
 from gml_ray.engine.job import Job, spec_kwargs
 from gml_ray.engine.spec import JobSpec, job_name
+from gml_ray.mujoco.config import MujocoSettings
 from gml_ray.mujoco.objective import DEFAULT_ROLLOUTS, job_seed
 from gml_ray.mujoco.rollout import RolloutPool
 
@@ -64,7 +65,6 @@ class MujocoJob(Job):
         return outcome
 
 
-@register_job_kind("mujoco")
 class MujocoKind(JobKind):
     """``--benchmark`` tasks: each config is a policy vector evaluated on the run's rollout actors."""
 
@@ -72,12 +72,14 @@ class MujocoKind(JobKind):
 
     def make_pool(self, ctx: JobContext) -> RolloutPool:
         cfg = ctx.cfg
-        return RolloutPool(cfg.func_type or "", cfg.parallel_size, cfg.resources, cfg.rollouts,
+        settings: MujocoSettings = cfg.mode_settings
+        return RolloutPool(settings.func_type, cfg.parallel_size, cfg.resources, settings.rollouts,
                            cfg.reward_attribute)
 
     def make(self, ctx: JobContext, config: dict, job_id: int, attempt: int, pool: Any,
              common: dict[str, Any]) -> Job:
         cfg = ctx.cfg
-        return MujocoJob(cfg.func_type or "", job_name(job_id), policy_vector(config, cfg.arg_names),
+        settings: MujocoSettings = cfg.mode_settings
+        return MujocoJob(settings.func_type, job_name(job_id), policy_vector(config, cfg.arg_names),
                          render.arg_dict(ctx.space, config), config=config, pool=pool,
-                         rollouts=cfg.rollouts, reward_attribute=cfg.reward_attribute, **common)
+                         rollouts=settings.rollouts, reward_attribute=cfg.reward_attribute, **common)

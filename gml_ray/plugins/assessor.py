@@ -11,28 +11,47 @@ import enum
 import inspect
 import math
 import numbers
-from typing import Any, Sequence
+from abc import ABC, abstractmethod
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 from gml_ray.plugins.registry import Registry
 from gml_ray.vocab import OptimizeMode
 
 ASSESSORS = Registry("assessor", locations=["gml_ray.assessors"])
+"""``scheduler.assessor.type`` in a config names a class registered here."""
 
 
 class AssessResult(enum.Enum):
-    Good = True
-    Bad = False
+    """An assessor's verdict on a running job."""
+
+    Good = True  # let it go on
+    Bad = False  # stop it now: EARLY_STOPPED
 
 
-class BaseAssessor:
-    """Judges a running job from its reward curve (manual 5.4); the default judges nothing bad.
+@runtime_checkable
+class Assessor(Protocol):
+    """What the scheduler calls on an assessor. The manual's own example (5.4) subclasses
+    nothing, so an assessor is anything with these two methods; :class:`BaseAssessor` is the
+    usual start."""
 
-    ``optimize_mode`` comes from the assessor's own section, else from the searcher's.
+    def assess_job(self, job_id: str, history: list[dict[str, Any]]) -> AssessResult | bool:
+        """See :meth:`BaseAssessor.assess_job`."""
+
+    def job_end(self, job_id: str, success: bool = True) -> None:
+        """See :meth:`BaseAssessor.job_end`."""
+
+
+class BaseAssessor(ABC):
+    """Judges a running job from its reward curve (manual 5.4).
+
+    ``optimize_mode`` comes from the assessor's own section, else from the searcher's. Both hooks
+    run in the scheduler's loop: an assessor must answer fast (it holds up the scalars behind it).
     """
 
     def __init__(self, optimize_mode: str = OptimizeMode.MAXIMIZE) -> None:
         self.optimize_mode = OptimizeMode.parse(optimize_mode)
 
+    @abstractmethod
     def assess_job(self, job_id: str, history: list[dict[str, Any]]) -> AssessResult:
         """Called after each batch of a running job's reports that holds a new reward value.
 
@@ -41,17 +60,17 @@ class BaseAssessor:
         ``AssessResult.Bad`` to stop the job now (EARLY_STOPPED), ``Good`` to let it go on. An
         exception counts as Good (logged in scheduler.log).
         """
-        return AssessResult.Good
 
     def job_end(self, job_id: str, success: bool = True) -> None:
         """Called once when a job ends, whatever its status; ``success`` is True when it FINISHED.
         An assessor written for GML may take ``job_end(job_id)`` only: it is called so."""
+        return None  # an optional hook: most assessors keep no per-job state
 
 
 _takes_success: dict[type, bool] = {}
 
 
-def call_job_end(assessor: Any, job_id: str, success: bool) -> None:
+def call_job_end(assessor: Assessor, job_id: str, success: bool) -> None:
     """``assessor.job_end(job_id, success)``, or ``job_end(job_id)`` for GML's one-argument form
     (decided once per class from its signature, so an error inside it is never retried)."""
     cls = type(assessor)
@@ -68,7 +87,7 @@ def call_job_end(assessor: Any, job_id: str, success: bool) -> None:
         assessor.job_end(job_id)
 
 
-def build_assessor(cfg: dict[str, Any]) -> Any:
+def build_assessor(cfg: dict[str, Any]) -> Assessor:
     """Build an assessor from ``{type: Name, **kwargs}``."""
     return ASSESSORS.build(cfg)
 

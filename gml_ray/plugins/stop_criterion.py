@@ -1,21 +1,23 @@
-"""Stop criteria: when to stop launching jobs (and when to stop the task).
+"""The stop criterion contract (manual 5.1): when to stop launching jobs, and when to end the task.
 
-A criterion gets the scheduler at four points (manual 5.1): ``before_run``, ``before_iter`` (before
-each launch), ``after_iter`` (after each launch) and ``after_run``. Setting ``scheduler.is_stop =
-True`` stops launching; running jobs then finish. Built-in criteria may also implement ``check``,
-called whenever a job ends or the scheduler wakes, and may end running jobs through
-``scheduler.request_stop(reason, kill_running=True)``.
+A criterion's hooks get ``scheduler``, a :class:`SchedulerView` of the running task. Setting
+``scheduler.is_stop = True`` stops launching (running jobs finish); ``request_stop`` says why, and
+may end the running jobs too. :class:`StopCriterion` is the built-in one (``max_tries``,
+``time_limits``, ``max_reward``, ``time_limits_per_job``).
 """
 from __future__ import annotations
 
 import math
 import time
+from abc import ABC, abstractmethod
 from typing import Any
 
+from gml_ray.config.task import parse_stop_criterion
 from gml_ray.optimize import is_better
 from gml_ray.plugins.registry import Registry
 
 STOP_CRITERIONS = Registry("stop criterion")
+"""``scheduler.stop_criterion.type`` in a config names a class registered here."""
 
 
 def get_current_time() -> float:
@@ -23,23 +25,94 @@ def get_current_time() -> float:
     return time.time()
 
 
+class SchedulerView(ABC):
+    """What a stop criterion sees of the running task: the ``scheduler`` its hooks get.
+
+    The facts are read-only; :attr:`is_stop` and :meth:`request_stop` are how a criterion acts.
+    A criterion may keep its own attributes on it (the manual's example sets ``scheduler.step``):
+    the same view is passed to every hook of a run.
+    """
+
+    @property
+    @abstractmethod
+    def task(self) -> str:
+        """The task's name."""
+
+    @property
+    @abstractmethod
+    def reward_attribute(self) -> str:
+        """The scalar the search optimises."""
+
+    @property
+    @abstractmethod
+    def optimize_mode(self) -> str:
+        """``maximize`` or ``minimize`` (an :class:`~gml_ray.vocab.OptimizeMode`)."""
+
+    @property
+    @abstractmethod
+    def num_launched(self) -> int:
+        """Jobs launched so far, earlier attempts of a resumed task included (filtered ones not)."""
+
+    @property
+    @abstractmethod
+    def running(self) -> int:
+        """Jobs running now."""
+
+    @property
+    @abstractmethod
+    def best_reward(self) -> float | None:
+        """The best reward of any job so far (None before the first); ERROR jobs' do not count."""
+
+    @property
+    @abstractmethod
+    def best_job(self) -> str | None:
+        """The name of the job with :attr:`best_reward`."""
+
+    @property
+    @abstractmethod
+    def elapsed(self) -> float:
+        """Seconds the task has run, earlier attempts of a resumed task included."""
+
+    @property
+    @abstractmethod
+    def elapsed_before(self) -> float:
+        """Seconds the earlier attempts of a resumed task ran (0 on a first run)."""
+
+    @property
+    @abstractmethod
+    def is_stop(self) -> bool:
+        """Whether launching has stopped. Set it True to stop launching; running jobs finish."""
+
+    @is_stop.setter
+    @abstractmethod
+    def is_stop(self, value: bool) -> None: ...
+
+    @abstractmethod
+    def request_stop(self, reason: str, kill_running: bool = False) -> None:
+        """Stop launching, with ``reason`` shown by ``ctl show`` and in the run's last line;
+        ``kill_running`` also ends the running jobs (KILLED)."""
+
+
 class BaseStopCriterion:
-    """Does nothing at each hook; subclasses override what they need."""
+    """A criterion that never stops the task: every hook does nothing, so a subclass overrides
+    the ones it needs. All hooks run in the scheduler's loop; an exception in one ends the task
+    with ERROR (in ``after_run``, it is only logged), the traceback in ``scheduler.log``."""
 
-    def before_run(self, scheduler: Any) -> None:
-        pass
+    def before_run(self, scheduler: SchedulerView) -> None:
+        """Called once, before the first job of a run is launched (again on each ``--resume``)."""
 
-    def after_run(self, scheduler: Any) -> None:
-        pass
+    def after_run(self, scheduler: SchedulerView) -> None:
+        """Called once, after the last job of a run ended (however the run ends)."""
 
-    def before_iter(self, scheduler: Any) -> None:
-        pass
+    def before_iter(self, scheduler: SchedulerView) -> None:
+        """Called before each job is launched; set ``scheduler.is_stop`` to launch no more."""
 
-    def after_iter(self, scheduler: Any) -> None:
-        pass
+    def after_iter(self, scheduler: SchedulerView) -> None:
+        """Called after each job is launched (filtered configs are not launched: no call)."""
 
-    def check(self, scheduler: Any) -> None:
-        """Called when a job ends and at each wake-up of the scheduler loop."""
+    def check(self, scheduler: SchedulerView) -> None:
+        """Called when a job ends and at each wake-up of the scheduler loop (at least every
+        0.5 s): the place for limits that do not wait for a launch."""
 
     def seconds_left(self) -> float | None:
         """Seconds until this criterion will want to stop the task by time (the loop wakes by
@@ -64,16 +137,16 @@ class StopCriterion(BaseStopCriterion):
         self.time_limits_per_job = time_limits_per_job
         self._start = time.time()
 
-    def before_run(self, scheduler: Any) -> None:
+    def before_run(self, scheduler: SchedulerView) -> None:
         # A resumed task's earlier attempts count towards time_limits.
-        self._start = time.time() - getattr(scheduler, "elapsed_before", 0.0)
+        self._start = time.time() - scheduler.elapsed_before
 
-    def before_iter(self, scheduler: Any) -> None:
+    def before_iter(self, scheduler: SchedulerView) -> None:
         if self.max_tries is not None and scheduler.num_launched >= self.max_tries:
             scheduler.request_stop(f"max_tries={self.max_tries} reached")
         self.check(scheduler)
 
-    def check(self, scheduler: Any) -> None:
+    def check(self, scheduler: SchedulerView) -> None:
         if self.time_limits is not None and time.time() - self._start >= self.time_limits:
             scheduler.request_stop(f"time_limits={self.time_limits:g}s reached", kill_running=True)
         best = scheduler.best_reward
@@ -88,13 +161,12 @@ class StopCriterion(BaseStopCriterion):
         return max(0.0, self._start + self.time_limits - time.time())
 
 
-def build_stop_criterion(cfg: dict[str, Any]) -> Any:
+def build_stop_criterion(cfg: dict[str, Any]) -> BaseStopCriterion:
     """Build from ``{type: Name, **kwargs}``; without ``type`` the built-in StopCriterion, whose
     values are read as in ``search_config.yaml`` (``time_limits: 1`` is an hour, ``'30m'``,
     ``max_reward: inf``). A ConfigError names the key of a value it cannot read."""
     cfg = dict(cfg)
     if cfg.get("type") in (None, "StopCriterion"):
-        from gml_ray.config.task import parse_stop_criterion
         stop = parse_stop_criterion(cfg)
         return StopCriterion(stop.max_tries, stop.time_limits, stop.max_reward, stop.time_limits_per_job)
     return STOP_CRITERIONS.build(cfg)

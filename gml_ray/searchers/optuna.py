@@ -63,7 +63,7 @@ class OptunaSearcher(BaseSearcher):
     * The study's direction is ``optimize_mode``; rewards are told as they are.
     * Same seed, same results, same order: the same configs as a raw Optuna study with the same
       sampler that suggests the same distributions in the same order (``study.ask(dists)``)
-      and is told the same values (``tests/test_searchers_optuna.py`` checks it).
+      and is told the same values (``tests/searchers/test_searchers_optuna.py`` checks it).
     * Several configs may be outstanding (``parallel_size`` > 1): each is a RUNNING Optuna trial
       until its job ends, as with Optuna's own ask/tell; the sampler sees them as it would
       (TPE's ``constant_liar``, CMA-ES's generations...).

@@ -316,12 +316,12 @@ def _gbrt(seed: int, n_jobs: int) -> Any:
 
     if _QuantileGBRT is None:
         class QuantileGBRT(GradientBoostingQuantileRegressor):
-            def __sklearn_tags__(self):  # noqa: D105
+            def __sklearn_tags__(self) -> Any:  # noqa: D105
                 tags = super().__sklearn_tags__()
                 tags.estimator_type = "regressor"
                 return tags
 
-            def predict(self, X, return_std=False, return_quantiles=False):  # noqa: D102, N803
+            def predict(self, X: Any, return_std: bool = False, return_quantiles: bool = False) -> Any:  # noqa: D102, N803
                 if return_std and not return_quantiles:
                     by_q = dict(zip(self.quantiles, self.regressors_))
                     if not all(q in by_q for q in (0.16, 0.5, 0.84)):

@@ -15,7 +15,7 @@ from gml_ray.errors import UserError
 DB_NAME = "gml.db"
 # The store's schema version, kept in SQLite's ``PRAGMA user_version``. Stores written before
 # versioning read 0 and are upgraded by adding the columns they lack (:data:`RENAMED_COLUMNS`
-# first). A change to :data:`SCHEMA` bumps this number (tests/test_store_upgrade.py holds each
+# first). A change to :data:`SCHEMA` bumps this number (tests/store/test_store_upgrade.py holds each
 # version's digest); a store with a higher number comes from a newer gml-ray and is refused.
 SCHEMA_VERSION = 1
 # Columns an earlier release named differently: (table, old name, new name, SQL giving the new

@@ -110,7 +110,7 @@ def _tail(path: str, limit: int) -> str | None:
     return data.decode("utf-8", "replace")
 
 
-def _thin(steps: list, values: list, limit: int | None = None) -> tuple[list, list]:
+def thin_curve(steps: list, values: list, limit: int | None = None) -> tuple[list, list]:
     """At most ``limit`` points of a curve (``MAX_POINTS`` by default), in step order: the first
     and the last, and in each of ``(limit - 2) // 2`` equal slices between them the lowest and the
     highest value. Spikes and dips survive, which an even thinning would drop; at a few hundred
@@ -219,7 +219,7 @@ def collect(store: Any, task: str, tags: Iterable[str] | None = None,
             pts = series.get((j["job_id"], tg))
             if not pts or not pts[1]:
                 continue
-            steps, values = _thin(*pts)
+            steps, values = thin_curve(*pts)
             plain = steps == list(range(len(steps)))
             digits = CURVE_DIGITS if j["job_id"] in own_set else BAND_DIGITS
             entries.append([index[j["job_id"]], None if plain else steps, _num(values, digits)])

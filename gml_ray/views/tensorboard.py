@@ -47,7 +47,7 @@ def _hparam_value(value: Any) -> Any:
     return json.dumps(value, default=str, sort_keys=True)
 
 
-def _session_summaries(hparams: dict[str, Any], metric_tags: Iterable[str], status: str):
+def _session_summaries(hparams: dict[str, Any], metric_tags: Iterable[str], status: str) -> tuple[Any, Any]:
     """(session_start_info, session_end_info or None) summaries of an HParams session."""
     from tensorboardX.proto.api_pb2 import Status
     from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData, SessionEndInfo

@@ -19,7 +19,7 @@ def noise_bounds(floor: float = NOISE_FLOOR) -> tuple[float, float]:
     return floor, max(0.2, 10.0 * floor)
 
 
-def _cholesky(k: torch.Tensor) -> torch.Tensor:
+def cholesky(k: torch.Tensor) -> torch.Tensor:
     """Cholesky factor of k, adding growing jitter to the diagonal until it succeeds."""
     chol, info = torch.linalg.cholesky_ex(k)
     if int(info) == 0:
@@ -89,7 +89,7 @@ class _Posterior(torch.autograd.Function):
         return grad_u / ls, None, None, None, None, None, None
 
 
-def _bounded(raw: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+def bounded(raw: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     return lo + (hi - lo) * torch.sigmoid(raw)
 
 
@@ -182,9 +182,9 @@ class GaussianProcess:
         for step in range(1, (self.steps if steps is None else steps) + 1):
             _adam_step(params, self._nll_grad(x, z, params, n_ls), m1, m2, step, self.lr)
         with torch.no_grad():
-            self.lengthscale = _bounded(params[:n_ls], *lsb).clone()
+            self.lengthscale = bounded(params[:n_ls], *lsb).clone()
             self.outputscale, self.noise, self.mean = (
-                float(_bounded(params[n_ls], *osb)), float(_bounded(params[n_ls + 1], *nb)),
+                float(bounded(params[n_ls], *osb)), float(bounded(params[n_ls + 1], *nb)),
                 float(params[n_ls + 2]))
         self._x, self._z = x, z
         self._condition()
@@ -210,7 +210,7 @@ class GaussianProcess:
             sr = sq_dist(u, u).clamp_min_(1e-30).sqrt_().mul_(SQRT5)
             e = torch.exp(sr.neg())
             k0 = torch.addcmul(sr, sr, sr, value=1.0 / 3.0).add_(1.0).mul_(e).mul_(outputscale)
-            chol = _cholesky(k0 + noise * torch.eye(n, dtype=DTYPE, device=x.device))
+            chol = cholesky(k0 + noise * torch.eye(n, dtype=DTYPE, device=x.device))
             alpha = torch.cholesky_solve((z - mean)[:, None], chol)  # (n, 1)
             w = torch.cholesky_inverse(chol).sub_(alpha * alpha.T)  # W (n, n)
             # dk/d(r^2) for the scaled squared distance r^2: -5/6 outputscale (1 + sr) e^-sr
@@ -239,7 +239,7 @@ class GaussianProcess:
             n = self._x.shape[0]
             k = self._matern(self._x, self._x, self.lengthscale, self.outputscale)
             k = k + self.noise * torch.eye(n, dtype=DTYPE, device=k.device)
-            self._chol = _cholesky(k)
+            self._chol = cholesky(k)
             self._alpha = torch.cholesky_solve((self._z - self.mean)[:, None], self._chol)[:, 0]
 
     def _check(self) -> None:
@@ -335,7 +335,7 @@ class GaussianProcess:
                               alpha=-1.0)
             cov = 0.5 * (cov + cov.T)
             cov.diagonal().add_(1e-8 * self.outputscale)
-            chol = _cholesky(cov)
+            chol = cholesky(cov)
             gen_device = generator.device if generator is not None else torch.device("cpu")
             eps = torch.randn(m, n_samples, generator=generator, dtype=DTYPE,
                               device=gen_device).to(x.device)

@@ -1,5 +1,5 @@
 """2-means for LA-MCTS's splits, in torch: k-means++ starts, Lloyd steps, several problems in one
-padded batch (see :mod:`.classifiers` for the contracts the models share)."""
+padded batch (see :mod:`.tensors` for the contracts the models share)."""
 from __future__ import annotations
 
 import math

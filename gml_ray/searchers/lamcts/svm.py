@@ -1,5 +1,5 @@
 """The kernel SVM that learns each LA-MCTS split's boundary, in torch: the dual solved by FISTA on
-the box-and-hyperplane set, several SVMs in one padded batch (see :mod:`.classifiers` for the
+the box-and-hyperplane set, several SVMs in one padded batch (see :mod:`.tensors` for the
 contracts the models share)."""
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from gml_ray.searchers.lamcts.svm_dual import (
     CHECK_EVERY,
     POLISH_GAP,
     POWER_STEPS,
-    _bmv,
-    _Box,
-    _face,
-    _gaps,
-    _momentum,
-    _polish,
-    _rho,
+    Box,
+    bmv,
+    bound_face,
+    intercepts,
+    kkt_gaps,
+    momentum,
+    polish_face,
 )
 from gml_ray.searchers.lamcts.tensors import CLS_DTYPE, as_float, pad_stack, sq_dist
 
@@ -43,7 +43,7 @@ class KernelSVM:
     within 1e-6 C of a bound counts as on it), tested every 10th step; else after ``max_iter``
     steps. With ``polish`` (the default), a test that finds the gap within 50 tol, on a face (the
     entries at 0, at C, free) unchanged since the previous test, also tries the exact minimiser
-    on that face (a small linear solve, :func:`_polish`) and stops there if it passes the same
+    on that face (a small linear solve, :func:`polish_face`) and stops there if it passes the same
     test: the same solution to ``tol``, in fewer steps. Labels are 0/1; ``decision_function >
     0`` means class 1. Several SVMs fit at once with :func:`fit_svms`.
     """
@@ -184,12 +184,12 @@ def fit_svms(svms: list[KernelSVM], xs: list[torch.Tensor], ys: list[torch.Tenso
     v = tangent((1.0 + steps / (nv - 1.0).clamp_min(1.0)) * vf)
     lip = torch.zeros_like(nv)
     for _ in range(POWER_STEPS):
-        w = tangent(_bmv(q, v))
+        w = tangent(bmv(q, v))
         lip = w.norm(dim=1, keepdim=True)
         v = w / lip.clamp_min(1e-30)
     lip = (lip * 1.2).clamp_min(1e-12)  # power iteration under-estimates
 
-    box = _Box(s, C * vf)  # the upper bounds: C, 0 on the padding
+    box = Box(s, C * vf)  # the upper bounds: C, 0 on the padding
     warm = [a0 is not None and a0.numel() == xs[i].shape[0] for i, a0 in enumerate(alpha0s)]
     a = torch.zeros_like(s)
     if any(warm):
@@ -197,16 +197,16 @@ def fit_svms(svms: list[KernelSVM], xs: list[torch.Tensor], ys: list[torch.Tenso
                            else torch.zeros(xs[i].shape[0], dtype=CLS_DTYPE, device=device)
                            for i, (a0, ok) in enumerate(zip(alpha0s, warm))])
         a = torch.where(torch.tensor(warm, device=device)[:, None], box.project(a0), a)
-    qa = _bmv(q, a)
+    qa = bmv(q, a)
     final = a.clone()
     n_iter = [ref.max_iter] * B
     ns = [x_.shape[0] for x_ in xs]
     active = list(range(B))  # the problems still being solved, in the order of the batch rows
     inv_lip = 1.0 / lip
-    betas = _momentum(ref.max_iter).to(device)
+    betas = momentum(ref.max_iter).to(device)
     k = torch.zeros(B, 1, dtype=torch.long, device=device)
     # q, 1/L, a, Qa, z, Qz, k, and the face of a at the last gap test (-1 at 0, +1 at C, 0 free)
-    state = [q, inv_lip, a, qa, a, qa, k, _face(a, box.cv)]
+    state = [q, inv_lip, a, qa, a, qa, k, bound_face(a, box.cv)]
 
     def retire(done: torch.Tensor, it: int) -> None:
         """Store the finished rows' solutions; drop them from the batch, and the padding no
@@ -228,13 +228,13 @@ def fit_svms(svms: list[KernelSVM], xs: list[torch.Tensor], ys: list[torch.Tenso
                  + [v_.index_select(0, keep)[:, :width] for v_ in state[1:]])
 
     def check(it: int) -> None:
-        """The gap test, and for the rows that fail it, a polish (:func:`_polish`)."""
+        """The gap test, and for the rows that fail it, a polish (:func:`polish_face`)."""
         q, a, qa = state[0], state[2], state[3]
-        gaps = _gaps(a, qa - 1.0, box)
+        gaps = kkt_gaps(a, qa - 1.0, box)
         done = gaps <= tol
         # polish the rows near a solution whose face held since the last test (otherwise the
         # face is seldom the solution's yet); a warm start's at once
-        face = _face(a, box.cv)
+        face = bound_face(a, box.cv)
         near = ~done & (gaps <= POLISH_GAP * tol)
         if it:
             near &= (face == state[7]).all(1)
@@ -243,8 +243,8 @@ def fit_svms(svms: list[KernelSVM], xs: list[torch.Tensor], ys: list[torch.Tenso
         if rows.numel():
             sub = box if rows.numel() == a.shape[0] else box.select(rows, a.shape[1])
             q_sub = q if rows.numel() == a.shape[0] else q.index_select(0, rows)
-            a_star, qa_star = _polish(q_sub, a.index_select(0, rows), sub)
-            better = _gaps(a_star, qa_star - 1.0, sub) <= tol
+            a_star, qa_star = polish_face(q_sub, a.index_select(0, rows), sub)
+            better = kkt_gaps(a_star, qa_star - 1.0, sub) <= tol
             state[2] = a.index_copy(0, rows, torch.where(better[:, None], a_star,
                                                          a.index_select(0, rows)))
             done = done.index_copy(0, rows, better)
@@ -258,7 +258,7 @@ def fit_svms(svms: list[KernelSVM], xs: list[torch.Tensor], ys: list[torch.Tenso
         q, inv_lip, a, qa, z, qz, k = state[:7]
         # a gradient step from z (the gradient is Qz - 1), then the projection
         a_new = box.project(torch.addcmul(z + inv_lip, qz, inv_lip, value=-1.0))
-        qa_new = _bmv(q, a_new)
+        qa_new = bmv(q, a_new)
         step = a_new - a
         # adaptive restart (O'Donoghue & Candes): drop momentum once it points uphill
         k = torch.where(torch.linalg.vecdot(z - a_new, step).unsqueeze(1) > 0, 0, k)
@@ -272,7 +272,7 @@ def fit_svms(svms: list[KernelSVM], xs: list[torch.Tensor], ys: list[torch.Tenso
     if active:
         retire(torch.ones(len(active), dtype=torch.bool, device=device), ref.max_iter)
     a, s = final, s_all
-    rho = _rho(a, _bmv(q_all, a) - 1.0, s, C * vf).tolist()
+    rho = intercepts(a, bmv(q_all, a) - 1.0, s, C * vf).tolist()
     coef = a * s
     for i, svm in enumerate(svms):
         n = xs[i].shape[0]

@@ -10,7 +10,7 @@ import torch
 from gml_ray.searchers.lamcts.tensors import CLS_DTYPE
 
 
-class _Box:
+class Box:
     """The feasible set {a : 0 <= a <= C, s.a = 0} of a batch of SVM duals (rows), and what its
     projection needs that does not change from step to step."""
 
@@ -26,8 +26,8 @@ class _Box:
         # -slope of h after a breakpoint: +1 for each interval begun, -1 for each ended
         self.turn = torch.cat([s.new_ones(n), s.new_full((n,), -1.0)])
 
-    def select(self, rows: torch.Tensor, width: int) -> "_Box":
-        return _Box(self.s.index_select(0, rows)[:, :width], self.cv.index_select(0, rows)[:, :width])
+    def select(self, rows: torch.Tensor, width: int) -> "Box":
+        return Box(self.s.index_select(0, rows)[:, :width], self.cv.index_select(0, rows)[:, :width])
 
     def project(self, v: torch.Tensor) -> torch.Tensor:
         """The Euclidean projection of each row of v, exactly: clip(v - mu s, 0, C) for the
@@ -54,15 +54,15 @@ class _Box:
         return torch.clamp(torch.addcmul(v, mu, self.s, value=-1.0), self.zero, self.cv)
 
 
-def _project_box_hyperplane(v: torch.Tensor, y: torch.Tensor, C: float) -> torch.Tensor:
+def project_box_hyperplane(v: torch.Tensor, y: torch.Tensor, C: float) -> torch.Tensor:
     """Euclidean projection of v (n,) onto {a : 0 <= a <= C, y.a = 0} (y in {-1, +1}), exactly
-    (see :meth:`_Box.project`)."""
+    (see :meth:`Box.project`)."""
     y = y.to(v.dtype)
-    return _Box(y[None, :], torch.full_like(v, C)[None, :]).project(v[None, :])[0]
+    return Box(y[None, :], torch.full_like(v, C)[None, :]).project(v[None, :])[0]
 
 
 @functools.lru_cache(maxsize=8)
-def _momentum(steps: int) -> torch.Tensor:
+def momentum(steps: int) -> torch.Tensor:
     """FISTA's momentum weights beta_k = (t_k - 1) / t_{k+1} for k = 0..steps, where t_0 = 1 and
     t_{k+1} = (1 + sqrt(1 + 4 t_k^2)) / 2, k counting the steps since the last restart: a
     lookup, not per-step arithmetic."""
@@ -72,7 +72,7 @@ def _momentum(steps: int) -> torch.Tensor:
     return torch.tensor([(t[k] - 1.0) / t[k + 1] for k in range(steps + 1)], dtype=CLS_DTYPE)
 
 
-def _bmv(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+def bmv(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Batched products q v of symmetric q (B, n, n) and v (B, n) -> (B, n), as v^T q: the
     row-vector form runs 2-3x faster than the column form on the CPU (q is read once, in order)."""
     return torch.matmul(v.unsqueeze(1), q).squeeze(1)
@@ -84,13 +84,13 @@ POLISH_GAP = 50.0  # a row is polished once its gap is below this many times tol
 FACE_EPS = 1e-3  # the polish holds entries within this fraction of C of a bound at the bound
 
 
-def _face(a: torch.Tensor, cv: torch.Tensor) -> torch.Tensor:
+def bound_face(a: torch.Tensor, cv: torch.Tensor) -> torch.Tensor:
     """Which bound each entry sits at (within FACE_EPS C): -1 at 0, +1 at C, 0 free (int8)."""
     low = a <= FACE_EPS * cv
     return (a >= (1.0 - FACE_EPS) * cv).to(torch.int8).masked_fill_(low, -1)
 
 
-def _polish(q: torch.Tensor, a: torch.Tensor, box: _Box,
+def polish_face(q: torch.Tensor, a: torch.Tensor, box: Box,
             rounds: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
     """The exact minimiser of each row's dual on the face FISTA's iterate ``a`` points to, and
     its product with q. The entries within 1e-3 C of a bound are held there, and the free rest
@@ -102,7 +102,7 @@ def _polish(q: torch.Tensor, a: torch.Tensor, box: _Box,
     it only if it passes the gap test."""
     s, cv = box.s, box.cv
     B, N = a.shape
-    face = _face(a, cv)
+    face = bound_face(a, cv)
     at_low, at_up = face < 0, face > 0
     free = face == 0
     for _ in range(rounds):
@@ -127,7 +127,7 @@ def _polish(q: torch.Tensor, a: torch.Tensor, box: _Box,
         # a row with no free entry: a regular system all the same, its answer unused
         kkt[:, width, width] = (counts == 0).to(torch.float64)
         rhs = torch.empty(B, width + 1, dtype=torch.float64, device=a.device)
-        rhs[:, :width] = ((1.0 - _bmv(q, fixed)).gather(1, pos) * used).to(torch.float64)
+        rhs[:, :width] = ((1.0 - bmv(q, fixed)).gather(1, pos) * used).to(torch.float64)
         rhs[:, width] = -torch.linalg.vecdot(s, fixed).to(torch.float64)
         sol, info = torch.linalg.solve_ex(kkt, rhs)
         a_f = torch.where((info == 0)[:, None], sol[:, :width], 0.0).to(a.dtype)
@@ -141,7 +141,7 @@ def _polish(q: torch.Tensor, a: torch.Tensor, box: _Box,
         at_up = at_up.scatter(1, pos, at_up.gather(1, pos) | up)
         free = ~(at_low | at_up)
     a_star = box.project(fixed)
-    return a_star, _bmv(q, a_star)
+    return a_star, bmv(q, a_star)
 
 
 # An entry within this fraction of C of a bound counts as at the bound in the gap test and the
@@ -150,29 +150,29 @@ def _polish(q: torch.Tensor, a: torch.Tensor, box: _Box,
 BOUND_EPS = 1e-6
 
 
-def _at_bounds(a: torch.Tensor, cv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def at_bounds(a: torch.Tensor, cv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     eps = BOUND_EPS * cv
     return a <= eps, a >= cv - eps
 
 
-def _gaps(a: torch.Tensor, grad: torch.Tensor, box: _Box) -> torch.Tensor:
+def kkt_gaps(a: torch.Tensor, grad: torch.Tensor, box: Box) -> torch.Tensor:
     """libsvm's stopping quantity m(a) - M(a) of each row, the largest KKT violation over pairs
     (-inf when a side is empty: nothing to violate)."""
     s, cv = box.s, box.cv
     f = -s * grad
     pos, neg = s > 0, s < 0
-    at_low, at_up = _at_bounds(a, cv)
+    at_low, at_up = at_bounds(a, cv)
     up = (pos & ~at_up) | (neg & ~at_low)
     low = (pos & ~at_low) | (neg & ~at_up)
     return f.masked_fill(~up, -math.inf).amax(1) - f.masked_fill(~low, math.inf).amin(1)
 
 
-def _rho(a: torch.Tensor, grad: torch.Tensor, s: torch.Tensor, cv: torch.Tensor) -> torch.Tensor:
+def intercepts(a: torch.Tensor, grad: torch.Tensor, s: torch.Tensor, cv: torch.Tensor) -> torch.Tensor:
     """libsvm's offset of each row: the mean of s_i grad_i over free vectors, else the middle
     of its bounds."""
     sg = s * grad
     pos, neg = s > 0, s < 0
-    at_low, at_up = _at_bounds(a, cv)
+    at_low, at_up = at_bounds(a, cv)
     free = (pos | neg) & ~at_low & ~at_up
     n_free = free.sum(1)
     mean_free = (sg * free).sum(1) / n_free.clamp_min(1)

@@ -1,4 +1,26 @@
-"""What the LA-MCTS models share: float types, the device to run on, tensor helpers."""
+"""The three models LA-MCTS needs, in torch: 2-means, a kernel SVM and a GP regressor.
+
+Contracts shared by all three:
+
+* the GP runs in float64 (its Cholesky factors need it); 2-means and the SVM, which only
+  classify, run in float32 (:data:`CLS_DTYPE`), half the memory traffic and twice the matrix
+  throughput, on the CPU as on a GPU; everything runs on the device of the inputs (or the device
+  given to the :class:`GaussianProcess`); inputs of other dtypes are converted;
+* 2-means, the SVM and the GP can be warm-started from an earlier solution (``init``,
+  ``alpha0``, ``init``): LA-MCTS rebuilds its tree and refits its GP every iteration on a sample
+  set that grew by one batch, and a warm start converges in a fraction of the steps;
+* results are deterministic given the seed (random draws come from explicitly seeded
+  generators, never from the global RNG);
+* several 2-means problems (:func:`kmeans_many`) and several SVMs (:func:`fit_svms`) solve in
+  one batch, padded to the largest: the tree fits all the nodes of a level at once, so each
+  step's few small tensor operations run once a level, not once a node (on the CPU their
+  dispatch, not their arithmetic, was the cost); each problem's iterates are those it has
+  alone, up to floating-point rounding;
+* 2-means lives in :mod:`.kmeans`, the SVM in :mod:`.svm`, the GP in :mod:`.gp`; all import
+  torch at top level, so the searcher imports them lazily.
+
+This module holds what they share: float types, the device to run on, tensor helpers.
+"""
 from __future__ import annotations
 
 import warnings

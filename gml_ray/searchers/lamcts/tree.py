@@ -96,7 +96,7 @@ class Tree:
         self.splits = 0
         self._attempts = 0  # split attempts so far: they seed 2-means
         # Level by level: the nodes of a level split independently of each other, so their
-        # 2-means runs and their SVMs are solved together, batched (classifiers.kmeans_many and
+        # 2-means runs and their SVMs are solved together, batched (kmeans.kmeans_many and
         # fit_svms), paying the per-step cost of many small tensor operations once a level.
         level = [self.root]
         while level:
