@@ -1,19 +1,33 @@
-"""Shared fixtures: one real local Ray instance per test session, and helpers to run tasks."""
+"""Shared fixtures: one real local Ray instance per test process, a Ray head the CLI tests join,
+and running a task; the `ray` marker, applied and checked. Plain helpers are in ``tests/helpers``.
+
+A test is marked ``ray`` when it starts Ray: here by using a fixture that does (``ray_session``,
+``run_task``, ``ray_head``) or by being a ``cluster`` test, else by its own mark (a test that runs
+``gml-ray run`` on a local Ray of its own). A test not marked ``ray`` is failed when Ray started
+during it: ``ray.init`` in this process, or a Ray started by a process it ran (each such test gets
+a ``RAY_TMPDIR`` of its own, where any Ray started under it leaves its session directory).
+"""
 from __future__ import annotations
 
-import contextlib
 import os
-import textwrap
+import shutil
+import sys
+import tempfile
 
 import pytest
+from helpers import TaskRun, write_files
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
+# Fixtures that start Ray (in this process, or a `ray start` head): a test using one is a `ray` test.
+RAY_FIXTURES = frozenset({"ray_session", "run_task", "ray_head"})
+
 
 @pytest.fixture(scope="session")
 def ray_session():
-    """A local Ray with 2 CPUs, shared by every test that needs Ray, shut down at the end."""
+    """A local Ray with 2 CPUs, shared by every test of this test process that needs Ray (with
+    pytest-xdist, one per worker), shut down at the end."""
     import logging
 
     import ray
@@ -21,61 +35,6 @@ def ray_session():
              log_to_driver=False)
     yield ray
     ray.shutdown()
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process runs; a zombie (exited, not yet reaped) counts as gone."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def owned_processes(driver_pid: int) -> list[int]:
-    """Live processes of the local Ray (and jobs) a `gml-ray run` driver started: each carries
-    the driver's ``GML_RAY_OWNER`` mark in its environment, Ray's agents included."""
-    needle = f"GML_RAY_OWNER={driver_pid}-".encode()
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/environ", "rb") as f:
-                    if needle in f.read() and pid_alive(int(entry)):
-                        out.append(int(entry))
-            except OSError:
-                pass
-    return out
-
-
-def write_files(root, files: dict[str, str]) -> None:
-    for name, text in files.items():
-        path = os.path.join(root, name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as f:
-            f.write(textwrap.dedent(text).lstrip("\n"))
-
-
-class TaskRun:
-    """The result of running a task in a test: summary, jobs and scalars read from the store."""
-
-    def __init__(self, summary, store, task, work_dir):
-        self.summary, self.store, self.task, self.work_dir = summary, store, task, work_dir
-
-    @property
-    def jobs(self):
-        return self.store.jobs(self.task)
-
-    def statuses(self):
-        return [j["status"] for j in self.jobs]
-
-    def scalars(self, job_id=None, tag=None):
-        return self.store.scalars(self.task, None if job_id is None else [job_id],
-                                  None if tag is None else [tag])
 
 
 @pytest.fixture
@@ -98,26 +57,11 @@ def run_task(ray_session, tmp_path):
     return _run
 
 
-@contextlib.contextmanager
-def resumed_core(run: TaskRun, cfg):
-    """The loop a ``run --resume`` of ``run``'s task starts from (its searcher told every earlier
-    result), without running it; its channel actor is ended on exit."""
-    import ray
-
-    from gml_ray.engine.loop import SchedulerCore
-    task_dir = os.path.join(run.work_dir, "tasks", run.task)
-    core = SchedulerCore(cfg, run.task, run.work_dir, task_dir, os.path.join(task_dir, "code"), resume=True)
-    try:
-        yield core
-    finally:
-        ray.kill(core.channel)
-
-
 @pytest.fixture(scope="session")
 def ray_head():
     """The address of one `ray start` head (2 CPUs, 1 declared GPU) that CLI runs in tests join
     with ``--address`` instead of each starting and stopping a local Ray of its own."""
-    from test_cluster import Node, free_port, wait_nodes
+    from helpers.cluster import Node, free_port, wait_nodes
     port = free_port()
     node = Node("--head", f"--port={port}", "--num-cpus=2", "--num-gpus=1", "--include-dashboard=false",
                 f"--dashboard-agent-listen-port={free_port()}")
@@ -127,3 +71,81 @@ def ray_head():
         yield address
     finally:
         node.stop()
+
+
+# ---- the `ray` marker ------------------------------------------------------------------------------
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if RAY_FIXTURES.intersection(getattr(item, "fixturenames", ())) or item.get_closest_marker("cluster"):
+            item.add_marker(pytest.mark.ray)
+
+
+def _ray_in_process() -> bool:
+    ray = sys.modules.get("ray")  # never imported: never initialised (and no import here)
+    return ray is not None and ray.is_initialized()
+
+
+class _NoRay:
+    """What a test not marked ``ray`` must not do: initialise Ray in this process, or start one
+    in a process it runs (seen as a session directory in the test's own ``RAY_TMPDIR``)."""
+
+    def __init__(self) -> None:
+        # Where this process runs Ray already (a `ray` test of the same file set it up), only the
+        # in-process check applies: its Ray is left the RAY_TMPDIR it started with.
+        self.ray_before = _ray_in_process()
+        self.tmpdir = self.old_tmpdir = None
+        if not self.ray_before:
+            self.tmpdir = tempfile.mkdtemp(prefix="gml-noray-", dir="/tmp")  # short: Ray's socket paths
+            self.old_tmpdir = os.environ.get("RAY_TMPDIR")
+            os.environ["RAY_TMPDIR"] = self.tmpdir
+
+    def check(self) -> None:
+        if not self.ray_before and _ray_in_process():
+            pytest.fail("Ray was initialised in the test process during a test not marked `ray`: "
+                        "mark it @pytest.mark.ray (or use the ray_session fixture)", pytrace=False)
+        sessions = self.tmpdir and os.path.isdir(os.path.join(self.tmpdir, "ray")) and [
+            n for n in os.listdir(os.path.join(self.tmpdir, "ray")) if n.startswith("session_")]
+        if sessions:
+            pytest.fail("a process this test ran started Ray, but the test is not marked `ray`: "
+                        "mark it @pytest.mark.ray", pytrace=False)
+
+    def end(self) -> None:
+        if self.tmpdir is not None:
+            if os.environ.get("RAY_TMPDIR") == self.tmpdir:
+                if self.old_tmpdir is None:
+                    del os.environ["RAY_TMPDIR"]
+                else:
+                    os.environ["RAY_TMPDIR"] = self.old_tmpdir
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+            self.tmpdir = None
+
+
+_NO_RAY = pytest.StashKey[_NoRay]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    if not item.get_closest_marker("ray"):
+        item.stash[_NO_RAY] = _NoRay()
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    result = yield
+    watch = item.stash.get(_NO_RAY, None)
+    if watch is not None:
+        watch.check()  # a failure here fails the test itself
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    try:
+        return (yield)
+    finally:
+        watch = item.stash.get(_NO_RAY, None)
+        if watch is not None:
+            watch.end()

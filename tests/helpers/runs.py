@@ -1,0 +1,49 @@
+"""A `gml-ray run` in the background and the store it writes, for the tests of faults around a
+run's life (tests/engine/test_faults_run.py, tests/engine/test_faults_outside.py)."""
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import time
+
+from helpers.cli import BIN
+
+
+def run_env(**extra: str) -> dict[str, str]:
+    """The environment of a background run: this test's (read now, so a ``RAY_TMPDIR`` the test
+    was given is passed on), a wide terminal, a short staleness limit."""
+    return dict(os.environ, COLUMNS="200", GML_STALE_S="3", **extra)
+
+SLOW_TRAIN = """
+import sys, time
+from gml_ray import SummaryWriter
+w = SummaryWriter()
+for s in range(int(sys.argv[2])):
+    w.add_scalar("acc", float(sys.argv[1]) + s, s)
+    time.sleep(0.2)
+"""
+
+
+def start(args, cwd, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen([os.path.join(BIN, "gml-ray"), *args], cwd=cwd, env=env or run_env(), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_for(predicate, timeout: float = 90.0, what: str = "") -> None:
+    deadline = time.time() + timeout
+    while not predicate():
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def jobs_in(db: str, status: str) -> int:
+    if not os.path.exists(db):
+        return 0
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        return conn.execute("SELECT COUNT(*) FROM jobs WHERE status = ?", [status]).fetchone()[0]
+    except sqlite3.OperationalError:  # the run is creating its tables
+        return 0
+    finally:
+        conn.close()
