@@ -304,11 +304,12 @@ def rm(
 def export_cmd(
     task: str = typer.Option(..., "--task", "-t", help="the task to export"),
     tar_path: Optional[str] = typer.Option(None, "--tar-path", help="default: archive/<task>.<timestamp>.tar.gz"),
+    checkpoints: bool = typer.Option(False, "--checkpoints", help="also carry the jobs' checkpoints"),
     workdir: Optional[str] = typer.Option(None, "--workdir", "-w", help=WORKDIR_HELP),
 ) -> None:
     """Write a task (rows and files) to a .tar.gz."""
     from gml_ray.store.archive import export_task
-    path = export_task(open_store(workdir, write=False), task, tar_path)
+    path = export_task(open_store(workdir, write=False), task, tar_path, checkpoints=checkpoints)
     console.print(f"exported task {task} to {path}")
 
 

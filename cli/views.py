@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gml_ray.optimize import best_result
+from gml_ray.store.archive import format_bytes
 from gml_ray.store.schema import run_time
 from gml_ray.vocab import JobStatus, OptimizeMode
 
@@ -55,12 +56,15 @@ def job_duration(job: dict) -> float | None:
 def tasks_table(tasks: list[dict]) -> Table:
     table = Table(title="tasks", title_justify="left")
     compare = any(t.get("compare") for t in tasks)
+    kept = any(t.get("checkpoint_bytes") for t in tasks)
     counted = ("jobs", "finished", "running", "early stopped", "killed", "error")
     columns = ["task", "status", *counted, "best reward", "created", "elapsed"]
     if compare:
         columns.insert(2, "compare")
+    if kept:
+        columns.append("checkpoints")
     for col in columns:
-        table.add_column(col, justify="right" if col in counted else "left")
+        table.add_column(col, justify="right" if col in (*counted, "checkpoints") else "left")
     for t in tasks:
         c = t["counts"]
         cells = [t["name"], status_text(t["status"]), str(sum(c.values())), str(c.get(JobStatus.FINISHED, 0)),
@@ -69,6 +73,8 @@ def tasks_table(tasks: list[dict]) -> Table:
                  fmt_time(t["created"]), fmt_duration(run_time(t))]
         if compare:
             cells.insert(2, t.get("compare") or "-")
+        if kept:
+            cells.append(format_bytes(t.get("checkpoint_bytes") or 0))
         table.add_row(*cells)
     return table
 

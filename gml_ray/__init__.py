@@ -1,9 +1,12 @@
 """gml-ray: the GML hyperparameter-search workflow on Ray.
 
-Training scripts import :class:`SummaryWriter` (or :func:`report`) from here; this module stays
-light (no Ray, no torch) so that importing it costs nothing in a job.
+Training scripts import :class:`SummaryWriter` (or :func:`report`) and the checkpoint calls
+(:func:`checkpoint`, :func:`get_checkpoint`, :func:`restored_step`, :func:`checkpoint_dir`) from
+here; this module stays light (no Ray, no torch) so that importing it costs nothing in a job.
 """
+from gml_ray.checkpoints import checkpoint, checkpoint_dir, get_checkpoint, restored_step
 from gml_ray.reporting import SummaryWriter, report
 
 __version__ = "0.1.0"
-__all__ = ["SummaryWriter", "report", "__version__"]
+__all__ = ["SummaryWriter", "report", "checkpoint", "checkpoint_dir", "get_checkpoint", "restored_step",
+           "__version__"]

@@ -16,6 +16,8 @@ import time
 import warnings
 from typing import Any, Callable
 
+from gml_ray import checkpoints
+
 ENV_FD = "GML_SCALAR_FD"
 ENV_METRICS = "GML_METRICS"  # "none": scalars are not collected (MOCK_PAVI=2)
 
@@ -177,17 +179,20 @@ def emit(records: list[Record], name: str = "") -> None:
 class SummaryWriter:
     """Report scalars from a training script: ``SummaryWriter('name').add_scalar(tag, value, step)``.
 
-    A missing ``step`` counts up per tag from 0. Values may be numbers, numpy values or
-    one-element tensors; NaN, inf and text are stored but flagged and never used as a reward.
+    A missing ``step`` counts up per tag from 0 (in a job restarted from a checkpoint, from the
+    checkpoint's step + 1). Values may be numbers, numpy values or one-element tensors; NaN, inf
+    and text are stored but flagged and never used as a reward.
     """
 
     def __init__(self, name: str | None = None, *args: Any, **kwargs: Any) -> None:
         self.name = name or ""
         self._steps: dict[str, int] = {}
+        restored = checkpoints.restored_step()
+        self._first = -1 if restored is None else restored  # the step before the first auto step
 
     def _record(self, tag: str, value: Any, step: int | None) -> Record:
         tag = _tag(tag)
-        auto = self._steps.get(tag, -1) + 1
+        auto = self._steps.get(tag, self._first) + 1
         step = auto if step is None else _step(step, tag, auto)
         self._steps[tag] = step
         return {"t": tag, "v": _plain(value, tag), "s": step, "c": int(time.time() * 1000)}
@@ -202,6 +207,10 @@ class SummaryWriter:
         step = kwargs.get("global_step", step)
         emit([self._record(t, v, step) for t, v in tag_scalar_dict.items()], self.name)
 
+    def save_checkpoint(self, path: str, step: int) -> str:
+        """Announce ``path`` as the job's checkpoint at ``step``: :func:`gml_ray.checkpoint`."""
+        return checkpoints.checkpoint(path, step)
+
     def flush(self) -> None:
         pass  # every record is written when it is added
 
@@ -215,25 +224,37 @@ class SummaryWriter:
         self.close()
 
 
-_report_step = -1
+_report_step: int | None = None  # the last step report() used (None: not yet read)
 
 
-def report(step: int | None = None, /, **scalars: Any) -> None:
+def report(step: int | None = None, /, *, checkpoint: str | None = None, **scalars: Any) -> None:
     """Report several scalars at one step: ``gml_ray.report(acc=0.9, loss=0.3)``.
 
-    Each call is the next step (from 0) unless ``step`` is given positionally.
+    Each call is the next step (from 0, or from a restored checkpoint's step + 1) unless ``step``
+    is given positionally. ``checkpoint``: a file or directory the trial has finished writing,
+    announced as its checkpoint at this step (:func:`gml_ray.checkpoint`) after the scalars.
     """
     global _report_step
+    if _report_step is None:
+        _report_step = _restart_step()
     auto = _report_step + 1
     _report_step = auto if step is None else _step(step, ",".join(scalars)[:TAG_MAX], auto)
     now = int(time.time() * 1000)
     tags = [_tag(k) for k in scalars]
     emit([{"t": t, "v": _plain(v, t), "s": _report_step, "c": now}
           for t, v in zip(tags, scalars.values())])
+    if checkpoint is not None:
+        checkpoints.checkpoint(checkpoint, _report_step)
+
+
+def _restart_step() -> int:
+    restored = checkpoints.restored_step()
+    return -1 if restored is None else restored
 
 
 def reset_report_step() -> None:
-    """A new trial starts (function trials share a process): steps from 0, warnings again."""
+    """A new trial starts (function trials share a process): steps from 0 (or after the step of
+    the checkpoint it restarts from), warnings again."""
     global _report_step
-    _report_step = -1
+    _report_step = None
     _warned_about.clear()

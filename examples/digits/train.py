@@ -10,6 +10,7 @@ once that it is not running under gml-ray; that is expected.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import torch
@@ -17,6 +18,7 @@ import yaml
 from sklearn.datasets import load_digits  # bundled with scikit-learn: nothing is downloaded
 from torch import nn
 
+import gml_ray
 from gml_ray import SummaryWriter
 
 
@@ -70,8 +72,19 @@ def main() -> None:
           f"batch-size={args.batch_size}, lr={args.lr:g}, epochs={epochs}, "
           f"optimizer={cfg.get('optimizer')}", flush=True)
 
+    # A job that starts again (`gml-ray run ... --resume` after an interrupted run) goes on from
+    # its last checkpoint instead of from epoch 0 (docs/checkpoints.md).
+    first_epoch = 0
+    if gml_ray.get_checkpoint() is not None:
+        state = torch.load(os.path.join(gml_ray.get_checkpoint(), "state.pt"))
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])  # the same batches as an uninterrupted run
+        first_epoch = gml_ray.restored_step() + 1
+        print(f"restarting from the checkpoint of epoch {first_epoch}", flush=True)
+
     start = time.time()
-    for epoch in range(epochs):
+    for epoch in range(first_epoch, epochs):
         model.train()
         order = torch.randperm(len(x_train))
         total = 0.0
@@ -91,6 +104,13 @@ def main() -> None:
         writer.add_scalar("Test Acc", acc, epoch)
         print(f"epoch {epoch + 1}/{epochs}  train loss {train_loss:.4f}  test acc {acc:.4f}  "
               f"({time.time() - start:.2f}s)", flush=True)
+        # Written under a name of our own, then announced: gml-ray renames it to ckpt-<epoch>
+        # and keeps the newest two (scheduler.checkpoint.keep).
+        tmp = os.path.join(gml_ray.checkpoint_dir(), "writing")
+        os.makedirs(tmp, exist_ok=True)
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "rng": torch.get_rng_state()}, os.path.join(tmp, "state.pt"))
+        gml_ray.checkpoint(tmp, epoch)
     writer.close()
 
 

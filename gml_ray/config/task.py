@@ -59,6 +59,13 @@ class StopConfig:
 
 
 @dataclass
+class CheckpointConfig:
+    """``scheduler.checkpoint``: how the engine treats the checkpoints jobs announce."""
+
+    keep: int = 2  # checkpoints kept per job (the newest); older ones are deleted as the run goes
+
+
+@dataclass
 class TaskConfig:
     """A whole parsed ``search_config.yaml``."""
 
@@ -89,6 +96,7 @@ class TaskConfig:
     mode_settings: Any = None  # what that mode's ``parse`` returned
     notices: list[str] = field(default_factory=list)  # how the config was read (srun options ...)
     compare_id: str | None = None  # pavi.compare.id: a label, as compare.name
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
 
     @property
     def compare_label(self) -> str | None:
@@ -127,7 +135,8 @@ class TaskConfig:
 TOP_KEYS = ["task", "searcher", "scheduler", "pavi", "use_spe", "generate_log", "custom_imports", "metrics",
             "tensorboard"]
 TASK_KEYS = ["template", "search_args", "function", "resources", "max_retries"]
-SCHEDULER_KEYS = ["type", "parallel_size", "stop_criterion", "assessor", "filter_criterion"]
+SCHEDULER_KEYS = ["type", "parallel_size", "stop_criterion", "assessor", "filter_criterion", "checkpoint"]
+CHECKPOINT_KEYS = ["keep"]
 STOP_KEYS = ["type", "max_tries", "time_limits", "max_reward", "time_limits_per_job"]
 PAVI_KEYS = ["compare", "scalars"]
 
@@ -308,6 +317,7 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
     stop = _parse_stop(ctx, sched.get("stop_criterion"))
     assessor = _plugin(ctx, sched.get("assessor"), "scheduler.assessor")
     filt = _plugin(ctx, sched.get("filter_criterion"), "scheduler.filter_criterion")
+    checkpoint = _parse_checkpoint(ctx, sched.get("checkpoint"))
 
     pavi = mapping(ctx, top.get("pavi"), "pavi")
     check_keys(ctx, pavi, PAVI_KEYS, "pavi")
@@ -345,7 +355,16 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
         compare_name=_label(compare.get("name")), compare_id=_label(compare.get("id")),
         generate_log=generate_log, notices=notices,
         collect_metrics=metrics == "collect", custom_imports=list(imports), raw=top, warnings=warnings,
-        tensorboard=tensorboard, mode=mode, mode_settings=mode_settings)
+        tensorboard=tensorboard, mode=mode, mode_settings=mode_settings, checkpoint=checkpoint)
+
+
+def _parse_checkpoint(ctx: Ctx, raw: Any) -> CheckpointConfig:
+    section = mapping(ctx, raw, "scheduler.checkpoint")
+    check_keys(ctx, section, CHECKPOINT_KEYS, "scheduler.checkpoint")
+    keep = section.get("keep", CheckpointConfig.keep)
+    if not isinstance(keep, int) or isinstance(keep, bool) or keep < 1:
+        raise ctx.error("scheduler.checkpoint.keep", f"must be an integer >= 1, got {show(keep)}")
+    return CheckpointConfig(keep=keep)
 
 
 def _label(value: Any) -> str | None:

@@ -17,6 +17,7 @@ from typing import Any
 import gml_ray.config.render as render
 from gml_ray.config.task import TaskConfig
 from gml_ray.engine.channel import ChannelName
+from gml_ray.engine.checkpoints import Restore, checkpoint_dir
 from gml_ray.engine.job import CommandJob, FunctionJob, Job
 from gml_ray.engine.pool import ActorPool
 from gml_ray.engine.spec import job_name
@@ -117,11 +118,22 @@ class JobFactory:
         self.pool = self.kind.make_pool(self.ctx)
         return self.pool
 
-    def make(self, config: dict, job_id: int, attempt: int = 1) -> Job:
+    def job_dir(self, job_id: int) -> str:
+        """Where job ``job_id`` of the task keeps its files (every attempt)."""
+        return os.path.join(self.ctx.task_dir, "jobs", job_name(job_id))
+
+    def make(self, config: dict, job_id: int, attempt: int = 1, restore: Restore | None = None) -> Job:
+        """The job for ``config`` (an attempt > 1 runs it again; ``restore``: from that checkpoint)."""
         ctx = self.ctx
-        common = dict(job_dir=os.path.join(ctx.task_dir, "jobs", job_name(job_id)), cwd=ctx.code_dir,
+        job_dir = self.job_dir(job_id)
+        common = dict(job_dir=job_dir, cwd=ctx.code_dir,
                       job_id=job_id, attempt=attempt, generate_log=ctx.cfg.generate_log,
                       collect_metrics=ctx.cfg.collect_metrics, env={"GML_TASK": ctx.task},
                       resources=ctx.cfg.resources, channel=ctx.channel,
                       time_limit=ctx.cfg.stop.time_limits_per_job)
-        return self.kind.make(ctx, config, job_id, attempt, self.pool, common)
+        job = self.kind.make(ctx, config, job_id, attempt, self.pool, common)
+        job.spec.checkpoint_dir = checkpoint_dir(job_dir)
+        if restore is not None:
+            job.restore = restore
+            job.spec.restore_from, job.spec.restore_step = restore.path, restore.step
+        return job

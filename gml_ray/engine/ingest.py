@@ -12,6 +12,7 @@ import time
 from json.encoder import encode_basestring_ascii as _json_str  # what json.dumps uses, in C
 from typing import Any, Iterable
 
+from gml_ray.checkpoints import RECORD_KEY as CHECKPOINT
 from gml_ray.engine.messages import SKIPPED
 from gml_ray.engine.spec import job_name
 from gml_ray.optimize import best
@@ -48,11 +49,13 @@ class ScalarIngest:
         self.ingested, self.seconds = 0, 0.0  # scalars taken, and the time it took
         self._warned: set[tuple] = set()  # (job id, what): warned once in scheduler.log
         self._keep: set[str] | None = None  # tags `latest` keeps past LATEST_MAX_TAGS
+        self._announced: list[dict] = []  # checkpoint announcements of the last batch taken
 
     def take(self, job_id: int, records: Iterable[dict], attempt: int) -> float | None:
         """Take a batch of a job's records; returns the best finite reward value in it (or None).
 
-        The job's ``latest`` column is queued in :attr:`row_updates`; the caller adds the reward."""
+        The job's ``latest`` column is queued in :attr:`row_updates`; the caller adds the reward
+        and takes the batch's checkpoint announcements (:meth:`pop_announcements`)."""
         t0 = time.perf_counter()
         history = self.history.setdefault(job_id, []) if self.keep_history else None
         task, reward_attribute, append = self.task, self.reward_attribute, self._unsaved.append
@@ -68,6 +71,10 @@ class ScalarIngest:
                 if tag is None and SKIPPED in rec:  # the pipe reader's note, not a scalar
                     n -= 1
                     self._skipped(job_id, rec)
+                    continue
+                if tag is None and CHECKPOINT in rec:  # a checkpoint announcement, in its order
+                    n -= 1
+                    self._announced.append(rec)
                     continue
                 tag = self._tag(job_id, tag)
             if step.__class__ is not int and step is not None:
@@ -150,6 +157,11 @@ class ScalarIngest:
         return tag in self._keep
 
     # ---- the job row, the store ----------------------------------------------------------------
+
+    def pop_announcements(self) -> list[dict]:
+        """The checkpoint announcements of the batch :meth:`take` read last (removed)."""
+        out, self._announced = self._announced, []
+        return out
 
     def pop_updates(self, job_id: int) -> dict[str, Any]:
         """The job-row fields queued for ``job_id`` (removed from the queue)."""

@@ -17,6 +17,7 @@ from typing import Any
 import ray
 
 from gml_ray.engine.channel import ChannelName
+from gml_ray.engine.checkpoints import Restore
 from gml_ray.engine.runners import run_command_remote, run_function_remote
 from gml_ray.engine.spec import KILL_GRACE_S, JobSpec
 from gml_ray.vocab import JobStatus
@@ -153,6 +154,7 @@ class Job:
         self._slot: int | None = None
         self._actor: Any = None
         self.run_started: float | None = None  # when it began to run (its START message says)
+        self.restore: Restore | None = None  # the checkpoint this attempt starts from
         self._kill_asked_at: float | None = None  # when kill() asked the pool actor to stop it
         self._actor_ended = False
         self.name = spec.name

@@ -22,6 +22,7 @@ import gml_ray.views.tensorboard as tensorboard
 from gml_ray.config.task import TaskConfig
 from gml_ray.engine.assessing import AssessorCalls
 from gml_ray.engine.channel import SCALARS, START, WAKE, ChannelName, MessageChannel
+from gml_ray.engine.checkpoints import CheckpointKeeper
 from gml_ray.engine.components import build_components
 from gml_ray.engine.drain import Drain
 from gml_ray.engine.factory import JobContext, JobFactory
@@ -33,6 +34,7 @@ from gml_ray.engine.resume import read_back
 from gml_ray.engine.runtime import NodeWatch, NoNodeLeft
 from gml_ray.engine.spec import KILL_GRACE_S
 from gml_ray.engine.view import LoopView
+from gml_ray.optimize import best as best_of
 from gml_ray.optimize import best_result, is_better
 from gml_ray.space import config_key
 from gml_ray.store.guard import StoreGuard
@@ -92,6 +94,8 @@ class SchedulerCore:
         self.ingest = ScalarIngest(self.store, task, cfg.reward_attribute, cfg.optimize_mode,
                                    keep_history=self.assessor is not None)
         self.guard = StoreGuard(self.store, work_dir, task)  # a full disk pauses the run
+        self._notices: list[str] = []  # one-line warnings for the driver's console (notes())
+        self.keeper = CheckpointKeeper(self.store, task, cfg.checkpoint.keep, warn=self.notify)
         self.nodes = NodeWatch(cfg.resources or DEFAULT_RESOURCES,  # nodes that leave mid-run
                                unlocked=self.store.unlocked)
         self._slow_searcher = True  # until its first answer says otherwise
@@ -212,6 +216,19 @@ class SchedulerCore:
         """One line while store writes fail (read from another thread: the driver's)."""
         return self.guard.problem() or self.nodes.notice
 
+    def notify(self, text: str) -> None:
+        """A one-line warning for the run's console (and scheduler.log)."""
+        log.warning("%s", text)
+        with self._lock:
+            self._notices.append(text)
+
+    def notes(self) -> tuple[str | None, list[str]]:
+        """What the driver shows (read from its thread): the store's trouble, if any, and the
+        warnings since it last asked."""
+        with self._lock:
+            notices, self._notices = self._notices, []
+        return self.store_problem(), notices
+
     def summary(self, status: str) -> dict[str, Any]:
         return {"task": self.task, "status": status, "reason": self.stop_reason, "spilled": self.guard.spilled,
                 "launched": self.num_launched, "filtered": self.num_filtered,
@@ -221,6 +238,7 @@ class SchedulerCore:
                 "scheduler_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "scalars": self.ingest.ingested, "ingest_s": self.ingest.seconds,
                 "rounds": self.rounds, "busy_s": self.busy_s, "searcher_s": self.searcher_s,
+                "notices": self.notes()[1],
                 **self.nodes.stats(),  # looks at the cluster's nodes (ray.nodes()) and their time
                 # the actor process's CPU (Ray's own threads in it included)
                 "cpu_s": (lambda r: r.ru_utime + r.ru_stime)(resource.getrusage(resource.RUSAGE_SELF))}
@@ -232,7 +250,8 @@ class SchedulerCore:
             return  # no alive node can run a job (runtime.NodeWatch): none starts until one joins
         misses = 0
         while self._reruns and not self.is_stop and len(self.running) < self.parallel_size:
-            self._start(self.factory.make(*self._reruns.pop(0)))
+            rerun, job_id, attempt = self._reruns.pop(0)
+            self._start(self._again(rerun, job_id, attempt))
         while not self.is_stop and not self.exhausted and len(self.running) < self.parallel_size:
             self.stop_criterion.before_iter(self.view)
             if self.is_stop:
@@ -281,10 +300,12 @@ class SchedulerCore:
         # A job on a pool actor runs at once: its row is written RUNNING in one statement.
         status, started = (JobStatus.RUNNING, time.time()) if job.starts_running and job.mark_running() \
             else (JobStatus.PENDING, None)
+        self.keeper.starting(spec.job_id, spec.job_dir, job.restore)
         if spec.attempt > 1:
             job.follow(self.store.jobs(self.task, [spec.name], columns=("node", "attempt")))
+            self._carry(job)
             self.store.update_job(self.task, spec.job_id, status=status, attempt=spec.attempt,
-                                  reward=None, started=started, ended=None, exit_code=None,
+                                  reward=job.reward, started=started, ended=None, exit_code=None,
                                   message=None, command=spec.command or spec.function,
                                   node=job.node_text(None))
         else:
@@ -296,6 +317,23 @@ class SchedulerCore:
         self.jobs[spec.job_id] = job
         self.running[spec.job_id] = job
         self.drain.started(spec.job_id)
+
+    def _carry(self, job: Job) -> None:
+        """A job restarted from a checkpoint goes on from its step: its earlier attempt's scalars
+        up to it become this attempt's, and its reward (and assessor history) start from them."""
+        restore, spec = job.restore, job.spec
+        if restore is None:
+            return
+        self.ingest.save()  # the earlier attempt's last rows are in the store before they move
+        moved = self.store.carry_scalars(self.task, spec.job_id, spec.attempt - 1, spec.attempt, restore.step)
+        rows = [r for r in self.store.scalars(self.task, [spec.job_id], [self.reward_attribute])
+                if r["attempt"] == spec.attempt and r["flag"] == 0 and r["value"] is not None]
+        job.reward = best_of([r["value"] for r in rows], self.optimize_mode) if rows else None
+        if self.ingest.keep_history:
+            self.ingest.history[spec.job_id] = [{"iteration": r["step"], "value": r["value"],
+                                                 "created": r["created"]} for r in rows]
+        log.info("%s restarts from its checkpoint at step %d (%s; %d scalars carried over)", job.name,
+                 restore.step, restore.path, moved)
 
     def _done(self) -> bool:
         return not self.running and (self.is_stop or self.exhausted)
@@ -366,8 +404,13 @@ class SchedulerCore:
         del self.running[job.spec.job_id]
         self.drain.forget(job.spec.job_id)
         self.ingest.forget(job.spec.job_id)
-        self._start(self.factory.make(job.config, job.spec.job_id, job.spec.attempt + 1))
+        self._start(self._again(job.config, job.spec.job_id, job.spec.attempt + 1))
         return True
+
+    def _again(self, config: dict, job_id: int, attempt: int) -> Job:
+        """A job's next attempt, from its newest checkpoint when it announced one."""
+        restore = self.keeper.restore_point(job_id, self.factory.job_dir(job_id))
+        return self.factory.make(config, job_id, attempt, restore)
 
     def _on_messages(self, messages: list) -> None:
         for kind, job_id, attempt, payload in messages:
@@ -393,6 +436,8 @@ class SchedulerCore:
         """Store a job's reported scalars, update its reward and let the assessor judge it."""
         job_id = job.spec.job_id
         best = self.ingest.take(job_id, records, attempt)
+        for record in self.ingest.pop_announcements():
+            self.keeper.announced(job_id, attempt, job.spec.job_dir, record)
         if best is not None and self._record_reward(job, best):  # one row update per batch
             self.ingest.row_updates[job_id]["reward"] = job.reward
         if job.outcome is None:  # else _finish writes them with the job's end
@@ -431,6 +476,7 @@ class SchedulerCore:
         del self.jobs[job_id]  # finished jobs live in the store, not in the scheduler's memory
         self.drain.forget(job_id)
         self.ingest.forget(job_id)
+        self.keeper.ended(job_id)
         t0 = time.perf_counter()
         if reward is not None and status != JobStatus.ERROR:
             self.searcher.update(job.config, reward)

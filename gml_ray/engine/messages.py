@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import ray
 
+from gml_ray.checkpoints import RECORD_KEY as CHECKPOINT
 from gml_ray.engine.channel import SCALARS, START, ChannelName
 from gml_ray.engine.spec import JobSpec
 from gml_ray.engine.timers import alarm
@@ -105,7 +106,7 @@ def pump(fd: int, sink: Callable[[list[dict]], None]) -> int:
     """Read JSON lines from the scalar pipe until EOF and hand them to ``sink`` in batches.
 
     A line that is not a scalar record (not JSON, torn, or not an object with ``"t"`` and ``"v"``)
-    is skipped, never the lines around it; at EOF one note record (``{SKIPPED: n, "first": ...}``)
+    nor a checkpoint announcement (``"ckpt"``) is skipped, never the lines around it; at EOF one note record (``{SKIPPED: n, "first": ...}``)
     goes to ``sink`` with how many were, and the scheduler says so once in ``scheduler.log``.
     Returns that count."""
     parts: list[bytes] = []  # a line still being written, in pieces (no copy per read)
@@ -132,7 +133,7 @@ def pump(fd: int, sink: Callable[[list[dict]], None]) -> int:
                     rec = json.loads(line)
                 except (ValueError, RecursionError):  # torn or foreign: skip it, keep the rest
                     rec = None
-                if isinstance(rec, dict) and "t" in rec and "v" in rec:
+                if isinstance(rec, dict) and (("t" in rec and "v" in rec) or CHECKPOINT in rec):
                     records.append(rec)
                 else:
                     if not skipped:

@@ -82,7 +82,7 @@ def check_same_mode(task: str, config_yaml: str | None, cfg: TaskConfig) -> None
 
 # What ``--resume`` may change without --changed-config: how long and how wide the search goes
 # on (raise max_tries to continue a finished search), not what a job or the search is.
-RESUME_MAY_CHANGE = (("scheduler", "stop_criterion"), ("scheduler", "parallel_size"))
+RESUME_MAY_CHANGE = (("scheduler", "stop_criterion"), ("scheduler", "parallel_size"), ("scheduler", "checkpoint"))
 
 
 def config_change(old_yaml: str | None, new_yaml: str) -> tuple[str | None, bool]:

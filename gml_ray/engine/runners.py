@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import ray
 
-from gml_ray import reporting
+from gml_ray import checkpoints, reporting
 from gml_ray.engine.channel import SCALARS, START
 from gml_ray.engine.jobtree import JobTree
 from gml_ray.engine.messages import EXIT, STREAM_AFTER_S, Batcher, Sender, node_name, pump
@@ -47,8 +47,13 @@ READER_DRAIN_S = 120.0
 def job_environ(spec: JobSpec) -> dict[str, str]:
     """The ``GML_*`` variables a job sees (command jobs in their environment, function trials in
     ``os.environ`` while they run)."""
-    return {"GML_JOB_ID": str(spec.job_id), "GML_JOB_NAME": spec.name, "GML_JOB_ATTEMPT": str(spec.attempt),
-            "GML_JOB_DIR": spec.job_dir, **spec.env}
+    env = {"GML_JOB_ID": str(spec.job_id), "GML_JOB_NAME": spec.name, "GML_JOB_ATTEMPT": str(spec.attempt),
+           "GML_JOB_DIR": spec.job_dir, checkpoints.ENV_DIR: spec.checkpoint_dir or os.path.join(spec.job_dir, "checkpoints"),
+           **spec.env}
+    if spec.restore_from is not None:
+        env[checkpoints.ENV_RESTORE] = spec.restore_from
+        env[checkpoints.ENV_RESTORE_STEP] = str(spec.restore_step)
+    return env
 
 
 def run_command(spec: JobSpec, channel: Any = None) -> Outcome:

@@ -82,8 +82,8 @@ class SchedulerActor:
         finally:
             logging.getLogger().handlers[0].flush()
 
-    def store_problem(self) -> str | None:
-        return self.core.store_problem()
+    def notes(self) -> tuple[str | None, list[str]]:
+        return self.core.notes()
 
     def stop(self, status: JobStatus, reason: str) -> None:
         self.core.external_stop(status, reason)
@@ -329,10 +329,12 @@ class NaiveScheduler:
                 ready, _ = ray.wait([ref], timeout=progress_every)
                 if on_notice is not None:  # store trouble, told once per episode
                     if problem_ref is None and time.time() - asked > 2.0:
-                        problem_ref, asked = actor.store_problem.remote(), time.time()
+                        problem_ref, asked = actor.notes.remote(), time.time()
                     if problem_ref is not None and ray.wait([problem_ref], timeout=0)[0]:
-                        now_problem = ray.get(problem_ref)
+                        now_problem, notices = ray.get(problem_ref)
                         problem_ref = None
+                        for notice in notices:
+                            on_notice(notice)
                         if now_problem and not problem:
                             on_notice(now_problem)
                         problem = now_problem
@@ -363,6 +365,8 @@ class NaiveScheduler:
                                        f"task's rows, is saved as {saved}: move it to "
                                        f"{store.path} (moving aside what is there), then "
                                        f"`gml-ray run ... --resume`")
+            for notice in summary.pop("notices", []):  # those the loop above had not fetched yet
+                (on_notice or log.warning)(notice)
             if interrupted:
                 store.mark_cancelled_as(self.task, JobStatus.ERROR, interrupted - 5.0, reason)
                 raise _interrupt(hits)

@@ -32,6 +32,9 @@ class JobSpec:
     generate_log: bool = True
     collect_metrics: bool = True
     env: dict = field(default_factory=dict)
+    checkpoint_dir: str = ""  # where the job's checkpoints go (GML_CHECKPOINT_DIR)
+    restore_from: str | None = None  # the checkpoint it starts from (GML_RESTORE_FROM), if any
+    restore_step: int | None = None  # that checkpoint's step
 
 
 

@@ -1,7 +1,8 @@
 """Task archives: ``ctl export`` writes a task's rows and files to a .tar.gz; ``ctl import`` reads one.
 
 An archive holds ``gml-task.json`` (format, task name, paths it was exported from), the rows of
-the ``tasks``, ``jobs`` and ``scalars`` tables as JSON, and the task directory under ``files/``.
+the ``tasks``, ``jobs``, ``scalars`` (and, when asked, ``checkpoints``) tables as JSON, and the task
+directory under ``files/`` (its jobs' ``checkpoints/`` directories only when asked).
 Import checks every member before writing anything: no absolute paths, no ``..``, only regular
 files and directories, nothing outside those names, no more than ``max_bytes`` unpacked and
 ``max_members`` members (a gzip bomb stops at the cap, before a byte is written); and every path
@@ -21,6 +22,7 @@ import time
 import zlib
 from typing import Any
 
+from gml_ray.checkpoints import CHECKPOINTS_DIR
 from gml_ray.errors import UserError
 from gml_ray.store.schema import check_task_name
 from gml_ray.store.store import Store
@@ -51,14 +53,17 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def export_task(store: Store, task: str, tar_path: str | None = None) -> str:
+def export_task(store: Store, task: str, tar_path: str | None = None, checkpoints: bool = False) -> str:
     """Write ``task`` to ``tar_path`` (default ``archive/<task>.<timestamp>.tar.gz``); returns it.
-    The files are those of ``<work dir>/tasks/<task>``, whatever directory the task's row names."""
+    The files are those of ``<work dir>/tasks/<task>``, whatever directory the task's row names;
+    its jobs' checkpoints (and their rows) only with ``checkpoints``."""
     row = store.require_task(task)
     if tar_path is None:
         tar_path = os.path.join("archive", f"{task}.{time.strftime('%Y%m%d%H%M%S')}.tar.gz")
     os.makedirs(os.path.dirname(os.path.abspath(tar_path)), exist_ok=True)
     rows = store.dump_task(task)
+    if not checkpoints:
+        rows["checkpoints"] = []
     manifest = {"format": FORMAT, "version": 1, "task": task, "task_dir": row["task_dir"],
                 "exported": time.time(), "skipped_links": []}
     task_dir = os.path.join(store.work_dir, "tasks", check_task_name(task))
@@ -75,8 +80,11 @@ def export_task(store: Store, task: str, tar_path: str | None = None) -> str:
                             # Links (e.g. --symlinks data) point outside the task: not carried.
                             manifest["skipped_links"].append(rel)
                             continue
+                        if not checkpoints and _is_checkpoints(rel):
+                            continue
                         tar.add(path, arcname=f"{FILES}/{rel}", recursive=False)
-                    dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(root, d))]
+                    dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(root, d))
+                               and (checkpoints or not _is_checkpoints(os.path.relpath(os.path.join(root, d), task_dir)))]
             _add_bytes(tar, MANIFEST, json.dumps(manifest).encode())
     except OSError as exc:  # a full disk, say: no half archive left, and the file named
         with contextlib.suppress(OSError):
@@ -84,6 +92,12 @@ def export_task(store: Store, task: str, tar_path: str | None = None) -> str:
         raise _named(exc, tmp) from None
     os.replace(tmp, tar_path)
     return tar_path
+
+
+def _is_checkpoints(rel: str) -> bool:
+    """Whether a path in a task's directory is a job's checkpoint directory (``jobs/<job>/checkpoints``)."""
+    parts = rel.split(os.sep)
+    return len(parts) == 3 and parts[0] == "jobs" and parts[2] == CHECKPOINTS_DIR
 
 
 def parse_size(text: str | int) -> int:
@@ -132,7 +146,7 @@ def _check_members(tar: tarfile.TarFile, max_bytes: int = MAX_BYTES,
             raise UserError(f"refusing archive: more than {max_members} members (a bomb? "
                             f"--max-members N raises the cap)")
         if total > max_bytes:
-            raise UserError(f"refusing archive: more than {_fmt_bytes(max_bytes)} unpacked at member "
+            raise UserError(f"refusing archive: more than {format_bytes(max_bytes)} unpacked at member "
                             f"{name!r} (a gzip bomb? --max-bytes SIZE raises the cap)")
         if name.startswith("/") or os.path.isabs(name):
             raise UserError(f"refusing archive: member {name!r} has an absolute path")
@@ -177,10 +191,11 @@ def _claim(kinds: dict[str, str], name: str, kind: str) -> None:
         kinds[parent] = "dir"
 
 
-def _fmt_bytes(n: int) -> str:
+def format_bytes(n: int) -> str:
+    """``1.5 GiB``: a size for people."""
     for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if n >= size:
-            return f"{n / size:g} {unit}"
+            return f"{n / size:.1f} {unit}".replace(".0 ", " ")
     return f"{n} bytes"
 
 
@@ -225,6 +240,10 @@ def _check_paths(rows: dict[str, Any], new_dir: str) -> None:
         if job_dir is not None and not (isinstance(job_dir, str)
                                         and _inside(job_dir, os.path.join(new_dir, "jobs"))):
             raise bad(f"jobs[{i}]", "job_dir", job_dir, "is not in the task's jobs/ directory")
+    for i, row in enumerate(rows.get("checkpoints", [])):
+        path = row.get("path")
+        if not (isinstance(path, str) and _inside(path, os.path.join(new_dir, "jobs"))):
+            raise bad(f"checkpoints[{i}]", "path", path, "is not in the task's jobs/ directory")
 
 
 def _rebase(value: Any, old: str, new: str) -> Any:
@@ -261,7 +280,7 @@ def import_task(store: Store, tar_path: str, task: str | None = None, force: boo
             new_dir = os.path.join(store.work_dir, "tasks", name)
             for table in rows.values():
                 for row in table:
-                    for key in ("task_dir", "code_dir", "job_dir", "config_path"):
+                    for key in ("task_dir", "code_dir", "job_dir", "config_path", "path"):
                         if key in row:
                             row[key] = _rebase(row[key], old_dir, new_dir)
             _check_paths(rows, new_dir)

@@ -17,7 +17,7 @@ DB_NAME = "gml.db"
 # versioning read 0 and are upgraded by adding the columns they lack (:data:`RENAMED_COLUMNS`
 # first). A change to :data:`SCHEMA` bumps this number (tests/store/test_store_upgrade.py holds each
 # version's digest); a store with a higher number comes from a newer gml-ray and is refused.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the checkpoints table
 # Columns an earlier release named differently: (table, old name, new name, SQL giving the new
 # value from the old row). ``elapsed`` (Nov 27-28) was the task's whole run time when it ended;
 # ``elapsed_before`` is the time of the attempts before the current one.
@@ -89,6 +89,16 @@ CREATE TABLE IF NOT EXISTS scalars (
     attempt INTEGER DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS scalars_by_job ON scalars(task, job_id, tag, step);
+CREATE TABLE IF NOT EXISTS checkpoints (  -- the checkpoints jobs announced that still exist
+    task TEXT NOT NULL,
+    job_id INTEGER NOT NULL,
+    attempt INTEGER DEFAULT 1,
+    step INTEGER,
+    path TEXT NOT NULL,
+    bytes INTEGER DEFAULT 0,
+    created INTEGER  -- ms since the epoch, when the job announced it
+);
+CREATE INDEX IF NOT EXISTS checkpoints_by_job ON checkpoints(task, job_id);
 """
 
 

@@ -99,7 +99,7 @@ class Store(Database):
         return task
 
     def list_tasks(self) -> list[dict[str, Any]]:
-        """Every task with its job counts per status and best reward."""
+        """Every task with its job counts per status, best reward and checkpoint bytes."""
         tasks = self._query("SELECT * FROM tasks ORDER BY created")
         counts = self._query("SELECT task, status, COUNT(*) AS n FROM jobs GROUP BY task, status")
         best = self._query("SELECT task, MAX(reward) AS hi, MIN(reward) AS lo FROM jobs "
@@ -108,8 +108,14 @@ class Store(Database):
         for c in counts:
             by_task.setdefault(c["task"], {})[c["status"]] = c["n"]
         best_by = {b["task"]: b for b in best}
+        try:
+            kept = {r["task"]: r["n"] for r in self._query(
+                "SELECT task, SUM(bytes) AS n FROM checkpoints GROUP BY task")}
+        except sqlite3.OperationalError:  # a read-only store of an earlier schema: none recorded
+            kept = {}
         for t in tasks:
             t["counts"] = by_task.get(t["name"], {})
+            t["checkpoint_bytes"] = int(kept.get(t["name"]) or 0)
             b = best_by.get(t["name"])
             t["best_reward"] = None if b is None else (b["hi"] if sign(t["optimize_mode"]) > 0 else b["lo"])
         return tasks
@@ -364,20 +370,56 @@ class Store(Database):
             out.setdefault(r["job_id"], {})[r["tag"]] = value
         return out
 
+    def carry_scalars(self, task: str, job_id: int, from_attempt: int, to_attempt: int, up_to_step: int) -> int:
+        """A job restarted from its checkpoint at ``up_to_step``: its earlier attempt's scalars up
+        to that step become the new attempt's, so its curve goes on from there (what the earlier
+        attempt reported after the checkpoint stays that attempt's). Returns how many moved."""
+        cur = self._exec("UPDATE scalars SET attempt = ? WHERE task = ? AND job_id = ? AND attempt = ? "
+                         "AND step IS NOT NULL AND step <= ?",
+                         [to_attempt, task, job_id, from_attempt, up_to_step])
+        return int(cur.rowcount)
+
+    # ---- checkpoints ----------------------------------------------------------------------------
+
+    def add_checkpoint(self, task: str, job_id: int, attempt: int, step: int, path: str, size: int,
+                       created: int) -> None:
+        """Record a checkpoint a job announced (one of the same path is replaced)."""
+        self._exec("DELETE FROM checkpoints WHERE task = ? AND job_id = ? AND path = ?", [task, job_id, path])
+        self._exec("INSERT INTO checkpoints (task, job_id, attempt, step, path, bytes, created) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?)", [task, job_id, attempt, step, path, size, created])
+
+    def checkpoints(self, task: str, job_id: int | None = None) -> list[dict[str, Any]]:
+        """A task's recorded checkpoints (one job's when given), oldest announcement first."""
+        sql = "SELECT job_id, attempt, step, path, bytes, created FROM checkpoints WHERE task = ?"
+        params: list[Any] = [task]
+        if job_id is not None:
+            sql += " AND job_id = ?"
+            params.append(job_id)
+        return self._query(sql + " ORDER BY job_id, rowid", params)
+
+    def remove_checkpoint(self, task: str, job_id: int, path: str) -> None:
+        self._exec("DELETE FROM checkpoints WHERE task = ? AND job_id = ? AND path = ?", [task, job_id, path])
+
+    def checkpoint_bytes(self, task: str) -> int:
+        """Bytes of the checkpoints a task keeps."""
+        return int(self._query("SELECT COALESCE(SUM(bytes), 0) AS n FROM checkpoints WHERE task = ?",
+                               [task])[0]["n"])
+
     # ---- whole tasks: delete, export, import -----------------------------------------------------
 
-    TABLES = ("tasks", "jobs", "scalars")
+    TABLES = ("tasks", "jobs", "scalars", "checkpoints")
 
     def delete_task(self, name: str) -> None:
-        """Delete a task's rows (tasks, jobs, scalars) in one transaction."""
+        """Delete a task's rows (tasks, jobs, scalars, checkpoints) in one transaction."""
         with self.transaction():
+            self._exec("DELETE FROM checkpoints WHERE task = ?", [name])
             self._exec("DELETE FROM scalars WHERE task = ?", [name])
             self._exec("DELETE FROM jobs WHERE task = ?", [name])
             self._exec("DELETE FROM tasks WHERE name = ?", [name])
 
     def dump_task(self, name: str) -> dict[str, list[dict[str, Any]]]:
         """Every row of a task, raw (as stored), by table: what an export holds."""
-        key = {"tasks": "name", "jobs": "task", "scalars": "task"}
+        key = {"tasks": "name", "jobs": "task", "scalars": "task", "checkpoints": "task"}
         return {t: self._query(f"SELECT * FROM {t} WHERE {key[t]} = ? ORDER BY rowid", [name])
                 for t in self.TABLES}
 
