@@ -105,6 +105,11 @@ def run(
             line = f"{what}: no task was started"
         elif not jobs:
             line = f"{what}: task {scheduler.task} ended before any job ran (ERROR)"
+        elif any(j["status"] == JobStatus.PAUSED for j in jobs):
+            paused = sum(j["status"] == JobStatus.PAUSED for j in jobs)
+            line = (f"{what}: {paused} job{'s' if paused > 1 else ''} of {scheduler.task} paused at "
+                    f"{'their' if paused > 1 else 'its'} checkpoint{'s' if paused > 1 else ''}; "
+                    f"`--resume` goes on from there")
         elif store.require_task(scheduler.task)["status"] == TaskStatus.ERROR:
             line = f"{what}: running jobs of {scheduler.task} were stopped (ERROR)"
         else:

@@ -105,16 +105,10 @@ def watch_view(store: Any, task: str, height: int = 40, interval: float | None =
     jobs = store.jobs(task)
     counts = store.status_counts(task)
     t["best_reward"] = store.best_reward(task, t.get("optimize_mode") or "maximize")
-    done = counts.get(JobStatus.FINISHED, 0)
-    active = counts.get(JobStatus.RUNNING, 0) + counts.get(JobStatus.PENDING, 0)
-    failed = counts.get(JobStatus.ERROR, 0) + counts.get(JobStatus.KILLED, 0)
-    early = counts.get(JobStatus.EARLY_STOPPED, 0)
     elapsed = run_time(t)
     head = Text.assemble(
         ("task ", "bold"), (task, "bold cyan"), "  ", (t["status"], views.STATUS_STYLE.get(t["status"], "")),
-        "  done ", (str(done), "green"), "  running ", (str(active), "cyan"),
-        "  failed ", (str(failed), "red" if failed else ""),
-        *((("  early-stopped ", ""), (str(early), "magenta")) if early else ()),
+        *views.count_parts(counts),
         f"  best {t['reward_attribute']} ", (views.fmt_value(t["best_reward"]), "bold"),
         f"  elapsed {views.fmt_duration(elapsed)}")
     limit = max(3, height - 9)

@@ -15,7 +15,7 @@ from gml_ray.store.schema import run_time
 from gml_ray.vocab import JobStatus, OptimizeMode
 
 STATUS_STYLE = {JobStatus.PENDING: "dim", JobStatus.RUNNING: "cyan", JobStatus.FINISHED: "green", JobStatus.ERROR: "red",
-                JobStatus.KILLED: "yellow", JobStatus.EARLY_STOPPED: "magenta"}
+                JobStatus.KILLED: "yellow", JobStatus.EARLY_STOPPED: "magenta", JobStatus.PAUSED: "blue"}
 
 
 def fmt_value(value: Any) -> str:
@@ -57,7 +57,8 @@ def tasks_table(tasks: list[dict]) -> Table:
     table = Table(title="tasks", title_justify="left")
     compare = any(t.get("compare") for t in tasks)
     kept = any(t.get("checkpoint_bytes") for t in tasks)
-    counted = ("jobs", "finished", "running", "early stopped", "killed", "error")
+    paused = any(t["counts"].get(JobStatus.PAUSED) for t in tasks)
+    counted = ("jobs", "finished", "running", *(("paused",) if paused else ()), "early stopped", "killed", "error")
     columns = ["task", "status", *counted, "best reward", "created", "elapsed"]
     if compare:
         columns.insert(2, "compare")
@@ -68,7 +69,8 @@ def tasks_table(tasks: list[dict]) -> Table:
     for t in tasks:
         c = t["counts"]
         cells = [t["name"], status_text(t["status"]), str(sum(c.values())), str(c.get(JobStatus.FINISHED, 0)),
-                 str(c.get(JobStatus.RUNNING, 0) + c.get(JobStatus.PENDING, 0)), str(c.get(JobStatus.EARLY_STOPPED, 0)),
+                 str(c.get(JobStatus.RUNNING, 0) + c.get(JobStatus.PENDING, 0)),
+                 *((str(c.get(JobStatus.PAUSED, 0)),) if paused else ()), str(c.get(JobStatus.EARLY_STOPPED, 0)),
                  str(c.get(JobStatus.KILLED, 0)), str(c.get(JobStatus.ERROR, 0)), fmt_value(t["best_reward"]),
                  fmt_time(t["created"]), fmt_duration(run_time(t))]
         if compare:
@@ -192,16 +194,23 @@ def scalars_table(jobs: list[dict], scalars: list[dict]) -> Grid:
     return grid
 
 
-def progress_view(task: dict, counts: dict[str, int], elapsed: float) -> Group:
+def count_parts(counts: dict[str, int]) -> list[str | tuple[str, str]]:
+    """The job counts of a progress line, as ``Text.assemble`` parts: done, running, failed,
+    and paused and early-stopped when there are any."""
     done = counts.get(JobStatus.FINISHED, 0)
     running = counts.get(JobStatus.RUNNING, 0) + counts.get(JobStatus.PENDING, 0)
     failed = counts.get(JobStatus.ERROR, 0) + counts.get(JobStatus.KILLED, 0)
+    paused = counts.get(JobStatus.PAUSED, 0)
     early = counts.get(JobStatus.EARLY_STOPPED, 0)
+    return ["  done ", (str(done), "green"), "  running ", (str(running), "cyan"),
+            "  failed ", (str(failed), "red" if failed else ""),
+            *(("  paused ", (str(paused), "blue")) if paused else ()),
+            *(("  early-stopped ", (str(early), "magenta")) if early else ())]
+
+
+def progress_view(task: dict, counts: dict[str, int], elapsed: float) -> Group:
     line = Text.assemble(
-        ("task ", "bold"), (task["name"], "bold cyan"), "  ",
-        ("done ", ""), (str(done), "green"), "  running ", (str(running), "cyan"),
-        "  failed ", (str(failed), "red" if failed else ""),
-        *((("  early-stopped ", ""), (str(early), "magenta")) if early else ()),
+        ("task ", "bold"), (task["name"], "bold cyan"), *count_parts(counts),
         "  best ", (fmt_value(task.get("best_reward")), "bold"),
         f"  elapsed {fmt_duration(elapsed)}")
     return Group(line)

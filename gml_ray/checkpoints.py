@@ -16,9 +16,11 @@ Run by hand, outside gml-ray, checkpoints go to ``./gml_checkpoints``.
 """
 from __future__ import annotations
 
+import errno
 import operator
 import os
 import shutil
+import sys
 import time
 import uuid
 
@@ -62,13 +64,15 @@ def restored_step() -> int | None:
         return None
 
 
-def checkpoint(path: str, step: int) -> str:
+def checkpoint(path: str, step: int) -> str | None:
     """Announce ``path`` (a file or directory the job has finished writing) as its checkpoint at
     ``step``; returns where it now lives (``ckpt-<step>`` in :func:`checkpoint_dir`).
 
     ``path`` is moved there by one rename (copied first to a temporary name when it is on another
     file system); a checkpoint of the same step is replaced. Raises ``FileNotFoundError`` when
-    ``path`` does not exist and ``ValueError`` when ``step`` is not an integer.
+    ``path`` does not exist and ``ValueError`` when ``step`` is not an integer. When the disk is
+    full while it is copied in, nothing is announced, one warning line goes to stderr and None is
+    returned: the job goes on, and a restart uses its previous checkpoint.
     """
     from gml_ray import reporting  # the scalar channel (it imports this module)
 
@@ -84,7 +88,14 @@ def checkpoint(path: str, step: int) -> str:
     directory = checkpoint_dir()
     final = checkpoint_path(directory, step)
     if source != final:
-        _move_in(source, final, directory)
+        try:
+            _move_in(source, final, directory)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            print(f"gml_ray: checkpoint of step {step} not saved ({exc.strerror}: {directory}); "
+                  f"a restart uses the previous one", file=sys.stderr, flush=True)
+            return None
     _fsync_dir(directory)
     reporting.emit([{RECORD_KEY: final, "s": step, "b": size_of(final), "c": int(time.time() * 1000)}])
     return final
@@ -98,10 +109,14 @@ def _move_in(source: str, final: str, directory: str) -> None:
         same_fs = False
     if not same_fs:  # copy next to its place first: the rename below is then atomic
         staged = os.path.join(directory, f"{TEMP_PREFIX}{uuid.uuid4().hex[:8]}")
-        if os.path.isdir(source):
-            shutil.copytree(source, staged, symlinks=True)
-        else:
-            shutil.copy2(source, staged)
+        try:
+            if os.path.isdir(source):
+                shutil.copytree(source, staged, symlinks=True)
+            else:
+                shutil.copy2(source, staged)
+        except BaseException:
+            remove_tree(staged)  # no half copy left behind (a full disk, an interrupt)
+            raise
         source = staged
     if os.path.lexists(final):  # the same step again (a job that redid it): replace it
         trash = os.path.join(directory, f"{TRASH_PREFIX}{uuid.uuid4().hex[:8]}")

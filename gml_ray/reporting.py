@@ -207,7 +207,7 @@ class SummaryWriter:
         step = kwargs.get("global_step", step)
         emit([self._record(t, v, step) for t, v in tag_scalar_dict.items()], self.name)
 
-    def save_checkpoint(self, path: str, step: int) -> str:
+    def save_checkpoint(self, path: str, step: int) -> str | None:
         """Announce ``path`` as the job's checkpoint at ``step``: :func:`gml_ray.checkpoint`."""
         return checkpoints.checkpoint(path, step)
 

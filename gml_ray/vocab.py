@@ -32,6 +32,7 @@ class JobStatus(Word):
     ERROR = "ERROR"  # failed, crashed, or cut short by a crashed driver or Ctrl+C
     KILLED = "KILLED"  # `ctl stop`, a time limit, or a stop criterion ending the task
     EARLY_STOPPED = "EARLY_STOPPED"  # the assessor judged it poor
+    PAUSED = "PAUSED"  # stopped at a checkpoint it announced; it goes on from there (--resume)
 
     @property
     def active(self) -> bool:

@@ -63,6 +63,7 @@ class CheckpointConfig:
     """``scheduler.checkpoint``: how the engine treats the checkpoints jobs announce."""
 
     keep: int = 2  # checkpoints kept per job (the newest); older ones are deleted as the run goes
+    preempt_grace: float = 30.0  # seconds a SIGTERM'd run waits for its jobs' next checkpoint
 
 
 @dataclass
@@ -136,7 +137,7 @@ TOP_KEYS = ["task", "searcher", "scheduler", "pavi", "use_spe", "generate_log", 
             "tensorboard"]
 TASK_KEYS = ["template", "search_args", "function", "resources", "max_retries"]
 SCHEDULER_KEYS = ["type", "parallel_size", "stop_criterion", "assessor", "filter_criterion", "checkpoint"]
-CHECKPOINT_KEYS = ["keep"]
+CHECKPOINT_KEYS = ["keep", "preempt_grace"]
 STOP_KEYS = ["type", "max_tries", "time_limits", "max_reward", "time_limits_per_job"]
 PAVI_KEYS = ["compare", "scalars"]
 
@@ -364,7 +365,16 @@ def _parse_checkpoint(ctx: Ctx, raw: Any) -> CheckpointConfig:
     keep = section.get("keep", CheckpointConfig.keep)
     if not isinstance(keep, int) or isinstance(keep, bool) or keep < 1:
         raise ctx.error("scheduler.checkpoint.keep", f"must be an integer >= 1, got {show(keep)}")
-    return CheckpointConfig(keep=keep)
+    grace = section.get("preempt_grace")
+    if grace is None:
+        return CheckpointConfig(keep=keep)
+    if not isinstance(grace, str):  # a bare number means hours elsewhere: say the unit here
+        raise ctx.error("scheduler.checkpoint.preempt_grace", f"needs a duration with its unit, like '30s' or "
+                        f"'2m', got {show(grace)}")
+    try:
+        return CheckpointConfig(keep=keep, preempt_grace=parse_duration(grace))
+    except ValueError as exc:
+        raise ctx.error("scheduler.checkpoint.preempt_grace", str(exc)) from None
 
 
 def _label(value: Any) -> str | None:

@@ -127,6 +127,11 @@ class CheckpointKeeper:
             if stray:  # half-copied, half-deleted, or written but never announced: never restored
                 discard(path)
 
+    def newest_step(self, job_id: int) -> int | None:
+        """The step of the newest checkpoint recorded for a job, or None if it has none."""
+        rows = self.store.checkpoints(self.task, job_id)
+        return int(rows[-1]["step"]) if rows else None
+
     def ended(self, job_id: int) -> None:
         """A job's attempt ended: what it restarted from is no longer pinned (``keep`` rules)."""
         if self._pinned.pop(job_id, None) is not None:

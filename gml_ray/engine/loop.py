@@ -88,6 +88,8 @@ class SchedulerCore:
         self.start_time = time.time()
         self._kill: tuple[str, str] | None = None  # (status, message) for running jobs
         self._external: tuple[JobStatus, str] | None = None
+        self._preempt: tuple[str, float] | None = None  # asked from another thread: (reason, grace s)
+        self.preempting: tuple[str, float] | None = None  # (reason, deadline) once the loop took it
         self._lock = threading.Lock()
         self._next_id = 1
         self.drain = Drain()  # ended jobs waiting for their last messages
@@ -134,6 +136,14 @@ class SchedulerCore:
         """Called from another thread (the driver's Ctrl+C, ``ctl stop``)."""
         with self._lock:
             self._external = (status, reason)
+        self.channel.put.remote((WAKE, 0, 0, None))
+
+    def preempt(self, reason: str, grace: float) -> None:
+        """Called from another thread (the driver's SIGTERM): stop launching, pause each running
+        job at its next checkpoint (within ``grace`` seconds, else at its last one), then end.
+        A job that never announced a checkpoint is stopped at once (ERROR), as without this."""
+        with self._lock:
+            self._preempt = (reason, grace)
         self.channel.put.remote((WAKE, 0, 0, None))
 
     def better(self, a: float, b: float | None) -> bool:
@@ -184,6 +194,8 @@ class SchedulerCore:
                     ready = self._ready(pending_get)
             if self._external is not None:
                 status = self._external[0]
+            elif self.preempting is not None:
+                status = JobStatus.ERROR
         except BaseException as exc:
             status = JobStatus.ERROR
             self.stop_reason = f"scheduler failed: {type(exc).__name__}: {exc}"
@@ -438,6 +450,8 @@ class SchedulerCore:
         best = self.ingest.take(job_id, records, attempt)
         for record in self.ingest.pop_announcements():
             self.keeper.announced(job_id, attempt, job.spec.job_dir, record)
+            if self.preempting is not None and job.kill_status is None and job.outcome is None:
+                self._pause(job, f"{self.preempting[0]}: paused at its checkpoint of step {record.get('s')}")
         if best is not None and self._record_reward(job, best):  # one row update per batch
             self.ingest.row_updates[job_id]["reward"] = job.reward
         if job.outcome is None:  # else _finish writes them with the job's end
@@ -477,6 +491,8 @@ class SchedulerCore:
         self.drain.forget(job_id)
         self.ingest.forget(job_id)
         self.keeper.ended(job_id)
+        if status == JobStatus.PAUSED:  # not ended: it goes on from its checkpoint (--resume)
+            return
         t0 = time.perf_counter()
         if reward is not None and status != JobStatus.ERROR:
             self.searcher.update(job.config, reward)
@@ -485,7 +501,33 @@ class SchedulerCore:
         self.searcher_s += time.perf_counter() - t0
         self.assessing.ended(job, status == JobStatus.FINISHED)
 
+    def _pause(self, job: Job, message: str) -> None:
+        job.kill(JobStatus.PAUSED, message)
+        log.info("%s: %s", job.name, message)
+
+    def _apply_preemption(self) -> None:
+        with self._lock:
+            asked, self._preempt = self._preempt, None
+        now = time.time()
+        if asked is not None and self.preempting is None:
+            reason, grace = asked
+            self.preempting = (reason, now + grace)
+            self.request_stop(reason)
+            for job in self.running.values():  # one that never checkpointed: as without preemption
+                if job.outcome is None and job.kill_status is None and self.keeper.newest_step(job.spec.job_id) is None:
+                    job.kill(JobStatus.ERROR, reason)
+        if self.preempting is not None and now >= self.preempting[1]:
+            for job in self.running.values():
+                if job.outcome is None and job.kill_status is None:
+                    step = self.keeper.newest_step(job.spec.job_id)
+                    if step is None:
+                        job.kill(JobStatus.ERROR, self.preempting[0])
+                    else:
+                        self._pause(job, f"{self.preempting[0]}: no checkpoint within the grace period, "
+                                         f"paused at its checkpoint of step {step}")
+
     def _apply_stops(self) -> None:
+        self._apply_preemption()
         with self._lock:
             external, self._external = self._external, None
         if external is not None:

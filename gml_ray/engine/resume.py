@@ -36,8 +36,8 @@ def read_back(store: Store, task: str, searcher: Any,
               better: Callable[[float, float | None], bool]) -> Resumed:
     """Rebuild the state of an interrupted task from the store.
 
-    ERROR jobs (and jobs a dead run left PENDING/RUNNING) are to run again first, with the next
-    attempt number (same job dir); every other job's result is told to ``searcher``
+    ERROR and PAUSED jobs (and jobs a dead run left PENDING/RUNNING) are to run again first, with
+    the next attempt number (same job dir; from their newest checkpoint when they have one); every other job's result is told to ``searcher``
     (``update`` or ``job_failed``), and its config is never launched again.
     """
     row = store.require_task(task)
@@ -48,7 +48,7 @@ def read_back(store: Store, task: str, searcher: Any,
         out.next_id = max(out.next_id, job_id + 1)
         out.launched += 1
         out.done_keys.add(config_key(config))
-        if job["status"] == JobStatus.ERROR:
+        if job["status"] in (JobStatus.ERROR, JobStatus.PAUSED):  # PAUSED: from its checkpoint
             out.reruns.append((config, job_id, int(job["attempt"] or 1) + 1))
         elif job["reward"] is not None:
             searcher.update(config, job["reward"])

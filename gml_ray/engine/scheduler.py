@@ -88,6 +88,9 @@ class SchedulerActor:
     def stop(self, status: JobStatus, reason: str) -> None:
         self.core.external_stop(status, reason)
 
+    def preempt(self, reason: str, grace: float) -> None:
+        self.core.preempt(reason, grace)
+
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -269,7 +272,9 @@ class NaiveScheduler:
         Ctrl+C stops it: running and pending jobs become ERROR, then KeyboardInterrupt is raised.
         SIGTERM (a batch scheduler, ``ray job stop``, ``kill``) does the same and raises
         :class:`Terminated` (a KeyboardInterrupt), at any moment of the run, Ray's start and
-        end included. A store deleted or replaced during the run ends it: its jobs become
+        end included, except that a running job that announced checkpoints is first given
+        ``scheduler.checkpoint.preempt_grace`` to announce its next one and ends PAUSED at it
+        (``--resume`` goes on from there); a second signal ends everything at once. A store deleted or replaced during the run ends it: its jobs become
         ERROR, the store as the run saw it is saved under ``<work_dir>/spill/`` and
         :class:`~gml_ray.errors.EnvironmentFault` names that file.
         """
@@ -340,7 +345,10 @@ class NaiveScheduler:
                         problem = now_problem
                 if hits and not interrupted:
                     interrupted, reason = hits[0][0], _SIGNAL_REASON[hits[0][1]]
-                    actor.stop.remote(JobStatus.ERROR, reason)
+                    if hits[0][1] == signal.SIGTERM:  # preempted: jobs pause at their next checkpoint
+                        actor.preempt.remote(reason, self.cfg.checkpoint.preempt_grace)
+                    else:
+                        actor.stop.remote(JobStatus.ERROR, reason)
                 if self.store_lost and not lost:
                     lost = True
                     actor.stop.remote(JobStatus.ERROR, self.store_lost)

@@ -337,10 +337,130 @@ def test_ctl_shows_checkpoint_bytes_and_exports_them_only_when_asked(ray_session
         assert all(os.path.isfile(os.path.join(r["path"], "state.json")) and "wd2" in r["path"] for r in rows)
 
 
-def test_keep_below_one_is_a_config_error_naming_the_field(tmp_path):
+@pytest.mark.parametrize("section, message", [
+    ("{keep: 0}", "scheduler.checkpoint.keep: must be an integer >= 1, got 0"),
+    ("{preempt_grace: 30}", "scheduler.checkpoint.preempt_grace: needs a duration with its unit, like '30s'"),
+    ("{preempt_grace: soon}", "scheduler.checkpoint.preempt_grace: needs a duration like"),
+    ("{keeps: 2}", "scheduler.checkpoint.keeps: unknown key (did you mean 'keep'?)"),
+])
+def test_checkpoint_config_mistakes_are_one_line_naming_the_field(tmp_path, section, message):
     from helpers.cli import gml
 
-    (tmp_path / "c.yaml").write_text(_config().replace("scheduler:\n", "scheduler:\n  checkpoint: {keep: 0}\n"))
+    (tmp_path / "c.yaml").write_text(_config().replace("scheduler:\n", f"scheduler:\n  checkpoint: {section}\n"))
     out = gml("run", "c.yaml", "--workdir", "wd", cwd=tmp_path)
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
-    assert "scheduler.checkpoint.keep: must be an integer >= 1, got 0" in out.stderr
+    assert message in out.stderr
+
+
+# Checkpoints every epoch (`every`), only at epoch 0 (`once`), or never (`never`).
+PREEMPTED = """
+import json, os, sys, time
+import gml_ray
+how = sys.argv[1]
+w = gml_ray.SummaryWriter()
+start = 0 if gml_ray.get_checkpoint() is None else gml_ray.restored_step() + 1
+log = open(os.path.join(os.environ["GML_JOB_DIR"], "epochs.log"), "a")
+for epoch in range(start, 30):
+    log.write(f"{os.environ['GML_JOB_ATTEMPT']} {epoch} -\\n"); log.flush()
+    w.add_scalar("acc", float(epoch), epoch)
+    if how == "every" or (how == "once" and epoch == 0):
+        tmp = os.path.join(gml_ray.checkpoint_dir(), "w")
+        os.makedirs(tmp, exist_ok=True)
+        gml_ray.checkpoint(tmp, epoch)
+    time.sleep(0.1 if os.environ["GML_JOB_ATTEMPT"] != "1" else 0.4)
+"""
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_sigterm_pauses_jobs_at_their_next_checkpoint_and_resume_goes_on_from_there(tmp_path):
+    import signal
+    import time
+
+    from helpers.cli import gml
+    from helpers.runs import start, wait_for
+
+    from gml_ray.store import Store
+
+    (tmp_path / "train.py").write_text(PREEMPTED)
+    (tmp_path / "c.yaml").write_text("""
+task:
+  template: "python train.py {how}"
+  search_args: [{type: Categorical, name: how, data: [every, once, never]}]
+searcher: {type: GridSearcher, reward_attribute: acc}
+scheduler:
+  parallel_size: 3
+  checkpoint: {preempt_grace: 2s}
+""")
+    args = ["run", "c.yaml", "--task", "t", "--workdir", "wd", "--num-cpus", "3"]
+    run = start(args, tmp_path)
+    try:
+        def ready() -> bool:
+            if not (tmp_path / "wd" / "gml.db").exists():
+                return False
+            store = Store(str(tmp_path / "wd"), create=False)
+            steps = {r["job_id"]: r["step"] for r in store.checkpoints("t")}
+            running = [j for j in store.jobs("t") if j["status"] == "RUNNING"]
+            return len(running) == 3 and steps.get(1, -1) >= 2 and 2 in steps
+        wait_for(ready, timeout=120, what="three running jobs, two with checkpoints")
+        sent = time.time()
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=60)
+        took = time.time() - sent
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 143, err
+    assert err.strip().splitlines()[-1].startswith("terminated (SIGTERM): 2 jobs of t paused at their checkpoints"), err
+    store = Store(str(tmp_path / "wd"), create=False)
+    every, once, never = store.jobs("t")
+    assert (every["status"], once["status"], never["status"]) == ("PAUSED", "PAUSED", "ERROR")
+    newest = {j: store.checkpoints("t", j)[-1]["step"] for j in (1, 2)}
+    assert every["message"].endswith(f"paused at its checkpoint of step {newest[1]}")
+    assert "no checkpoint within the grace period" in once["message"] and newest[2] == 0
+    assert took < 30  # the grace period (2 s) ended it, not the jobs' own end
+    assert store.get_task("t")["status"] == "ERROR"
+
+    resumed = gml(*args, "--resume", cwd=tmp_path, timeout=180)
+    assert resumed.returncode == 0, resumed.stderr
+    store = Store(str(tmp_path / "wd"), create=False)
+    for job in store.jobs("t"):
+        assert job["status"] == "FINISHED"
+        ran = [(int(a), int(e)) for a, e, _ in _epochs(job)]
+        again = [e for a, e in ran if a == 2]
+        if job["job_id"] == 1:
+            assert again[0] == newest[1] + 1  # not one checkpointed epoch done twice
+        elif job["job_id"] == 2:
+            assert again[0] == 1
+        else:
+            assert again[0] == 0  # it never checkpointed: from scratch
+        assert [s for s, _ in _curve(store, job["job_id"])] == list(range(30))
+
+
+def test_a_full_disk_while_a_checkpoint_is_copied_in_leaves_the_previous_one_and_a_warning(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare(1)")
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "job.py").write_text("""
+import os, gml_ray
+open("small", "w").write("s")
+assert gml_ray.checkpoint("small", 0).endswith("ckpt-0")
+open("big", "wb").write(os.urandom(2 << 20))  # on another file system, and more than the 1 MiB left
+print("returned", gml_ray.checkpoint("big", 1))
+print("left", sorted(os.listdir(gml_ray.checkpoint_dir())), os.path.exists("big"))
+""")
+    script = f'mount -t tmpfs -o size=1m none ckpt || exit 99\n"{sys.executable}" job.py'
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GML_")}
+    env[checkpoints.ENV_DIR] = str(tmp_path / "ckpt")
+    result = subprocess.run(["unshare", "-rm", "sh", "-c", script], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60, env=env)
+    if result.returncode == 99:
+        pytest.skip("cannot mount a tmpfs here")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-2:] == ["returned None", "left ['ckpt-0'] True"]
+    assert "checkpoint of step 1 not saved (No space left on device" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -31,7 +31,7 @@ const best = D.best === null ? null : J[D.best];
 
 // ---- summary ----
 (function summary() {
-  const order = ['FINISHED', 'RUNNING', 'PENDING', 'ERROR', 'KILLED', 'EARLY_STOPPED'];
+  const order = ['FINISHED', 'RUNNING', 'PENDING', 'PAUSED', 'ERROR', 'KILLED', 'EARLY_STOPPED'];
   const keys = Object.keys(D.counts).sort((a, b) => order.indexOf(a) - order.indexOf(b));
   let h = '<h1>' + esc(T.name) + ' <span class="st-' + esc(T.status) + '">' + esc(T.status) + '</span></h1>';
   h += '<div class="meta">reward <b>' + esc(MIN ? 'minimize' : 'maximize') + ' ' + esc(T.reward_attribute) + '</b>'
