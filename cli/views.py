@@ -9,6 +9,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from gml_ray.engine.spec import job_name
 from gml_ray.optimize import best_result
 from gml_ray.store.archive import format_bytes
 from gml_ray.store.schema import run_time
@@ -134,7 +135,8 @@ class Grid:
 
 
 # What jobs_table reads of a job (Store.jobs(columns=...)): not its config, command or dir.
-JOB_COLUMNS = ("status", "arg_dict", "reward", "started", "ended", "node", "message", "latest", "attempt")
+JOB_COLUMNS = ("status", "arg_dict", "reward", "started", "ended", "node", "message", "latest", "attempt",
+               "parent_id", "parent_step")
 
 EARLIER = " (attempt "  # the node column of a job run again: "<node> (attempt 1: <its node>)"
 
@@ -158,7 +160,9 @@ def jobs_table(task: dict, jobs: list[dict], latest: dict[int, dict[str, Any]]) 
     best = best_job_name(task, jobs)
     notes = any(j.get("message") and j["status"] != JobStatus.FINISHED for j in jobs)
     again = any(int(j.get("attempt") or 1) > 1 for j in jobs)  # some job ran again (--resume, max_retries)
-    columns = [("job", "left"), ("status", "left"), ("args", "left"), ("reward", "right")]
+    lineage = any(j.get("parent_id") is not None for j in jobs)  # PBT: jobs continued others
+    columns = [("job", "left"), ("status", "left")] + ([("from", "left")] if lineage else [])
+    columns += [("args", "left"), ("reward", "right")]
     columns += [(c, "right") for c in scalar_cols]
     columns += [("duration", "right"), ("node", "left")] + ([("attempt", "left")] if again else [])
     columns += [("note", "left")] if notes else []
@@ -166,8 +170,11 @@ def jobs_table(task: dict, jobs: list[dict], latest: dict[int, dict[str, Any]]) 
     grid = Grid(f"task {task['name']} ({task['status']}), reward = {task['optimize_mode']} "
                 f"{task['reward_attribute']}{compare}", columns)
     for j in jobs:
-        cells = [j["name"] + (" *" if j["name"] == best else ""), j["status"], args_text(j["arg_dict"]),
-                 fmt_value(j["reward"])]
+        cells = [j["name"] + (" *" if j["name"] == best else ""), j["status"]]
+        if lineage:
+            parent = j.get("parent_id")
+            cells.append("" if parent is None else f"{job_name(parent)}@{j.get('parent_step')}")
+        cells += [args_text(j["arg_dict"]), fmt_value(j["reward"])]
         cells += [fmt_value(latest.get(j["job_id"], {}).get(c)) for c in scalar_cols]
         node, attempt = node_and_attempt(j)
         cells += [fmt_duration(job_duration(j)), node] + ([attempt] if again else [])

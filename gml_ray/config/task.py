@@ -66,6 +66,21 @@ class CheckpointConfig:
     preempt_grace: float = 30.0  # seconds a SIGTERM'd run waits for its jobs' next checkpoint
 
 
+PBT_MUTABLE_TYPES = ("Real", "Int", "Categorical")  # what PBT's explore step may change
+
+
+@dataclass
+class PbtConfig:
+    """``scheduler.pbt``: Population Based Training (Jaderberg et al. 2017) over the task's jobs."""
+
+    population_size: int = 4  # jobs the searcher proposes; every later job continues one of them
+    perturbation_interval: int = 4  # steps between a member's exploit-and-explore decisions
+    quantile_fraction: float = 0.25  # the bottom share copies one of the top share
+    resample_probability: float = 0.25  # an arg is drawn afresh instead of perturbed
+    mutable: list[str] = field(default_factory=list)  # the args explore may change (all searched: empty)
+    seed: int = 0
+
+
 @dataclass
 class TaskConfig:
     """A whole parsed ``search_config.yaml``."""
@@ -98,6 +113,7 @@ class TaskConfig:
     notices: list[str] = field(default_factory=list)  # how the config was read (srun options ...)
     compare_id: str | None = None  # pavi.compare.id: a label, as compare.name
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    pbt: PbtConfig | None = None  # scheduler.pbt: run the jobs as a PBT population
 
     @property
     def compare_label(self) -> str | None:
@@ -136,7 +152,8 @@ class TaskConfig:
 TOP_KEYS = ["task", "searcher", "scheduler", "pavi", "use_spe", "generate_log", "custom_imports", "metrics",
             "tensorboard"]
 TASK_KEYS = ["template", "search_args", "function", "resources", "max_retries"]
-SCHEDULER_KEYS = ["type", "parallel_size", "stop_criterion", "assessor", "filter_criterion", "checkpoint"]
+SCHEDULER_KEYS = ["type", "parallel_size", "stop_criterion", "assessor", "filter_criterion", "checkpoint", "pbt"]
+PBT_KEYS = ["population_size", "perturbation_interval", "quantile_fraction", "resample_probability", "mutable", "seed"]
 CHECKPOINT_KEYS = ["keep", "preempt_grace"]
 STOP_KEYS = ["type", "max_tries", "time_limits", "max_reward", "time_limits_per_job"]
 PAVI_KEYS = ["compare", "scalars"]
@@ -319,6 +336,7 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
     assessor = _plugin(ctx, sched.get("assessor"), "scheduler.assessor")
     filt = _plugin(ctx, sched.get("filter_criterion"), "scheduler.filter_criterion")
     checkpoint = _parse_checkpoint(ctx, sched.get("checkpoint"))
+    pbt = _parse_pbt(ctx, sched.get("pbt"), args) if sched.get("pbt") is not None else None
 
     pavi = mapping(ctx, top.get("pavi"), "pavi")
     check_keys(ctx, pavi, PAVI_KEYS, "pavi")
@@ -356,7 +374,45 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
         compare_name=_label(compare.get("name")), compare_id=_label(compare.get("id")),
         generate_log=generate_log, notices=notices,
         collect_metrics=metrics == "collect", custom_imports=list(imports), raw=top, warnings=warnings,
-        tensorboard=tensorboard, mode=mode, mode_settings=mode_settings, checkpoint=checkpoint)
+        tensorboard=tensorboard, mode=mode, mode_settings=mode_settings, checkpoint=checkpoint,
+        pbt=pbt)
+
+
+def _parse_pbt(ctx: Ctx, raw: Any, args: list[SearchArg]) -> PbtConfig:
+    section = mapping(ctx, raw, "scheduler.pbt")
+    check_keys(ctx, section, PBT_KEYS, "scheduler.pbt")
+    out = PbtConfig()
+    for key, low in (("population_size", 2), ("perturbation_interval", 1)):
+        value = section.get(key, getattr(out, key))
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ctx.error(f"scheduler.pbt.{key}", f"must be an integer >= {low}, got {show(value)}")
+        setattr(out, key, value)
+    for key, top in (("quantile_fraction", 0.5), ("resample_probability", 1.0)):
+        share = section.get(key, getattr(out, key))
+        ok = isinstance(share, (int, float)) and not isinstance(share, bool) and 0 <= share <= top
+        if not ok or (key == "quantile_fraction" and share == 0):
+            interval = "(0, 0.5]" if key == "quantile_fraction" else "[0, 1]"
+            raise ctx.error(f"scheduler.pbt.{key}", f"must be a number in {interval}, got {show(share)}")
+        setattr(out, key, float(share))
+    seed = section.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ctx.error("scheduler.pbt.seed", f"must be an integer, got {show(seed)}")
+    out.seed = seed
+    kinds = {a.name: a.type for a in args}
+    mutable = section.get("mutable", [a.name for a in args if a.type in PBT_MUTABLE_TYPES])
+    if not isinstance(mutable, list) or not all(isinstance(m, str) for m in mutable):
+        raise ctx.error("scheduler.pbt.mutable", f"must be a list of search arg names, got {show(mutable)}")
+    for name in mutable:
+        if name not in kinds:
+            raise ctx.error("scheduler.pbt.mutable", f"{name!r} is no top-level search arg"
+                            f"{did_you_mean(name, list(kinds))}")
+        if kinds[name] not in PBT_MUTABLE_TYPES:
+            raise ctx.error("scheduler.pbt.mutable", f"{name!r} is a {kinds[name]} arg: explore changes only "
+                            f"{', '.join(PBT_MUTABLE_TYPES)} args")
+    if not mutable:
+        raise ctx.error("scheduler.pbt.mutable", "no arg to explore: PBT needs a Real, Int or Categorical search arg")
+    out.mutable = list(mutable)
+    return out
 
 
 def _parse_checkpoint(ctx: Ctx, raw: Any) -> CheckpointConfig:

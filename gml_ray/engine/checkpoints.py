@@ -12,12 +12,23 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from gml_ray.checkpoints import CHECKPOINTS_DIR, PREFIX, RECORD_KEY, TEMP_PREFIX, TRASH_PREFIX, remove_tree
+from gml_ray.checkpoints import (
+    CHECKPOINTS_DIR,
+    PREFIX,
+    RECORD_KEY,
+    TEMP_PREFIX,
+    TRASH_PREFIX,
+    checkpoint_path,
+    remove_tree,
+    size_of,
+)
 from gml_ray.engine.spec import job_name
 from gml_ray.store.store import Store
 
@@ -60,21 +71,45 @@ class CheckpointKeeper:
 
     # ---- while jobs run ------------------------------------------------------------------------
 
-    def announced(self, job_id: int, attempt: int, job_dir: str, record: dict[str, Any]) -> None:
-        """A job announced a checkpoint: record it, then delete the job's ones past ``keep``."""
+    def announced(self, job_id: int, attempt: int, job_dir: str, record: dict[str, Any]) -> Restore | None:
+        """A job announced a checkpoint: record it, then delete the job's ones past ``keep``.
+        Returns it, or None when it was not recorded (malformed, or outside the job's directory)."""
         parsed = announcement(record)
         if parsed is None:
             log.warning("%s: a malformed checkpoint announcement was ignored: %.200r", job_name(job_id), record)
-            return
+            return None
         path, step, size, created = parsed
         if not _inside(path, checkpoint_dir(job_dir)):
             if job_id not in self._warned_outside:
                 self._warned_outside.add(job_id)
                 self.warn(f"{job_name(job_id)}: a checkpoint announced outside its checkpoint directory "
                           f"was ignored ({path})")
-            return
+            return None
         self.store.add_checkpoint(self.task, job_id, attempt, step, path, size, created)
         self._prune(job_id)
+        return Restore(path, step)
+
+    def adopt(self, job_id: int, job_dir: str, source: Restore) -> Restore | None:
+        """Give job ``job_id`` its own copy of another job's checkpoint (PBT's exploit), made
+        now, so that the donor deleting its checkpoints later cannot take it away. Files are
+        hard-linked where the file system allows (a checkpoint is never changed in place),
+        copied otherwise. None, with one warning, when it cannot be made (the disk is full)."""
+        directory = checkpoint_dir(job_dir)
+        final = checkpoint_path(directory, source.step)
+        staged = os.path.join(directory, f"{TEMP_PREFIX}{uuid.uuid4().hex[:8]}")
+        try:
+            os.makedirs(directory, exist_ok=True)
+            if os.path.isdir(source.path):
+                shutil.copytree(source.path, staged, symlinks=True, copy_function=_link_or_copy)
+            else:
+                _link_or_copy(source.path, staged)
+            os.rename(staged, final)
+        except OSError as exc:
+            remove_tree(staged)
+            self.warn(f"{job_name(job_id)}: could not copy the checkpoint {source.path} ({exc}): not started from it")
+            return None
+        self.store.add_checkpoint(self.task, job_id, 1, source.step, final, size_of(final), int(time.time() * 1000))
+        return Restore(final, source.step)
 
     def _prune(self, job_id: int) -> None:
         rows = self.store.checkpoints(self.task, job_id)
@@ -150,6 +185,13 @@ def discard(path: str) -> None:
         log.warning("could not delete the checkpoint %s: %s", path, exc)
         return
     threading.Thread(target=remove_tree, args=(trash,), daemon=True, name="gml-ckpt-rm").start()
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def _inside(path: str, directory: str) -> bool:

@@ -22,17 +22,18 @@ import gml_ray.views.tensorboard as tensorboard
 from gml_ray.config.task import TaskConfig
 from gml_ray.engine.assessing import AssessorCalls
 from gml_ray.engine.channel import SCALARS, START, WAKE, ChannelName, MessageChannel
-from gml_ray.engine.checkpoints import CheckpointKeeper
+from gml_ray.engine.checkpoints import CheckpointKeeper, Restore
 from gml_ray.engine.components import build_components
 from gml_ray.engine.drain import Drain
 from gml_ray.engine.factory import JobContext, JobFactory
 from gml_ray.engine.ingest import ScalarIngest
 from gml_ray.engine.job import DEFAULT_RESOURCES, Job
 from gml_ray.engine.messages import EXIT, exit_outcome
+from gml_ray.engine.pbt import Exploit, PopulationBasedTraining
 from gml_ray.engine.pool import ActorPool
 from gml_ray.engine.resume import read_back
 from gml_ray.engine.runtime import NodeWatch, NoNodeLeft
-from gml_ray.engine.spec import KILL_GRACE_S
+from gml_ray.engine.spec import KILL_GRACE_S, job_name
 from gml_ray.engine.view import LoopView
 from gml_ray.optimize import best as best_of
 from gml_ray.optimize import best_result, is_better
@@ -98,6 +99,10 @@ class SchedulerCore:
         self.guard = StoreGuard(self.store, work_dir, task)  # a full disk pauses the run
         self._notices: list[str] = []  # one-line warnings for the driver's console (notes())
         self.keeper = CheckpointKeeper(self.store, task, cfg.checkpoint.keep, warn=self.notify)
+        self.pbt = PopulationBasedTraining(cfg.pbt, self.space, cfg.optimize_mode) if cfg.pbt else None
+        # PBT's new jobs waiting for a slot: (config, job id, its copy of the donor's checkpoint, donor id)
+        self._children: list[tuple[dict, int, Restore, int]] = []
+        self._warned_no_checkpoint = False
         self.nodes = NodeWatch(cfg.resources or DEFAULT_RESOURCES,  # nodes that leave mid-run
                                unlocked=self.store.unlocked)
         self._slow_searcher = True  # until its first answer says otherwise
@@ -118,6 +123,8 @@ class SchedulerCore:
         earlier = read_back(self.store, self.task, self.searcher, self.better)
         self.elapsed_before, self._next_id = earlier.elapsed_before, earlier.next_id
         self.num_launched, self._reruns, self._done_keys = earlier.launched, earlier.reruns, earlier.done_keys
+        if self.pbt is not None:  # the population was formed: its jobs go on, no new configs
+            self.pbt.proposed = earlier.launched
         if earlier.best is not None:
             self.best_reward, self.best_job = earlier.best
 
@@ -264,7 +271,14 @@ class SchedulerCore:
         while self._reruns and not self.is_stop and len(self.running) < self.parallel_size:
             rerun, job_id, attempt = self._reruns.pop(0)
             self._start(self._again(rerun, job_id, attempt))
+        while self._children and not self.is_stop and len(self.running) < self.parallel_size:
+            explored, job_id, restore, donor = self._children.pop(0)
+            self._start(self.factory.make(explored, job_id, 1, restore), parent=donor)
+            self.num_launched += 1
         while not self.is_stop and not self.exhausted and len(self.running) < self.parallel_size:
+            if self.pbt is not None and not self.pbt.wants_config():
+                self.exhausted = True  # the population is formed: exploits make the next jobs
+                break
             self.stop_criterion.before_iter(self.view)
             if self.is_stop:
                 break
@@ -284,6 +298,8 @@ class SchedulerCore:
                 continue
             self._start(job)
             self.num_launched += 1
+            if self.pbt is not None:
+                self.pbt.proposed += 1
             self.stop_criterion.after_iter(self.view)
 
     def _next_config(self) -> dict | None:
@@ -304,7 +320,8 @@ class SchedulerCore:
             self.store.heartbeat(self.task)
         return config
 
-    def _start(self, job: Job) -> None:
+    def _start(self, job: Job, parent: int | None = None) -> None:
+        """Start ``job`` and write its row; ``parent``: the job whose checkpoint it continues (PBT)."""
         spec = job.spec
         if job.rendered is not None:  # File args' copies are written when the job starts
             job.rendered.write_files()
@@ -325,6 +342,10 @@ class SchedulerCore:
             self.store.add_job(self.task, spec.job_id, spec.name, job.config, job.arg_dict,
                                spec.command or spec.function, spec.job_dir, status=status,
                                started=started)
+            if parent is not None and job.restore is not None:
+                self.store.update_job(self.task, spec.job_id, parent_id=parent, parent_step=job.restore.step)
+        if self.pbt is not None:
+            self.pbt.joined(spec.job_id, job.config, job.restore.step if job.restore is not None else -1)
         log.info("started %s (attempt %d): %s", spec.name, spec.attempt, spec.command or job.arg_dict)
         self.jobs[spec.job_id] = job
         self.running[spec.job_id] = job
@@ -348,7 +369,7 @@ class SchedulerCore:
                  restore.step, restore.path, moved)
 
     def _done(self) -> bool:
-        return not self.running and (self.is_stop or self.exhausted)
+        return not self.running and (self.is_stop or (self.exhausted and not self._children))
 
     def _ready(self, pending_get: Any, block: bool = True) -> list:
         """Wait (at most ``WAKE_S``; not at all unless ``block``) until a job ends or messages
@@ -448,16 +469,56 @@ class SchedulerCore:
         """Store a job's reported scalars, update its reward and let the assessor judge it."""
         job_id = job.spec.job_id
         best = self.ingest.take(job_id, records, attempt)
+        if self.pbt is not None and self.ingest.last_value is not None:
+            self.pbt.reported(job_id, self.ingest.last_value)
+            self._needs_checkpoints(job, records)
         for record in self.ingest.pop_announcements():
-            self.keeper.announced(job_id, attempt, job.spec.job_dir, record)
+            recorded = self.keeper.announced(job_id, attempt, job.spec.job_dir, record)
+            if recorded is None:
+                continue
             if self.preempting is not None and job.kill_status is None and job.outcome is None:
-                self._pause(job, f"{self.preempting[0]}: paused at its checkpoint of step {record.get('s')}")
+                self._pause(job, f"{self.preempting[0]}: paused at its checkpoint of step {recorded.step}")
+            elif self.pbt is not None and job.kill_status is None and job.outcome is None and not self.is_stop:
+                exploit = self.pbt.checkpointed(job_id, recorded.step)
+                if exploit is not None:
+                    self._exploit(job, exploit)
         if best is not None and self._record_reward(job, best):  # one row update per batch
             self.ingest.row_updates[job_id]["reward"] = job.reward
         if job.outcome is None:  # else _finish writes them with the job's end
             self.store.update_job(self.task, job_id, **self.ingest.pop_updates(job_id))
         if best is not None and self.assessor is not None:
             self.assessing.judge(job, self.ingest.history[job_id])
+
+    def _exploit(self, job: Job, exploit: Exploit) -> None:
+        """PBT: ``job`` stops (EARLY_STOPPED); a new job continues the donor from its own copy of
+        the donor's checkpoint, with the explored args (started when a slot is free)."""
+        donor = self.keeper.restore_point(exploit.donor, self.factory.job_dir(exploit.donor))
+        if donor is None:
+            return
+        child_id = self._next_id
+        copy = self.keeper.adopt(child_id, self.factory.job_dir(child_id), donor)
+        if copy is None:
+            return
+        self._next_id += 1
+        self._children.append((exploit.config, child_id, copy, exploit.donor))
+        changes = ", ".join(f"{k} {old!r}→{new!r}" for k, (old, new) in exploit.changed.items()) or "no arg changed"
+        message = (f"exploited: continues as {job_name(child_id)}, from {job_name(exploit.donor)}'s "
+                   f"checkpoint of step {donor.step} ({changes})")
+        if self.pbt is not None:
+            self.pbt.left(job.spec.job_id)
+        job.kill(JobStatus.EARLY_STOPPED, message)
+        log.info("%s: %s", job.name, message)
+
+    def _needs_checkpoints(self, job: Job, records: list[dict]) -> None:
+        """PBT exploits only from checkpoints: say so once when a job passes the interval without one."""
+        if self._warned_no_checkpoint or self.pbt is None:
+            return
+        top = max((s for r in records if isinstance(s := r.get("s"), int)), default=None)
+        if top is not None and top >= self.pbt.cfg.perturbation_interval and job.restore is None \
+                and self.keeper.newest_step(job.spec.job_id) is None:
+            self._warned_no_checkpoint = True
+            self.notify(f"scheduler.pbt needs checkpoints: {job.name} reported step {top} but announced "
+                        f"none (gml_ray.checkpoint); no job can exploit it or continue from it")
 
     def _record_reward(self, job: Job, value: float) -> bool:
         """Keep ``value`` if it beats the job's reward so far; True if it did."""
@@ -491,6 +552,8 @@ class SchedulerCore:
         self.drain.forget(job_id)
         self.ingest.forget(job_id)
         self.keeper.ended(job_id)
+        if self.pbt is not None:
+            self.pbt.left(job_id)
         if status == JobStatus.PAUSED:  # not ended: it goes on from its checkpoint (--resume)
             return
         t0 = time.perf_counter()

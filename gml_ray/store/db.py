@@ -143,6 +143,7 @@ class Database(ABC):
             conn.close()
             for step in upgrade_statements(mem):
                 mem.execute(step)
+            mem.executescript(SCHEMA)  # tables it never had (empty)
             conn = mem
         conn.row_factory = sqlite3.Row
         return conn

@@ -17,7 +17,7 @@ DB_NAME = "gml.db"
 # versioning read 0 and are upgraded by adding the columns they lack (:data:`RENAMED_COLUMNS`
 # first). A change to :data:`SCHEMA` bumps this number (tests/store/test_store_upgrade.py holds each
 # version's digest); a store with a higher number comes from a newer gml-ray and is refused.
-SCHEMA_VERSION = 2  # 2: the checkpoints table
+SCHEMA_VERSION = 2  # 2: the checkpoints table; jobs' parent_id, parent_step
 # Columns an earlier release named differently: (table, old name, new name, SQL giving the new
 # value from the old row). ``elapsed`` (Nov 27-28) was the task's whole run time when it ended;
 # ``elapsed_before`` is the time of the attempts before the current one.
@@ -74,6 +74,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     message TEXT,
     attempt INTEGER DEFAULT 1,
     latest TEXT,
+    parent_id INTEGER,  -- PBT: the job whose checkpoint this one continued from
+    parent_step INTEGER,  -- the step of that checkpoint
     PRIMARY KEY (task, job_id)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs(task, status);

@@ -1,0 +1,136 @@
+"""Population Based Training (Jaderberg et al. 2017, "Population Based Training of Neural
+Networks"): the decisions, without Ray.
+
+The task's searcher proposes the first ``population_size`` configs. Whenever a member announces a
+checkpoint at least ``perturbation_interval`` steps after its last decision, it is ranked among
+the population by the last value it reported of the reward attribute. A member in the bottom
+``quantile_fraction`` *exploits*: it stops, and a new job continues from the checkpoint of a
+member drawn from the top ``quantile_fraction``, with that member's args *explored*: each
+mutable arg is drawn afresh with ``resample_probability``, else a Real or Int is multiplied by
+0.8 or 1.2 (kept within its bounds and on its step) and a Categorical moves to a neighbouring
+choice. The new job takes the stopped member's place in the population; its lineage (parent job,
+the parent's step, its args and the parent's) is kept in the store.
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from gml_ray.config.task import PbtConfig
+from gml_ray.optimize import sign
+from gml_ray.space import Categorical, Dict, Int, Nested, Real
+
+PERTURB_FACTORS = (0.8, 1.2)
+
+
+@dataclass
+class Member:
+    """A job of the population, as PBT sees it."""
+
+    job_id: int
+    config: dict
+    start_step: int = -1  # the step it started after (its parent's checkpoint step; -1: fresh)
+    last_value: float | None = None  # the last reward value it reported
+    last_decision: int = -1  # the step of its last exploit-or-not decision
+    checkpoint_step: int | None = None  # its newest announced checkpoint
+
+
+@dataclass
+class Exploit:
+    """A decision: ``loser`` stops; a new job continues ``donor`` from its checkpoint with ``config``."""
+
+    loser: int
+    donor: int
+    step: int  # the donor's checkpoint step the new job starts after
+    config: dict
+    changed: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # arg -> (donor's value, new value)
+
+
+class PopulationBasedTraining:
+    """PBT's state for one run: the population and its decisions."""
+
+    def __init__(self, cfg: PbtConfig, space: Dict, optimize_mode: str) -> None:
+        self.cfg, self.space, self.sign = cfg, space, sign(optimize_mode)
+        self.rng = random.Random(cfg.seed)
+        self.members: dict[int, Member] = {}
+        self.proposed = 0  # configs the searcher gave (the first population_size)
+
+    def wants_config(self) -> bool:
+        """Whether the searcher still fills the population (its first ``population_size`` configs)."""
+        return self.proposed < self.cfg.population_size
+
+    def joined(self, job_id: int, config: dict, start_step: int = -1) -> None:
+        """A job of the population started (a searcher's config, or an exploit's new job)."""
+        self.members[job_id] = Member(job_id, config, start_step, last_decision=start_step)
+
+    def left(self, job_id: int) -> None:
+        """A member ended (finished, failed or stopped): it is no longer ranked, and no longer a
+        donor once its last checkpoint may be gone."""
+        self.members.pop(job_id, None)
+
+    def reported(self, job_id: int, value: float) -> None:
+        member = self.members.get(job_id)
+        if member is not None:
+            member.last_value = value
+
+    def checkpointed(self, job_id: int, step: int) -> Exploit | None:
+        """A member announced a checkpoint at ``step``: the exploit it leads to, or None."""
+        member = self.members.get(job_id)
+        if member is None:
+            return None
+        member.checkpoint_step = step
+        if step - member.last_decision < self.cfg.perturbation_interval or member.last_value is None:
+            return None
+        member.last_decision = step
+        scored = [(self.sign * m.last_value, m.job_id, m) for m in self.members.values() if m.last_value is not None]
+        ranked = [m for _, _, m in sorted(scored, key=lambda t: (t[0], t[1]))]  # worst first
+        n = max(1, int(math.floor(len(ranked) * self.cfg.quantile_fraction)))
+        if len(ranked) < 2 or member not in ranked[:n]:
+            return None
+        donors = [(m, m.checkpoint_step) for m in ranked[-n:] if m.job_id != job_id]
+        usable = [(m, s) for m, s in donors if s is not None]
+        if not usable:
+            return None
+        donor, donor_step = self.rng.choice(usable)
+        config, changed = self.explore(donor.config)
+        return Exploit(job_id, donor.job_id, donor_step, config, changed)
+
+    def explore(self, config: dict) -> tuple[dict, dict[str, tuple[Any, Any]]]:
+        """A perturbed copy of ``config`` and what changed (arg -> (old, new))."""
+        new = dict(config)
+        for name in self.cfg.mutable:
+            space = self.space[name]
+            old = config.get(name)
+            if self.rng.random() < self.cfg.resample_probability:
+                new[name] = space.sample(self.rng)
+            elif isinstance(space, Categorical) and not isinstance(space, Nested):
+                new[name] = _neighbour(space, old, self.rng)
+            elif isinstance(space, (Real, Int)) and isinstance(old, (int, float)):
+                new[name] = _scaled(space, old, self.rng.choice(PERTURB_FACTORS))
+            else:
+                new[name] = space.sample(self.rng)
+        return new, {k: (config.get(k), v) for k, v in new.items() if v != config.get(k)}
+
+
+def _neighbour(space: Categorical, value: Any, rng: random.Random) -> Any:
+    """The choice next to ``value`` (one to its left or right, within the list)."""
+    try:
+        i = space.data.index(value)
+    except ValueError:
+        return space.sample(rng)
+    j = min(len(space.data) - 1, max(0, i + rng.choice((-1, 1))))
+    return space.data[j]
+
+
+def _scaled(space: Real | Int, value: float, factor: float) -> float | int:
+    """``value * factor`` within the arg's bounds, on its step."""
+    x = min(space.upper, max(space.lower, value * factor))
+    if isinstance(space, Int):
+        k = round((x - space.lower) / space.step)
+        return min(space.upper, space.lower + k * space.step)
+    if space.step is not None:
+        k = round((x - space.lower) / space.step)
+        return float(f"{min(space.upper, space.lower + k * space.step):.12g}")
+    return x

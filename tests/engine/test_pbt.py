@@ -1,0 +1,152 @@
+"""Population Based Training: the exploit and explore decisions (no Ray), then a real run."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gml_ray.config.task import PbtConfig
+from gml_ray.engine.pbt import PopulationBasedTraining
+from gml_ray.space import Categorical, Dict, Int, Real
+
+
+def _space() -> Dict:
+    return Dict(lr=Real(0.01, 1.0, log=True), width=Int(16, 128, step=16), act=Categorical("relu", "tanh", "gelu"),
+                fixed=Categorical("a", "b"))
+
+
+def _pbt(**kwargs) -> PopulationBasedTraining:
+    cfg = PbtConfig(**{"mutable": ["lr", "width", "act"], **kwargs})
+    return PopulationBasedTraining(cfg, _space(), "maximize")
+
+
+def test_explore_stays_within_bounds_on_the_step_and_changes_only_mutable_args():
+    pbt = _pbt(resample_probability=0.0, seed=3)
+    config = {"lr": 0.9, "width": 128, "act": "tanh", "fixed": "b"}
+    seen = set()
+    for _ in range(200):
+        new, changed = pbt.explore(config)
+        assert 0.01 <= new["lr"] <= 1.0 and new["lr"] in (pytest.approx(0.72), 1.0)
+        assert new["width"] in (96, 112, 128) and (new["width"] - 16) % 16 == 0
+        assert new["act"] in ("relu", "gelu")  # a neighbour of tanh, never tanh itself
+        assert new["fixed"] == "b" and "fixed" not in changed
+        assert all(config[k] == old and new[k] == value for k, (old, value) in changed.items())
+        seen.add((round(new["lr"], 6), new["width"], new["act"]))
+    assert len(seen) > 4
+
+
+def test_resample_probability_one_draws_from_the_space():
+    pbt = _pbt(resample_probability=1.0, seed=1)
+    values = {pbt.explore({"lr": 0.5, "width": 64, "act": "relu", "fixed": "a"})[0]["width"] for _ in range(100)}
+    assert values == {16, 32, 48, 64, 80, 96, 112, 128}
+
+
+def test_the_bottom_member_exploits_a_top_member_with_a_checkpoint_once_per_interval():
+    pbt = _pbt(population_size=4, perturbation_interval=4, quantile_fraction=0.25, seed=0)
+    for job_id, value in zip((1, 2, 3, 4), (0.1, 0.5, 0.6, 0.9)):
+        pbt.joined(job_id, {"lr": 0.1 * job_id, "width": 32, "act": "relu", "fixed": "a"})
+        pbt.reported(job_id, value)
+    assert pbt.checkpointed(1, 2) is None  # before the interval
+    assert pbt.checkpointed(1, 4) is None  # no donor has a checkpoint yet
+    assert pbt.checkpointed(4, 4) is None  # the best member never exploits
+    decision = pbt.checkpointed(1, 8)
+    assert decision is not None and (decision.loser, decision.donor, decision.step) == (1, 4, 4)
+    assert pbt.checkpointed(1, 9) is None  # the next decision is an interval later
+
+
+def test_minimize_ranks_the_other_way():
+    cfg = PbtConfig(mutable=["lr"], perturbation_interval=1)
+    pbt = PopulationBasedTraining(cfg, _space(), "minimize")
+    for job_id, loss in ((1, 5.0), (2, 1.0)):
+        pbt.joined(job_id, {"lr": 0.1, "width": 32, "act": "relu", "fixed": "a"})
+        pbt.reported(job_id, loss)
+    pbt.checkpointed(2, 1)
+    decision = pbt.checkpointed(1, 1)
+    assert decision is not None and decision.donor == 2
+
+
+@pytest.mark.parametrize("section, message", [
+    ("{population_size: 1}", "scheduler.pbt.population_size: must be an integer >= 2, got 1"),
+    ("{quantile_fraction: 0.7}", "scheduler.pbt.quantile_fraction: must be a number in (0, 0.5], got 0.7"),
+    ("{mutable: [lrr]}", "scheduler.pbt.mutable: 'lrr' is no top-level search arg (did you mean 'lr'?)"),
+    ("{perturbation_intervall: 3}", "scheduler.pbt.perturbation_intervall: unknown key"),
+])
+def test_pbt_config_mistakes_name_the_field(tmp_path, section, message):
+    import re
+
+    import yaml
+
+    from gml_ray.config import parse_config
+    from gml_ray.errors import ConfigError
+    raw = {"task": {"function": "t:f", "search_args": [{"type": "Real", "name": "lr", "data": [0.01, 1.0]}]},
+           "scheduler": {"pbt": yaml.safe_load(section)}}
+    with pytest.raises(ConfigError, match=re.escape(f"c.yaml: {message}")):
+        parse_config(raw, "c.yaml", str(tmp_path))
+
+
+# A member's value grows by `lr` per step (the best lr is the largest); a checkpoint per step
+# holds the value and where the member's line came from. Each job logs what it restored.
+TRIAL = """
+import json, os, time
+import gml_ray
+
+def trial(config):
+    value, start, restored = 0.0, 0, None
+    if gml_ray.get_checkpoint() is not None:
+        restored = json.load(open(gml_ray.get_checkpoint()))
+        value, start = restored["value"], gml_ray.restored_step() + 1
+    with open("restored.json", "w") as f:
+        json.dump({"state": restored, "step": gml_ray.restored_step(), "lr": config["lr"]}, f)
+    for step in range(start, 12):
+        value += config["lr"]
+        with open("state.json", "w") as f:
+            json.dump({"value": value}, f)
+        gml_ray.report(step, score=value, checkpoint="state.json")
+        time.sleep(0.15)
+"""
+
+CONFIG = """
+task:
+  function: trial:trial
+  resources: {num_cpus: 0.5}
+  search_args:
+    - {type: Real, name: lr, data: [0.05, 1.0]}
+searcher: {type: RandomSearcher, seed: 5, reward_attribute: score}
+scheduler:
+  parallel_size: 4
+  pbt: {population_size: 4, perturbation_interval: 3, quantile_fraction: 0.25, resample_probability: 0.0, seed: 1}
+"""
+
+
+def test_a_pbt_run_exploits_from_checkpoints_with_a_consistent_lineage(run_task):
+    import os
+
+    run = run_task(CONFIG, {"trial.py": TRIAL})
+    assert run.summary["status"] == "FINISHED", run.summary
+    jobs = {j["job_id"]: j for j in run.jobs}
+    children = [j for j in jobs.values() if j["parent_id"] is not None]
+    assert children, "no exploit happened"
+    assert len(jobs) == 4 + len(children)
+    scores = {(s["job_id"], s["step"]): s["value"] for s in run.scalars(tag="score")}
+    for child in children:
+        parent = jobs[child["parent_id"]]
+        seen = json.load(open(os.path.join(child["job_dir"], "restored.json")))
+        # it started from its parent's checkpoint: that step's state, and steps right after it
+        assert seen["step"] == child["parent_step"]
+        assert seen["state"]["value"] == pytest.approx(scores[(parent["job_id"], child["parent_step"])])
+        first = min(step for job_id, step in scores if job_id == child["job_id"])
+        assert first == child["parent_step"] + 1
+        # explored: the parent's lr times 0.8 or 1.2, within bounds
+        ratio = child["config"]["lr"] / parent["config"]["lr"]
+        assert ratio == pytest.approx(0.8) or ratio == pytest.approx(1.2) or child["config"]["lr"] in (0.05, 1.0)
+    # every stopped member says which job took its place
+    for job in jobs.values():
+        if job["status"] == "EARLY_STOPPED":
+            assert job["message"].startswith("exploited: continues as job_")
+            successor = int(job["message"].split("job_")[1][:4])
+            assert successor in jobs and jobs[successor]["parent_id"] is not None
+        else:
+            assert job["status"] == "FINISHED"
+    # each line reached step 11
+    ends = [j for j in jobs.values() if j["status"] == "FINISHED"]
+    assert len(ends) == 4 and all(scores.get((j["job_id"], 11)) is not None for j in ends)
