@@ -343,7 +343,9 @@ class SchedulerCore:
                                spec.command or spec.function, spec.job_dir, status=status,
                                started=started)
             if parent is not None and job.restore is not None:
-                self.store.update_job(self.task, spec.job_id, parent_id=parent, parent_step=job.restore.step)
+                self._carry(job, parent)
+                self.store.update_job(self.task, spec.job_id, parent_id=parent, parent_step=job.restore.step,
+                                      reward=job.reward)
         if self.pbt is not None:
             self.pbt.joined(spec.job_id, job.config, job.restore.step if job.restore is not None else -1)
         log.info("started %s (attempt %d): %s", spec.name, spec.attempt, spec.command or job.arg_dict)
@@ -351,14 +353,18 @@ class SchedulerCore:
         self.running[spec.job_id] = job
         self.drain.started(spec.job_id)
 
-    def _carry(self, job: Job) -> None:
-        """A job restarted from a checkpoint goes on from its step: its earlier attempt's scalars
-        up to it become this attempt's, and its reward (and assessor history) start from them."""
+    def _carry(self, job: Job, parent: int | None = None) -> None:
+        """A job started from a checkpoint goes on from its step: the scalars up to it (its earlier
+        attempt's, moved; or, for a PBT job, its parent's, copied) become this attempt's, and its
+        reward (and assessor history) start from them."""
         restore, spec = job.restore, job.spec
         if restore is None:
             return
         self.ingest.save()  # the earlier attempt's last rows are in the store before they move
-        moved = self.store.carry_scalars(self.task, spec.job_id, spec.attempt - 1, spec.attempt, restore.step)
+        if parent is None:
+            moved = self.store.carry_scalars(self.task, spec.job_id, spec.attempt - 1, spec.attempt, restore.step)
+        else:
+            moved = self.store.copy_scalars(self.task, parent, spec.job_id, restore.step)
         rows = [r for r in self.store.scalars(self.task, [spec.job_id], [self.reward_attribute])
                 if r["attempt"] == spec.attempt and r["flag"] == 0 and r["value"] is not None]
         job.reward = best_of([r["value"] for r in rows], self.optimize_mode) if rows else None
@@ -501,7 +507,8 @@ class SchedulerCore:
             return
         self._next_id += 1
         self._children.append((exploit.config, child_id, copy, exploit.donor))
-        changes = ", ".join(f"{k} {old!r}→{new!r}" for k, (old, new) in exploit.changed.items()) or "no arg changed"
+        changes = ", ".join(f"{k} {_short(old)}→{_short(new)}" for k, (old, new) in exploit.changed.items())
+        changes = changes or "no arg changed"
         message = (f"exploited: continues as {job_name(child_id)}, from {job_name(exploit.donor)}'s "
                    f"checkpoint of step {donor.step} ({changes})")
         if self.pbt is not None:
@@ -610,3 +617,8 @@ class SchedulerCore:
             except Exception:  # noqa: BLE001
                 pass
         self.store.mark_active_jobs(self.task, status, message)
+
+
+def _short(value: Any) -> str:
+    """An arg value for a message line: floats to 6 significant digits."""
+    return f"{value:.6g}" if isinstance(value, float) else repr(value)

@@ -379,6 +379,18 @@ class Store(Database):
                          [to_attempt, task, job_id, from_attempt, up_to_step])
         return int(cur.rowcount)
 
+    def copy_scalars(self, task: str, from_job: int, to_job: int, up_to_step: int) -> int:
+        """A PBT job continues another's line from its checkpoint at ``up_to_step``: that job's
+        scalars up to the step (of its latest attempt) are copied as the new job's first attempt's,
+        so its curve is the whole line. Returns how many were copied."""
+        cur = self._exec(
+            "INSERT INTO scalars (task, job_id, tag, step, value, text, flag, created, attempt) "
+            "SELECT task, ?, tag, step, value, text, flag, created, 1 FROM scalars WHERE task = ? AND job_id = ? "
+            "AND step IS NOT NULL AND step <= ? AND attempt = (SELECT MAX(attempt) FROM scalars "
+            "WHERE task = ? AND job_id = ?) ORDER BY rowid",
+            [to_job, task, from_job, up_to_step, task, from_job])
+        return int(cur.rowcount)
+
     # ---- checkpoints ----------------------------------------------------------------------------
 
     def add_checkpoint(self, task: str, job_id: int, attempt: int, step: int, path: str, size: int,

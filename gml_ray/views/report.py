@@ -210,6 +210,9 @@ def collect(store: Any, task: str, tags: Iterable[str] | None = None,
             "command": j.get("command"), "attempt": j.get("attempt") or 1,
             "exit_code": j.get("exit_code"), "job_dir": j.get("job_dir"), "logs": logs,
             "own_trace": j["job_id"] in own_set,
+            # PBT: the job whose checkpoint this one continued, and that checkpoint's step
+            "parent": index.get(j["parent_id"]) if j.get("parent_id") is not None else None,
+            "parent_step": j.get("parent_step"),
         })
 
     curves = {}

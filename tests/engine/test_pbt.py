@@ -134,8 +134,11 @@ def test_a_pbt_run_exploits_from_checkpoints_with_a_consistent_lineage(run_task)
         # it started from its parent's checkpoint: that step's state, and steps right after it
         assert seen["step"] == child["parent_step"]
         assert seen["state"]["value"] == pytest.approx(scores[(parent["job_id"], child["parent_step"])])
-        first = min(step for job_id, step in scores if job_id == child["job_id"])
-        assert first == child["parent_step"] + 1
+        # its curve is the whole line: the parent's up to that step, then its own, no step twice
+        steps = [r["step"] for r in run.scalars(child["job_id"], "score")]
+        assert steps == list(range(len(steps)))
+        assert all(scores[(child["job_id"], k)] == scores[(parent["job_id"], k)]
+                   for k in range(child["parent_step"] + 1))
         # explored: the parent's lr times 0.8 or 1.2, within bounds
         ratio = child["config"]["lr"] / parent["config"]["lr"]
         assert ratio == pytest.approx(0.8) or ratio == pytest.approx(1.2) or child["config"]["lr"] in (0.05, 1.0)
@@ -150,3 +153,26 @@ def test_a_pbt_run_exploits_from_checkpoints_with_a_consistent_lineage(run_task)
     # each line reached step 11
     ends = [j for j in jobs.values() if j["status"] == "FINISHED"]
     assert len(ends) == 4 and all(scores.get((j["job_id"], 11)) is not None for j in ends)
+
+
+@pytest.mark.slow
+def test_the_pbt_example_runs_and_its_lines_continue_from_checkpoints(ray_session, tmp_path):
+    import os
+
+    from helpers import REPO_DIR
+
+    from gml_ray.config import load_config
+    from gml_ray.schedulers import NaiveScheduler
+
+    cfg = load_config(os.path.join(REPO_DIR, "examples", "pbt", "search_config.yaml"))
+    scheduler = NaiveScheduler(str(tmp_path / "wd"), cfg, task="pbt")
+    store = scheduler.prepare()
+    summary = scheduler.run()
+    jobs = store.jobs("pbt")
+    assert summary["status"] == "FINISHED"
+    children = [j for j in jobs if j["parent_id"] is not None]
+    assert children and sum(j["status"] == "FINISHED" for j in jobs) == 4
+    assert {j["status"] for j in jobs} == {"FINISHED", "EARLY_STOPPED"}
+    for child in children:  # each line's curve: its parent's to the checkpoint, then its own
+        steps = [s["step"] for s in store.scalars("pbt", [child["job_id"]], ["Test Acc"])]
+        assert steps == list(range(len(steps)))

@@ -431,3 +431,24 @@ def test_gml_ray_ctl_report_end_to_end(tmp_path):
                          text=True, timeout=120)
     assert bad.returncode == 2 and "error: task t has no scalar 'nope'" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_a_pbt_task_shows_where_each_job_came_from_and_each_members_args_over_steps(tmp_path, browser):
+    store = make_store(tmp_path, jobs=4, steps=6, args=lambda i: {"lr": 0.1 * i, "opt": "sgd"})
+    with store.transaction():  # job 2 was exploited at step 3: job 4 continued job 3 from there
+        store.update_job("t", 2, status="EARLY_STOPPED", message="exploited: continues as job_0004")
+        store.update_job("t", 4, parent_id=3, parent_step=3)
+    info = write_report(store, "t", str(tmp_path / "pbt.html"))
+    page = browser.open_report(info.path)
+    assert page["errors"] == [], page["errors"]
+    head = browser.eval("Array.from(document.querySelectorAll('#jobs thead th')).map(t => t.textContent)")
+    assert "from" in head
+    cells = browser.eval("Object.fromEntries(Array.from(document.querySelectorAll('#jobs tbody tr[data-row]'))"
+                         ".map(r => [r.cells[0].textContent.trim(), r.cells[2].textContent]))")
+    assert cells["job_0004"] == "job_0003@3" and cells["job_0001"] == "-"
+    assert browser.eval("document.getElementById('lineage-section').hidden") is False
+    # one plot per numeric arg (lr); job_0004's line: job_0003's lr to step 3, then its own
+    traces = browser.eval("Array.from(document.querySelectorAll('#lineage .plot')).map(d => d.data.map(t => [t.name, t.x, t.y]))")
+    assert len(traces) == 1
+    line = {name: (x, y) for name, x, y in traces[0]}["job_0004"]
+    assert line == ([0, 3, 4, 5], [pytest.approx(0.3), pytest.approx(0.3), pytest.approx(0.4), pytest.approx(0.4)])

@@ -52,6 +52,8 @@ const best = D.best === null ? null : J[D.best];
 // ---- job table ----
 const cols = [{label: 'job', get: j => j.name, num: false},
   {label: 'status', get: j => j.status, num: false}];
+if (J.some(j => j.parent !== null && j.parent !== undefined))  // PBT: the checkpoint a job continued
+  cols.push({label: 'from', get: j => j.parent === null ? null : J[j.parent].name + '@' + j.parent_step, num: false});
 D.arg_keys.forEach((k, i) => cols.push({label: k, get: j => j.args[i], num: J.every(j => j.args[i] === null || typeof j.args[i] === 'number')}));
 cols.push({label: 'reward', get: j => j.reward, num: true});
 D.tags.forEach((t, i) => { if (t !== T.reward_attribute) cols.push({label: t, get: j => j.latest[i], num: true}); });
@@ -229,7 +231,10 @@ D.tags.forEach((tag, ti) => {
   curvePlots.push({div: div, tag: tag, layout: layout, byJob: new Map(), own: [], rest: [], best: []});
 });
 // the curves come packed apart (the table needs none of them): {tag: [[job index, steps|null, values]]}
+const lastStep = {};  // job index -> the last step of any of its curves (the lineage plots end there)
 function setCurves(curves) {
+  Object.values(curves).forEach(es => es.forEach(e => { const s = stepsOf(e);
+    if (s.length) lastStep[e[0]] = Math.max(lastStep[e[0]] ?? -Infinity, s[s.length - 1]); }));
   curvePlots.forEach(p => {
     const entries = curves[p.tag] || [];
     if (!entries.length) p.layout.annotations = [{text: 'no values of ' + esc(p.tag) + ' yet', showarrow: false, xref: 'paper', yref: 'paper', x: 0.5, y: 0.5}];
@@ -274,6 +279,41 @@ function bestPlot() {
     xaxis: {type: 'date', title: {text: 'time'}}, yaxis: {title: {text: esc(T.reward_attribute)}}, legend: {orientation: 'h', y: -0.2}};
   if (!done.length) layout.annotations = [{text: 'no rewards yet', showarrow: false, xref: 'paper', yref: 'paper', x: 0.5, y: 0.5}];
   return Plotly.newPlot('best-plot', traces, layout, CONF);
+}
+
+// ---- PBT: the args each final member's line had, step by step (its chain of parents) ----
+function lineages() {
+  const children = new Set(J.filter(j => j.parent !== null && j.parent !== undefined).map(j => j.parent));
+  if (!children.size) return [];
+  // a final member: a job that ran to its end (the ones PBT stopped are EARLY_STOPPED)
+  return J.map((j, r) => r).filter(r => J[r].status === 'FINISHED').map(r => {
+    const chain = []; let cur = r, until = null;
+    while (cur !== null && cur !== undefined && chain.length < 10000) {
+      const j = J[cur], from = (j.parent === null || j.parent === undefined) ? 0 : j.parent_step + 1;
+      chain.unshift({r: cur, from: from, until: until}); until = from - 1; cur = j.parent;
+    }
+    return {r: r, chain: chain};
+  });
+}
+function lineagePlots() {
+  const lines = lineages();
+  if (!lines.length) return;
+  document.getElementById('lineage-section').hidden = false;
+  const box = document.getElementById('lineage');
+  D.arg_keys.forEach((k, i) => {
+    const traces = lines.map(line => {
+      const x = [], y = [];
+      line.chain.forEach(seg => { const v = J[seg.r].args[i]; if (typeof v !== 'number') return;
+        const end = seg.until === null ? Math.max(seg.from, lastStep[line.r] ?? seg.from) : seg.until;
+        x.push(seg.from, end); y.push(v, v); });
+      return {type: 'scatter', mode: 'lines', x: x, y: y, name: J[line.r].name, line: {shape: 'hv'},
+              hovertemplate: esc(J[line.r].name) + ': ' + esc(k) + ' %{y} at step %{x}<extra></extra>'};
+    }).filter(t => t.x.length);
+    if (!traces.length) return;
+    const div = document.createElement('div'); div.className = 'plot'; box.appendChild(div);
+    Plotly.newPlot(div, traces, {title: {text: esc(k) + ' over steps', font: {size: 14}}, margin: {l: 55, r: 15, t: 40, b: 40},
+      xaxis: {title: {text: 'step'}}, yaxis: {title: {text: esc(k)}}, legend: {orientation: 'h', y: -0.2}}, CONF);
+  });
 }
 
 // ---- parallel coordinates: args vs reward (jobs with a reward, as filtered) ----
@@ -356,6 +396,7 @@ async function loadPlotly() {
   TM.curves = performance.now();
   await tick(); await bestPlot();
   TM.best = performance.now();
+  await tick(); lineagePlots();
   if (selected !== null) highlight(selected);
   window.gmlReport.ready = true; window.gmlReport.readyMs = performance.now();
   await tick(); await logTails();
