@@ -10,6 +10,7 @@ import yaml
 
 from gml_ray.config.modes import job_mode, known_modes
 from gml_ray.config.task import TaskConfig
+from gml_ray.engine.checkpoints import discard
 from gml_ray.errors import UserError
 from gml_ray.space import config_key
 from gml_ray.store.store import Store
@@ -56,6 +57,14 @@ def read_back(store: Store, task: str, searcher: Any,
                 out.best = (job["reward"], job["name"])
         else:
             searcher.job_failed(config, job["status"])
+    # Checkpoints of jobs that never started (PBT copied one for a new job, then the run died):
+    # their ids are taken by no job row; the copies go, and no new job reuses such an id.
+    started = {j["job_id"] for j in store.jobs(task, columns=("status",))}
+    for row in store.checkpoints(task):
+        out.next_id = max(out.next_id, row["job_id"] + 1)
+        if row["job_id"] not in started:
+            store.remove_checkpoint(task, row["job_id"], row["path"])
+            discard(row["path"])
     log.info("resumed: %d earlier jobs, %d to run again", out.launched, len(out.reruns))
     return out
 
