@@ -24,6 +24,15 @@ Rules of one bracket (``AshaAssessor`` is one bracket):
 * The assessor keeps the rung records for the life of the run (one float per job and rung); a
   ``--resume`` starts them empty, as MedianStopAssessor's references.
 
+With ``promotion: true`` (ASHA as Li et al. give it in Algorithm 2, with promotions), a job is
+not stopped at a rung but paused there, at its first checkpoint at or past the rung: its value is
+recorded and it holds no resources. Whenever a job slot is free, the best paused job that is in
+the top ``max(1, n // reduction_factor)`` of its rung and was not promoted from it yet continues
+from its checkpoint (the highest rung first); only when none is does the searcher give a new
+config. A job past the last rung runs to its end. When the task ends, a job still paused was not
+promoted: it becomes EARLY_STOPPED. Promotion needs jobs that announce checkpoints
+(``gml_ray.checkpoint``); a job that announces none runs to its end.
+
 ``HyperbandAssessor`` runs several such brackets side by side (asynchronous Hyperband, as Ray
 Tune's ``ASHAScheduler(brackets=...)`` and Optuna's ``HyperbandPruner``): bracket ``b`` has its
 first rung at ``min_step * reduction_factor**b``, so bracket 0 is the most aggressive and the last
@@ -53,7 +62,7 @@ from __future__ import annotations
 import logging
 import math
 import zlib
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 from gml_ray.optimize import sign
 from gml_ray.plugins.assessor import ASSESSORS, AssessResult, BaseAssessor, check_int, history_values
@@ -96,8 +105,13 @@ class AshaAssessor(BaseAssessor):
     from the searcher. See the module docstring for the rules."""
 
     def __init__(self, min_step: int = 1, reduction_factor: int = 3, max_step: int | None = None,
-                 optimize_mode: str = OptimizeMode.MAXIMIZE) -> None:
+                 optimize_mode: str = OptimizeMode.MAXIMIZE, promotion: bool = False) -> None:
         super().__init__(optimize_mode)
+        if not isinstance(promotion, bool):
+            raise ValueError(f"promotion must be true or false, got {promotion!r}")
+        self.promotes = promotion
+        self._paused: dict[str, tuple[int, int]] = {}  # job id -> (bracket, rung index) it waits at
+        self._promoted: set[tuple[int, int, str]] = set()  # (bracket, rung index, job id)
         self.min_step = check_int("min_step", min_step, 1)
         self.reduction_factor = check_int("reduction_factor", reduction_factor, 2)
         self.max_step = None if max_step is None else check_int("max_step", max_step, 1)
@@ -115,6 +129,8 @@ class AshaAssessor(BaseAssessor):
         return 0
 
     def assess_job(self, job_id: str, history: Sequence[dict[str, Any]]) -> AssessResult:
+        if self.promotes:  # jobs are paused at their rungs' checkpoints, never stopped
+            return AssessResult.Good
         values = history_values(history)
         step = len(values)
         if job_id not in self._bracket_of:
@@ -142,6 +158,56 @@ class AshaAssessor(BaseAssessor):
         """A job ended: its rung values stay (it reached those rungs), its cursor goes."""
         self._next_rung.pop(job_id, None)
         self._bracket_of.pop(job_id, None)
+        self._paused.pop(job_id, None)
+
+    def at_checkpoint(self, job_id: str, history: list[dict[str, Any]]) -> bool:
+        """With ``promotion``: record the job at the next rung it has reached and pause it there."""
+        if not self.promotes:
+            return False
+        values = history_values(history)
+        if job_id not in self._bracket_of:
+            self._bracket_of[job_id] = self.bracket_of(job_id)
+        b = self._bracket_of[job_id]
+        k = self._next_rung.get(job_id, 0)
+        rung = self.brackets[b].rung(k)
+        if rung is None or len(values) < rung:
+            return False  # past the last rung (it runs to its end), or not at the next one yet
+        s = sign(self.optimize_mode)
+        rank, n, passing = self.brackets[b].record(k, job_id, max(s * v for v in values[:rung]))
+        self._next_rung[job_id] = k + 1
+        self._paused[job_id] = (b, k)
+        log.info("%s paused at rung %d%s: ranks %d of %d (the top %d may go on)", job_id, rung,
+                 f" (bracket {b})" if len(self.brackets) > 1 else "", rank, n, passing)
+        return True
+
+    def promotion(self, paused: Collection[str] | None = None) -> str | None:
+        """The paused job to continue (one of ``paused``, the jobs paused now; all it paused when
+        None): in the top ``max(1, n // reduction_factor)`` of its rung's records and not
+        promoted from that rung yet, the highest rung first (then the better value, then the
+        earlier job)."""
+        best: tuple[int, float, str] | None = None
+        for job_id, (b, k) in self._paused.items():
+            if (b, k, job_id) in self._promoted or (paused is not None and job_id not in paused):
+                continue
+            records = self.brackets[b].records[k]
+            value = records[job_id]
+            rank = 1 + sum(1 for v in records.values() if v > value)
+            if rank > max(1, len(records) // self.reduction_factor):
+                continue
+            key = (-k, -value, job_id)
+            if best is None or key < best:
+                best = key
+        if best is None:
+            return None
+        job_id = best[2]
+        b, k = self._paused.pop(job_id)
+        self._promoted.add((b, k, job_id))
+        return job_id
+
+    def paused_at(self, job_id: str) -> int | None:
+        """The rung step a paused job waits at (None if it is not paused)."""
+        where = self._paused.get(job_id)
+        return None if where is None else self.brackets[where[0]].rung(where[1])
 
     def rung_counts(self) -> list[list[int]]:
         """Per bracket, how many jobs were recorded at each rung (for logs and tests)."""
@@ -155,7 +221,8 @@ class HyperbandAssessor(AshaAssessor):
     below ``max_step``: one per rung of bracket 0. See the module docstring."""
 
     def __init__(self, min_step: int = 1, reduction_factor: int = 3, max_step: int | None = None,
-                 brackets: int | None = None, optimize_mode: str = OptimizeMode.MAXIMIZE) -> None:
+                 brackets: int | None = None, optimize_mode: str = OptimizeMode.MAXIMIZE,
+                 promotion: bool = False) -> None:
         if max_step is None:
             raise ValueError("max_step is required: the step a full job reaches")
         check_int("max_step", max_step, 1)
@@ -171,7 +238,7 @@ class HyperbandAssessor(AshaAssessor):
         if self.n_brackets > most:
             raise ValueError(f"brackets must be at most {most} (the brackets with a rung below "
                              f"max_step {max_step}), got {brackets}")
-        super().__init__(min_step, reduction_factor, max_step, optimize_mode)
+        super().__init__(min_step, reduction_factor, max_step, optimize_mode, promotion)
         s_max = self.n_brackets - 1
         # Hyperband's bracket sizes, bracket 0 (s = s_max) the largest; their running sums.
         sizes = [math.ceil((s_max + 1) / (s + 1) * self.reduction_factor ** s)

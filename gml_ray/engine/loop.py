@@ -37,6 +37,7 @@ from gml_ray.engine.spec import KILL_GRACE_S, job_name
 from gml_ray.engine.view import LoopView
 from gml_ray.optimize import best as best_of
 from gml_ray.optimize import best_result, is_better
+from gml_ray.plugins.assessor import BaseAssessor
 from gml_ray.space import config_key
 from gml_ray.store.guard import StoreGuard
 from gml_ray.store.store import Store
@@ -103,6 +104,10 @@ class SchedulerCore:
         # PBT's new jobs waiting for a slot: (config, job id, its copy of the donor's checkpoint, donor id)
         self._children: list[tuple[dict, int, Restore, int]] = []
         self._warned_no_checkpoint = False
+        # An assessor that pauses jobs at rungs and promotes the best (AshaAssessor(promotion=True)).
+        self.promoter = self.assessor if isinstance(self.assessor, BaseAssessor) and self.assessor.promotes else None
+        self._paused: dict[str, tuple[dict, int, int]] = {}  # job name -> (config, id, attempt): to promote
+        self._told: set[int] = set()  # jobs the searcher heard of at a pause (told once per job)
         self.nodes = NodeWatch(cfg.resources or DEFAULT_RESOURCES,  # nodes that leave mid-run
                                unlocked=self.store.unlocked)
         self._slow_searcher = True  # until its first answer says otherwise
@@ -203,6 +208,8 @@ class SchedulerCore:
                 status = self._external[0]
             elif self.preempting is not None:
                 status = JobStatus.ERROR
+            else:
+                self._retire_paused()
         except BaseException as exc:
             status = JobStatus.ERROR
             self.stop_reason = f"scheduler failed: {type(exc).__name__}: {exc}"
@@ -271,6 +278,13 @@ class SchedulerCore:
         while self._reruns and not self.is_stop and len(self.running) < self.parallel_size:
             rerun, job_id, attempt = self._reruns.pop(0)
             self._start(self._again(rerun, job_id, attempt))
+        while self.promoter is not None and self._paused and len(self.running) < self.parallel_size \
+                and self._kill is None and self._external is None and self.preempting is None:
+            name = self.promoter.promotion(list(self._paused))  # before new configs, after max_tries too
+            if name is None or name not in self._paused:
+                break
+            paused, job_id, attempt = self._paused.pop(name)
+            self._start(self._again(paused, job_id, attempt + 1))
         while self._children and not self.is_stop and len(self.running) < self.parallel_size:
             explored, job_id, restore, donor = self._children.pop(0)
             self._start(self.factory.make(explored, job_id, 1, restore), parent=donor)
@@ -488,6 +502,8 @@ class SchedulerCore:
                 exploit = self.pbt.checkpointed(job_id, recorded.step)
                 if exploit is not None:
                     self._exploit(job, exploit)
+            elif self.promoter is not None and job.kill_status is None and job.outcome is None:
+                self._at_rung(job, recorded.step)
         if best is not None and self._record_reward(job, best):  # one row update per batch
             self.ingest.row_updates[job_id]["reward"] = job.reward
         if job.outcome is None:  # else _finish writes them with the job's end
@@ -515,6 +531,18 @@ class SchedulerCore:
             self.pbt.left(job.spec.job_id)
         job.kill(JobStatus.EARLY_STOPPED, message)
         log.info("%s: %s", job.name, message)
+
+    def _at_rung(self, job: Job, step: int) -> None:
+        """Promotion: the assessor may pause a job at the checkpoint it just announced."""
+        if self.promoter is None:
+            return
+        try:
+            pause = self.promoter.at_checkpoint(job.name, list(self.ingest.history.get(job.spec.job_id, [])))
+        except Exception:  # noqa: BLE001 - a failing assessor never ends the task
+            log.exception("assessor at_checkpoint failed on %s; it goes on", job.name)
+            return
+        if pause:
+            self._pause(job, f"paused at its checkpoint of step {step}, at a rung: it goes on if promoted")
 
     def _needs_checkpoints(self, job: Job, records: list[dict]) -> None:
         """PBT exploits only from checkpoints: say so once when a job passes the interval without one."""
@@ -561,14 +589,16 @@ class SchedulerCore:
         self.keeper.ended(job_id)
         if self.pbt is not None:
             self.pbt.left(job_id)
-        if status == JobStatus.PAUSED:  # not ended: it goes on from its checkpoint (--resume)
+        if status == JobStatus.PAUSED:  # not ended: it goes on from its checkpoint
+            if self.promoter is not None and self.preempting is None:
+                self._paused[job.name] = (job.config, job_id, job.spec.attempt)
+                if reward is not None and job_id not in self._told:  # a model learns from rung results
+                    self._told.add(job_id)
+                    self._tell(job.config, reward, status)
             return
-        t0 = time.perf_counter()
-        if reward is not None and status != JobStatus.ERROR:
-            self.searcher.update(job.config, reward)
-        else:
-            self.searcher.job_failed(job.config, status)
-        self.searcher_s += time.perf_counter() - t0
+        if job_id not in self._told:
+            self._tell(job.config, reward, status)
+        self._told.discard(job_id)
         self.assessing.ended(job, status == JobStatus.FINISHED)
 
     def _pause(self, job: Job, message: str) -> None:
@@ -595,6 +625,23 @@ class SchedulerCore:
                     else:
                         self._pause(job, f"{self.preempting[0]}: no checkpoint within the grace period, "
                                          f"paused at its checkpoint of step {step}")
+
+    def _tell(self, config: dict, reward: float | None, status: str) -> None:
+        """The searcher hears of a job's result (a reward, or a failure)."""
+        t0 = time.perf_counter()
+        if reward is not None and status != JobStatus.ERROR:
+            self.searcher.update(config, reward)
+        else:
+            self.searcher.job_failed(config, status)
+        self.searcher_s += time.perf_counter() - t0
+
+    def _retire_paused(self) -> None:
+        """The task ends: jobs still waiting for a promotion were not promoted (EARLY_STOPPED)."""
+        for name, (_config, job_id, _attempt) in self._paused.items():
+            self.store.update_job(self.task, job_id, status=JobStatus.EARLY_STOPPED,
+                                  message="not promoted: stopped at its rung")
+            log.info("%s not promoted: EARLY_STOPPED", name)
+        self._paused.clear()
 
     def _apply_stops(self) -> None:
         self._apply_preemption()

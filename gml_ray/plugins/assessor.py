@@ -12,7 +12,7 @@ import inspect
 import math
 import numbers
 from abc import ABC, abstractmethod
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Collection, Protocol, Sequence, runtime_checkable
 
 from gml_ray.plugins.registry import Registry
 from gml_ray.vocab import OptimizeMode
@@ -65,6 +65,23 @@ class BaseAssessor(ABC):
         """Called once when a job ends, whatever its status; ``success`` is True when it FINISHED.
         An assessor written for GML may take ``job_end(job_id)`` only: it is called so."""
         return None  # an optional hook: most assessors keep no per-job state
+
+    # ---- promotion: pause jobs at checkpoints, continue the best later (optional) ----------------
+
+    promotes: bool = False
+    """True for an assessor that pauses jobs instead of stopping them and later promotes the best
+    (it then needs jobs that checkpoint). The engine calls the two hooks below only when it is."""
+
+    def at_checkpoint(self, job_id: str, history: list[dict[str, Any]]) -> bool:
+        """Called when a running job announced a checkpoint, with its reward history so far.
+        True pauses the job there (PAUSED; it holds no resources until :meth:`promotion` names it)."""
+        return False
+
+    def promotion(self, paused: Collection[str]) -> str | None:
+        """Called when a job slot is free, before the searcher is asked for a new config, with the
+        names of the jobs paused now (stopped at their checkpoint, holding nothing): the one to
+        continue from its checkpoint now, or None."""
+        return None
 
 
 _takes_success: dict[type, bool] = {}

@@ -199,7 +199,7 @@ def test_yaml_mistakes_are_config_errors_naming_the_field(tmp_path):
 
     with pytest.raises(ConfigError, match=r"scheduler\.assessor\.grace_period: AshaAssessor has no "
                                           r"parameter 'grace_period' \(it takes: min_step, "
-                                          r"reduction_factor, max_step, optimize_mode\)"):
+                                          r"reduction_factor, max_step, optimize_mode, promotion\)"):
         _components(tmp_path, "{type: AshaAssessor, grace_period: 1}")
     with pytest.raises(ConfigError, match=r"scheduler\.assessor.*max_step is required"):
         _components(tmp_path, "{type: HyperbandAssessor}")
