@@ -106,7 +106,10 @@ def test_promotion_asha_pauses_at_rungs_and_the_best_config_runs_to_the_end(run_
         assert curve == list(range(len(curve)))  # a promoted job's curve goes on without a gap
         if job["status"] == "EARLY_STOPPED":
             assert job["message"] == "not promoted: stopped at its rung" and max(ran) < 7
-    assert steps_run < 8 * 8 * 0.6  # far fewer steps than running every config to the end
+    # fewer steps than running every config to the end (64): 8 x 2 to the first rung, then the
+    # promoted ones only (the first job at a rung always passes, so early jobs climb more easily)
+    assert 16 < steps_run <= 44
+    assert len(finished) <= 4
 
 
 def test_only_jobs_paused_now_are_promoted():

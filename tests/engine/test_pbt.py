@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers.pbt import CONFIG, TRIAL
 
 from gml_ray.config.task import PbtConfig
 from gml_ray.engine.pbt import PopulationBasedTraining
@@ -84,40 +85,6 @@ def test_pbt_config_mistakes_name_the_field(tmp_path, section, message):
         parse_config(raw, "c.yaml", str(tmp_path))
 
 
-# A member's value grows by `lr` per step (the best lr is the largest); a checkpoint per step
-# holds the value and where the member's line came from. Each job logs what it restored.
-TRIAL = """
-import json, os, time
-import gml_ray
-
-def trial(config):
-    value, start, restored = 0.0, 0, None
-    if gml_ray.get_checkpoint() is not None:
-        restored = json.load(open(gml_ray.get_checkpoint()))
-        value, start = restored["value"], gml_ray.restored_step() + 1
-    with open("restored.json", "w") as f:
-        json.dump({"state": restored, "step": gml_ray.restored_step(), "lr": config["lr"]}, f)
-    for step in range(start, 12):
-        value += config["lr"]
-        with open("state.json", "w") as f:
-            json.dump({"value": value}, f)
-        gml_ray.report(step, score=value, checkpoint="state.json")
-        time.sleep(0.15)
-"""
-
-CONFIG = """
-task:
-  function: trial:trial
-  resources: {num_cpus: 0.5}
-  search_args:
-    - {type: Real, name: lr, data: [0.05, 1.0]}
-searcher: {type: RandomSearcher, seed: 5, reward_attribute: score}
-scheduler:
-  parallel_size: 4
-  pbt: {population_size: 4, perturbation_interval: 3, quantile_fraction: 0.25, resample_probability: 0.0, seed: 1}
-"""
-
-
 def test_a_pbt_run_exploits_from_checkpoints_with_a_consistent_lineage(run_task):
     import os
 
@@ -176,63 +143,3 @@ def test_the_pbt_example_runs_and_its_lines_continue_from_checkpoints(ray_sessio
     for child in children:  # each line's curve: its parent's to the checkpoint, then its own
         steps = [s["step"] for s in store.scalars("pbt", [child["job_id"]], ["Test Acc"])]
         assert steps == list(range(len(steps)))
-
-
-SLOW_TRIAL = TRIAL.replace("range(start, 12)", "range(start, 16)").replace("time.sleep(0.15)", "time.sleep(0.3)")
-
-
-@pytest.mark.ray
-@pytest.mark.slow
-def test_a_pbt_run_killed_9_resumes_with_every_line_whole(tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    from helpers import owned_processes
-    from helpers.cli import gml
-    from helpers.runs import run_env, wait_for
-
-    from gml_ray.store import Store
-
-    (tmp_path / "trial.py").write_text(SLOW_TRIAL)
-    (tmp_path / "c.yaml").write_text(CONFIG)
-    args = ["run", "c.yaml", "--task", "t", "--workdir", "wd", "--num-cpus", "2"]
-    proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "gml-ray"), *args], cwd=tmp_path,
-                            env=run_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    try:
-        def exploited() -> bool:
-            if not (tmp_path / "wd" / "gml.db").exists():
-                return False
-            jobs = Store(str(tmp_path / "wd"), create=False).jobs("t", columns=("status", "parent_id"))
-            return any(j["parent_id"] is not None and j["status"] == "RUNNING" for j in jobs)
-        wait_for(exploited, timeout=120, what="a PBT job continuing another")
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-        wait_for(lambda: not owned_processes(proc.pid), timeout=30, what="the run's Ray to end")
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    resumed = gml(*args, "--resume", cwd=tmp_path, timeout=240)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "missing" not in resumed.stderr
-    store = Store(str(tmp_path / "wd"), create=False)
-    jobs = {j["job_id"]: j for j in store.jobs("t")}
-    assert store.get_task("t")["status"] == "FINISHED"
-    assert {j["status"] for j in jobs.values()} <= {"FINISHED", "EARLY_STOPPED"}
-    scores = {}
-    for s in store.scalars("t", tags=["score"]):  # the last attempt of each job
-        if s["attempt"] == jobs[s["job_id"]]["attempt"]:
-            scores.setdefault(s["job_id"], []).append((s["step"], s["value"]))
-    for job in jobs.values():
-        steps = [k for k, _ in scores.get(job["job_id"], [])]
-        assert steps == list(range(len(steps))), (job["name"], steps)  # no step twice, none missing
-        if job["status"] == "FINISHED":
-            assert steps[-1] == 15, job["name"]
-        if job["parent_id"] is not None:
-            parent = dict(scores[job["parent_id"]])
-            own = dict(scores[job["job_id"]])
-            assert all(own[k] == parent[k] for k in range(job["parent_step"] + 1))
