@@ -584,6 +584,11 @@ class SchedulerCore:
                  f" ({outcome['message']})" if outcome.get("message") else "", job.reward)
         del self.running[job_id]
         del self.jobs[job_id]  # finished jobs live in the store, not in the scheduler's memory
+        if self.promoter is not None and status == JobStatus.FINISHED and not self._warned_no_checkpoint \
+                and job.restore is None and self.keeper.newest_step(job_id) is None:
+            self._warned_no_checkpoint = True  # promotion pauses jobs only at their checkpoints
+            self.notify(f"the assessor's promotion needs checkpoints: {job.name} ran to its end without "
+                        f"announcing one (gml_ray.checkpoint), so it could not be paused at a rung")
         self.drain.forget(job_id)
         self.ingest.forget(job_id)
         self.keeper.ended(job_id)

@@ -117,3 +117,19 @@ def test_only_jobs_paused_now_are_promoted():
     asha.at_checkpoint("a", _hist([0.9]))  # asked to pause; its pause has not landed yet
     assert asha.promotion(paused=[]) is None
     assert asha.promotion(paused=["a"]) == "a"
+
+
+def test_promotion_with_jobs_that_never_checkpoint_says_so_once_and_runs_them_to_the_end(ray_session, tmp_path):
+    from gml_ray.config import load_config
+    from gml_ray.schedulers import NaiveScheduler
+
+    (tmp_path / "trial.py").write_text("import gml_ray\n\ndef trial(config):\n"
+                                       "    for step in range(4):\n        gml_ray.report(step, score=config['x'] * step)\n")
+    (tmp_path / "c.yaml").write_text(CONFIG.replace("data: [0.1, 0.8, 0.3, 0.5, 0.2, 0.7, 0.4, 0.6]", "data: [0.1, 0.2, 0.3]"))
+    scheduler = NaiveScheduler(str(tmp_path / "wd"), load_config(str(tmp_path / "c.yaml")), task="t")
+    store = scheduler.prepare()
+    notices: list[str] = []
+    summary = scheduler.run(on_notice=notices.append)
+    assert summary["counts"] == {"FINISHED": 3}
+    assert len(notices) == 1 and "promotion needs checkpoints" in notices[0]
+    assert len(store.scalars("t")) == 12
