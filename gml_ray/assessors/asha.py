@@ -204,6 +204,25 @@ class AshaAssessor(BaseAssessor):
         self._promoted.add((b, k, job_id))
         return job_id
 
+    def resumed(self, job_id: str, history: list[dict[str, Any]], paused: bool) -> None:
+        """``--resume``: record an earlier job at every rung its history reached, so later jobs
+        are ranked against it as in the uninterrupted run; with ``promotion``, it was promoted from
+        each rung it went past, and a ``paused`` one waits at the last rung it reached."""
+        values = history_values(history)
+        b = self._bracket_of.setdefault(job_id, self.bracket_of(job_id))
+        bracket, s = self.brackets[b], sign(self.optimize_mode)
+        k = 0
+        while (rung := bracket.rung(k)) is not None and len(values) >= rung:
+            bracket.record(k, job_id, max(s * v for v in values[:rung]))
+            k += 1
+        self._next_rung[job_id] = k
+        if self.promotes and k > 0:
+            self._promoted.update((b, i, job_id) for i in range(k - 1))
+            if paused:
+                self._paused[job_id] = (b, k - 1)
+            else:
+                self._promoted.add((b, k - 1, job_id))
+
     def paused_at(self, job_id: str) -> int | None:
         """The rung step a paused job waits at (None if it is not paused)."""
         where = self._paused.get(job_id)

@@ -48,6 +48,9 @@ log = logging.getLogger("gml_ray.scheduler")
 WAKE_S = 0.5  # the loop wakes at least this often: ctl stop requests, heartbeat, time limits
 COMMIT_EVERY_S = 0.05  # rounds that find work ready at once share a commit for at most this long
 SLOW_SEARCHER_S = 0.01  # a searcher's answer took longer: it is asked outside the store's lock
+# The message of a job the assessor paused at a rung (it waits for a promotion), as the store keeps
+# it: a --resume tells those from jobs paused by a SIGTERM (they go on at once) by it.
+AT_RUNG = "waits at a rung for promotion"
 
 
 class SchedulerCore:
@@ -132,6 +135,33 @@ class SchedulerCore:
             self.pbt.proposed = earlier.launched
         if earlier.best is not None:
             self.best_reward, self.best_job = earlier.best
+        if isinstance(self.assessor, BaseAssessor):
+            self._restore_assessor(self.assessor, earlier.paused)
+
+    def _restore_assessor(self, assessor: BaseAssessor, paused: set[int]) -> None:
+        """The assessor hears of every earlier job (rung records); with promotion, the PAUSED ones
+        wait to be promoted again instead of running on, and the searcher hears of their reward."""
+        jobs = self.store.jobs(self.task, columns=("status", "attempt", "reward", "config", "message"))
+        curves: dict[int, list[dict]] = {}
+        attempt = {j["job_id"]: j["attempt"] or 1 for j in jobs}
+        for s in self.store.scalars(self.task, None, [self.reward_attribute]):
+            if (s["attempt"] or 1) == attempt[s["job_id"]] and s["flag"] == 0 and s["value"] is not None:
+                curves.setdefault(s["job_id"], []).append({"iteration": s["step"], "value": s["value"],
+                                                           "created": s["created"]})
+        promoting = self.promoter is not None
+        for job in jobs:
+            waiting = promoting and job["job_id"] in paused and AT_RUNG in (job["message"] or "")
+            try:
+                assessor.resumed(job["name"], curves.get(job["job_id"], []), waiting)
+            except Exception:  # noqa: BLE001 - a failing assessor never ends the task
+                log.exception("assessor resumed failed on %s", job["name"])
+            if waiting:
+                self._paused[job["name"]] = (job["config"], job["job_id"], attempt[job["job_id"]])
+                if job["reward"] is not None:
+                    self.searcher.update(job["config"], job["reward"])
+                    self._told.add(job["job_id"])
+        if promoting:
+            self._reruns = [r for r in self._reruns if job_name(r[1]) not in self._paused]
 
     # ---- API for criteria and the driver ---------------------------------------------------------
 
@@ -542,7 +572,7 @@ class SchedulerCore:
             log.exception("assessor at_checkpoint failed on %s; it goes on", job.name)
             return
         if pause:
-            self._pause(job, f"paused at its checkpoint of step {step}, at a rung: it goes on if promoted")
+            self._pause(job, f"paused at its checkpoint of step {step}: {AT_RUNG}")
 
     def _needs_checkpoints(self, job: Job, records: list[dict]) -> None:
         """PBT exploits only from checkpoints: say so once when a job passes the interval without one."""

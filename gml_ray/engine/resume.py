@@ -31,6 +31,7 @@ class Resumed:
     reruns: list[tuple[dict, int, int]] = field(default_factory=list)
     done_keys: set[str] = field(default_factory=set)  # configs never to launch again
     best: tuple[float, str] | None = None  # (reward, job name) of the best job so far
+    paused: set[int] = field(default_factory=set)  # ids of the PAUSED jobs among the reruns
 
 
 def read_back(store: Store, task: str, searcher: Any,
@@ -51,6 +52,8 @@ def read_back(store: Store, task: str, searcher: Any,
         out.done_keys.add(config_key(config))
         if job["status"] in (JobStatus.ERROR, JobStatus.PAUSED):  # PAUSED: from its checkpoint
             out.reruns.append((config, job_id, int(job["attempt"] or 1) + 1))
+            if job["status"] == JobStatus.PAUSED:
+                out.paused.add(job_id)
         elif job["reward"] is not None:
             searcher.update(config, job["reward"])
             if better(job["reward"], out.best[0] if out.best else None):

@@ -77,6 +77,12 @@ class BaseAssessor(ABC):
         True pauses the job there (PAUSED; it holds no resources until :meth:`promotion` names it)."""
         return False
 
+    def resumed(self, job_id: str, history: list[dict[str, Any]], paused: bool) -> None:
+        """Called on ``run --resume``, before any job runs, once per earlier job in launch order,
+        with its reward history (its last attempt's); ``paused``: it waits for a promotion. An
+        assessor rebuilds what it keeps across jobs (rung records) here; the default keeps nothing."""
+        return None
+
     def promotion(self, paused: Collection[str]) -> str | None:
         """Called when a job slot is free, before the searcher is asked for a new config, with the
         names of the jobs paused now (stopped at their checkpoint, holding nothing): the one to

@@ -133,3 +133,52 @@ def test_promotion_with_jobs_that_never_checkpoint_says_so_once_and_runs_them_to
     assert summary["counts"] == {"FINISHED": 3}
     assert len(notices) == 1 and "promotion needs checkpoints" in notices[0]
     assert len(store.scalars("t")) == 12
+
+
+def test_resumed_rebuilds_the_rungs_and_the_jobs_waiting_for_promotion():
+    asha = AshaAssessor(min_step=1, reduction_factor=2, max_step=8, promotion=True)
+    asha.resumed("a", _hist([0.9, 0.9, 0.9]), paused=False)  # went past rungs 1 and 2: promoted from both
+    asha.resumed("b", _hist([0.5]), paused=True)  # waits at rung 1
+    asha.resumed("c", _hist([0.1]), paused=True)
+    assert asha.rung_counts() == [[3, 1]]
+    assert asha.promotion(["b", "c"]) is None  # 3 at rung 1: only the top 1 (a, gone on already)
+    assert asha.at_checkpoint("d", _hist([0.05]))  # a 4th at rung 1: the top 2 may go on
+    assert asha.promotion(["b", "c", "d"]) == "b" and asha.promotion(["c", "d"]) is None
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_promotion_task_stopped_by_sigterm_resumes_with_its_rungs(tmp_path):
+    import os
+    import signal
+
+    from helpers.cli import gml
+    from helpers.runs import start, wait_for
+
+    from gml_ray.store import Store
+
+    (tmp_path / "trial.py").write_text(TRIAL)
+    (tmp_path / "c.yaml").write_text(CONFIG)
+    args = ["run", "c.yaml", "--task", "t", "--workdir", "wd", "--num-cpus", "2"]
+    run = start(args, tmp_path)
+    try:
+        def some_paused() -> bool:
+            if not (tmp_path / "wd" / "gml.db").exists():
+                return False
+            jobs = Store(str(tmp_path / "wd"), create=False).jobs("t", columns=("status",))
+            return sum(j["status"] == "PAUSED" for j in jobs) >= 3
+        wait_for(some_paused, timeout=120, what="three jobs paused at rungs")
+        run.send_signal(signal.SIGTERM)
+        _, err = run.communicate(timeout=90)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 143, err
+    resumed = gml(*args, "--resume", cwd=tmp_path, timeout=240)
+    assert resumed.returncode == 0, resumed.stderr
+    store = Store(str(tmp_path / "wd"), create=False)
+    jobs = store.jobs("t")
+    assert {j["status"] for j in jobs} <= {"FINISHED", "EARLY_STOPPED"} and len(jobs) == 8
+    assert next(j for j in jobs if j["config"]["x"] == 0.8)["status"] == "FINISHED"
+    steps_run = sum(len(set(open(os.path.join(j["job_dir"], "steps.log")).read().split())) for j in jobs)
+    assert steps_run <= 44  # the rungs held across the resume: not every paused job ran on
