@@ -22,7 +22,7 @@ Rules of one bracket (``AshaAssessor`` is one bracket):
   A job whose values arrive in a batch that crosses several rungs is judged at each in order and
   stops at the first it fails.
 * The assessor keeps the rung records for the life of the run (one float per job and rung); a
-  ``--resume`` starts them empty, as MedianStopAssessor's references.
+  ``--resume`` rebuilds them from the earlier jobs' curves (:meth:`AshaAssessor.resumed`).
 
 With ``promotion: true`` (ASHA as Li et al. give it in Algorithm 2, with promotions), a job is
 not stopped at a rung but paused there, at its first checkpoint at or past the rung: its value is
