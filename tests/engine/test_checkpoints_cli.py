@@ -15,37 +15,21 @@ SLOW_TRAIN = TRAIN.replace("    if epoch == die_at", "    time.sleep(0.4)\n    i
 @pytest.mark.ray
 @pytest.mark.slow
 def test_resume_after_kill_9_of_the_driver_redoes_no_checkpointed_epoch(tmp_path):
-    import signal
-    import subprocess
-    import time
-
-    from helpers import owned_processes
     from helpers.cli import gml
-    from helpers.runs import run_env, wait_for
+    from helpers.runs import killed_9_when
+
+    from gml_ray.store import Store
 
     (tmp_path / "train.py").write_text(SLOW_TRAIN)
     (tmp_path / "c.yaml").write_text(checkpoint_config("python train.py {x} 12 99"))
     args = ["run", "c.yaml", "--task", "t", "--workdir", "wd", "--num-cpus", "2"]
-    bin_dir = os.path.dirname(subprocess.sys.executable)
-    proc = subprocess.Popen([os.path.join(bin_dir, "gml-ray"), *args], cwd=tmp_path, env=run_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        def announced() -> bool:
-            if not (tmp_path / "wd" / "gml.db").exists():
-                return False
-            from gml_ray.store import Store
-            rows = Store(str(tmp_path / "wd"), create=False).checkpoints("t")
-            return len({r["job_id"] for r in rows if r["step"] >= 3}) == 2
-        wait_for(announced, timeout=120, what="both jobs' checkpoint of epoch 3")
-        proc.send_signal(signal.SIGKILL)  # the driver only
-        proc.wait(timeout=30)
-        wait_for(lambda: not owned_processes(proc.pid), timeout=30, what="the run's Ray to end")
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    time.sleep(0.5)
+
+    def announced() -> bool:
+        if not (tmp_path / "wd" / "gml.db").exists():
+            return False
+        rows = Store(str(tmp_path / "wd"), create=False).checkpoints("t")
+        return len({r["job_id"] for r in rows if r["step"] >= 3}) == 2
+    killed_9_when(args, tmp_path, announced, "both jobs' checkpoint of epoch 3")
     resumed = gml(*args, "--resume", cwd=tmp_path, timeout=180)
     assert resumed.returncode == 0, resumed.stderr
     for job in jobs_of(tmp_path):
@@ -59,7 +43,6 @@ def test_resume_after_kill_9_of_the_driver_redoes_no_checkpointed_epoch(tmp_path
         assert again[0][0] == step + 1 and step >= 3
         assert max(first) - step <= 1
         assert sorted({*first, *(e for e, _ in again)}) == list(range(12))
-    from gml_ray.store import Store
     store = Store(str(tmp_path / "wd"), create=False)
     for job in store.jobs("t"):
         assert job["status"] == "FINISHED"

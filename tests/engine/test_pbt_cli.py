@@ -10,38 +10,21 @@ SLOW_TRIAL = TRIAL.replace("range(start, 12)", "range(start, 16)").replace("time
 @pytest.mark.ray
 @pytest.mark.slow
 def test_a_pbt_run_killed_9_resumes_with_every_line_whole(tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    from helpers import owned_processes
     from helpers.cli import gml
-    from helpers.runs import run_env, wait_for
+    from helpers.runs import killed_9_when
 
     from gml_ray.store import Store
 
     (tmp_path / "trial.py").write_text(SLOW_TRIAL)
     (tmp_path / "c.yaml").write_text(CONFIG)
     args = ["run", "c.yaml", "--task", "t", "--workdir", "wd", "--num-cpus", "2"]
-    proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "gml-ray"), *args], cwd=tmp_path,
-                            env=run_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    try:
-        def exploited() -> bool:
-            if not (tmp_path / "wd" / "gml.db").exists():
-                return False
-            jobs = Store(str(tmp_path / "wd"), create=False).jobs("t", columns=("status", "parent_id"))
-            return any(j["parent_id"] is not None and j["status"] == "RUNNING" for j in jobs)
-        wait_for(exploited, timeout=120, what="a PBT job continuing another")
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-        wait_for(lambda: not owned_processes(proc.pid), timeout=30, what="the run's Ray to end")
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+
+    def exploited() -> bool:
+        if not (tmp_path / "wd" / "gml.db").exists():
+            return False
+        jobs = Store(str(tmp_path / "wd"), create=False).jobs("t", columns=("status", "parent_id"))
+        return any(j["parent_id"] is not None and j["status"] == "RUNNING" for j in jobs)
+    killed_9_when(args, tmp_path, exploited, "a PBT job continuing another")
     resumed = gml(*args, "--resume", cwd=tmp_path, timeout=240)
     assert resumed.returncode == 0, resumed.stderr
     assert "missing" not in resumed.stderr

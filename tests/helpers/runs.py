@@ -47,3 +47,25 @@ def jobs_in(db: str, status: str) -> int:
         return 0
     finally:
         conn.close()
+
+
+def killed_9_when(args: list[str], cwd, ready, what: str, timeout: float = 120.0) -> None:
+    """Run ``gml-ray ARGS`` in a session of its own until ``ready()`` holds, then SIGKILL the
+    driver alone (as a lost machine would) and wait for the local Ray it started to end."""
+    import signal
+
+    from helpers import owned_processes
+
+    proc = subprocess.Popen([os.path.join(BIN, "gml-ray"), *args], cwd=cwd, env=run_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for(lambda: ready() or proc.poll() is not None, timeout=timeout, what=what)
+        assert proc.poll() is None, f"the run ended before {what}"
+        proc.send_signal(signal.SIGKILL)  # the driver only
+        proc.wait(timeout=30)
+        wait_for(lambda: not owned_processes(proc.pid), timeout=30, what="the run's Ray to end")
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
