@@ -268,7 +268,8 @@ def make_method(name: str, space: Dict, seed: int) -> Method:
                                         sampler_kwargs=CMAES_KWARGS))
     if name == "gml LA-MCTS manual":  # the manual's settings (Cp 1, leaf 20, rbf, 30 initial), bo
         from gml_ray.searchers import LamctsSearcher
-        return GmlMethod(LamctsSearcher(space, optimize_mode="minimize", solver="bo", seed=seed))
+        return GmlMethod(LamctsSearcher(space, optimize_mode="minimize", solver="bo", seed=seed,
+                                        **LAMCTS_BEFORE_36))
     if name == "gml LA-MCTS":
         from gml_ray.searchers import LamctsSearcher
 
@@ -277,10 +278,14 @@ def make_method(name: str, space: Dict, seed: int) -> Method:
         ackley = "x19" in space.keys() and space["x0"].lower == -5.0
         settings = dict(Cp=1.0, leaf_size=10, kernel_type="rbf", gamma_type="auto") if ackley \
             else dict(Cp=10.0, leaf_size=8, kernel_type="poly", gamma_type="auto")
-        return GmlMethod(LamctsSearcher(space, optimize_mode="minimize", ninits=40, solver="bo",
-                                        seed=seed, **settings))
+        return GmlMethod(LamctsSearcher(space, optimize_mode="minimize", solver="bo", seed=seed,
+                                        **{**LAMCTS_BEFORE_36, "ninits": 40, **settings}))
     raise ValueError(name)
 
+
+# LamctsSearcher's defaults before issue 36 (the results in benchmarks/README.md were measured with
+# them; benchmarks/searcher_ranks.py measures the current defaults)
+LAMCTS_BEFORE_36 = {"ninits": 30, "gp_prior": False, "start_at_centre": False}
 
 METHODS = ["gml Skopt", "raw skopt", "gml Skopt x4", "gml Evolution 32/0.1", "gml Evolution 10/0.3",
            "gml Random", "Optuna TPE", "gml Optuna TPE", "gml Optuna TPE x4", "Optuna CMA-ES",

@@ -61,9 +61,12 @@ def _build(registry: Registry, plugin: PluginConfig, cfg: TaskConfig, contract: 
 def build_components(cfg: TaskConfig) -> Components:
     """Import plugins and build every component, validating their kwargs."""
     load_custom_imports(cfg)
-    # Passed only to searchers whose constructor takes them (parallel_size: batch proposals).
-    shared = {"reward_attribute": cfg.reward_attribute, "optimize_mode": cfg.optimize_mode,
-              "parallel_size": cfg.parallel_size}
+    # Passed only to searchers whose constructor takes them (parallel_size: batch proposals;
+    # max_tries: the budget, which sizes LA-MCTS's initial design).
+    shared: dict[str, Any] = {"reward_attribute": cfg.reward_attribute, "optimize_mode": cfg.optimize_mode,
+                              "parallel_size": cfg.parallel_size}
+    if cfg.stop.max_tries is not None:
+        shared["max_tries"] = cfg.stop.max_tries
     if cfg.mode is not None:  # e.g. the MuJoCo policy's size, for searchers that take it
         shared.update(job_mode(cfg.mode).searcher_kwargs(cfg.mode_settings, cfg.search_args))
     searcher: BaseSearcher = _build(SEARCHERS, cfg.searcher, cfg, BaseSearcher,

@@ -168,21 +168,31 @@ def sphere6(c: dict) -> float:
 
 
 def test_first_ninits_configs_are_a_latin_hypercube():
-    s = LamctsSearcher(SPACE6, ninits=10, seed=0)
+    s = LamctsSearcher(SPACE6, ninits=10, seed=0, start_at_centre=False)
     configs = [s.get_config() for _ in range(10)]
     for i in range(6):
         strata = sorted(int((c[f"x{i}"] + 1) / 2 * 10) for c in configs)
         assert strata == list(range(10))  # one point per tenth of every axis
 
 
-@pytest.mark.parametrize("max_tries, dims, expected", [
-    (None, 6, default_ninits(6, None)), (25, 6, 5), (50, 6, 10), (150, 6, 30), (1000, 6, 30),
-    (10, 6, 5), (150, 20, default_ninits(20, 150))])
-def test_the_initial_design_is_sized_to_the_budget(max_tries, dims, expected):
-    space = Dict(**{f"x{i}": Real(-1.0, 1.0) for i in range(dims)})
-    s = LamctsSearcher(space, max_tries=max_tries, seed=0)
-    assert s.ninits == expected
-    assert s.max_tries == max_tries
+def test_the_design_starts_at_the_centre_of_the_box_by_default():
+    """The centre (in log space for a log arg), then a Latin hypercube of the rest."""
+    space = Dict(x0=Real(-1.0, 3.0), lr=Real(1e-4, 1e-2, log=True))
+    s = LamctsSearcher(space, ninits=10, seed=0)
+    first = s.get_config()
+    assert first["x0"] == pytest.approx(1.0) and first["lr"] == pytest.approx(1e-3)
+    rest = [s.get_config() for _ in range(9)]
+    strata = sorted(int((c["x0"] + 1) / 4 * 9) for c in rest)
+    assert strata == list(range(9))
+
+
+@pytest.mark.parametrize("max_tries, parallel, expected", [
+    (None, 1, 5), (25, 1, 5), (150, 1, 5), (3000, 1, 5), (20, 1, 4), (10, 1, 2), (3, 1, 2),
+    (None, 8, 8), (10, 3, 3)])
+def test_the_initial_design_is_sized_to_the_budget(max_tries, parallel, expected):
+    assert default_ninits(max_tries, parallel) == expected
+    s = LamctsSearcher(SPACE6, max_tries=max_tries, parallel_size=parallel, seed=0)
+    assert (s.ninits, s.max_tries) == (expected, max_tries)
     # the design is that many configs, then the model (an iteration) proposes
     for _ in range(expected):
         config = s.get_config()
@@ -207,7 +217,9 @@ def test_max_tries_from_the_searchers_settings_sizes_the_design(tmp_path):
         """))
     searcher = build_components(load_config(str(tmp_path / "search_config.yaml"))).searcher
     assert isinstance(searcher, LamctsSearcher)
-    assert (searcher.max_tries, searcher.ninits) == (50, 10)
+    assert (searcher.max_tries, searcher.ninits) == (50, 5)
+    small = LamctsSearcher(SPACE6, max_tries=10)
+    assert small.ninits == 2
 
 
 @pytest.mark.slow
@@ -478,3 +490,16 @@ def test_noise_floor_bounds_the_gps_noise_and_raises_its_ceiling():
             at_outlier[floor] = float(sampler._gp.posterior(x[-1:])[0])
     # the floor smooths the lucky 12 towards its neighbours' 0 instead of interpolating it
     assert at_outlier[0.05] < at_outlier[5e-4] - 1.0
+
+
+def test_the_tasks_max_tries_sizes_the_design_through_the_engine(tmp_path):
+    from gml_ray.config import parse_config
+    from gml_ray.engine.components import build_components
+
+    raw = {"task": {"function": "t:f", "search_args": [{"type": "Real", "name": f"x{i}", "data": [0, 1]}
+                                                       for i in range(3)]},
+           "searcher": {"type": "LamctsSearcher", "seed": 0},
+           "scheduler": {"stop_criterion": {"max_tries": 10}}}
+    assert build_components(parse_config(raw, "c.yaml", str(tmp_path))).searcher.ninits == 2
+    raw["searcher"]["max_tries"] = 100  # the searcher's own setting wins
+    assert build_components(parse_config(raw, "c.yaml", str(tmp_path))).searcher.ninits == 5
