@@ -26,8 +26,7 @@ jobs: 40 configs whose accuracy curves come from the same family (seeded per see
     ASHAScheduler ("TuneASHA": grace_period 1, reduction_factor 3, max_t 30) on the same curves
     as a Tune function trainable (2 trials at a time, reuse_actors) in the same Ray; and the
     promotion variants "ASHA-promo" and "Hyperband-promo" (``promotion: true``: jobs checkpoint
-    every epoch, pause at rungs, the best continue) next to Ray Tune's HyperBandScheduler
-    ("TuneHyperBand": reduction_factor 3, max_t 30; it pauses trials, so they checkpoint too). Printed per run: epochs run
+    every epoch, pause at rungs, the best continue). Printed per run: epochs run
     (the reward scalars in the store), wall time, jobs EARLY_STOPPED, whether the config with the
     best noise-free final value FINISHED ("kept"), the best noise-free final value among FINISHED
     jobs, and how fast Bad took effect (seconds from the verdict, as logged in scheduler.log, to
@@ -206,7 +205,6 @@ def predictor_benchmark(nni_dir: str | None, seeds: list[int], repeats: int = 3)
 # ---- real jobs ------------------------------------------------------------------------------------
 
 TUNE_ASHA = "TuneASHA"  # not a gml-ray assessor: Ray Tune's ASHAScheduler on the same trainable
-TUNE_HYPERBAND = "TuneHyperBand"  # Ray Tune's HyperBandScheduler (pauses trials: checkpoints)
 
 
 def assessor_configs(median_start: int = 5, curve_start: int = 6,
@@ -223,60 +221,42 @@ def assessor_configs(median_start: int = 5, curve_start: int = 6,
                            "promotion": True},
             "Hyperband-promo": {"type": "HyperbandAssessor", "min_step": 1, "reduction_factor": 3,
                                 "max_step": EPOCHS, "promotion": True},
-            TUNE_ASHA: {"grace_period": 1, "reduction_factor": 3, "max_t": EPOCHS},
-            TUNE_HYPERBAND: {"reduction_factor": 3, "max_t": EPOCHS}}
+            TUNE_ASHA: {"grace_period": 1, "reduction_factor": 3, "max_t": EPOCHS}}
 
 
 def tune_train(config: dict) -> None:
-    """The same trial as :func:`train`, for Ray Tune: one ``tune.report`` per epoch; with
-    ``checkpoint``, a checkpoint per epoch and a restart from it (HyperBand pauses trials)."""
+    """The same trial as :func:`train`, for Ray Tune: one ``tune.report`` per epoch."""
     from ray import tune
 
     _, noisy = job_curve(int(config["seed"]), int(config["cfg"]))
-    start = 0
-    restored = tune.get_checkpoint()
-    if restored is not None:
-        with restored.as_directory() as d, open(os.path.join(d, "state.txt")) as f:
-            start = int(f.read()) + 1
-    for epoch in range(start, len(noisy)):
+    for value in noisy:
         time.sleep(float(config["sleep"]))
-        if config.get("checkpoint"):
-            d = tempfile.mkdtemp()
-            with open(os.path.join(d, "state.txt"), "w") as f:
-                f.write(str(epoch))
-            tune.report({"acc": float(noisy[epoch])}, checkpoint=tune.Checkpoint.from_directory(d))
-        else:
-            tune.report({"acc": float(noisy[epoch])})
+        tune.report({"acc": float(value)})
 
 
-def run_tune(work_dir: str, seed: int, settings: dict, sleep: float, n_configs: int,
-             name: str = TUNE_ASHA) -> dict:
-    """Ray Tune's ASHAScheduler or HyperBandScheduler on the same 40 configs (grid order, 2 at a
-    time, 1 CPU each)."""
+def run_tune(work_dir: str, seed: int, settings: dict, sleep: float, n_configs: int) -> dict:
+    """Ray Tune's ASHAScheduler on the same 40 configs (grid order, 2 at a time, 1 CPU each)."""
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, HyperBandScheduler
+    from ray.tune.schedulers import ASHAScheduler
 
-    kind = HyperBandScheduler if name == TUNE_HYPERBAND else ASHAScheduler
     tuner = tune.Tuner(
         tune.with_resources(tune_train, {"cpu": 1}),
-        param_space={"cfg": tune.grid_search(list(range(n_configs))), "seed": seed, "sleep": sleep,
-                     "checkpoint": name == TUNE_HYPERBAND},
-        tune_config=tune.TuneConfig(scheduler=kind(time_attr="training_iteration", **settings),
+        param_space={"cfg": tune.grid_search(list(range(n_configs))), "seed": seed, "sleep": sleep},
+        tune_config=tune.TuneConfig(scheduler=ASHAScheduler(time_attr="training_iteration", **settings),
                                     metric="acc", mode="max", max_concurrent_trials=2, reuse_actors=True),
         run_config=tune.RunConfig(storage_path=os.path.join(work_dir, "tune"), verbose=0,
                                   name=f"s{seed}_{time.time_ns()}"))
     t0 = time.perf_counter()
     results = tuner.fit()
     wall = time.perf_counter() - t0
-    iters, reported = {}, 0
+    iters = {}
     for result in results:
         frame = result.metrics_dataframe
         iters[int(result.config["cfg"])] = int(frame["training_iteration"].max()) if frame is not None else 0
-        reported += len(frame) if frame is not None else 0  # a paused trial's resumed epochs count too
     finals = {c: job_curve(seed, c)[0][-1] for c in iters}
     best_cfg = max(finals, key=finals.get)
     full = [finals[c] for c, n in iters.items() if n >= EPOCHS]
-    return {"epochs": max(reported, sum(iters.values())), "wall": wall,
+    return {"epochs": sum(iters.values()), "wall": wall,
             "stopped": sum(n < EPOCHS for n in iters.values()), "latency": [], "late_epochs": 0,
             "kept": iters[best_cfg] >= EPOCHS, "best_final": max(full, default=float("nan")),
             "true_best": finals[best_cfg], "status": "FINISHED" if results.num_errors == 0 else "ERROR"}
@@ -363,8 +343,8 @@ def jobs_benchmark(seeds: int, sleep: float, n_configs: int, assessors: dict[str
               f"{'kept':>5} {'best final':>10} {'true best':>9} {'stop s (med/max)':>16} {'late ep.':>8}")
         for seed in range(seeds):
             for name, assessor in assessors.items():
-                if name in (TUNE_ASHA, TUNE_HYPERBAND):
-                    r = run_tune(work_dir, seed, assessor or {}, sleep, n_configs, name)
+                if name == TUNE_ASHA:
+                    r = run_tune(work_dir, seed, assessor or {}, sleep, n_configs)
                 else:
                     r = run_jobs(work_dir, seed, assessor, sleep, n_configs, name)
                 results[name].append(r)
@@ -412,8 +392,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="jobs: which runs, of none, MedianStop, CurveFitting, ASHA (min_step 1), "
                              "ASHA-m3 (min_step 3), Hyperband, ASHA-promo and Hyperband-promo (with "
                              "promotions: jobs checkpoint each epoch), TuneASHA (Ray Tune's "
-                             "ASHAScheduler, grace_period 1) and TuneHyperBand (its HyperBandScheduler, "
-                             "which pauses trials; both need the bench extra)")
+                             "ASHAScheduler, grace_period 1; needs the bench extra)")
     parser.add_argument("--median-start-step", type=int, default=5)
     parser.add_argument("--curve-start-step", type=int, default=6)
     parser.add_argument("--threshold", type=float, default=0.95, help="CurveFitting's")
