@@ -50,7 +50,7 @@ class ScalarIngest:
         self._warned: set[tuple] = set()  # (job id, what): warned once in scheduler.log
         self._keep: set[str] | None = None  # tags `latest` keeps past LATEST_MAX_TAGS
         self._announced: list[dict] = []  # checkpoint announcements of the last batch taken
-        self.last_value: float | None = None  # the last finite reward value of the last batch
+        self.last_rewards: list[tuple[int | None, float]] = []  # the last batch's (step, finite reward)
 
     def take(self, job_id: int, records: Iterable[dict], attempt: int) -> float | None:
         """Take a batch of a job's records; returns the best finite reward value in it (or None).
@@ -58,7 +58,7 @@ class ScalarIngest:
         The job's ``latest`` column is queued in :attr:`row_updates`; the caller adds the reward
         and takes the batch's checkpoint announcements (:meth:`pop_announcements`)."""
         t0 = time.perf_counter()
-        self.last_value = None
+        self.last_rewards = []
         history = self.history.setdefault(job_id, []) if self.keep_history else None
         task, reward_attribute, append = self.task, self.reward_attribute, self._unsaved.append
         last: dict = {}
@@ -90,7 +90,7 @@ class ScalarIngest:
             last[tag] = raw
             if tag == reward_attribute and flag == FLAG_OK:
                 rewards.append(value)  # type: ignore[arg-type]
-                self.last_value = value
+                self.last_rewards.append((step, value))  # type: ignore[arg-type]
                 if history is not None:
                     history.append({"iteration": step, "value": value, "created": get("c")})
         latest = self._latest.setdefault(job_id, {})

@@ -155,6 +155,7 @@ class Job:
         self._actor: Any = None
         self.run_started: float | None = None  # when it began to run (its START message says)
         self.restore: Restore | None = None  # the checkpoint this attempt starts from
+        self.returned: list[dict] = []  # reports its outcome carried (taken in when it finishes)
         self._kill_asked_at: float | None = None  # when kill() asked the pool actor to stop it
         self._actor_ended = False
         self.name = spec.name

@@ -391,7 +391,7 @@ class SchedulerCore:
                 self.store.update_job(self.task, spec.job_id, parent_id=parent, parent_step=job.restore.step,
                                       reward=job.reward)
         if self.pbt is not None:
-            self.pbt.joined(spec.job_id, job.config, job.restore.step if job.restore is not None else -1)
+            self.pbt.joined(spec.job_id, job.config, job.restore.step if job.restore is not None else -1, parent)
         log.info("started %s (attempt %d): %s", spec.name, spec.attempt, spec.command or job.arg_dict)
         self.jobs[spec.job_id] = job
         self.running[spec.job_id] = job
@@ -450,8 +450,9 @@ class SchedulerCore:
                     self.nodes.job_lost(outcome)
                 if outcome.get("lost") and job.exited is None and self._retry(job):
                     continue
-                if outcome.get("scalars"):  # reports a job returned instead of sending
-                    self._ingest(job, outcome.pop("scalars"), job.spec.attempt)
+                # Reports a job returned instead of sending: its last ones. They are taken in
+                # once the messages it sent before them are in (_finish), never ahead of them.
+                job.returned = outcome.pop("scalars", None) or []
                 self.drain.ended(job_id)
         now = time.time()
         for job in self.running.values():
@@ -519,9 +520,8 @@ class SchedulerCore:
         """Store a job's reported scalars, update its reward and let the assessor judge it."""
         job_id = job.spec.job_id
         best = self.ingest.take(job_id, records, attempt)
-        if self.pbt is not None and self.ingest.last_value is not None:
-            self.pbt.reported(job_id, self.ingest.last_value)
-            self._needs_checkpoints(job, records)
+        if self.pbt is not None and self.ingest.last_rewards:
+            self.pbt.reported(job_id, self.ingest.last_rewards)
         for record in self.ingest.pop_announcements():
             recorded = self.keeper.announced(job_id, attempt, job.spec.job_dir, record)
             if recorded is None:
@@ -534,6 +534,8 @@ class SchedulerCore:
                     self._exploit(job, exploit)
             elif self.promoter is not None and job.kill_status is None and job.outcome is None:
                 self._at_rung(job, recorded.step)
+        if self.pbt is not None:  # after this batch's announcements: they count
+            self._needs_checkpoints(job, records)
         if best is not None and self._record_reward(job, best):  # one row update per batch
             self.ingest.row_updates[job_id]["reward"] = job.reward
         if job.outcome is None:  # else _finish writes them with the job's end
@@ -596,6 +598,9 @@ class SchedulerCore:
 
     def _finish(self, job: Job) -> None:
         job_id = job.spec.job_id
+        if job.returned:
+            self._ingest(job, job.returned, job.spec.attempt)
+            job.returned = []
         outcome = exit_outcome(job.outcome or {}, job.exited, job.kill_status is not None)
         status = outcome.get("status", JobStatus.ERROR)
         reward = job.reward

@@ -3,7 +3,10 @@ Networks"): the decisions, without Ray.
 
 The task's searcher proposes the first ``population_size`` configs. Whenever a member announces a
 checkpoint at least ``perturbation_interval`` steps after its last decision, it is ranked among
-the population by the last value it reported of the reward attribute. A member in the bottom
+the population by the value each member had reported of the reward attribute at that step (its
+last one at or before it): members that started earlier are not ranked on training the others
+have not had yet. (The paper and Ray Tune rank on each member's latest value; with members
+started seconds apart on a busy cluster, the earliest one then wins every early decision.) A member in the bottom
 ``quantile_fraction`` *exploits*: it stops, and a new job continues from the checkpoint of a
 member drawn from the top ``quantile_fraction``, with that member's args *explored*: each
 mutable arg is drawn afresh with ``resample_probability``, else a Real or Int is multiplied by
@@ -32,7 +35,7 @@ class Member:
     job_id: int
     config: dict
     start_step: int = -1  # the step it started after (its parent's checkpoint step; -1: fresh)
-    last_value: float | None = None  # the last reward value it reported
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (step, reward value), as reported
     last_decision: int = -1  # the step of its last exploit-or-not decision
     checkpoint_step: int | None = None  # its newest announced checkpoint
 
@@ -61,19 +64,23 @@ class PopulationBasedTraining:
         """Whether the searcher still fills the population (its first ``population_size`` configs)."""
         return self.proposed < self.cfg.population_size
 
-    def joined(self, job_id: int, config: dict, start_step: int = -1) -> None:
-        """A job of the population started (a searcher's config, or an exploit's new job)."""
-        self.members[job_id] = Member(job_id, config, start_step, last_decision=start_step)
+    def joined(self, job_id: int, config: dict, start_step: int = -1, parent: int | None = None) -> None:
+        """A job of the population started (a searcher's config, or an exploit's new job that
+        continues ``parent`` after ``start_step``: its curve so far is the parent's to there)."""
+        donor = self.members.get(parent) if parent is not None else None
+        curve = [(s, v) for s, v in donor.curve if s <= start_step] if donor is not None else []
+        self.members[job_id] = Member(job_id, config, start_step, curve, last_decision=start_step)
 
     def left(self, job_id: int) -> None:
         """A member ended (finished, failed or stopped): it is no longer ranked, and no longer a
         donor once its last checkpoint may be gone."""
         self.members.pop(job_id, None)
 
-    def reported(self, job_id: int, value: float) -> None:
+    def reported(self, job_id: int, points: list[tuple[int | None, float]]) -> None:
+        """A member reported reward values: (step, value) pairs (pairs without a step are not ranked)."""
         member = self.members.get(job_id)
         if member is not None:
-            member.last_value = value
+            member.curve.extend((s, v) for s, v in points if s is not None)
 
     def checkpointed(self, job_id: int, step: int) -> Exploit | None:
         """A member announced a checkpoint at ``step``: the exploit it leads to, or None."""
@@ -81,10 +88,11 @@ class PopulationBasedTraining:
         if member is None:
             return None
         member.checkpoint_step = step
-        if step - member.last_decision < self.cfg.perturbation_interval or member.last_value is None:
+        if step - member.last_decision < self.cfg.perturbation_interval or _value_at(member, step) is None:
             return None
         member.last_decision = step
-        scored = [(self.sign * m.last_value, m.job_id, m) for m in self.members.values() if m.last_value is not None]
+        values = {m.job_id: _value_at(m, step) for m in self.members.values()}
+        scored = [(self.sign * v, m.job_id, m) for m in self.members.values() if (v := values[m.job_id]) is not None]
         ranked = [m for _, _, m in sorted(scored, key=lambda t: (t[0], t[1]))]  # worst first
         n = max(1, int(math.floor(len(ranked) * self.cfg.quantile_fraction)))
         if len(ranked) < 2 or member not in ranked[:n]:
@@ -112,6 +120,16 @@ class PopulationBasedTraining:
             else:
                 new[name] = space.sample(self.rng)
         return new, {k: (config.get(k), v) for k, v in new.items() if v != config.get(k)}
+
+
+def _value_at(member: Member, step: int) -> float | None:
+    """The member's reward value at ``step``: its last report at or before it (None if none).
+    Its own line before it started counts (a PBT job's curve begins with its parent's)."""
+    best_step, value = None, None
+    for s, v in member.curve:
+        if s <= step and (best_step is None or s >= best_step):
+            best_step, value = s, v
+    return value
 
 
 def _neighbour(space: Categorical, value: Any, rng: random.Random) -> Any:

@@ -401,13 +401,14 @@ class Store(Database):
                    "VALUES (?, ?, ?, ?, ?, ?, ?)", [task, job_id, attempt, step, path, size, created])
 
     def checkpoints(self, task: str, job_id: int | None = None) -> list[dict[str, Any]]:
-        """A task's recorded checkpoints (one job's when given), oldest announcement first."""
+        """A task's recorded checkpoints (one job's when given), by job and step (the newest last;
+        a job's steps only grow, whatever order its announcements arrived in)."""
         sql = "SELECT job_id, attempt, step, path, bytes, created FROM checkpoints WHERE task = ?"
         params: list[Any] = [task]
         if job_id is not None:
             sql += " AND job_id = ?"
             params.append(job_id)
-        return self._query(sql + " ORDER BY job_id, rowid", params)
+        return self._query(sql + " ORDER BY job_id, step, rowid", params)
 
     def remove_checkpoint(self, task: str, job_id: int, path: str) -> None:
         self._exec("DELETE FROM checkpoints WHERE task = ? AND job_id = ? AND path = ?", [task, job_id, path])

@@ -46,7 +46,7 @@ def test_the_bottom_member_exploits_a_top_member_with_a_checkpoint_once_per_inte
     pbt = _pbt(population_size=4, perturbation_interval=4, quantile_fraction=0.25, seed=0)
     for job_id, value in zip((1, 2, 3, 4), (0.1, 0.5, 0.6, 0.9)):
         pbt.joined(job_id, {"lr": 0.1 * job_id, "width": 32, "act": "relu", "fixed": "a"})
-        pbt.reported(job_id, value)
+        pbt.reported(job_id, [(step, value) for step in range(9)])
     assert pbt.checkpointed(1, 2) is None  # before the interval
     assert pbt.checkpointed(1, 4) is None  # no donor has a checkpoint yet
     assert pbt.checkpointed(4, 4) is None  # the best member never exploits
@@ -60,10 +60,34 @@ def test_minimize_ranks_the_other_way():
     pbt = PopulationBasedTraining(cfg, _space(), "minimize")
     for job_id, loss in ((1, 5.0), (2, 1.0)):
         pbt.joined(job_id, {"lr": 0.1, "width": 32, "act": "relu", "fixed": "a"})
-        pbt.reported(job_id, loss)
+        pbt.reported(job_id, [(0, loss), (1, loss)])
     pbt.checkpointed(2, 1)
     decision = pbt.checkpointed(1, 1)
     assert decision is not None and decision.donor == 2
+
+
+def test_members_are_ranked_at_the_deciding_step_not_on_training_others_have_not_had():
+    cfg = PbtConfig(mutable=["lr"], perturbation_interval=2, quantile_fraction=0.5)
+    pbt = PopulationBasedTraining(cfg, _space(), "maximize")
+    config = {"lr": 0.1, "width": 32, "act": "relu", "fixed": "a"}
+    pbt.joined(1, config)
+    pbt.joined(2, config)
+    pbt.reported(1, [(s, 0.1 * s) for s in range(20)])  # started early: at step 19 already (1.9)
+    assert pbt.checkpointed(1, 19) is None  # the best at 19
+    pbt.reported(2, [(s, 0.2 * s) for s in range(3)])  # better than member 1 at each of its steps
+    assert pbt.checkpointed(2, 2) is None  # at step 2 it leads, 0.4 to 0.2 (not 0.4 to 1.9)
+    pbt.reported(2, [(3, 0.15), (4, 0.2)])
+    decision = pbt.checkpointed(2, 4)  # at step 4 it trails, 0.2 to 0.4: it copies member 1
+    assert decision is not None and (decision.loser, decision.donor, decision.step) == (2, 1, 19)
+
+
+def test_a_new_job_starts_with_its_parents_curve_up_to_the_checkpoint():
+    pbt = _pbt(perturbation_interval=1)
+    config = {"lr": 0.1, "width": 32, "act": "relu", "fixed": "a"}
+    pbt.joined(1, config)
+    pbt.reported(1, [(0, 0.5), (1, 0.6), (2, 0.7)])
+    pbt.joined(9, config, start_step=1, parent=1)
+    assert pbt.members[9].curve == [(0, 0.5), (1, 0.6)]
 
 
 @pytest.mark.parametrize("section, message", [
