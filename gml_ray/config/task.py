@@ -16,6 +16,7 @@ import yaml
 import gml_ray.config.modes as modes
 import gml_ray.config.render as render
 import gml_ray.config.slurm as slurm
+from gml_ray.config.checkpointing import CheckpointConfig, PbtConfig, parse_checkpoint, parse_pbt
 from gml_ray.config.files import ConfigFile
 from gml_ray.config.search_args import SearchArg, arg_keys, parse_args
 from gml_ray.config.template import MAX_COMMAND_BYTES, longest_command, placeholder_names
@@ -56,29 +57,6 @@ class StopConfig:
     max_reward: float = math.inf
     time_limits_per_job: float | None = None
     custom: PluginConfig | None = None  # a user's STOP_CRITERIONS type, when ``type:`` is given
-
-
-@dataclass
-class CheckpointConfig:
-    """``scheduler.checkpoint``: how the engine treats the checkpoints jobs announce."""
-
-    keep: int = 2  # checkpoints kept per job (the newest); older ones are deleted as the run goes
-    preempt_grace: float = 30.0  # seconds a SIGTERM'd run waits for its jobs' next checkpoint
-
-
-PBT_MUTABLE_TYPES = ("Real", "Int", "Categorical")  # what PBT's explore step may change
-
-
-@dataclass
-class PbtConfig:
-    """``scheduler.pbt``: Population Based Training (Jaderberg et al. 2017) over the task's jobs."""
-
-    population_size: int = 4  # jobs the searcher proposes; every later job continues one of them
-    perturbation_interval: int = 4  # steps between a member's exploit-and-explore decisions
-    quantile_fraction: float = 0.25  # the bottom share copies one of the top share
-    resample_probability: float = 0.25  # an arg is drawn afresh instead of perturbed
-    mutable: list[str] = field(default_factory=list)  # the args explore may change (all searched: empty)
-    seed: int = 0
 
 
 @dataclass
@@ -153,8 +131,6 @@ TOP_KEYS = ["task", "searcher", "scheduler", "pavi", "use_spe", "generate_log", 
             "tensorboard"]
 TASK_KEYS = ["template", "search_args", "function", "resources", "max_retries"]
 SCHEDULER_KEYS = ["type", "parallel_size", "stop_criterion", "assessor", "filter_criterion", "checkpoint", "pbt"]
-PBT_KEYS = ["population_size", "perturbation_interval", "quantile_fraction", "resample_probability", "mutable", "seed"]
-CHECKPOINT_KEYS = ["keep", "preempt_grace"]
 STOP_KEYS = ["type", "max_tries", "time_limits", "max_reward", "time_limits_per_job"]
 PAVI_KEYS = ["compare", "scalars"]
 
@@ -335,8 +311,8 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
     stop = _parse_stop(ctx, sched.get("stop_criterion"))
     assessor = _plugin(ctx, sched.get("assessor"), "scheduler.assessor")
     filt = _plugin(ctx, sched.get("filter_criterion"), "scheduler.filter_criterion")
-    checkpoint = _parse_checkpoint(ctx, sched.get("checkpoint"))
-    pbt = _parse_pbt(ctx, sched.get("pbt"), args) if sched.get("pbt") is not None else None
+    checkpoint = parse_checkpoint(ctx, sched.get("checkpoint"))
+    pbt = parse_pbt(ctx, sched.get("pbt"), args) if sched.get("pbt") is not None else None
 
     pavi = mapping(ctx, top.get("pavi"), "pavi")
     check_keys(ctx, pavi, PAVI_KEYS, "pavi")
@@ -377,60 +353,6 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
         tensorboard=tensorboard, mode=mode, mode_settings=mode_settings, checkpoint=checkpoint,
         pbt=pbt)
 
-
-def _parse_pbt(ctx: Ctx, raw: Any, args: list[SearchArg]) -> PbtConfig:
-    section = mapping(ctx, raw, "scheduler.pbt")
-    check_keys(ctx, section, PBT_KEYS, "scheduler.pbt")
-    out = PbtConfig()
-    for key, low in (("population_size", 2), ("perturbation_interval", 1)):
-        value = section.get(key, getattr(out, key))
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ctx.error(f"scheduler.pbt.{key}", f"must be an integer >= {low}, got {show(value)}")
-        setattr(out, key, value)
-    for key, top in (("quantile_fraction", 0.5), ("resample_probability", 1.0)):
-        share = section.get(key, getattr(out, key))
-        ok = isinstance(share, (int, float)) and not isinstance(share, bool) and 0 <= share <= top
-        if not ok or (key == "quantile_fraction" and share == 0):
-            interval = "(0, 0.5]" if key == "quantile_fraction" else "[0, 1]"
-            raise ctx.error(f"scheduler.pbt.{key}", f"must be a number in {interval}, got {show(share)}")
-        setattr(out, key, float(share))
-    seed = section.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ctx.error("scheduler.pbt.seed", f"must be an integer, got {show(seed)}")
-    out.seed = seed
-    kinds = {a.name: a.type for a in args}
-    mutable = section.get("mutable", [a.name for a in args if a.type in PBT_MUTABLE_TYPES])
-    if not isinstance(mutable, list) or not all(isinstance(m, str) for m in mutable):
-        raise ctx.error("scheduler.pbt.mutable", f"must be a list of search arg names, got {show(mutable)}")
-    for name in mutable:
-        if name not in kinds:
-            raise ctx.error("scheduler.pbt.mutable", f"{name!r} is no top-level search arg"
-                            f"{did_you_mean(name, list(kinds))}")
-        if kinds[name] not in PBT_MUTABLE_TYPES:
-            raise ctx.error("scheduler.pbt.mutable", f"{name!r} is a {kinds[name]} arg: explore changes only "
-                            f"{', '.join(PBT_MUTABLE_TYPES)} args")
-    if not mutable:
-        raise ctx.error("scheduler.pbt.mutable", "no arg to explore: PBT needs a Real, Int or Categorical search arg")
-    out.mutable = list(mutable)
-    return out
-
-
-def _parse_checkpoint(ctx: Ctx, raw: Any) -> CheckpointConfig:
-    section = mapping(ctx, raw, "scheduler.checkpoint")
-    check_keys(ctx, section, CHECKPOINT_KEYS, "scheduler.checkpoint")
-    keep = section.get("keep", CheckpointConfig.keep)
-    if not isinstance(keep, int) or isinstance(keep, bool) or keep < 1:
-        raise ctx.error("scheduler.checkpoint.keep", f"must be an integer >= 1, got {show(keep)}")
-    grace = section.get("preempt_grace")
-    if grace is None:
-        return CheckpointConfig(keep=keep)
-    if not isinstance(grace, str):  # a bare number means hours elsewhere: say the unit here
-        raise ctx.error("scheduler.checkpoint.preempt_grace", f"needs a duration with its unit, like '30s' or "
-                        f"'2m', got {show(grace)}")
-    try:
-        return CheckpointConfig(keep=keep, preempt_grace=parse_duration(grace))
-    except ValueError as exc:
-        raise ctx.error("scheduler.checkpoint.preempt_grace", str(exc)) from None
 
 
 def _label(value: Any) -> str | None:

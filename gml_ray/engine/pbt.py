@@ -21,7 +21,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from gml_ray.config.task import PbtConfig
+from gml_ray.config.checkpointing import PbtConfig
 from gml_ray.optimize import sign
 from gml_ray.space import Categorical, Dict, Int, Nested, Real
 

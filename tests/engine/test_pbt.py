@@ -6,7 +6,7 @@ import json
 import pytest
 from helpers.pbt import CONFIG, TRIAL
 
-from gml_ray.config.task import PbtConfig
+from gml_ray.config.checkpointing import PbtConfig
 from gml_ray.engine.pbt import PopulationBasedTraining
 from gml_ray.space import Categorical, Dict, Int, Real
 
