@@ -31,5 +31,5 @@ task:
 searcher: {type: RandomSearcher, seed: 5, reward_attribute: score}
 scheduler:
   parallel_size: 4
-  pbt: {population_size: 4, perturbation_interval: 3, quantile_fraction: 0.25, resample_probability: 0.0, seed: 1}
+  pbt: {population_size: 4, perturbation_interval: 2, quantile_fraction: 0.5, resample_probability: 0.0, seed: 1}
 """
