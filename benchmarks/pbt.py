@@ -413,7 +413,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--digits-interval", type=int, default=3)
     parser.add_argument("--work-dir", default=None, help="keep the runs (stores, Tune's results) in this new directory")
     args = parser.parse_args(argv)
-    methods = [m for m in ("random", "pbt", "tune") if m in args.methods.split(",")]
+    # random always runs (its configs start every method) and is every table's reference
+    methods = [m for m in ("random", "pbt", "tune") if m in args.methods.split(",") or m == "random"]
     starts = args.starts.split(",")
     probs = [problem(p, args) for p in args.problems.split(",")]
     seeds = {p["name"]: range(args.seeds if p["name"] == "toy" else args.digits_seeds) for p in probs}
