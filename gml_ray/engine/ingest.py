@@ -88,9 +88,9 @@ class ScalarIngest:
                 value, text, flag = classify(raw)
             append((task, job_id, tag, step, value, text, flag, get("c"), attempt))
             last[tag] = raw
-            if tag == reward_attribute and flag == FLAG_OK:
-                rewards.append(value)  # type: ignore[arg-type]
-                self.last_rewards.append((step, value))  # type: ignore[arg-type]
+            if tag == reward_attribute and flag == FLAG_OK and value is not None:  # FLAG_OK: a float
+                rewards.append(value)
+                self.last_rewards.append((step, value))
                 if history is not None:
                     history.append({"iteration": step, "value": value, "created": get("c")})
         latest = self._latest.setdefault(job_id, {})
