@@ -8,6 +8,7 @@ import json
 import math
 import os
 import shlex
+import signal
 import sys
 import time
 from typing import Optional
@@ -384,6 +385,11 @@ def _main(typer_app: typer.Typer, prog_name: Optional[str] = None, args: Optiona
             raise
         err_console.print(Text(f"error: {exc}", style="bold red"), soft_wrap=True)
         sys.exit(1)
+    finally:
+        # The command's outcome is decided. A SIGTERM from here on would reach the interpreter
+        # while it tears down, where Python has put the default action back: a silent death
+        # (-15) instead of the exit code the command chose. Ignored, it changes nothing.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def main() -> None:

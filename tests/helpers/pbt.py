@@ -12,6 +12,13 @@ def trial(config):
     if gml_ray.get_checkpoint() is not None:
         restored = json.load(open(gml_ray.get_checkpoint()))
         value, start = restored["value"], gml_ray.restored_step() + 1
+    # the first population trains side by side, however slowly its workers start (PBT ranks
+    # members against each other: one that ran alone would have nobody to copy)
+    jobs_dir = os.path.dirname(os.environ["GML_JOB_DIR"])
+    open(os.path.join(jobs_dir, ".started-" + os.environ["GML_JOB_ID"]), "w").close()
+    deadline = time.time() + 60
+    while sum(n.startswith(".started-") for n in os.listdir(jobs_dir)) < 4 and time.time() < deadline:
+        time.sleep(0.05)
     with open("restored.json", "w") as f:
         json.dump({"state": restored, "step": gml_ray.restored_step(), "lr": config["lr"]}, f)
     for step in range(start, 12):
