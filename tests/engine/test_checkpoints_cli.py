@@ -128,7 +128,9 @@ scheduler:
     every, once, never = store.jobs("t")
     assert (every["status"], once["status"], never["status"]) == ("PAUSED", "PAUSED", "ERROR")
     newest = {j: store.checkpoints("t", j)[-1]["step"] for j in (1, 2)}
-    assert every["message"].endswith(f"paused at its checkpoint of step {newest[1]}")
+    # paused right after a checkpoint (one more may land before the stop does: the newest counts)
+    paused_at = int(every["message"].rsplit("paused at its checkpoint of step ", 1)[1])
+    assert paused_at <= newest[1] <= paused_at + 1
     assert "no checkpoint within the grace period" in once["message"] and newest[2] == 0
     assert took < 30  # the grace period (2 s) ended it, not the jobs' own end
     assert store.get_task("t")["status"] == "ERROR"
