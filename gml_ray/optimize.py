@@ -32,10 +32,11 @@ def worst_reward(optimize_mode: str) -> float:
 
 
 def has_result(job: dict[str, Any]) -> bool:
-    """Whether a job row's reward counts: it has one and the job did not end ERROR (an ERROR
+    """Whether a job row's reward counts: it has one, the job did not end ERROR (an ERROR
     job's reward is from a run cut short: the searcher is told it failed, ``--resume`` runs it
-    again); every other status's does, a running job's so far included."""
-    return job.get("reward") is not None and job.get("status") != JobStatus.ERROR
+    again) and breaks no constraint (``feasible`` is not 0); every other status's does, a
+    running job's so far included."""
+    return job.get("reward") is not None and job.get("status") != JobStatus.ERROR and job.get("feasible") != 0
 
 
 def best_result(jobs: Iterable[dict[str, Any]], optimize_mode: str) -> dict[str, Any] | None:

@@ -18,6 +18,7 @@ import gml_ray.config.render as render
 import gml_ray.config.slurm as slurm
 from gml_ray.config.checkpointing import CheckpointConfig, PbtConfig, parse_checkpoint, parse_pbt
 from gml_ray.config.files import ConfigFile
+from gml_ray.config.objectives import parse_max_reward, parse_outcome
 from gml_ray.config.search_args import SearchArg, arg_keys, parse_args
 from gml_ray.config.template import MAX_COMMAND_BYTES, longest_command, placeholder_names
 from gml_ray.config.validate import (
@@ -29,14 +30,12 @@ from gml_ray.config.validate import (
     mapping,
     one_line,
     parse_duration,
-    parse_reward_limit,
     show,
 )
 from gml_ray.errors import ConfigError
+from gml_ray.objectives import Objective, OutcomeSpec
 from gml_ray.space import Dict
 from gml_ray.vocab import OptimizeMode
-
-DEFAULT_REWARD = "acc"
 
 
 @dataclass
@@ -54,7 +53,7 @@ class StopConfig:
 
     max_tries: int | None = None
     time_limits: float | None = None
-    max_reward: float = math.inf
+    max_reward: float | tuple[float, ...] = math.inf  # a tuple: one per objective
     time_limits_per_job: float | None = None
     custom: PluginConfig | None = None  # a user's STOP_CRITERIONS type, when ``type:`` is given
 
@@ -92,6 +91,21 @@ class TaskConfig:
     compare_id: str | None = None  # pavi.compare.id: a label, as compare.name
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     pbt: PbtConfig | None = None  # scheduler.pbt: run the jobs as a PBT population
+    outcome: OutcomeSpec | None = None  # the objectives and constraints (None: reward_attribute alone)
+    assessor_objective: str | None = None  # scheduler.assessor.objective: what the assessor judges
+
+    @property
+    def outcome_spec(self) -> OutcomeSpec:
+        """The task's objectives and constraints (the single reward when none were declared)."""
+        if self.outcome is not None:
+            return self.outcome
+        return OutcomeSpec((Objective(self.reward_attribute, OptimizeMode.parse(self.optimize_mode)),))
+
+    @property
+    def judged(self) -> Objective:
+        """The objective the assessor (and PBT, promotion) judges jobs by: the first by default."""
+        spec = self.outcome_spec
+        return spec.objective(self.assessor_objective) if self.assessor_objective else spec.primary
 
     @property
     def compare_label(self) -> str | None:
@@ -120,8 +134,9 @@ class TaskConfig:
     @property
     def scalar_columns(self) -> list[str]:
         """Scalars shown by ``ctl show``: ``pavi.scalars`` with the reward attribute first."""
-        cols = [self.reward_attribute]
-        cols += [s for s in self.pavi_scalars if s != self.reward_attribute]
+        spec = self.outcome_spec
+        cols = spec.names + sorted({c.tag for c in spec.constraints} - set(spec.names))
+        cols += [s for s in self.pavi_scalars if s not in cols]
         return cols
 
 
@@ -145,7 +160,7 @@ def _plugin(ctx: Ctx, raw: Any, path: str) -> PluginConfig | None:
     return PluginConfig(kind, {k: v for k, v in m.items() if k != "type"}, path)
 
 
-def _parse_stop(ctx: Ctx, raw: Any) -> StopConfig:
+def _parse_stop(ctx: Ctx, raw: Any, spec: OutcomeSpec | None = None) -> StopConfig:
     path = "scheduler.stop_criterion"
     m = mapping(ctx, raw, path)
     if "type" in m and m["type"] not in (None, "StopCriterion"):
@@ -165,10 +180,7 @@ def _parse_stop(ctx: Ctx, raw: Any) -> StopConfig:
             except ValueError as exc:
                 raise ctx.error(f"{path}.{key}", str(exc)) from None
     if m.get("max_reward") is not None:
-        try:
-            stop.max_reward = parse_reward_limit(m["max_reward"])
-        except ValueError as exc:
-            raise ctx.error(f"{path}.max_reward", str(exc)) from None
+        stop.max_reward = parse_max_reward(ctx, m["max_reward"], f"{path}.max_reward", spec)
     return stop
 
 
@@ -283,14 +295,8 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
     if "ckpt_save_path" in searcher_raw:
         searcher_raw.pop("ckpt_save_path")
         warnings.append("searcher.ckpt_save_path is a pavi feature and is ignored")
-    reward = searcher_raw.get("reward_attribute", DEFAULT_REWARD)
-    if not isinstance(reward, str) or not reward:
-        raise ctx.error("searcher.reward_attribute", f"must be a scalar name, got {show(reward)}")
-    try:
-        optimize_mode = OptimizeMode.parse(searcher_raw.get("optimize_mode", OptimizeMode.MAXIMIZE))
-    except ValueError:
-        raise ctx.error("searcher.optimize_mode", f"must be maximize or minimize, "
-                        f"got {show(searcher_raw['optimize_mode'])}") from None
+    outcome = parse_outcome(ctx, searcher_raw)
+    reward, optimize_mode = outcome.primary.name, outcome.primary.mode
     sched = mapping(ctx, top.get("scheduler"), "scheduler")
     mode_keys = [k for m in modes.known_modes() for k in m.scheduler_keys]
     check_keys(ctx, sched, SCHEDULER_KEYS + mode_keys, "scheduler")
@@ -308,11 +314,15 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
     parallel = sched.get("parallel_size", 1)
     if not isinstance(parallel, int) or isinstance(parallel, bool) or parallel < 1:
         raise ctx.error("scheduler.parallel_size", f"must be a positive integer, got {show(parallel)}")
-    stop = _parse_stop(ctx, sched.get("stop_criterion"))
+    stop = _parse_stop(ctx, sched.get("stop_criterion"), outcome)
     assessor = _plugin(ctx, sched.get("assessor"), "scheduler.assessor")
+    judged = _assessor_objective(ctx, assessor, outcome)
     filt = _plugin(ctx, sched.get("filter_criterion"), "scheduler.filter_criterion")
     checkpoint = parse_checkpoint(ctx, sched.get("checkpoint"))
     pbt = parse_pbt(ctx, sched.get("pbt"), args) if sched.get("pbt") is not None else None
+    if pbt is not None and not outcome.plain:
+        raise ctx.error("scheduler.pbt", "PBT ranks jobs by one reward: not with several objectives or "
+                        "constraints")
 
     pavi = mapping(ctx, top.get("pavi"), "pavi")
     check_keys(ctx, pavi, PAVI_KEYS, "pavi")
@@ -351,7 +361,19 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
         generate_log=generate_log, notices=notices,
         collect_metrics=metrics == "collect", custom_imports=list(imports), raw=top, warnings=warnings,
         tensorboard=tensorboard, mode=mode, mode_settings=mode_settings, checkpoint=checkpoint,
-        pbt=pbt)
+        pbt=pbt, outcome=None if outcome.plain and outcome.reference_point is None else outcome,
+        assessor_objective=judged)
+
+
+def _assessor_objective(ctx: Ctx, assessor: PluginConfig | None, spec: OutcomeSpec) -> str | None:
+    """``scheduler.assessor.objective``: which objective the assessor judges (taken out of its kwargs)."""
+    if assessor is None or "objective" not in assessor.kwargs:
+        return None
+    name = assessor.kwargs.pop("objective")
+    if name not in spec.names:
+        raise ctx.error("scheduler.assessor.objective",
+                        f"must be one of the objectives ({', '.join(spec.names)}), got {show(name)}")
+    return str(name)
 
 
 

@@ -63,8 +63,11 @@ def build_components(cfg: TaskConfig) -> Components:
     load_custom_imports(cfg)
     # Passed only to searchers whose constructor takes them (parallel_size: batch proposals;
     # max_tries: the budget, which sizes LA-MCTS's initial design).
+    spec = cfg.outcome_spec
     shared: dict[str, Any] = {"reward_attribute": cfg.reward_attribute, "optimize_mode": cfg.optimize_mode,
                               "parallel_size": cfg.parallel_size}
+    if cfg.outcome is not None:  # several objectives or constraints (OptunaSearcher takes them)
+        shared["outcome_spec"] = spec
     if cfg.stop.max_tries is not None:
         shared["max_tries"] = cfg.stop.max_tries
     if cfg.mode is not None:  # e.g. the MuJoCo policy's size, for searchers that take it
@@ -75,6 +78,13 @@ def build_components(cfg: TaskConfig) -> Components:
     searcher.optimize_mode = OptimizeMode.parse(cfg.optimize_mode)
     if searcher.reward_attribute is None:
         searcher.reward_attribute = cfg.reward_attribute
+    if cfg.outcome is not None:
+        searcher.outcome_spec = spec
+    if spec.multi and not type(searcher).multi_objective:
+        takers = sorted(name for name, cls in SEARCHERS.module_dict.items()
+                        if issubclass(cls, BaseSearcher) and cls.multi_objective)
+        raise ConfigError(f"{cfg.searcher.type} optimises one objective and reward_attribute names "
+                          f"{len(spec.objectives)}: use {', '.join(takers)}", "searcher.type", cfg.source)
     stop = cfg.stop
     if stop.custom is not None:
         stop_criterion = _build(STOP_CRITERIONS, stop.custom, cfg, BaseStopCriterion)
@@ -83,8 +93,9 @@ def build_components(cfg: TaskConfig) -> Components:
                                        stop.time_limits_per_job)
     filt = _build(FILTER_CRITERIONS, cfg.filter_criterion, cfg, BaseFilterCriterion) \
         if cfg.filter_criterion else None
+    # it judges one objective (assessor.objective, default the first), in that objective's mode
     assessor = _build(ASSESSORS, cfg.assessor, cfg, Assessor,
-                      shared={"optimize_mode": cfg.optimize_mode}) if cfg.assessor else None
+                      shared={"optimize_mode": cfg.judged.mode}) if cfg.assessor else None
     if not cfg.collect_metrics:
         _check_without_scalars(cfg, searcher, assessor)
     return Components(searcher, stop_criterion, filt, assessor)

@@ -21,6 +21,7 @@ from gml_ray.engine.job import Job
 from gml_ray.engine.pbt import Exploit, PopulationBasedTraining
 from gml_ray.engine.resume import read_back
 from gml_ray.engine.spec import job_name
+from gml_ray.objectives import Outcome, ParetoArchive
 from gml_ray.optimize import best as best_of
 from gml_ray.optimize import is_better
 from gml_ray.plugins.assessor import BaseAssessor
@@ -56,6 +57,8 @@ class Continuations:
     searcher_s: float
     assessor: Any
     reward_attribute: str
+    judged_attribute: str
+    archive: ParetoArchive
     optimize_mode: str
     running: dict[int, Job]
     parallel_size: int
@@ -102,7 +105,7 @@ class Continuations:
         self._paused = {}  # job name -> (config, id, attempt): to promote
         self._told = set()  # jobs the searcher heard of at a pause (told once per job)
 
-    def _settle(self, job: Job, status: str, reward: float | None) -> None:
+    def _settle(self, job: Job, status: str, reward: float | None, outcome: Outcome | None = None) -> None:
         """A job's attempt ended with ``status``: its checkpoints, PBT's population, the searcher
         and the assessor hear of it; a PAUSED job is not done (it goes on from its checkpoint)."""
         job_id = job.spec.job_id
@@ -119,10 +122,10 @@ class Continuations:
                 self._paused[job.name] = (job.config, job_id, job.spec.attempt)
                 if reward is not None and job_id not in self._told:  # a model learns from rung results
                     self._told.add(job_id)
-                    self._tell(job.config, reward, status)
+                    self._tell(job.config, reward, status, outcome)
             return
         if job_id not in self._told:
-            self._tell(job.config, reward, status)
+            self._tell(job.config, reward, status, outcome)
         self._told.discard(job_id)
         self.assessing.ended(job, status == JobStatus.FINISHED)
 
@@ -165,7 +168,7 @@ class Continuations:
         jobs = self.store.jobs(self.task, columns=("status", "attempt", "reward", "config", "message"))
         curves: dict[int, list[dict]] = {}
         attempt = {j["job_id"]: j["attempt"] or 1 for j in jobs}
-        for s in self.store.scalars(self.task, None, [self.reward_attribute]):
+        for s in self.store.scalars(self.task, None, [self.judged_attribute]):
             if (s["attempt"] or 1) == attempt[s["job_id"]] and s["flag"] == 0 and s["value"] is not None:
                 curves.setdefault(s["job_id"], []).append({"iteration": s["step"], "value": s["value"],
                                                            "created": s["created"]})
@@ -206,12 +209,14 @@ class Continuations:
             moved = self.store.carry_scalars(self.task, spec.job_id, spec.attempt - 1, spec.attempt, restore.step)
         else:
             moved = self.store.copy_scalars(self.task, parent, spec.job_id, restore.step)
-        rows = [r for r in self.store.scalars(self.task, [spec.job_id], [self.reward_attribute])
+        rows = [r for r in self.store.scalars(self.task, [spec.job_id], [self.reward_attribute, self.judged_attribute])
                 if r["attempt"] == spec.attempt and r["flag"] == 0 and r["value"] is not None]
-        job.reward = best_of([r["value"] for r in rows], self.optimize_mode) if rows else None
+        rewards = [r["value"] for r in rows if r["tag"] == self.reward_attribute]
+        job.reward = best_of(rewards, self.optimize_mode) if rewards else None
         if self.ingest.keep_history:
             self.ingest.history[spec.job_id] = [{"iteration": r["step"], "value": r["value"],
-                                                 "created": r["created"]} for r in rows]
+                                                 "created": r["created"]}
+                                                for r in rows if r["tag"] == self.judged_attribute]
         log.info("%s restarts from its checkpoint at step %d (%s; %d scalars carried over)", job.name,
                  restore.step, restore.path, moved)
 
@@ -289,13 +294,10 @@ class Continuations:
                         self._pause(job, f"{self.preempting[0]}: no checkpoint within the grace period, "
                                          f"paused at its checkpoint of step {step}")
 
-    def _tell(self, config: dict, reward: float | None, status: str) -> None:
+    def _tell(self, config: dict, reward: float | None, status: str, outcome: Outcome | None = None) -> None:
         """The searcher hears of a job's result (a reward, or a failure)."""
         t0 = time.perf_counter()
-        if reward is not None and status != JobStatus.ERROR:
-            self.searcher.update(config, reward)
-        else:
-            self.searcher.job_failed(config, status)
+        self.searcher.tell(config, reward, status, outcome)
         self.searcher_s += time.perf_counter() - t0
 
     def _retire_paused(self) -> None:
@@ -315,6 +317,8 @@ class Continuations:
             self.pbt.proposed = earlier.launched
         if earlier.best is not None:
             self.best_reward, self.best_job = earlier.best
+        for name, outcome in earlier.outcomes.items():
+            self.archive.put(name, outcome)
         if isinstance(self.assessor, BaseAssessor):
             self._restore_assessor(self.assessor, earlier.paused)
 

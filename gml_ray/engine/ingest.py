@@ -15,6 +15,7 @@ from typing import Any, Iterable
 from gml_ray.checkpoints import RECORD_KEY as CHECKPOINT
 from gml_ray.engine.messages import SKIPPED
 from gml_ray.engine.spec import job_name
+from gml_ray.objectives import Outcome, OutcomeSpec
 from gml_ray.optimize import best
 from gml_ray.store.schema import FLAG_OK, classify, storable_int
 from gml_ray.store.store import Store
@@ -34,11 +35,20 @@ class ScalarIngest:
     history (for the assessor, when ``keep_history``) and the job-row fields not written yet."""
 
     def __init__(self, store: Store, task: str, reward_attribute: str, optimize_mode: str,
-                 keep_history: bool) -> None:
+                 keep_history: bool, spec: OutcomeSpec | None = None, judged: str | None = None) -> None:
         self.store, self.task = store, task
         self.reward_attribute = reward_attribute
         self._mode = optimize_mode
         self.keep_history = keep_history
+        # Several objectives or constraints: each job's last value of the scalars they read, and
+        # its outcome (queued as the job row's rewards/violations/feasible).
+        self.spec = spec if spec is not None and not spec.plain else None
+        self._tracked = self.spec.tags if self.spec is not None else set()
+        self._last: dict[int, dict[str, float | None]] = {}
+        self.outcomes: dict[int, Outcome] = {}
+        self.last_primary: float | None = None  # the last batch's last finite reward value
+        self.judged = judged or reward_attribute  # the tag the assessor's history follows
+        self.judged_new = False  # whether the last batch carried a finite judged value
         self.history: dict[int, list[dict]] = {}  # job id -> [{'iteration', 'value', 'created'}]
         # job id -> {tag: its last value as a JSON fragment '"tag": value'}: a batch re-joins
         # these instead of re-encoding every tag the job ever reported (json.dumps per batch of a
@@ -59,8 +69,10 @@ class ScalarIngest:
         and takes the batch's checkpoint announcements (:meth:`pop_announcements`)."""
         t0 = time.perf_counter()
         self.last_rewards = []
+        self.judged_new = False
         history = self.history.setdefault(job_id, []) if self.keep_history else None
         task, reward_attribute, append = self.task, self.reward_attribute, self._unsaved.append
+        judged = self.judged
         last: dict = {}
         rewards: list[float] = []
         n = 0
@@ -91,6 +103,8 @@ class ScalarIngest:
             if tag == reward_attribute and flag == FLAG_OK and value is not None:  # FLAG_OK: a float
                 rewards.append(value)
                 self.last_rewards.append((step, value))
+            if tag == judged and flag == FLAG_OK and value is not None:
+                self.judged_new = True
                 if history is not None:
                     history.append({"iteration": step, "value": value, "created": get("c")})
         latest = self._latest.setdefault(job_id, {})
@@ -100,11 +114,29 @@ class ScalarIngest:
             latest[tag] = f"{_json_str(tag)}: {_json_value(raw)}"
         # always a field to write (the caller updates the job row with what is queued)
         self.row_updates.setdefault(job_id, {})["latest"] = "{" + ", ".join(latest.values()) + "}"
+        if self._tracked and not self._tracked.isdisjoint(last):
+            self._outcome(job_id, last)
         self.ingested += n
         self.seconds += time.perf_counter() - t0
         if len(self._unsaved) >= SAVE_EVERY:
             self.save()
+        self.last_primary = rewards[-1] if rewards else None
         return best(rewards, self._mode) if rewards else None
+
+    def _outcome(self, job_id: int, last: dict[str, Any]) -> None:
+        """The job's outcome from its last values of the tracked scalars (a value that is not a
+        finite number counts as none), queued for its row."""
+        assert self.spec is not None
+        values = self._last.setdefault(job_id, {})
+        for tag in self._tracked.intersection(last):
+            value, _text, flag = classify(last[tag])
+            values[tag] = value if flag == FLAG_OK else None
+        outcome = self.outcomes[job_id] = self.spec.outcome(values)
+        row = self.row_updates.setdefault(job_id, {})
+        row["rewards"] = json.dumps(outcome.values)
+        if self.spec.constraints:
+            row["violations"] = json.dumps([v if v != float("inf") else None for v in outcome.violations])
+            row["feasible"] = int(outcome.feasible)
 
     # ---- the rare cases, out of take's loop ----------------------------------------------------
 
@@ -174,6 +206,8 @@ class ScalarIngest:
         """Drop a job's in-memory state (it ended, or runs again from scratch)."""
         self.history.pop(job_id, None)
         self._latest.pop(job_id, None)
+        self._last.pop(job_id, None)
+        self.outcomes.pop(job_id, None)
         self.row_updates.pop(job_id, None)
         if self._warned:
             self._warned = {w for w in self._warned if w[0] != job_id}

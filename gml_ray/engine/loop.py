@@ -33,6 +33,7 @@ from gml_ray.engine.pool import ActorPool
 from gml_ray.engine.runtime import NodeWatch, NoNodeLeft
 from gml_ray.engine.spec import KILL_GRACE_S
 from gml_ray.engine.view import LoopView
+from gml_ray.objectives import Outcome, ParetoArchive
 from gml_ray.optimize import best_result
 from gml_ray.space import config_key
 from gml_ray.store.guard import StoreGuard
@@ -90,8 +91,12 @@ class SchedulerCore(Continuations):
         self._lock = threading.Lock()
         self._next_id = 1
         self.drain = Drain()  # ended jobs waiting for their last messages
+        self.spec = cfg.outcome_spec
+        self.archive = ParetoArchive(self.spec)  # feasible outcomes and their front (not plain tasks)
+        self.judged_attribute = cfg.judged.name  # what the assessor judges
         self.ingest = ScalarIngest(self.store, task, cfg.reward_attribute, cfg.optimize_mode,
-                                   keep_history=self.assessor is not None)
+                                   keep_history=self.assessor is not None, spec=self.spec,
+                                   judged=self.judged_attribute)
         self.guard = StoreGuard(self.store, work_dir, task)  # a full disk pauses the run
         self._notices: list[str] = []  # one-line warnings for the driver's console (notes())
         self._init_continuations(cfg)
@@ -410,19 +415,28 @@ class SchedulerCore(Continuations):
             self._announced(job, attempt, record)
         if self.pbt is not None:  # after this batch's announcements: they count
             self._needs_checkpoints(job, records)
-        if best is not None and self._record_reward(job, best):  # one row update per batch
+        outcome = self.ingest.outcomes.get(job_id)
+        if outcome is not None:
+            self.archive.put(job.name, outcome)
+        value = self.ingest.last_primary if self.spec.multi else best
+        if value is not None and self._record_reward(job, value, outcome):  # one row update per batch
             self.ingest.row_updates[job_id]["reward"] = job.reward
         if job.outcome is None:  # else _finish writes them with the job's end
             self.store.update_job(self.task, job_id, **self.ingest.pop_updates(job_id))
-        if best is not None and self.assessor is not None:
+        if self.ingest.judged_new and self.assessor is not None:
             self.assessing.judge(job, self.ingest.history[job_id])
 
-    def _record_reward(self, job: Job, value: float) -> bool:
-        """Keep ``value`` if it beats the job's reward so far; True if it did."""
-        if not self.better(value, job.reward):
+    def _record_reward(self, job: Job, value: float, outcome: Outcome | None) -> bool:
+        """Keep ``value`` as the job's reward if it beats its reward so far (with several
+        objectives: if it is new, the last value counts); True if it was kept. It becomes the
+        task's best when it beats that and the job is feasible."""
+        if self.spec.multi:
+            if value == job.reward:
+                return False
+        elif not self.better(value, job.reward):
             return False
         job.reward = value
-        if self.better(value, self.best_reward):
+        if (outcome is None or outcome.feasible) and self.better(value, self.best_reward):
             self.best_reward, self.best_job = value, job.name
         return True
 
@@ -433,14 +447,17 @@ class SchedulerCore(Continuations):
             job.returned = []
         outcome = exit_outcome(job.outcome or {}, job.exited, job.kill_status is not None)
         status = outcome.get("status", JobStatus.ERROR)
-        reward = job.reward
+        reward, result = job.reward, self.ingest.outcomes.get(job_id)
         self.store.update_job(self.task, job_id, **self.ingest.pop_updates(job_id),
                               status=status, ended=outcome.get("ended", time.time()),
                               exit_code=outcome.get("exit_code"), message=outcome.get("message") or None,
                               **({"node": outcome["node"]} if outcome.get("node") else {}),
                               **({"started": outcome["started"]} if outcome.get("started") else {}))
-        if status == JobStatus.ERROR and job.name == self.best_job:  # an ERROR job's reward is no result
-            top = best_result(self.store.jobs(self.task, columns=("status", "reward")), self.optimize_mode)
+        if status == JobStatus.ERROR:  # an ERROR job's reward is no result
+            self.archive.put(job.name, None)
+        if job.name == self.best_job and (status == JobStatus.ERROR or (result is not None and not result.feasible)):
+            top = best_result(self.store.jobs(self.task, columns=("status", "reward", "feasible")),
+                              self.optimize_mode)
             self.best_reward, self.best_job = (top["reward"], top["name"]) if top else (None, None)
         if self.cfg.tensorboard:  # the job's scalars + args as TensorBoard events
             self.ingest.save()
@@ -451,7 +468,7 @@ class SchedulerCore(Continuations):
         del self.jobs[job_id]  # finished jobs live in the store, not in the scheduler's memory
         self.drain.forget(job_id)
         self.ingest.forget(job_id)
-        self._settle(job, status, reward)
+        self._settle(job, status, reward, result)
 
     def _apply_stops(self) -> None:
         self._apply_preemption()

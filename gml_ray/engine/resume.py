@@ -12,6 +12,7 @@ from gml_ray.config.modes import job_mode, known_modes
 from gml_ray.config.task import TaskConfig
 from gml_ray.engine.checkpoints import discard
 from gml_ray.errors import UserError
+from gml_ray.objectives import Outcome, row_outcome
 from gml_ray.space import config_key
 from gml_ray.store.store import Store
 from gml_ray.vocab import JobStatus
@@ -32,6 +33,7 @@ class Resumed:
     done_keys: set[str] = field(default_factory=set)  # configs never to launch again
     best: tuple[float, str] | None = None  # (reward, job name) of the best job so far
     paused: set[int] = field(default_factory=set)  # ids of the PAUSED jobs among the reruns
+    outcomes: dict[str, Outcome] = field(default_factory=dict)  # job name -> outcome (objectives, constraints)
 
 
 def read_back(store: Store, task: str, searcher: Any,
@@ -54,12 +56,14 @@ def read_back(store: Store, task: str, searcher: Any,
             out.reruns.append((config, job_id, int(job["attempt"] or 1) + 1))
             if job["status"] == JobStatus.PAUSED:
                 out.paused.add(job_id)
-        elif job["reward"] is not None:
-            searcher.update(config, job["reward"])
-            if better(job["reward"], out.best[0] if out.best else None):
-                out.best = (job["reward"], job["name"])
         else:
-            searcher.job_failed(config, job["status"])
+            outcome = row_outcome(job)
+            searcher.tell(config, job["reward"], job["status"], outcome)
+            if outcome is not None:
+                out.outcomes[job["name"]] = outcome
+            if job["reward"] is not None and job.get("feasible") != 0 \
+                    and better(job["reward"], out.best[0] if out.best else None):
+                out.best = (job["reward"], job["name"])
     # Checkpoints of jobs that never started (PBT copied one for a new job, then the run died):
     # their ids are taken by no job row; the copies go, and no new job reuses such an id.
     started = {j["job_id"] for j in store.jobs(task, columns=("status",))}

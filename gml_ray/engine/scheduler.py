@@ -185,7 +185,8 @@ class NaiveScheduler:
                       code_dir=self.code_dir, source_dir=self.source_dir, task_dir=self.task_dir,
                       reward_attribute=self.cfg.reward_attribute, optimize_mode=self.cfg.optimize_mode,
                       started=now, heartbeat=now, host=socket.gethostname(), pid=os.getpid(),
-                      compare=self.cfg.compare_label)
+                      compare=self.cfg.compare_label,
+                      objectives=self.cfg.outcome.to_json() if self.cfg.outcome is not None else None)
         # Refused without the write lock first (a live run may hold it for a while), then
         # checked again and claimed under it.
         old = store.get_task(self.task)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
+from gml_ray.objectives import ParetoArchive
 from gml_ray.plugins.stop_criterion import SchedulerView
 
 
@@ -20,6 +21,7 @@ class LoopState(Protocol):
     elapsed_before: float
     start_time: float
     is_stop: bool
+    archive: ParetoArchive
 
     def request_stop(self, reason: str, kill_running: bool = False) -> None: ...
 
@@ -43,6 +45,10 @@ class LoopView(SchedulerView):
         return self._core.optimize_mode
 
     @property
+    def objective_modes(self) -> list[str]:
+        return [m.value for m in self._core.archive.spec.modes]
+
+    @property
     def num_launched(self) -> int:
         return self._core.num_launched
 
@@ -57,6 +63,10 @@ class LoopView(SchedulerView):
     @property
     def best_job(self) -> str | None:
         return self._core.best_job
+
+    @property
+    def pareto_front(self) -> dict[str, tuple[float, ...]]:
+        return self._core.archive.front()  # type: ignore[return-value]  # keyed by job name
 
     @property
     def elapsed(self) -> float:

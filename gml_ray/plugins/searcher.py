@@ -11,12 +11,13 @@ import pickle
 import sys
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from typing import Any
+from typing import Any, ClassVar
 
-from gml_ray.optimize import best, is_better, worst_reward
+from gml_ray.objectives import Outcome, OutcomeSpec
+from gml_ray.optimize import best, is_better, sign, worst_reward
 from gml_ray.plugins.registry import Registry
 from gml_ray.space import Dict, config_key
-from gml_ray.vocab import OptimizeMode
+from gml_ray.vocab import JobStatus, OptimizeMode
 
 SEARCHERS = Registry("searcher", locations=["gml_ray.searchers"])
 """``searcher.type`` in a config names a class registered here."""
@@ -39,9 +40,21 @@ class BaseSearcher(ABC):
 
     ``uses_rewards``: whether the proposals depend on rewards. A searcher that proposes a fixed
     sequence sets it False, so it may run under ``MOCK_PAVI=2`` (jobs report no scalars).
+
+    Several objectives and constraints (:mod:`gml_ray.objectives`): the engine sets
+    :attr:`outcome_spec`, and :meth:`update` then gets each job's ``values`` and ``violations``
+    (kept in :attr:`outcomes`). A task with several objectives runs only searchers that set
+    ``multi_objective``. A searcher that does not set ``handles_constraints`` learns an infeasible
+    job's reward as the worst reward told so far (a penalty: the search leaves that region).
     """
 
     uses_rewards: bool = True
+    multi_objective: ClassVar[bool] = False
+    """Takes several objectives: its :meth:`_on_result` reads ``self.outcomes[key]``."""
+    handles_constraints: bool = False
+    """Learns from constraint violations itself (else infeasible rewards are told as a penalty)."""
+    outcome_spec: OutcomeSpec | None = None
+    """The task's objectives and constraints (None: the single ``reward_attribute``)."""
 
     def __init__(self, search_space: Dict, reward_attribute: str = "acc",
                  optimize_mode: str = OptimizeMode.MAXIMIZE) -> None:
@@ -55,6 +68,7 @@ class BaseSearcher(ABC):
         self.history: list[tuple[dict, float | None]] = []
         # pickle.dumps(config) -> reward; pending configs hold _reward_while_pending().
         self._results: OrderedDict[bytes, float] = OrderedDict()
+        self.outcomes: dict[str, Outcome] = {}  # config key -> its job's outcome (several objectives, constraints)
 
     @property
     def search_space(self) -> Dict:
@@ -82,16 +96,44 @@ class BaseSearcher(ABC):
     def update(self, config: dict, reward: float, **kwargs: Any) -> None:
         """Called once per job that ended with a reward (its best ``reward_attribute`` value), and
         on ``--resume`` for every earlier one. A reward that is not a finite number counts as a
-        failure. Subclasses learn in :meth:`_on_result`."""
-        if reward is None or not math.isfinite(reward):
+        failure. Subclasses learn in :meth:`_on_result`.
+
+        With several objectives or constraints, ``kwargs`` holds ``values`` (each objective's
+        value, in order; ``reward`` is the first) and ``violations`` (each constraint's, <= 0
+        when it holds); a job missing an objective's value counts as a failure."""
+        outcome = Outcome(tuple(kwargs["values"]), tuple(kwargs.get("violations") or ())) \
+            if kwargs.get("values") is not None else None
+        if reward is None or not math.isfinite(reward) or (outcome is not None and not outcome.complete):
             self.job_failed(config, "NO_REWARD")
             return
         key = self.key(config)
         was_pending = self.pending.pop(key, None) is not None
         self.seen.add(key)
-        self.history.append((config, float(reward)))
+        reward = float(reward)
+        if outcome is not None:
+            self.outcomes[key] = outcome
+            if not outcome.feasible and not self.handles_constraints:
+                reward = self._penalty(reward)
+        self.history.append((config, reward))
         self._results[pickle.dumps(config)] = reward
-        self._on_result(config, float(reward), was_pending)
+        self._on_result(config, reward, was_pending)
+
+    def _penalty(self, reward: float) -> float:
+        """What an infeasible job's reward is learnt as: the worst reward told so far (or its own,
+        if that is worse)."""
+        told = [r for _, r in self.history if r is not None]
+        return min([reward, *told], key=lambda r: sign(self.optimize_mode) * r)
+
+    def tell(self, config: dict, reward: float | None, status: str, outcome: Outcome | None = None) -> None:
+        """How the engine reports a job's end: :meth:`update` with its reward (and, for a task
+        with several objectives or constraints, its ``outcome``) unless it ended ERROR or without
+        a reward; else :meth:`job_failed`. Not meant to be overridden."""
+        if reward is None or status == JobStatus.ERROR:
+            self.job_failed(config, status)
+        elif outcome is not None:
+            self.update(config, reward, values=list(outcome.values), violations=list(outcome.violations))
+        else:
+            self.update(config, reward)
 
     def job_failed(self, config: dict, status: str) -> None:
         """Called instead of :meth:`update` for a job that ended without a reward (ERROR, KILLED

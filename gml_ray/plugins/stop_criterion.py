@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, Sequence
 
 from gml_ray.config.task import parse_stop_criterion
 from gml_ray.optimize import is_better
@@ -50,6 +50,11 @@ class SchedulerView(ABC):
 
     @property
     @abstractmethod
+    def objective_modes(self) -> list[str]:
+        """Each objective's ``optimize_mode``, in order (one entry for a single reward)."""
+
+    @property
+    @abstractmethod
     def num_launched(self) -> int:
         """Jobs launched so far, earlier attempts of a resumed task included (filtered ones not)."""
 
@@ -67,6 +72,13 @@ class SchedulerView(ABC):
     @abstractmethod
     def best_job(self) -> str | None:
         """The name of the job with :attr:`best_reward`."""
+
+    @property
+    @abstractmethod
+    def pareto_front(self) -> dict[str, tuple[float, ...]]:
+        """Job name → objective values of the feasible jobs no other feasible job dominates (their
+        last values so far; running jobs included). Empty for a task with one objective and no
+        constraint (its best job is :attr:`best_job`)."""
 
     @property
     @abstractmethod
@@ -114,6 +126,15 @@ class BaseStopCriterion:
         """Called when a job ends and at each wake-up of the scheduler loop (at least every
         0.5 s): the place for limits that do not wait for a launch."""
 
+    def _check_targets(self, scheduler: SchedulerView, targets: tuple[float, ...]) -> None:
+        """One target per objective: stop once a job on the front reaches every one (a job that
+        reaches them all is on the front, or dominated by a front job that does too)."""
+        modes = scheduler.objective_modes
+        for name, values in scheduler.pareto_front.items():
+            if all(not is_better(t, v, m) for t, v, m in zip(targets, values, modes)):
+                scheduler.request_stop(f"max_reward={list(targets)} reached by {name}", kill_running=True)
+                return
+
     def seconds_left(self) -> float | None:
         """Seconds until this criterion will want to stop the task by time (the loop wakes by
         then); None when it has no deadline."""
@@ -123,14 +144,16 @@ class BaseStopCriterion:
 @STOP_CRITERIONS.register_module()
 class StopCriterion(BaseStopCriterion):
     """The built-in limits: ``max_tries`` jobs launched, ``time_limits`` seconds for the task,
-    a job reaching ``max_reward`` (at or below it for minimize), and ``time_limits_per_job``
-    seconds per job (enforced by the job itself, which is then KILLED).
+    a job reaching ``max_reward`` (at or below it for minimize; with several objectives, one
+    target per objective, all reached by one feasible job), and ``time_limits_per_job`` seconds
+    per job (enforced by the job itself, which is then KILLED).
 
     Reaching ``max_tries`` lets running jobs finish; ``time_limits`` and ``max_reward`` end them.
     """
 
     def __init__(self, max_tries: int | None = None, time_limits: float | None = None,
-                 max_reward: float = math.inf, time_limits_per_job: float | None = None) -> None:
+                 max_reward: float | Sequence[float] = math.inf,
+                 time_limits_per_job: float | None = None) -> None:
         self.max_tries = max_tries
         self.time_limits = time_limits
         self.max_reward = max_reward
@@ -149,10 +172,22 @@ class StopCriterion(BaseStopCriterion):
     def check(self, scheduler: SchedulerView) -> None:
         if self.time_limits is not None and time.time() - self._start >= self.time_limits:
             scheduler.request_stop(f"time_limits={self.time_limits:g}s reached", kill_running=True)
+        if not isinstance(self.max_reward, (int, float)):
+            self._check_targets(scheduler, tuple(self.max_reward))
+            return
         best = scheduler.best_reward
         if best is not None and math.isfinite(self.max_reward):
             if not is_better(self.max_reward, best, scheduler.optimize_mode):  # best is as good
                 scheduler.request_stop(f"max_reward={self.max_reward:g} reached", kill_running=True)
+
+    def _check_targets(self, scheduler: SchedulerView, targets: tuple[float, ...]) -> None:
+        """One target per objective: stop once a job on the front reaches every one (a job that
+        reaches them all is on the front, or dominated by a front job that does too)."""
+        modes = scheduler.objective_modes
+        for name, values in scheduler.pareto_front.items():
+            if all(not is_better(t, v, m) for t, v, m in zip(targets, values, modes)):
+                scheduler.request_stop(f"max_reward={list(targets)} reached by {name}", kill_running=True)
+                return
 
     def seconds_left(self) -> float | None:
         """Seconds until ``time_limits`` runs out (None without a limit)."""

@@ -20,6 +20,8 @@ class GridSearcher(BaseSearcher):
     """
 
     uses_rewards = False  # a fixed sequence: it runs without scalars (MOCK_PAVI=2)
+    multi_objective = True  # it learns nothing, so any number of objectives suits it
+    handles_constraints = True
 
     def __init__(self, search_space: Dict, reward_attribute: str = "acc",
                  optimize_mode: str = OptimizeMode.MAXIMIZE) -> None:

@@ -12,6 +12,7 @@ import random
 import sys
 from typing import Any
 
+from gml_ray.objectives import OutcomeSpec
 from gml_ray.plugins.searcher import SEARCHERS, BaseSearcher
 from gml_ray.searchers.leaves import CATEGORICAL, ORDINAL, FlatSpace, Leaf
 from gml_ray.space import Dict, Int, config_key
@@ -20,7 +21,9 @@ from gml_ray.vocab import OptimizeMode
 log = logging.getLogger("gml_ray.searchers.optuna")
 
 SAMPLERS = {"tpe": "TPESampler", "cmaes": "CmaEsSampler", "gp": "GPSampler",
-            "random": "RandomSampler", "qmc": "QMCSampler"}
+            "random": "RandomSampler", "qmc": "QMCSampler", "nsga2": "NSGAIISampler",
+            "nsga3": "NSGAIIISampler"}
+SINGLE_OBJECTIVE = ("cmaes",)  # samplers Optuna runs on one objective only
 INSTALL_HINT = "pip install 'gml-ray[optuna]'"
 _PLAIN = (type(None), bool, int, float, str)  # what Optuna's CategoricalDistribution takes
 
@@ -46,7 +49,8 @@ def import_optuna(sampler: str = "tpe") -> Any:
 class OptunaSearcher(BaseSearcher):
     """Asks an in-memory Optuna study for configs and tells it every result.
 
-    Settings: ``sampler`` (``tpe``, ``cmaes``, ``gp``, ``random``, ``qmc``; default ``tpe``),
+    Settings: ``sampler`` (``tpe``, ``cmaes``, ``gp``, ``random``, ``qmc``, ``nsga2``,
+    ``nsga3``; default ``tpe``),
     ``sampler_kwargs`` (passed to the sampler's constructor as they are, e.g.
     ``{n_startup_trials: 5, multivariate: true}``), ``seed`` (the sampler's seed), and
     ``max_duplicates`` (see below).
@@ -60,7 +64,14 @@ class OptunaSearcher(BaseSearcher):
 
     Contract:
 
-    * The study's direction is ``optimize_mode``; rewards are told as they are.
+    * The study's direction is ``optimize_mode``; rewards are told as they are. With several
+      objectives (``outcome_spec``) the study has one direction per objective and is told every
+      objective's value; every sampler but ``cmaes`` takes several.
+    * Constraints are set on each trial before it is told (``trial.set_constraint(text, value)``,
+      named by the constraint's text; the value is its violation, <= 0 when it holds), which
+      ``tpe``, ``gp``, ``nsga2`` and ``nsga3`` use; with ``cmaes`` an infeasible job's reward is
+      learnt as a penalty (:class:`BaseSearcher`). A job that never reported a constrained
+      scalar is told FAIL (it has no violation to tell).
     * Same seed, same results, same order: the same configs as a raw Optuna study with the same
       sampler that suggests the same distributions in the same order (``study.ask(dists)``)
       and is told the same values (``tests/searchers/test_searchers_optuna.py`` checks it).
@@ -84,11 +95,14 @@ class OptunaSearcher(BaseSearcher):
       the repeats again.)
     """
 
+    multi_objective = True
+
     def __init__(self, search_space: Dict, reward_attribute: str = "acc",
                  optimize_mode: str = OptimizeMode.MAXIMIZE, sampler: str = "tpe",
                  sampler_kwargs: dict | None = None, seed: int | None = None,
-                 max_duplicates: int = 20) -> None:
+                 max_duplicates: int = 20, outcome_spec: OutcomeSpec | None = None) -> None:
         super().__init__(search_space, reward_attribute, optimize_mode)
+        self.outcome_spec = outcome_spec
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
@@ -109,15 +123,23 @@ class OptunaSearcher(BaseSearcher):
         self.max_duplicates = max_duplicates
         self._flat = FlatSpace(search_space)
         self.distributions = {leaf.name: _distribution(optuna, leaf) for leaf in self._flat.leaves}
+        spec = outcome_spec
+        if spec is not None and spec.multi and sampler in SINGLE_OBJECTIVE:
+            raise ValueError(f"sampler {sampler} optimises one objective; with several use "
+                             f"{', '.join(s for s in SAMPLERS if s not in SINGLE_OBJECTIVE)}")
         cls = getattr(optuna.samplers, SAMPLERS[sampler])
+        self.handles_constraints = sampler != "cmaes"  # random and QMC learn nothing to mislead
         try:
             self.sampler = cls(seed=seed, **sampler_kwargs)
         except TypeError as exc:
             raise ValueError(f"sampler_kwargs: {SAMPLERS[sampler]} rejected them: {exc}") from None
-        direction = OptimizeMode.parse(optimize_mode).value
-        self.study = optuna.create_study(direction=direction, sampler=self.sampler)
+        if spec is not None and spec.multi:
+            self.study = optuna.create_study(directions=[m.value for m in spec.modes], sampler=self.sampler)
+        else:
+            direction = OptimizeMode.parse(optimize_mode).value
+            self.study = optuna.create_study(direction=direction, sampler=self.sampler)
         self._rng = random.Random(seed)  # fallback draws only
-        self._trials: dict[str, int] = {}  # config key -> number of its RUNNING trial
+        self._trials: dict[str, Any] = {}  # config key -> its RUNNING trial
         self.duplicates = 0  # Optuna trials told FAIL because their config was proposed before
         self.random_fallbacks = 0
         self._replays = 0  # results told from an earlier run: duplicates those may replay are free
@@ -133,7 +155,7 @@ class OptunaSearcher(BaseSearcher):
             config = self._decode(trial.params)
             key = config_key(config)
             if key not in self.seen:
-                return self._propose(config, key, trial.number)
+                return self._propose(config, key, trial)
             self.duplicates += 1
             self.study.tell(trial.number, state=self._optuna.trial.TrialState.FAIL)
             if self._replays:  # a rebuilt seeded sampler replaying an earlier run's draws
@@ -150,12 +172,12 @@ class OptunaSearcher(BaseSearcher):
                 self.study.enqueue_trial(self._params(config), skip_if_exists=False)
                 trial = self.study.ask(self.distributions)
                 config = self._decode(trial.params)  # the enqueued params: the drawn config
-                return self._propose(config, config_key(config), trial.number)
+                return self._propose(config, config_key(config), trial)
         log.info("no unseen config in 1000 random draws: the search ends")
         return None
 
-    def _propose(self, config: dict, key: str, number: int) -> dict:
-        self._trials[key] = number
+    def _propose(self, config: dict, key: str, trial: Any) -> dict:
+        self._trials[key] = trial
         return self._proposed(config)
 
     def _decode(self, params: dict[str, Any]) -> dict:
@@ -188,22 +210,35 @@ class OptunaSearcher(BaseSearcher):
     # ---- tell ------------------------------------------------------------------------------------
 
     def _on_result(self, config: dict, reward: float, was_pending: bool) -> None:
-        """Tell the config's trial its reward (COMPLETE)."""
-        self._finish(config, reward)
+        """Tell the config's trial its reward (COMPLETE), or every objective's value."""
+        outcome = self.outcomes.get(self.key(config))
+        if outcome is None:
+            self._finish(config, reward)
+        elif any(math.isinf(v) for v in outcome.violations):  # a constrained scalar never reported
+            self._finish(config, None)
+        else:
+            values = list(outcome.values) if self.outcome_spec is not None and self.outcome_spec.multi else reward
+            self._finish(config, values, list(outcome.violations))  # type: ignore[arg-type]
+
 
     def _on_failure(self, config: dict, status: str) -> None:
         """Tell the config's trial it failed; its config is never proposed again."""
         self._finish(config, None)
 
-    def _finish(self, config: dict, value: float | None) -> None:
+    def _finish(self, config: dict, value: float | list[float] | None,
+                violations: list[float] | None = None) -> None:
         key = self.key(config)
         state = self._optuna.trial.TrialState
-        number = self._trials.pop(key, None)
-        if number is not None:
+        trial = self._trials.pop(key, None)
+        constraints = self.outcome_spec.constraints if self.outcome_spec is not None and value is not None \
+            and violations is not None and self.handles_constraints else ()
+        if trial is not None:
             if value is None:
-                self.study.tell(number, state=state.FAIL)
+                self.study.tell(trial, state=state.FAIL)
             else:
-                self.study.tell(number, value)
+                for constraint, violation in zip(constraints, violations or ()):
+                    trial.set_constraint(constraint.text, violation)
+                self.study.tell(trial, value)
             return
         # Told without being proposed here: a result from an earlier run (--resume).
         params = self._params(config)
@@ -213,10 +248,12 @@ class OptunaSearcher(BaseSearcher):
             return
         self._replays += 1
         dists = {name: self.distributions[name] for name in params}
-        trial = self._optuna.trial.create_trial(
-            params=params, distributions=dists,
-            **({"value": value} if value is not None else {"state": state.FAIL}))
-        self.study.add_trial(trial)
+        told: dict[str, Any] = {"state": state.FAIL} if value is None else \
+            {"values": value} if isinstance(value, list) else {"value": value}
+        frozen = self._optuna.trial.create_trial(params=params, distributions=dists, **told)
+        for constraint, violation in zip(constraints, violations or ()):
+            frozen.set_constraint(constraint.text, violation)
+        self.study.add_trial(frozen)
 
     def __len__(self) -> int:
         size = self._flat.size

@@ -163,7 +163,8 @@ class Store(Database):
     def best_reward(self, task: str, optimize_mode: str = OptimizeMode.MAXIMIZE) -> float | None:
         agg = "MAX" if sign(optimize_mode) > 0 else "MIN"
         # an ERROR job's reward is no result (--resume runs it again): optimize.has_result's rule
-        rows = self._query(f"SELECT {agg}(reward) AS r FROM jobs WHERE task = ? AND status != ?",
+        rows = self._query(f"SELECT {agg}(reward) AS r FROM jobs WHERE task = ? AND status != ? "
+                           "AND (feasible IS NULL OR feasible != 0)",
                            [task, JobStatus.ERROR])
         return rows[0]["r"] if rows else None
 
@@ -209,9 +210,9 @@ class Store(Database):
         if wanted is not None and len(wanted) > 500:
             keep = set(wanted)
             rows = [r for r in rows if r["name"] in keep]
-        for c in ("config", "arg_dict"):
+        for c in ("config", "arg_dict", "rewards", "violations"):
             if columns is None or c in columns:
-                empty: Any = None if c == "config" else {}
+                empty: Any = {} if c == "arg_dict" else None
                 for r, value in zip(rows, _loads_all([r[c] for r in rows])):
                     r[c] = empty if value is None else value
         return rows

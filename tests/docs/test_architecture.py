@@ -14,7 +14,7 @@ from helpers import REPO_DIR
 # The layers of docs/architecture.md, top (imported by everything below) to bottom. A module may
 # import from its own layer or one above it, never from one below.
 LAYERS = [
-    {"errors", "vocab", "optimize", "space", "reporting", "checkpoints", "compat"},
+    {"errors", "vocab", "optimize", "objectives", "space", "reporting", "checkpoints", "compat"},
     {"config", "store"},
     {"plugins", "views"},
     {"searchers", "assessors"},
