@@ -11,7 +11,7 @@ import shlex
 import signal
 import sys
 import time
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 import yaml
@@ -32,6 +32,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from gml_ray.errors import EnvironmentFault, UserError
+from gml_ray.objectives import FRONT_COLUMNS, Front, front_summary, job_outcome, task_front
 from gml_ray.optimize import has_result
 from gml_ray.vocab import JobStatus, TaskStatus
 
@@ -155,12 +156,14 @@ def _run_task(scheduler, cfg, config: str, where: str) -> None:
                                f"{summary['spilled']}; `gml-ray run {config} --task {scheduler.task}{where} "
                                f"--resume` loads it", style="bold red"), soft_wrap=True)
         raise typer.Exit(1)
-    _print_jobs(store, scheduler.task)
+    front = _print_jobs(store, scheduler.task)
     counts = summary["counts"]
     reason = f" ({summary['reason']})" if summary.get("reason") else ""
     best = summary["best_reward"]
     best_text = f", best {cfg.reward_attribute} = {views.fmt_value(best)} ({summary['best_job']})" \
         if best is not None else ""
+    if front is not None and front.spec.multi:
+        best_text = f", front {len(front.members)} jobs, hypervolume {views.fmt_value(front.hypervolume)}"
     console.print(f"task {scheduler.task} {summary['status']}{reason}: "
                   + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
                   + f"{best_text} in {views.fmt_duration(before + time.time() - started)}")
@@ -179,7 +182,8 @@ def _no_result(store, task: str, cfg) -> Optional[str]:
     if cfg.collect_metrics:
         if any(has_result(j) for j in jobs):
             return None
-        what = f"no job of {task} finished with a reward ({cfg.reward_attribute!r})"
+        what = f"no job of {task} finished with a reward ({cfg.reward_attribute!r})" if cfg.outcome is None \
+            else f"no job of {task} finished with a feasible result"
     else:
         if any(j["status"] == JobStatus.FINISHED for j in jobs):
             return None
@@ -188,7 +192,9 @@ def _no_result(store, task: str, cfg) -> Optional[str]:
         return f"{what}: no job ran"
     causes: dict[str, int] = {}
     for j in jobs:
-        if j["status"] == JobStatus.FINISHED:
+        if j["status"] == JobStatus.FINISHED and j.get("feasible") == 0:
+            cause = "FINISHED breaking a constraint (" + ", ".join(c.text for c in cfg.outcome_spec.constraints) + ")"
+        elif j["status"] == JobStatus.FINISHED:
             cause = f"FINISHED without reporting {cfg.reward_attribute!r}"
             if cfg.collect_metrics and _reported(j, cfg.reward_attribute):  # NaN, inf or text only
                 cause = f"FINISHED reporting only NaN, inf or non-numeric values for {cfg.reward_attribute!r}"
@@ -209,11 +215,14 @@ def _reported(job: dict, tag: str) -> bool:
     return isinstance(latest, dict) and tag in latest
 
 
-def _print_jobs(store, task: str) -> None:
+def _print_jobs(store, task: str) -> Optional[Front]:
+    """Print the task's job table; returns its front (a task with several objectives)."""
     t = store.require_task(task)
     jobs = store.jobs(task)
+    front = task_front(t, jobs)
     latest = store.latest_scalars(task, t["scalar_columns"])
-    views.jobs_table(t, jobs, latest).render(console)
+    views.jobs_table(t, jobs, latest, front).render(console)
+    return front
 
 
 @ctl_app.command()
@@ -222,6 +231,7 @@ def show(
     jobs: Optional[str] = typer.Option(None, "--jobs", help="only these jobs: job_0001,job_0002 or 1,2"),
     scalar: bool = typer.Option(False, "--scalar", help="show the jobs' scalars"),
     out: Optional[str] = typer.Option(None, "--out", help="also write the task to this YAML file"),
+    pareto: bool = typer.Option(False, "--pareto", help="only the jobs on the Pareto front (several objectives)"),
     watch: bool = typer.Option(False, "--watch", help="redraw the jobs in place while the task runs (best first)"),
     interval: float = typer.Option(2.0, "--interval", help="seconds between --watch refreshes"),
     workdir: Optional[str] = typer.Option(None, "--workdir", "-w", help=WORKDIR_HELP),
@@ -234,20 +244,30 @@ def show(
         watch_task(store, task, console, interval)
         return
     if task is None:
-        if jobs or scalar or out:
-            raise UserError("--jobs, --scalar and --out need --task")
-        console.print(views.tasks_table(store.list_tasks()))
+        if jobs or scalar or out or pareto:
+            raise UserError("--jobs, --scalar, --out and --pareto need --task")
+        tasks = store.list_tasks()
+        for row in tasks:
+            if row.get("objectives"):
+                row["front"] = task_front(row, store.jobs(row["name"], columns=FRONT_COLUMNS))
+        console.print(views.tasks_table(tasks))
         return
     t = store.require_task(task)
+    front = task_front(t, store.jobs(task, columns=FRONT_COLUMNS)) if t.get("objectives") else None
+    if pareto and front is None:
+        raise UserError(f"--pareto: task {task} has one objective ({t['reward_attribute']}), no front")
     names = select_jobs(store, task, jobs)
+    if pareto and front is not None:
+        names = [n for n in (names if names is not None else [j["name"] for j in front.members])
+                 if n in front.names]
     rows = store.jobs(task, names, columns=None if out else views.JOB_COLUMNS)
     ids = [j["job_id"] for j in rows]
     if scalar:
         views.scalars_table(rows, store.scalars(task, ids)).render(console)
     else:
-        views.jobs_table(t, rows, store.latest_scalars(task, t["scalar_columns"], rows)).render(console)
+        views.jobs_table(t, rows, store.latest_scalars(task, t["scalar_columns"], rows), front).render(console)
     if out:
-        _write_yaml(out, t, rows, store.scalars(task, ids) if scalar else None)
+        _write_yaml(out, t, rows, store.scalars(task, ids) if scalar else None, front)
         console.print(f"wrote {out}")
 
 
@@ -257,11 +277,13 @@ def _clean(value):
     return value
 
 
-def _write_yaml(path: str, task: dict, jobs: list, scalars: Optional[list]) -> None:
-    doc = {"task": {k: task[k] for k in ("name", "status", "reward_attribute", "optimize_mode",
+def _write_yaml(path: str, task: dict, jobs: list, scalars: Optional[list], front: Optional[Front] = None) -> None:
+    doc: dict[str, Any] = {"task": {k: task[k] for k in ("name", "status", "reward_attribute", "optimize_mode",
                                          "config_path", "code_dir", "task_dir", "message")},
            "jobs": []}
     doc["task"]["created"] = views.fmt_time(task["created"])
+    if front is not None:
+        doc["task"].update(front_summary(front))
     by_job: dict = {}
     for s in scalars or []:
         value = s["value"] if s["value"] is not None else s["text"]
@@ -273,6 +295,8 @@ def _write_yaml(path: str, task: dict, jobs: list, scalars: Optional[list]) -> N
                  "node": j["node"], "job_dir": j["job_dir"], "command": j["command"]}
         if j["message"]:
             entry["message"] = j["message"]
+        if front is not None:
+            entry.update(job_outcome(j, front))
         if scalars is not None:
             entry["scalars"] = by_job.get(j["job_id"], {})
         doc["jobs"].append(entry)

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gml_ray.engine.spec import job_name
+from gml_ray.objectives import Front
 from gml_ray.optimize import best_result
 from gml_ray.store.archive import format_bytes
 from gml_ray.store.schema import run_time
@@ -59,21 +60,27 @@ def tasks_table(tasks: list[dict]) -> Table:
     compare = any(t.get("compare") for t in tasks)
     kept = any(t.get("checkpoint_bytes") for t in tasks)
     paused = any(t["counts"].get(JobStatus.PAUSED) for t in tasks)
+    fronts = any(t.get("front") is not None for t in tasks)  # a task with several objectives
     counted = ("jobs", "finished", "running", *(("paused",) if paused else ()), "early stopped", "killed", "error")
-    columns = ["task", "status", *counted, "best reward", "created", "elapsed"]
+    columns = ["task", "status", *counted, "best reward", *(("front", "hypervolume") if fronts else ()),
+               "created", "elapsed"]
     if compare:
         columns.insert(2, "compare")
     if kept:
         columns.append("checkpoints")
     for col in columns:
-        table.add_column(col, justify="right" if col in (*counted, "checkpoints") else "left")
+        table.add_column(col, justify="right" if col in (*counted, "checkpoints", "front") else "left")
     for t in tasks:
         c = t["counts"]
         cells = [t["name"], status_text(t["status"]), str(sum(c.values())), str(c.get(JobStatus.FINISHED, 0)),
                  str(c.get(JobStatus.RUNNING, 0) + c.get(JobStatus.PENDING, 0)),
                  *((str(c.get(JobStatus.PAUSED, 0)),) if paused else ()), str(c.get(JobStatus.EARLY_STOPPED, 0)),
-                 str(c.get(JobStatus.KILLED, 0)), str(c.get(JobStatus.ERROR, 0)), fmt_value(t["best_reward"]),
-                 fmt_time(t["created"]), fmt_duration(run_time(t))]
+                 str(c.get(JobStatus.KILLED, 0)), str(c.get(JobStatus.ERROR, 0)),
+                 fmt_value(t["best_reward"]) if t.get("front") is None or not t["front"].spec.multi else "-"]
+        if fronts:
+            front: Front | None = t.get("front")
+            cells += [str(len(front.members)) if front else "-", fmt_value(front.hypervolume) if front else "-"]
+        cells += [fmt_time(t["created"]), fmt_duration(run_time(t))]
         if compare:
             cells.insert(2, t.get("compare") or "-")
         if kept:
@@ -136,7 +143,7 @@ class Grid:
 
 # What jobs_table reads of a job (Store.jobs(columns=...)): not its config, command or dir.
 JOB_COLUMNS = ("status", "arg_dict", "reward", "started", "ended", "node", "message", "latest", "attempt",
-               "parent_id", "parent_step")
+               "parent_id", "parent_step", "rewards", "violations", "feasible")
 
 EARLIER = " (attempt "  # the node column of a job run again: "<node> (attempt 1: <its node>)"
 
@@ -153,28 +160,56 @@ def node_and_attempt(job: dict) -> tuple[str, str]:
     return node, f"{attempt}" + (f" ({earlier.replace('; attempt ', '; ')})" if earlier else "")
 
 
-def jobs_table(task: dict, jobs: list[dict], latest: dict[int, dict[str, Any]]) -> Grid:
+def outcome_title(front: Front) -> str:
+    """The objectives, constraints and front of a task, for a table's title."""
+    spec = front.spec
+    text = "objectives: " + ", ".join(f"{o.mode.value} {o.name}" for o in spec.objectives)
+    if spec.constraints:
+        text += "; constraints: " + ", ".join(c.text for c in spec.constraints)
+    if spec.multi:
+        text += f"; front: {len(front.members)} of {front.considered} jobs, hypervolume {fmt_value(front.hypervolume)}"
+    return text
+
+
+def jobs_table(task: dict, jobs: list[dict], latest: dict[int, dict[str, Any]],
+               front: Front | None = None) -> Grid:
     """One row per job: status, args, reward, the pavi scalar columns, duration, node (best job
-    starred); with an attempt column (and the earlier attempts' nodes) when a job ran again."""
-    scalar_cols = [c for c in task["scalar_columns"] if c != task["reward_attribute"]]
-    best = best_job_name(task, jobs)
+    starred); with an attempt column (and the earlier attempts' nodes) when a job ran again.
+    A task with several objectives or constraints (``front``, from all its jobs): one column per
+    objective (the job's last values) instead of the reward, and a ``front`` column marking the
+    Pareto jobs (◆) and the infeasible ones."""
+    multi = front is not None and front.spec.multi
+    shown = front.spec.names[1:] if multi and front is not None else []
+    scalar_cols = [c for c in task["scalar_columns"] if c != task["reward_attribute"] and c not in shown]
+    on_front = front.names if front is not None else set()
+    best = best_job_name(task, jobs) if not multi else None
     notes = any(j.get("message") and j["status"] != JobStatus.FINISHED for j in jobs)
     again = any(int(j.get("attempt") or 1) > 1 for j in jobs)  # some job ran again (--resume, max_retries)
     lineage = any(j.get("parent_id") is not None for j in jobs)  # PBT: jobs continued others
     columns = [("job", "left"), ("status", "left")] + ([("from", "left")] if lineage else [])
-    columns += [("args", "left"), ("reward", "right")]
+    columns += [("args", "left")]
+    columns += [(n, "right") for n in front.spec.names] if multi and front is not None else [("reward", "right")]
+    columns += [("front", "left")] if front is not None else []
     columns += [(c, "right") for c in scalar_cols]
     columns += [("duration", "right"), ("node", "left")] + ([("attempt", "left")] if again else [])
     columns += [("note", "left")] if notes else []
     compare = f", compare {task['compare']}" if task.get("compare") else ""
-    grid = Grid(f"task {task['name']} ({task['status']}), reward = {task['optimize_mode']} "
-                f"{task['reward_attribute']}{compare}", columns)
+    what = outcome_title(front) if front is not None else \
+        f"reward = {task['optimize_mode']} {task['reward_attribute']}"
+    grid = Grid(f"task {task['name']} ({task['status']}), {what}{compare}", columns)
     for j in jobs:
         cells = [j["name"] + (" *" if j["name"] == best else ""), j["status"]]
         if lineage:
             parent = j.get("parent_id")
             cells.append("" if parent is None else f"{job_name(parent)}@{j.get('parent_step')}")
-        cells += [args_text(j["arg_dict"]), fmt_value(j["reward"])]
+        cells.append(args_text(j["arg_dict"]))
+        if multi:
+            values = j.get("rewards") or []
+            cells += [fmt_value(values[i] if i < len(values) else None) for i in range(len(shown) + 1)]
+        else:
+            cells.append(fmt_value(j["reward"]))
+        if front is not None:
+            cells.append("◆" if j["name"] in on_front else "infeasible" if j.get("feasible") == 0 else "")
         cells += [fmt_value(latest.get(j["job_id"], {}).get(c)) for c in scalar_cols]
         node, attempt = node_and_attempt(j)
         cells += [fmt_duration(job_duration(j)), node] + ([attempt] if again else [])

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Hashable, Iterable, Mapping, Sequence
 
-from gml_ray.optimize import sign
+from gml_ray.optimize import has_result, sign
 from gml_ray.vocab import OptimizeMode
 
 CONSTRAINT = re.compile(r"^\s*(?P<tag>[^<>=!\s][^<>=!]*?)\s*(?P<op><=|>=|<|>)\s*(?P<bound>\S+)\s*$")
@@ -275,3 +275,58 @@ class ParetoArchive:
 def reaches(values: Sequence[float], targets: Sequence[float], spec: OutcomeSpec) -> bool:
     """Every objective value is at or beyond its target (at or below it when minimised)."""
     return all(s >= t for s, t in zip(spec.scores(values), spec.scores(targets)))
+
+
+@dataclass
+class Front:
+    """A task's Pareto front, read from its job rows."""
+
+    spec: OutcomeSpec
+    members: list[dict[str, Any]]  # the job rows on the front, in job order
+    reference: tuple[float, ...] | None  # the hypervolume's reference point
+    hypervolume: float
+    considered: int  # jobs with a feasible, complete result
+
+    @property
+    def names(self) -> set[str]:
+        return {j["name"] for j in self.members}
+
+
+def task_front(task: Mapping[str, Any], jobs: Iterable[Mapping[str, Any]]) -> Front | None:
+    """The front of a task with an ``objectives`` column (None for a single-reward task): among
+    jobs whose result counts (:func:`~gml_ray.optimize.has_result`: not ERROR, feasible), those
+    with every objective's value that no other such job dominates."""
+    if not task.get("objectives"):
+        return None
+    spec = OutcomeSpec.from_task(task)
+    done = [dict(j) for j in jobs if has_result(j) and j.get("rewards") is not None
+            and Outcome(tuple(j["rewards"])).complete]
+    values = [tuple(j["rewards"]) for j in done]
+    members = [done[i] for i in front_indices([spec.scores(v) for v in values])]
+    reference = spec.reference(values)
+    hv = spec.hypervolume([tuple(j["rewards"]) for j in members], reference) if members else 0.0
+    return Front(spec, members, reference, hv, len(done))
+
+
+FRONT_COLUMNS = ("status", "reward", "rewards", "feasible")
+"""The job-row columns :func:`task_front` reads (``Store.jobs(columns=...)``)."""
+
+
+def front_summary(front: Front) -> dict[str, Any]:
+    """What a task summary (``ctl show --out``, ``summary.yaml``) says of its objectives and front."""
+    return {"objectives": {o.name: o.mode.value for o in front.spec.objectives},
+            "constraints": [c.text for c in front.spec.constraints],
+            "front": [j["name"] for j in front.members],
+            "hypervolume": front.hypervolume,
+            "reference_point": list(front.reference) if front.reference is not None else None}
+
+
+def job_outcome(job: Mapping[str, Any], front: Front) -> dict[str, Any]:
+    """What a job summary says of its outcome: each objective's value, each constraint's
+    violation (None: never reported), whether it is feasible and on the front."""
+    values = job.get("rewards") or [None] * len(front.spec.objectives)
+    out: dict[str, Any] = {"values": dict(zip(front.spec.names, values)), "pareto": job["name"] in front.names}
+    if front.spec.constraints:
+        out["violations"] = dict(zip((c.text for c in front.spec.constraints), job.get("violations") or []))
+        out["feasible"] = None if job.get("feasible") is None else bool(job["feasible"])
+    return out

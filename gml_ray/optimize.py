@@ -3,7 +3,7 @@ into a score to maximise. ``optimize_mode`` is an :class:`~gml_ray.vocab.Optimiz
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from gml_ray.vocab import JobStatus, OptimizeMode
 
@@ -31,7 +31,7 @@ def worst_reward(optimize_mode: str) -> float:
     return -math.inf * sign(optimize_mode)
 
 
-def has_result(job: dict[str, Any]) -> bool:
+def has_result(job: Mapping[str, Any]) -> bool:
     """Whether a job row's reward counts: it has one, the job did not end ERROR (an ERROR
     job's reward is from a run cut short: the searcher is told it failed, ``--resume`` runs it
     again) and breaks no constraint (``feasible`` is not 0); every other status's does, a

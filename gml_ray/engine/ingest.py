@@ -123,6 +123,17 @@ class ScalarIngest:
         self.last_primary = rewards[-1] if rewards else None
         return best(rewards, self._mode) if rewards else None
 
+    def settle(self, job_id: int) -> Outcome | None:
+        """The outcome of a job that ended (one that reported none of the tracked scalars has one
+        too: no values, every constraint broken), queued for its row; None for a plain task."""
+        if self.spec is not None and job_id not in self.outcomes:
+            self._outcome(job_id, {})
+        return self.outcomes.get(job_id)
+
+    def reported(self, job_id: int) -> set[str]:
+        """The objective and constraint scalars ``job_id`` reported (with a finite value or not)."""
+        return set(self._last.get(job_id, ()))
+
     def _outcome(self, job_id: int, last: dict[str, Any]) -> None:
         """The job's outcome from its last values of the tracked scalars (a value that is not a
         finite number counts as none), queued for its row."""

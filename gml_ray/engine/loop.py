@@ -94,6 +94,7 @@ class SchedulerCore(Continuations):
         self.spec = cfg.outcome_spec
         self.archive = ParetoArchive(self.spec)  # feasible outcomes and their front (not plain tasks)
         self.judged_attribute = cfg.judged.name  # what the assessor judges
+        self._unreported: set[str] = set()  # objective/constraint scalars warned about
         self.ingest = ScalarIngest(self.store, task, cfg.reward_attribute, cfg.optimize_mode,
                                    keep_history=self.assessor is not None, spec=self.spec,
                                    judged=self.judged_attribute)
@@ -447,7 +448,7 @@ class SchedulerCore(Continuations):
             job.returned = []
         outcome = exit_outcome(job.outcome or {}, job.exited, job.kill_status is not None)
         status = outcome.get("status", JobStatus.ERROR)
-        reward, result = job.reward, self.ingest.outcomes.get(job_id)
+        reward, result = job.reward, self.ingest.settle(job_id)
         self.store.update_job(self.task, job_id, **self.ingest.pop_updates(job_id),
                               status=status, ended=outcome.get("ended", time.time()),
                               exit_code=outcome.get("exit_code"), message=outcome.get("message") or None,
@@ -455,6 +456,8 @@ class SchedulerCore(Continuations):
                               **({"started": outcome["started"]} if outcome.get("started") else {}))
         if status == JobStatus.ERROR:  # an ERROR job's reward is no result
             self.archive.put(job.name, None)
+        elif status == JobStatus.FINISHED and not self.spec.plain:
+            self._check_reported(job.name, self.ingest.reported(job_id))
         if job.name == self.best_job and (status == JobStatus.ERROR or (result is not None and not result.feasible)):
             top = best_result(self.store.jobs(self.task, columns=("status", "reward", "feasible")),
                               self.optimize_mode)
@@ -469,6 +472,16 @@ class SchedulerCore(Continuations):
         self.drain.forget(job_id)
         self.ingest.forget(job_id)
         self._settle(job, status, reward, result)
+
+    def _check_reported(self, name: str, reported: set[str]) -> None:
+        """Warn once per scalar when a job finished without an objective or constrained scalar."""
+        for tag in sorted(self.spec.tags - reported - self._unreported):
+            self._unreported.add(tag)
+            uses = [c.text for c in self.spec.constraints if c.tag == tag]
+            what = f"constraint {uses[0]!r} (the job counts as infeasible)" if uses else \
+                f"objective {tag!r} (the job is on no front; the searcher hears it failed)"
+            self.notify(f"{name} finished without reporting {tag}, which {what} reads; "
+                        f"check the scalar's name (warned once per scalar)")
 
     def _apply_stops(self) -> None:
         self._apply_preemption()

@@ -24,6 +24,7 @@ from typing import Any
 
 from gml_ray.checkpoints import CHECKPOINTS_DIR
 from gml_ray.errors import UserError
+from gml_ray.objectives import front_summary, job_outcome, task_front
 from gml_ray.store.schema import check_task_name
 from gml_ray.store.store import Store
 from gml_ray.vocab import TaskStatus
@@ -370,10 +371,14 @@ def remove_task(store: Store, task: str, summary_path: str = "summary.yaml") -> 
     if row["status"] == TaskStatus.RUNNING:
         raise UserError(f"task {task} is running (pid {row['pid']} on {row['host']}): stop it "
                         f"first (`gml-ray ctl stop --task {task}`)")
+    jobs = store.jobs(task)
+    front = task_front(row, jobs)
     summary: dict[str, Any] = {"task": {k: row[k] for k in ("name", "status", "reward_attribute", "optimize_mode",
                                             "config_path", "message")},
-               "jobs": [{"name": j["name"], "status": j["status"], "args": j["arg_dict"],
-                         "reward": j["reward"]} for j in store.jobs(task)]}
+               "jobs": [{"name": j["name"], "status": j["status"], "args": j["arg_dict"], "reward": j["reward"],
+                         **(job_outcome(j, front) if front is not None else {})} for j in jobs]}
+    if front is not None:
+        summary["task"].update(front_summary(front))
     summary["task"]["config"] = yaml.safe_load(row["config_yaml"] or "null")
     _add_summary(summary_path, summary)
     store.delete_task(task)
