@@ -105,6 +105,16 @@ def test_assessor_on_one_objective_and_every_view(tmp_path, ray_head):
     assert sorted(j["name"] for j in api) == sorted(front.names)
     assert all(set(j["values"]) == {"acc", "latency"} for j in api)
 
+    # export and import into another work dir: the outcomes, feasibility and so the front survive
+    tar = tmp_path / "mo.tar.gz"
+    assert gml("ctl", "export", "--task", "mo", "--tar-path", str(tar), "--workdir", "wd", cwd=tmp_path).returncode == 0
+    imported = gml("ctl", "import", "--tar-path", str(tar), "--workdir", "wd2", cwd=tmp_path)
+    assert imported.returncode == 0, imported.stderr
+    other = Store(str(tmp_path / "wd2"), create=False)
+    again = task_front(other.require_task("mo"), other.jobs("mo"))
+    assert again is not None and again.names == front.names and again.hypervolume == pytest.approx(front.hypervolume)
+    assert [j["feasible"] for j in other.jobs("mo")] == [j["feasible"] for j in store.jobs("mo")]
+
     removed = gml("ctl", "rm", "--task", "mo", "--workdir", "wd", "--summary", "s.yaml", cwd=tmp_path)
     assert removed.returncode == 0, removed.stderr
     summary = yaml.safe_load((tmp_path / "s.yaml").read_text())
