@@ -81,8 +81,11 @@ class OptunaSearcher(BaseSearcher):
     * A job that ends without a reward (``job_failed``: ERROR, KILLED without a scalar,
       FILTERED) is told as a FAIL trial; samplers ignore those. An EARLY_STOPPED job's best
       value so far is told as its value (the scheduler tells it as a result).
-    * No config is proposed twice. A trial whose config was already proposed (a discrete space)
-      is told FAIL and Optuna is asked again, up to ``max_duplicates`` times; then an unseen
+    * No config is proposed twice. A trial whose config was already proposed (a discrete space,
+      NSGA-II's children that copy a parent) is told what that config's job got, as raw Optuna
+      running it again on a deterministic objective would be (so a study stays what raw Optuna's
+      is; Optuna's own advice for repeated params), or FAIL when that job failed or still runs;
+      Optuna is then asked again, up to ``max_duplicates`` times; then an unseen
       config drawn at random is proposed as a fixed trial (counted in ``random_fallbacks``); a
       finite space ends with None once every config was proposed.
     * On ``--resume`` the scheduler tells every earlier result before the first ask: each
@@ -143,6 +146,8 @@ class OptunaSearcher(BaseSearcher):
         self.duplicates = 0  # Optuna trials told FAIL because their config was proposed before
         self.random_fallbacks = 0
         self._replays = 0  # results told from an earlier run: duplicates those may replay are free
+        # config key -> (value(s), [(constraint, violation)]) its trial was told COMPLETE with
+        self._told: dict[str, tuple[Any, list[tuple[str, float]]]] = {}
 
     # ---- ask -------------------------------------------------------------------------------------
 
@@ -157,11 +162,12 @@ class OptunaSearcher(BaseSearcher):
             if key not in self.seen:
                 return self._propose(config, key, trial)
             self.duplicates += 1
-            self.study.tell(trial.number, state=self._optuna.trial.TrialState.FAIL)
             if self._replays:  # a rebuilt seeded sampler replaying an earlier run's draws
                 self._replays -= 1
+                self.study.tell(trial, state=self._optuna.trial.TrialState.FAIL)
             else:
                 budget -= 1
+                self._tell_again(trial, key)
         # Optuna keeps picking proposed configs: draw an unseen one and give it to the study as a
         # fixed trial, so its result is told like any other.
         self.random_fallbacks += 1
@@ -179,6 +185,17 @@ class OptunaSearcher(BaseSearcher):
     def _propose(self, config: dict, key: str, trial: Any) -> dict:
         self._trials[key] = trial
         return self._proposed(config)
+
+    def _tell_again(self, trial: Any, key: str) -> None:
+        """Tell a repeated config's trial what its first trial was told (FAIL if nothing yet)."""
+        told = self._told.get(key)
+        if told is None:
+            self.study.tell(trial, state=self._optuna.trial.TrialState.FAIL)
+            return
+        value, constraints = told
+        for text, violation in constraints:
+            trial.set_constraint(text, violation)
+        self.study.tell(trial, value)
 
     def _decode(self, params: dict[str, Any]) -> dict:
         coords = []
@@ -232,12 +249,15 @@ class OptunaSearcher(BaseSearcher):
         trial = self._trials.pop(key, None)
         constraints = self.outcome_spec.constraints if self.outcome_spec is not None and value is not None \
             and violations is not None and self.handles_constraints else ()
+        told = [(c.text, v) for c, v in zip(constraints, violations or ())]
+        if value is not None:
+            self._told[key] = (value, told)
         if trial is not None:
             if value is None:
                 self.study.tell(trial, state=state.FAIL)
             else:
-                for constraint, violation in zip(constraints, violations or ()):
-                    trial.set_constraint(constraint.text, violation)
+                for text, violation in told:
+                    trial.set_constraint(text, violation)
                 self.study.tell(trial, value)
             return
         # Told without being proposed here: a result from an earlier run (--resume).
@@ -248,11 +268,11 @@ class OptunaSearcher(BaseSearcher):
             return
         self._replays += 1
         dists = {name: self.distributions[name] for name in params}
-        told: dict[str, Any] = {"state": state.FAIL} if value is None else \
+        kwargs: dict[str, Any] = {"state": state.FAIL} if value is None else \
             {"values": value} if isinstance(value, list) else {"value": value}
-        frozen = self._optuna.trial.create_trial(params=params, distributions=dists, **told)
-        for constraint, violation in zip(constraints, violations or ()):
-            frozen.set_constraint(constraint.text, violation)
+        frozen = self._optuna.trial.create_trial(params=params, distributions=dists, **kwargs)
+        for text, violation in told:
+            frozen.set_constraint(text, violation)
         self.study.add_trial(frozen)
 
     def __len__(self) -> int:

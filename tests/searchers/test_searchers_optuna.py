@@ -2,6 +2,7 @@
 resume, the missing-extra error, and a real run through `gml-ray run`, `ctl show` and `ctl report`."""
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -15,8 +16,9 @@ from helpers import resumed_core, write_files  # noqa: E402 - after the skip
 
 from gml_ray.searchers import SEARCHERS, OptunaSearcher  # noqa: E402
 from gml_ray.space import Categorical, Dict, File, Int, Nested, Real, config_key  # noqa: E402
+from gml_ray.objectives import Objective, Outcome, OutcomeSpec, parse_constraint  # noqa: E402
 from gml_ray.store.store import Store
-from gml_ray.vocab import JobStatus
+from gml_ray.vocab import JobStatus, OptimizeMode
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 BIN = os.path.dirname(sys.executable)
@@ -136,9 +138,12 @@ def test_no_config_twice_and_a_finite_space_ends():
         s.update(c, c["a"] + c["b"])
     assert len(set(seen)) == 18 and len(s) == 0
     assert s.get_config() is None
-    assert s.duplicates > 0  # TPE proposed some configs again; they were told FAIL, not run
+    assert s.duplicates > 0  # TPE proposed some configs again: told their first result, not run
     complete = [t for t in s.study.trials if t.state == TrialState.COMPLETE]
-    assert len(complete) == 18
+    assert len(complete) == 18 + s.duplicates
+    for t in complete:  # a repeat was told what its config's job got
+        c = s._decode(t.params)
+        assert t.value == c["a"] + c["b"]
 
 
 def test_resume_rebuilds_the_study_from_earlier_results():
@@ -351,4 +356,62 @@ def test_random_fallback_when_optuna_keeps_repeating():
     assert s.random_fallbacks > 0
     # every proposed config is a COMPLETE trial with its own params, fallbacks included
     complete = [t for t in s.study.trials if t.state == TrialState.COMPLETE]
-    assert sorted(config_key(s._decode(t.params)) for t in complete) == sorted(seen)
+    assert {config_key(s._decode(t.params)) for t in complete} == set(seen)
+
+
+MO_SPEC = OutcomeSpec((Objective("f1", OptimizeMode.MINIMIZE), Objective("f2", OptimizeMode.MINIMIZE)),
+                      (parse_constraint("c <= 0"),))
+MO_SPACE = Dict(x=Real(-2.0, 2.0), y=Real(-2.0, 2.0))
+
+
+def mo_values(x: float, y: float) -> tuple[float, float, float]:
+    """Two objectives and a constraint value (feasible below the line x + y = 1)."""
+    return x * x + y * y, (x - 1) ** 2 + y * y, x + y - 1
+
+
+@pytest.mark.parametrize("sampler, cls", [("nsga2", optuna.samplers.NSGAIISampler),
+                                          ("tpe", optuna.samplers.TPESampler),
+                                          ("random", optuna.samplers.RandomSampler)])
+@pytest.mark.parametrize("seed", [0, 3, 11])
+def test_multi_objective_with_constraints_is_raw_optuna(sampler, cls, seed):
+    searcher = OptunaSearcher(MO_SPACE, sampler=sampler, seed=seed, outcome_spec=MO_SPEC)
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=cls(seed=seed))
+    dists = {"x": optuna.distributions.FloatDistribution(-2.0, 2.0),
+             "y": optuna.distributions.FloatDistribution(-2.0, 2.0)}
+    ours, raw = [], []
+    while len(ours) < 60:  # one at a time, as parallel_size 1 runs them
+        c = searcher.get_config()
+        f1, f2, con = mo_values(c["x"], c["y"])
+        searcher.tell(c, f1, "FINISHED", Outcome((f1, f2), (MO_SPEC.constraints[0].violation(con),)))
+        ours.append((c["x"], c["y"]))
+    while len(set(raw)) < 60:  # raw Optuna evaluates a repeated config again (NSGA-II copies parents)
+        t = study.ask(dists)
+        r1, r2, rcon = mo_values(t.params["x"], t.params["y"])
+        t.set_constraint("c <= 0", rcon)
+        study.tell(t, [r1, r2])
+        raw.append((t.params["x"], t.params["y"]))
+    # the same configs in the same order, each run once; the study the same trial for trial
+    assert ours == list(dict.fromkeys(raw))
+    assert [t.values for t in searcher.study.trials] == [t.values for t in study.trials]
+    ours = [{"x": x, "y": y} for x, y in ours]
+    # resumed: a new searcher told the same results continues as the uninterrupted study would
+    again = OptunaSearcher(MO_SPACE, sampler=sampler, seed=seed, outcome_spec=MO_SPEC)
+    for c in ours:
+        f1, f2, con = mo_values(c["x"], c["y"])
+        again.tell(c, f1, "FINISHED", Outcome((f1, f2), (con,)))
+    told = again.study.trials
+    assert [t.params for t in told] == [{"x": c["x"], "y": c["y"]} for c in ours]
+    assert [t.constraints for t in told] == [{"c <= 0": mo_values(c["x"], c["y"])[2]} for c in ours]
+    assert {tuple(t.values) for t in again.study.best_trials} == {tuple(t.values) for t in study.best_trials}
+
+
+def test_a_job_without_its_constrained_scalar_is_a_failed_trial():
+    searcher = OptunaSearcher(MO_SPACE, sampler="nsga2", seed=0, outcome_spec=MO_SPEC)
+    c = searcher.get_config()
+    searcher.tell(c, 1.0, "FINISHED", Outcome((1.0, 2.0), (math.inf,)))  # 'c' never reported
+    assert searcher.study.trials[0].state == optuna.trial.TrialState.FAIL
+
+
+def test_cmaes_refuses_several_objectives():
+    with pytest.raises(ValueError, match="sampler cmaes optimises one objective"):
+        OptunaSearcher(MO_SPACE, sampler="cmaes", seed=0, outcome_spec=MO_SPEC)
