@@ -67,6 +67,9 @@ def run(
     no_snapshot: bool = typer.Option(False, "--no-snapshot", help="run jobs in the code dir itself, not a copy"),
     benchmark: bool = typer.Option(False, "--benchmark", help="run the MuJoCo benchmark: no template, "
                                    "scheduler.func_type swimmer|hopper, the Real args are the policy"),
+    warm_start_from: Optional[str] = typer.Option(
+        None, "--warm-start-from", help="earlier tasks (names, or archives of ctl export) whose results "
+        "the searcher learns before its first proposal: OLD[,OLD2,old.tar.gz]"),
 ) -> None:
     """Run a search: every job of CONFIG, on a local Ray or the cluster at --address."""
     from gml_ray.config.task import load_config
@@ -90,7 +93,7 @@ def run(
                                    [s for s in (symlinks or "").split(",") if s],
                                    task=task, code_dir=code_dir, address=address, num_cpus=num_cpus,
                                    num_gpus=num_gpus, resume=resume, snapshot=not no_snapshot,
-                                   changed_config=changed_config)
+                                   changed_config=changed_config, warm_start_from=warm_start_from)
         _run_task(scheduler, cfg, config, where)
     except NothingToDo as exc:
         console.print(str(exc))
@@ -222,7 +225,17 @@ def _print_jobs(store, task: str) -> Optional[Front]:
     front = task_front(t, jobs)
     latest = store.latest_scalars(task, t["scalar_columns"])
     views.jobs_table(t, jobs, latest, front).render(console)
+    _print_warm_start(t)
     return front
+
+
+def _print_warm_start(task: dict) -> None:
+    """Where a task started from, under its job table (``--warm-start-from``)."""
+    from gml_ray.engine.warm_start import WarmStart
+
+    warm = WarmStart.from_task(task)
+    if warm is not None:
+        console.print(warm.summary(), soft_wrap=True, markup=False, highlight=False)
 
 
 @ctl_app.command()
@@ -266,6 +279,7 @@ def show(
         views.scalars_table(rows, store.scalars(task, ids)).render(console)
     else:
         views.jobs_table(t, rows, store.latest_scalars(task, t["scalar_columns"], rows), front).render(console)
+        _print_warm_start(t)
     if out:
         _write_yaml(out, t, rows, store.scalars(task, ids) if scalar else None, front)
         console.print(f"wrote {out}")

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Hashable, Iterable, Mapping, Sequence
 
-from gml_ray.optimize import has_result, sign
+from gml_ray.optimize import best, has_result, sign
 from gml_ray.vocab import OptimizeMode
 
 CONSTRAINT = re.compile(r"^\s*(?P<tag>[^<>=!\s][^<>=!]*?)\s*(?P<op><=|>=|<|>)\s*(?P<bound>\S+)\s*$")
@@ -180,6 +180,18 @@ class OutcomeSpec:
         if ref is None:
             return 0.0
         return hypervolume([self.scores(p) for p in pts], self.scores(ref))
+
+
+def outcome_of_series(spec: OutcomeSpec, series: Mapping[str, Sequence[float | None]]
+                      ) -> tuple[float | None, Outcome | None]:
+    """An ended job's reward and outcome (None for a plain task) from each tag's values in report
+    order (None: reported, but not a finite number), by the rule of this module's docstring."""
+    finite = [v for v in series.get(spec.primary.name) or [] if v is not None]
+    reward = best(finite, spec.primary.mode) if finite else None
+    if spec.plain:
+        return reward, None
+    outcome = spec.outcome({tag: values[-1] for tag, values in series.items() if values})
+    return (outcome.values[0] if spec.multi else reward), outcome
 
 
 def row_outcome(job: Mapping[str, Any]) -> Outcome | None:

@@ -33,6 +33,7 @@ from gml_ray.engine.pool import ActorPool
 from gml_ray.engine.runtime import NodeWatch, NoNodeLeft
 from gml_ray.engine.spec import KILL_GRACE_S
 from gml_ray.engine.view import LoopView
+from gml_ray.engine.warm_start import warm_start
 from gml_ray.objectives import Outcome, ParetoArchive
 from gml_ray.optimize import best_result
 from gml_ray.space import config_key
@@ -113,6 +114,9 @@ class SchedulerCore(Continuations):
         self.rounds = 0  # loop rounds, and the time they took outside ray.wait (benchmarks/)
         self.busy_s = 0.0
         self.searcher_s = 0.0  # in the searcher's get_config/update/job_failed during this run
+        t0 = time.perf_counter()
+        self.warm = warm_start(self.store, task, self.searcher, cfg)  # before its own results, as it began
+        self.searcher_s += time.perf_counter() - t0
         if resume:
             self._restore()
 

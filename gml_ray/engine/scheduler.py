@@ -29,6 +29,7 @@ from gml_ray.engine.liveness import RunWatch, save_lost_store
 from gml_ray.engine.loop import WAKE_S, SchedulerCore
 from gml_ray.engine.resume import check_same_mode, config_change
 from gml_ray.engine.snapshot import snapshot_code
+from gml_ray.engine.warm_start import resolve_sources
 from gml_ray.errors import EnvironmentFault, NothingToDo, Terminated, UserError
 from gml_ray.store.backlog import load_spills
 from gml_ray.store.schema import check_task_name, db_path, run_time
@@ -137,13 +138,15 @@ class NaiveScheduler:
     of a ``search_config.yaml``. Jobs run in a snapshot of ``code_dir`` (default: the config's
     directory) under the task dir, with ``symlink_paths`` linked instead of copied. Ray is joined
     if it is running, else started locally. ``resume=True`` continues an existing task.
+    ``warm_start_from`` (comma-separated task names or archives): the searcher first learns their
+    results (:mod:`.warm_start`).
     """
 
     def __init__(self, work_dir: str, config: TaskConfig | dict | str, symlink_paths: Any = None, *,
                  task: str | None = None, code_dir: str | None = None, address: str | None = None,
                  num_cpus: int | None = None, num_gpus: int | None = None, resume: bool = False,
                  snapshot: bool = True, mode: str | None = None,
-                 changed_config: bool = False) -> None:
+                 changed_config: bool = False, warm_start_from: str | None = None) -> None:
         if isinstance(config, str):
             config = load_config(config, mode=mode)
         elif isinstance(config, dict):
@@ -161,6 +164,9 @@ class NaiveScheduler:
         self.code_dir = os.path.join(self.task_dir, "code") if snapshot else self.source_dir
         self.snapshot, self.resume = snapshot, resume
         self.changed_config = changed_config  # --resume may go on with an edited config
+        if warm_start_from and resume:
+            raise UserError("--warm-start-from starts a new task; a resumed task keeps the warm start it began with")
+        self.warm_start_from = warm_start_from
         self.watch: RunWatch | None = None  # the heartbeat and the store file's watch
         self.address, self.num_cpus, self.num_gpus = address, num_cpus, num_gpus
         self.store: Store | None = None
@@ -179,6 +185,7 @@ class NaiveScheduler:
                             f"gml-ray store (check --workdir)")
         store = Store(self.work_dir)
         store.reap_dead_runs()
+        warm = resolve_sources(store, self.task, self.warm_start_from) if self.warm_start_from else None
         now = time.time()
         config_yaml = yaml.safe_dump(self.cfg.raw, sort_keys=False, allow_unicode=True)
         fields = dict(config_path=os.path.abspath(self.cfg.source), config_yaml=config_yaml,
@@ -203,7 +210,8 @@ class NaiveScheduler:
                     raise _exists(self.task)
                 if old is not None:  # it failed before any job ran: its name is free again
                     store.delete_task(self.task)
-                store.create_task(self.task, scalar_columns=self.cfg.scalar_columns, **fields)
+                store.create_task(self.task, scalar_columns=self.cfg.scalar_columns, **fields,
+                                  warm_start=json.dumps({"sources": warm}) if warm else None)
         self.store = store
         self.watch = RunWatch(store, self.task)
         try:

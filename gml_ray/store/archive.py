@@ -253,6 +253,18 @@ def _rebase(value: Any, old: str, new: str) -> Any:
     return value
 
 
+def read_archive_rows(tar_path: str, max_bytes: int = MAX_BYTES,
+                      max_members: int = MAX_MEMBERS) -> dict[str, Any]:
+    """The rows (``{table: [row, ...]}``, as stored) of an archive ``ctl export`` wrote, read in
+    place after the same checks as ``ctl import``; UserError naming what is wrong."""
+    try:
+        tar = tarfile.open(tar_path, "r:gz")
+    except _READ_ERRORS as exc:
+        raise UserError(f"cannot read {tar_path}: {exc}") from None
+    with tar:
+        return _check_members(tar, max_bytes, max_members)[1]
+
+
 def import_task(store: Store, tar_path: str, task: str | None = None, force: bool = False,
                 max_bytes: int = MAX_BYTES, max_members: int = MAX_MEMBERS) -> str:
     """Import an exported task (renamed to ``task`` if given); returns the task's name.

@@ -17,7 +17,7 @@ DB_NAME = "gml.db"
 # versioning read 0 and are upgraded by adding the columns they lack (:data:`RENAMED_COLUMNS`
 # first). A change to :data:`SCHEMA` bumps this number (tests/store/test_store_upgrade.py holds each
 # version's digest); a store with a higher number comes from a newer gml-ray and is refused.
-SCHEMA_VERSION = 3  # 2: the checkpoints table; jobs' parent_id, parent_step. 3: objectives
+SCHEMA_VERSION = 3  # 2: the checkpoints table; jobs' parent_id, parent_step. 3: objectives, warm_start
 # Columns an earlier release named differently: (table, old name, new name, SQL giving the new
 # value from the old row). ``elapsed`` (Nov 27-28) was the task's whole run time when it ended;
 # ``elapsed_before`` is the time of the attempts before the current one.
@@ -55,7 +55,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     elapsed_before REAL DEFAULT 0,  -- run time of the earlier attempts (resume)
     source_dir TEXT,
     compare TEXT,  -- pavi.compare's name (or id): the task's label, as GML showed it
-    objectives TEXT  -- several objectives, constraints: OutcomeSpec.to_json (NULL: reward_attribute alone)
+    objectives TEXT,  -- several objectives, constraints: OutcomeSpec.to_json (NULL: reward_attribute alone)
+    warm_start TEXT  -- the earlier tasks whose results its searcher was told first (WarmStart.to_json)
 );
 CREATE TABLE IF NOT EXISTS jobs (
     task TEXT NOT NULL,
