@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gml_ray.errors import UserError
+from gml_ray.objectives import task_front
 from gml_ray.optimize import sign
 from gml_ray.store.schema import run_time
 from gml_ray.vocab import JobStatus, OptimizeMode, TaskStatus
@@ -106,11 +107,13 @@ def watch_view(store: Any, task: str, height: int = 40, interval: float | None =
     counts = store.status_counts(task)
     t["best_reward"] = store.best_reward(task, t.get("optimize_mode") or "maximize")
     elapsed = run_time(t)
+    front = task_front(t, jobs)  # several objectives or constraints: the front so far
+    best_part: list[Any] = [f"  best {t['reward_attribute']} ", (views.fmt_value(t["best_reward"]), "bold")]
+    if front is not None and front.spec.multi:
+        best_part = [f"  front {len(front.members)} jobs, hypervolume ", (views.fmt_value(front.hypervolume), "bold")]
     head = Text.assemble(
         ("task ", "bold"), (task, "bold cyan"), "  ", (t["status"], views.STATUS_STYLE.get(t["status"], "")),
-        *views.count_parts(counts),
-        f"  best {t['reward_attribute']} ", (views.fmt_value(t["best_reward"]), "bold"),
-        f"  elapsed {views.fmt_duration(elapsed)}")
+        *views.count_parts(counts), *best_part, f"  elapsed {views.fmt_duration(elapsed)}")
     limit = max(3, height - 9)
     rows = _pick_rows(t, jobs, limit)
     tags = [c for c in (t["scalar_columns"] or [t["reward_attribute"]]) if c]
@@ -121,7 +124,8 @@ def watch_view(store: Any, task: str, height: int = 40, interval: float | None =
         for s in store.scalars(task, running_ids, tags):
             history.setdefault((s["job_id"], s["tag"]), []).append(
                 s["value"] if s["value"] is not None else math.nan)
-    best = views.best_job_name(t, jobs)
+    best = views.best_job_name(t, jobs) if front is None or not front.spec.multi else None
+    on_front = front.names if front is not None else set()
     table = Table(expand=False)
     table.add_column("job", no_wrap=True)
     table.add_column("status", no_wrap=True)
@@ -133,7 +137,8 @@ def watch_view(store: Any, task: str, height: int = 40, interval: float | None =
         table.add_column(c, justify="right", no_wrap=True)
     table.add_column("duration", justify="right", no_wrap=True)
     for j in rows:
-        cells: list[Any] = [j["name"] + (" *" if j["name"] == best else ""), views.status_text(j["status"]),
+        mark = " *" if j["name"] == best else " ◆" if j["name"] in on_front else " ✗" if j.get("feasible") == 0 else ""
+        cells: list[Any] = [j["name"] + mark, views.status_text(j["status"]),
                             views.args_text(j["arg_dict"]), views.fmt_value(j["reward"])]
         for c in [t["reward_attribute"], *shown_tags]:
             value = views.fmt_value(latest.get(j["job_id"], {}).get(c))
