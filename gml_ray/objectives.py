@@ -12,11 +12,14 @@ constraint always reads its scalar's last reported value; a job that never repor
 """
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Hashable, Iterable, Mapping, Sequence
+
+import numpy as np
 
 from gml_ray.optimize import best, has_result, sign
 from gml_ray.vocab import OptimizeMode
@@ -216,39 +219,65 @@ def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
 
 def front_indices(scores: Sequence[Sequence[float]]) -> list[int]:
     """Indices of the score vectors (larger is better) that no other one dominates (equal vectors
-    are all on the front)."""
-    order = sorted(range(len(scores)), key=lambda i: tuple(-x for x in scores[i]))
-    front: list[int] = []
-    for i in order:  # lexicographically best first: nothing later dominates an earlier one
-        s = scores[i]
-        if not any(dominates(scores[j], s) for j in front):
-            front.append(i)
-    return sorted(front)
+    are all on the front). Lexicographically best first, each is checked against the front so far
+    in one vector operation: nothing later dominates an earlier one."""
+    if not len(scores):
+        return []
+    pts = np.asarray(scores, dtype=float)
+    order = np.lexsort(tuple(-pts[:, i] for i in reversed(range(pts.shape[1]))))
+    front = np.empty((0, pts.shape[1]))
+    kept: list[int] = []
+    for i in order:
+        v = pts[i]
+        if len(front) and ((front >= v).all(axis=1) & (front > v).any(axis=1)).any():
+            continue
+        front = np.vstack([front, v])
+        kept.append(int(i))
+    return sorted(kept)
 
 
-def hypervolume(scores: Sequence[Sequence[float]], reference: Sequence[float]) -> float:
-    """Exact hypervolume of score vectors (larger is better) above ``reference``, by slicing along
-    the first objective (exact in any dimension; meant for fronts of up to a few hundred points)."""
-    pts = [tuple(p) for p in scores if all(x > r for x, r in zip(p, reference))]
+def _insert(ys: list[float], zs: list[float], y: float, z: float, ry: float, rz: float) -> float:
+    """Add (y, z) to a staircase (``ys`` rising, ``zs`` falling: points none of which dominates
+    another, above (ry, rz)); return the area this adds to the region the staircase dominates."""
+    j = bisect.bisect_left(ys, y)  # ys[j:] >= y
+    if j < len(ys) and zs[j] >= z:
+        return 0.0  # dominated
+    # Above y: the region is zs[j] high (nothing: rz). Walking down in y, every point with z <= z
+    # is dominated by (y, z): the area between its height and z is added, then it goes.
+    height, top, added, i = (zs[j] if j < len(ys) else rz), y, 0.0, j - 1
+    while i >= 0 and zs[i] <= z:
+        added += (top - ys[i]) * (z - height)
+        top, height, i = ys[i], zs[i], i - 1
+    added += (top - (ys[i] if i >= 0 else ry)) * (z - height)
+    end = j + 1 if j < len(ys) and ys[j] == y else j  # a point at the same y, lower: dominated too
+    ys[i + 1:end], zs[i + 1:end] = [y], [z]
+    return added
+
+
+def hypervolume(points: Iterable[Sequence[float]], ref: Sequence[float]) -> float:
+    """Exact hypervolume of score vectors (larger is better) above ``ref``. A sweep along the first
+    objective: the best second value so far for two; the area of the last two's staircase, kept
+    as each point comes, for three (O(n log n) and O(n^2)); slices of three for more."""
+    d = len(ref)
+    pts = sorted((tuple(p) for p in points if all(x > r for x, r in zip(p, ref))), reverse=True)
     if not pts:
         return 0.0
-    if len(reference) == 1:
-        return max(p[0] for p in pts) - reference[0]
-    pts = [pts[i] for i in front_indices(pts)]
-    if len(reference) == 2:
-        volume, top = 0.0, reference[1]
-        for x, y in sorted(pts, key=lambda p: -p[0]):  # x falling: y must rise to add a strip
-            if y > top:
-                volume += (x - reference[0]) * (y - top)
-                top = y
-        return volume
-    pts.sort(key=lambda p: -p[0])
-    volume = 0.0
-    for k, p in enumerate(pts):
-        below = pts[k + 1][0] if k + 1 < len(pts) else reference[0]
-        if p[0] > below:  # the slab between this x and the next: the points at or beyond x
-            volume += (p[0] - below) * hypervolume([q[1:] for q in pts[:k + 1]], reference[1:])
-    return volume
+    if d == 1:
+        return pts[0][0] - ref[0]
+    total, area = 0.0, 0.0
+    ys: list[float] = []  # three objectives: the staircase of the last two
+    zs: list[float] = []
+    for k, p in enumerate(pts):  # the first objective falling: the slab down to the next point
+        below = pts[k + 1][0] if k + 1 < len(pts) else ref[0]
+        if d == 2:
+            area = max(area, p[1] - ref[1])
+        elif d == 3:
+            area += _insert(ys, zs, p[1], p[2], ref[1], ref[2])
+        elif p[0] > below:
+            area = hypervolume([q[1:] for q in pts[:k + 1]], ref[1:])
+        total += (p[0] - below) * area
+    return total
+
 
 
 @dataclass

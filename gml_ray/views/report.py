@@ -13,6 +13,11 @@ gzip-compressed, inflated by the browser (DecompressionStream: Chrome 80, Firefo
 * the best reward so far over time, and a parallel-coordinates plot of args vs reward (drawn on a
   2D canvas by ``templates/report_parcoords.js``, a range brush on each axis).
 
+A task with several objectives or constraints (:mod:`gml_ray.views.report_objectives`) also gets
+a column per objective, the Pareto front's mark and each constraint's violation in the table, the
+front's size and hypervolume in the summary, objective vs objective scatter plots with the front
+and the infeasible jobs marked, and the hypervolume over time (``templates/report_objectives.js``).
+
 Large tasks stay usable (benchmarks/report_scale.py measures a 10,000-job page): the table draws
 only the rows in view; the table is painted before plotly.js is evaluated;
 curves keep their own line for the ``max_traces`` most interesting jobs (best rewards, running
@@ -38,6 +43,7 @@ from typing import Any, Iterable
 from gml_ray.errors import UserError
 from gml_ray.optimize import best_result, has_result, sign
 from gml_ray.store.schema import run_time
+from gml_ray.views.report_objectives import objective_data
 from gml_ray.vocab import JobStatus, OptimizeMode
 
 MAX_POINTS = 400  # points kept per curve (each slice's min and max; the first and last always)
@@ -231,7 +237,7 @@ def collect(store: Any, task: str, tags: Iterable[str] | None = None,
     counts: dict[str, int] = {}
     for j in jobs:
         counts[j["status"]] = counts.get(j["status"], 0) + 1
-    return {
+    data: dict[str, Any] = {
         "version": 1,
         "generated": _ts(now),
         "task": {**{k: t.get(k) for k in ("name", "status", "reward_attribute", "optimize_mode",
@@ -246,6 +252,13 @@ def collect(store: Any, task: str, tags: Iterable[str] | None = None,
         "curves": curves,
         "log_bytes": per_job_log,
     }
+    extra = objective_data(t, jobs, now)  # None for a plain task: its page is as it was
+    if extra is not None:
+        for out, more in zip(out_jobs, extra.jobs):
+            out.update(_num(more))
+        data.update(_num(extra.summary))
+        data["hypervolume"] = [[_ts(at), _num(volume), r] for at, volume, r in extra.series]
+    return data
 
 
 # ---- page --------------------------------------------------------------------------------------
@@ -296,7 +309,8 @@ def render_html(data: dict[str, Any]) -> str:
     parts = {"%%TITLE%%": html.escape(title), "%%CSS%%": _template("report.css"),
              "%%DATA%%": _pack(_json(core), 3), "%%CURVES%%": _pack(_json(data["curves"]), 3),
              "%%LOGS%%": _pack(_json(logs), 3), "%%APP%%": _template("report.js"),
-             "%%PARCOORDS%%": _template("report_parcoords.js"), "%%PLOTLY%%": _plotly_packed()}
+             "%%PARCOORDS%%": _template("report_parcoords.js"),
+             "%%OBJECTIVES%%": _template("report_objectives.js"), "%%PLOTLY%%": _plotly_packed()}
     # One pass over the page: a value is never searched for another part's marker.
     return re.sub("|".join(re.escape(k) for k in parts), lambda m: parts[m.group(0)], _template("report.html"))
 

@@ -452,3 +452,204 @@ def test_a_pbt_task_shows_where_each_job_came_from_and_each_members_args_over_st
     assert len(traces) == 1
     line = {name: (x, y) for name, x, y in traces[0]}["job_0004"]
     assert line == ([0, 3, 4, 5], [pytest.approx(0.3), pytest.approx(0.3), pytest.approx(0.4), pytest.approx(0.4)])
+
+
+# ---- several objectives and constraints -----------------------------------------------------------
+
+def objectives_store(tmp_path, reference=None):
+    """Two objectives, both minimised, and one constraint. By hand: jobs 1-3 ended feasible at
+    (1, 4), (2, 2), (3, 3) and job 5, still running, is at (2.5, 2.5) so far; the front is jobs 1
+    and 2 (job 2 dominates jobs 3 and 5). Job 4 at (0.5, 0.5) would dominate them all but breaks
+    the constraint; job 6 ended ERROR (its values are no result). Without a configured reference,
+    the reference is each objective's worst value among jobs 1, 2, 3, 5 moved out by a tenth of
+    its range: (3.2, 4.2)."""
+    from gml_ray.objectives import Objective, OutcomeSpec, parse_constraint
+    from gml_ray.store import Store
+    from gml_ray.vocab import OptimizeMode
+
+    spec = OutcomeSpec((Objective("f1", OptimizeMode.MINIMIZE), Objective("f2", OptimizeMode.MINIMIZE)),
+                       (parse_constraint("cost <= 5"),), reference)
+    store, t0 = Store(str(tmp_path / "wd")), 1_700_000_000.0
+    rows = [  # values, violation, status, ended
+        ((1.0, 4.0), -1.0, "FINISHED", 10), ((2.0, 2.0), -2.0, "FINISHED", 20),
+        ((3.0, 3.0), -3.0, "FINISHED", 30), ((0.5, 0.5), 2.0, "FINISHED", 15),
+        ((2.5, 2.5), -0.5, "RUNNING", None), ((1.5, 1.5), -1.0, "ERROR", 25)]
+    with store.transaction():
+        store.create_task("mo", status="FINISHED", reward_attribute="f1", optimize_mode="minimize",
+                          objectives=spec.to_json(), scalar_columns=[], task_dir=str(tmp_path / "wd" / "mo"),
+                          started=t0, ended=t0 + 40)
+        for i, (values, violation, status, ended) in enumerate(rows, 1):
+            store.add_job("mo", i, f"job_{i:04d}", {"x": i}, {"x": i}, None, str(tmp_path / f"j{i}"), status=status)
+            store.update_job("mo", i, reward=values[0], rewards=json.dumps(values),
+                             violations=json.dumps([violation]), feasible=int(violation <= 0),
+                             started=t0 + i, ended=None if ended is None else t0 + ended)
+    return store, t0
+
+
+@pytest.mark.parametrize("reference, volumes", [
+    (None, [0.44, 2.84, 2.84, 2.84]),  # job 1's box 2.2 x 0.2; with job 2's 1.2 x 2.2 less their overlap 1.2 x 0.2
+    ((4.0, 5.0), [3.0, 7.0, 7.0, 7.0]),  # the configured point: 3 x 1; + 2 x 3 less 2 x 1
+])
+def test_objectives_payload_marks_the_feasible_front_and_its_hypervolume_over_time(tmp_path, reference, volumes):
+    store, t0 = objectives_store(tmp_path, reference)
+    data = collect(store, "mo", now=t0 + 50)
+    jobs = data["jobs"]
+    assert data["objectives"] == [{"name": "f1", "mode": "minimize"}, {"name": "f2", "mode": "minimize"}]
+    assert data["constraints"] == ["cost <= 5"]
+    assert [j["pareto"] for j in jobs] == [True, True, False, False, False, False]
+    assert [j["feasible"] for j in jobs] == [True, True, True, False, True, True]
+    assert jobs[3]["values"] == [0.5, 0.5] and jobs[3]["violations"] == [2.0]
+    # one point per job that may be on a front (1, 2, 3; 5 at the report's time), in end order,
+    # against one reference
+    assert [(p[0] - t0, p[2]) for p in data["hypervolume"]] == [(10, 0), (20, 1), (30, 2), (50, 4)]
+    assert [p[1] for p in data["hypervolume"]] == pytest.approx(volumes)
+    assert data["front"]["size"] == 2 and data["front"]["hypervolume"] == pytest.approx(volumes[-1])
+    assert data["front"]["reference"] == pytest.approx(list(reference or (3.2, 4.2)))
+    json.dumps(data, allow_nan=False)
+    # the front every other view shows (ctl show, gml_ray.pareto_front)
+    from gml_ray.objectives import task_front
+    front = task_front(store.require_task("mo"), store.jobs("mo"))
+    assert front is not None and [j["name"] for j in front.members] == ["job_0001", "job_0002"]
+    assert front.hypervolume == pytest.approx(data["front"]["hypervolume"])
+
+
+def test_a_constraint_never_reported_is_infeasible_and_a_plain_task_gets_no_objectives(tmp_path):
+    store, t0 = objectives_store(tmp_path)
+    store.update_job("mo", 2, violations=json.dumps([None]), feasible=0)  # cost never reported
+    data = collect(store, "mo", now=t0 + 50)
+    assert [j["pareto"] for j in data["jobs"]] == [True, False, False, False, True, False]  # 5 now beats 3
+    assert data["jobs"][1]["violations"] == [None] and data["jobs"][1]["feasible"] is False
+    plain = collect(make_store(tmp_path / "plain", jobs=2), "t")
+    assert not {"objectives", "constraints", "front", "hypervolume"} & set(plain)
+    assert not {"values", "violations", "feasible", "pareto"} & set(plain["jobs"][0])
+
+
+def test_the_series_gives_only_exact_volumes_when_thinned_and_none_past_its_time(tmp_path, monkeypatch):
+    import gml_ray.views.report_objectives as ro
+    store, t0 = objectives_store(tmp_path)
+    monkeypatch.setattr(ro, "MAX_VOLUMES", 1)  # the front changes at jobs 1 and 2: only the last is computed
+    data = collect(store, "mo", now=t0 + 50)
+    assert [(p[0] - t0, p[2]) for p in data["hypervolume"]] == [(20, 1), (30, 2), (50, 4)]
+    assert [p[1] for p in data["hypervolume"]] == pytest.approx([2.84] * 3)
+    monkeypatch.setattr(ro, "FINAL_SECONDS", 0.0)  # a front too costly to measure: no volume, still a front
+    data = collect(store, "mo", now=t0 + 50)
+    assert data["hypervolume"] == [] and data["front"]["hypervolume"] is None
+    assert data["front"]["computed"] is False and data["front"]["size"] == 2
+    assert [j["pareto"] for j in data["jobs"]] == [True, True, False, False, False, False]
+
+
+def test_a_configured_reference_and_no_result_yet(tmp_path):
+    store, t0 = objectives_store(tmp_path, reference=(4.0, 5.0))
+    with store.transaction():
+        for i in range(1, 7):
+            store.update_job("mo", i, status="PENDING", reward=None, rewards=None, violations=None,
+                             feasible=None, ended=None)
+    data = collect(store, "mo", now=t0 + 50)
+    assert data["hypervolume"] == [] and not any(j["pareto"] for j in data["jobs"])
+    assert data["front"] == {"size": 0, "hypervolume": None, "reference": [4.0, 5.0], "computed": True}
+
+
+def slow_volume(pts, ref) -> float:
+    """The hypervolume by plain slicing along the first objective (exact, for a few points)."""
+    pts = [p for p in pts if all(x > r for x, r in zip(p, ref))]
+    if not pts:
+        return 0.0
+    if len(ref) == 1:
+        return max(p[0] for p in pts) - ref[0]
+    xs = sorted({p[0] for p in pts} | {ref[0]})
+    return sum((hi - lo) * slow_volume([p[1:] for p in pts if p[0] >= hi], ref[1:]) for lo, hi in zip(xs, xs[1:]))
+
+
+def test_the_reports_volume_and_front_agree_with_the_engines():
+    import random
+
+    from gml_ray.objectives import Objective, OutcomeSpec, front_indices, hypervolume
+    from gml_ray.views.report_objectives import pareto
+    from gml_ray.vocab import OptimizeMode
+
+    rnd = random.Random(5)
+    for _ in range(400):
+        d, n, grid = rnd.choice([1, 2, 3, 4, 5]), rnd.randint(0, 12), rnd.random() < 0.5  # grid: ties, equal points
+        pts = [tuple(float(rnd.randint(0, 4)) if grid else rnd.uniform(0, 1) for _ in range(d)) for _ in range(n)]
+        ref = tuple(rnd.choice([-0.5, 0.0, 1.0]) if grid else rnd.uniform(-0.2, 0.3) for _ in range(d))
+        assert hypervolume(pts, ref) == pytest.approx(slow_volume(pts, ref), rel=1e-9, abs=1e-12)
+        if not pts:
+            continue
+        spec = OutcomeSpec(tuple(Objective(f"f{k}", rnd.choice(list(OptimizeMode))) for k in range(d)))
+        values = {i: spec.scores(p) for i, p in enumerate(pts)}  # as objective values (scores() is its own inverse)
+        jobs = [{"ended": rnd.choice([1.0, 2.0, 3.0])} for _ in pts]
+        on_front, series = pareto(spec, jobs, values, spec.reference(values.values()), 0.0)
+        assert on_front == set(front_indices(pts))
+        assert series[-1][1] == pytest.approx(spec.hypervolume([values[i] for i in on_front], spec.reference(values.values())))
+        assert [p[1] for p in series] == sorted(p[1] for p in series)  # one reference: it never falls
+
+
+def test_the_page_of_two_objectives_shows_the_front_the_infeasible_jobs_and_objective_columns(tmp_path, browser):
+    store, t0 = objectives_store(tmp_path)
+    page = browser.open_report(write_report(store, "mo", str(tmp_path / "mo.html")).path)
+    assert page["errors"] == [] and page["requests"] == [] and page["rows"] == 6
+    assert "Pareto front 2 jobs" in page["summary"] and "hypervolume 2.84" in page["summary"]
+    assert "constraints cost <= 5" in page["summary"] and "feasible 5 of 6" in page["summary"]
+    assert browser.eval("document.getElementById('pareto-section').hidden") is False
+    assert browser.eval("document.getElementById('pareto-controls').hidden") is True  # two: nothing to pick
+
+    # the scatter: a trace per kind of job (their job indices), the front's step line through its jobs
+    traces = browser.eval("Object.fromEntries(document.getElementById('pareto-plot').data.map(t => [t.meta, "
+                          "{name: t.name, rows: t.customdata || null, x: t.x, y: t.y, symbol: t.marker && t.marker.symbol}]))")
+    assert traces["front"]["rows"] == [0, 1] and traces["front"]["name"] == "Pareto front"
+    assert traces["infeasible"] == {"name": "infeasible", "rows": [3], "x": [0.5], "y": [0.5], "symbol": "x"}
+    assert traces["dominated"]["rows"] == [2, 4] and traces["noresult"]["rows"] == [5]
+    assert (traces["front-line"]["x"], traces["front-line"]["y"]) == ([1, 2], [4, 2])
+    # ... drawn: one marker per job, the legend names the infeasible ones
+    assert browser.eval("document.querySelectorAll('#pareto-plot .scatterlayer path.point').length") == 6
+    legend = browser.eval("Array.from(document.querySelectorAll('#pareto-plot .legendtext')).map(t => t.textContent)")
+    assert {"Pareto front", "infeasible", "dominated"} <= set(legend)
+    hv = browser.eval("document.getElementById('hv-plot').data[0].y")
+    assert hv == pytest.approx([0.44, 2.84, 2.84, 2.84, 2.84])  # the last: held to the task's end
+
+    # the table: a column per objective (in place of reward), the front's mark, the constraint
+    cells = "Array.from(document.querySelectorAll('#jobs tbody tr[data-row]')).map(r => Array.from(r.cells).map(c => c.textContent))"
+    head = browser.eval("Array.from(document.querySelectorAll('#jobs thead th')).map(t => t.textContent)")
+    assert head[:3] == ["job", "status", "x"] and head[3:8] == ["f1", "f2", "pareto", "feasible", "cost <= 5"]
+    assert "reward" not in head
+    rows = browser.eval(cells)
+    assert [r[0] for r in rows[:2]] == ["job_0001", "job_0002"] and [r[5] for r in rows] == ["\u25c6"] * 2 + ["-"] * 4
+    by_name = {r[0]: r for r in rows}
+    assert by_name["job_0004"][6:8] == ["no", "\u2717 +2"] and by_name["job_0001"][6:8] == ["yes", "\u2713 -1"]
+    browser.eval("document.querySelectorAll('#jobs th')[4].click()")  # f2, minimised: the lowest first
+    assert [r[0] for r in browser.eval(cells)] == ["job_0004", "job_0006", "job_0002", "job_0005", "job_0003", "job_0001"]
+    assert browser.eval("gmlReport.filter('pareto=\u25c6')") == 2
+    assert browser.eval("document.getElementById('pareto-plot').data.find(t => t.meta === 'dominated')") is None  # the plot follows
+    assert browser.eval("gmlReport.filter('')") == 6
+    browser.eval("gmlReport.select(1)")
+    assert "Pareto front\n\u25c6 on it" in browser.eval("document.getElementById('detail').innerText")
+    assert browser.errors() == []
+
+
+def test_three_objectives_pick_the_pair_to_plot_and_get_a_scatter_matrix(tmp_path, browser):
+    from gml_ray.objectives import Objective, OutcomeSpec
+    from gml_ray.vocab import OptimizeMode
+
+    store = make_store(tmp_path, jobs=4, steps=2)
+    spec = OutcomeSpec(tuple(Objective(n, m) for n, m in (("acc", OptimizeMode.MAXIMIZE), ("loss", OptimizeMode.MINIMIZE),
+                                                          ("ms", OptimizeMode.MINIMIZE))))
+    points = [(0.9, 0.3, 10.0), (0.8, 0.1, 30.0), (0.7, 0.2, 5.0), (0.6, 0.4, 40.0)]  # the last: dominated
+    with store.transaction():
+        store.update_task("t", objectives=spec.to_json())
+        for i, p in enumerate(points, 1):
+            store.update_job("t", i, reward=p[0], rewards=json.dumps(p))
+    data = collect(store, "t")
+    assert [j["pareto"] for j in data["jobs"]] == [True, True, True, False]
+    page = browser.open_report(write_report(store, "t", str(tmp_path / "three.html")).path)
+    assert page["errors"] == []
+    assert browser.eval("document.getElementById('pareto-controls').hidden") is False
+    dims = browser.eval("document.getElementById('splom-plot').data.map(t => [t.meta, t.dimensions.map(d => d.label)])")
+    assert dims == [["dominated", ["acc", "loss", "ms"]], ["front", ["acc", "loss", "ms"]]]
+    browser.eval("const s = document.getElementById('obj-y'); s.value = '2'; s.dispatchEvent(new Event('change'))")
+    front = browser.eval("document.getElementById('pareto-plot').data.find(t => t.meta === 'front')")
+    assert front["x"] == [0.9, 0.8, 0.7] and front["y"] == [10, 30, 5]
+    # the step line: the front of acc (max) and ms (min) alone; job 2 is not on it (job 1 beats it on both)
+    line = browser.eval("document.getElementById('pareto-plot').data.find(t => t.meta === 'front-line')")
+    assert (line["x"], line["y"], line["name"]) == ([0.7, 0.9], [5, 10], "front of these two")
+    assert browser.eval("document.getElementById('pareto-plot').layout.xaxis.title.text") == "acc (max)"
+    assert browser.errors() == []

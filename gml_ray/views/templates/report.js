@@ -28,17 +28,21 @@ const when = ts => { if (!ts) return '-'; const d = new Date(ts * 1000), p = n =
 const duration = j => j.started ? ((j.ended || (j.status === 'RUNNING' ? D.generated : null) || j.started) - j.started) : null;
 const argText = j => D.arg_keys.map((k, i) => j.args[i] === null ? null : k + '=' + fmt(j.args[i])).filter(Boolean).join(' ');
 const best = D.best === null ? null : J[D.best];
+const GL_POINTS = 2000;  // more job markers than this go to WebGL: SVG makes a DOM node of each
+// several objectives or constraints (report_objectives.js): null for a plain task
+const MO = window.gmlObjectives(D, {esc: esc, fmt: fmt, argText: argText, shown: () => shown,
+  select: r => selectJob(r), CONF: CONF, GL_POINTS: GL_POINTS});
 
 // ---- summary ----
 (function summary() {
   const order = ['FINISHED', 'RUNNING', 'PENDING', 'PAUSED', 'ERROR', 'KILLED', 'EARLY_STOPPED'];
   const keys = Object.keys(D.counts).sort((a, b) => order.indexOf(a) - order.indexOf(b));
   let h = '<h1>' + esc(T.name) + ' <span class="st-' + esc(T.status) + '">' + esc(T.status) + '</span></h1>';
-  h += '<div class="meta">reward <b>' + esc(MIN ? 'minimize' : 'maximize') + ' ' + esc(T.reward_attribute) + '</b>'
-    + (T.compare ? ' &middot; compare <b>' + esc(T.compare) + '</b>' : '')
-    + ' &middot; <b>' + J.length + '</b> jobs &middot; elapsed <b>' + dur(D.elapsed) + '</b>'
-    + ' &middot; started ' + esc(when(T.started || T.created)) + (T.ended ? ' &middot; ended ' + esc(when(T.ended)) : '')
-    + ' &middot; ' + (T.status === 'RUNNING' ? 'snapshot' : 'report') + ' at ' + esc(when(D.generated)) + '</div>';
+  h += '<div class="meta">' + [MO && MO.multi ? null : 'reward <b>' + esc(MIN ? 'minimize' : 'maximize') + ' ' + esc(T.reward_attribute) + '</b>',  // else: the objectives line
+    T.compare ? 'compare <b>' + esc(T.compare) + '</b>' : null, '<b>' + J.length + '</b> jobs', 'elapsed <b>' + dur(D.elapsed) + '</b>',
+    'started ' + esc(when(T.started || T.created)), T.ended ? 'ended ' + esc(when(T.ended)) : null,
+    (T.status === 'RUNNING' ? 'snapshot' : 'report') + ' at ' + esc(when(D.generated))].filter(Boolean).join(' &middot; ') + '</div>';
+  if (MO) h += MO.summary();  // the objectives, constraints, the front
   h += '<div class="chips">' + keys.map(k => '<button class="chip st-' + esc(k) + '" data-status="' + esc(k) + '">'
     + esc(k) + ' ' + D.counts[k] + '</button>').join('') + '</div>';
   h += '<div class="best">' + (best ? 'best: <b>' + esc(best.name) + '</b> ' + esc(T.reward_attribute) + ' = <b>'
@@ -55,8 +59,9 @@ const cols = [{label: 'job', get: j => j.name, num: false},
 if (J.some(j => j.parent !== null && j.parent !== undefined))  // PBT: the checkpoint a job continued
   cols.push({label: 'from', get: j => j.parent === null ? null : J[j.parent].name + '@' + j.parent_step, num: false});
 D.arg_keys.forEach((k, i) => cols.push({label: k, get: j => j.args[i], num: J.every(j => j.args[i] === null || typeof j.args[i] === 'number')}));
-cols.push({label: 'reward', get: j => j.reward, num: true});
-D.tags.forEach((t, i) => { if (t !== T.reward_attribute) cols.push({label: t, get: j => j.latest[i], num: true}); });
+if (!(MO && MO.replaces('reward'))) cols.push({label: 'reward', get: j => j.reward, num: true, first: MIN ? 1 : -1});
+if (MO) cols.push(...MO.columns());  // objectives, the front's mark, constraints
+D.tags.forEach((t, i) => { if (t !== T.reward_attribute && !(MO && MO.replaces(t))) cols.push({label: t, get: j => j.latest[i], num: true}); });
 cols.push({label: 'duration', get: duration, num: true, show: dur});
 cols.push({label: 'node', get: j => j.node, num: false});
 if (J.some(j => j.message && j.status !== 'FINISHED')) cols.push({label: 'note', get: j => j.status !== 'FINISHED' ? j.message : null, num: false});
@@ -65,12 +70,14 @@ if (J.some(j => j.message && j.status !== 'FINISHED')) cols.push({label: 'note',
 // indices in display order); spacer rows above and below keep the scrollbar true to the whole list.
 const tbody = document.querySelector('#jobs tbody'), wrap = document.querySelector('.tablewrap');
 const OVERSCAN = 15;
-document.querySelector('#jobs thead').innerHTML = '<tr>' + cols.map((c, i) => '<th data-col="' + i + '"' + (c.num ? ' class="n"' : '') + '>' + esc(c.label) + '</th>').join('') + '</tr>';
+document.querySelector('#jobs thead').innerHTML = '<tr>' + cols.map((c, i) => '<th data-col="' + i + '"' + (c.num ? ' class="n"' : '')
+  + (c.title ? ' title="' + esc(c.title) + '"' : '') + '>' + esc(c.label) + '</th>').join('') + '</tr>';
 const cellText = (c, j) => { const v = c.get(j); return c.show ? c.show(v) : fmt(v); };
 function rowHtml(r) {
   const j = J[r], cls = (r === D.best ? 'is-best' : '') + (r === selected ? ' sel' : '');
   return '<tr data-row="' + r + '"' + (cls.trim() ? ' class="' + cls.trim() + '"' : '') + '>' + cols.map(c =>
-    '<td' + (c.num ? ' class="n"' : (c.label === 'status' ? ' class="st-' + esc(j.status) + '"' : '')) + '>' + esc(cellText(c, j)) + '</td>').join('') + '</tr>';
+    '<td' + (c.num ? ' class="n' + (c.cls ? ' ' + c.cls(j) : '') + '"' : (c.label === 'status' ? ' class="st-' + esc(j.status) + '"' : (c.cls ? ' class="' + c.cls(j) + '"' : '')))
+    + '>' + esc(cellText(c, j)) + '</td>').join('') + '</tr>';
 }
 let order = J.map((_, i) => i), shown = J.map(() => true), view = order, rowH = 0, selected = null;
 const spacer = h => '<tr class="spacer" style="height:' + h + 'px"><td colspan="' + cols.length + '"></td></tr>';
@@ -98,13 +105,13 @@ function setView() { view = order.filter(r => shown[r]); renderRows(); }
 function sortBy(ci, dir) {
   sortCol = ci; sortDir = dir; const c = cols[ci];
   const vals = J.map(c.get);
-  order = J.map((_, i) => i).sort((x, y) => cmp(vals[x], vals[y]) || x - y);
+  order = J.map((_, i) => i).sort((x, y) => cmp(vals[x], vals[y]) || (c.then ? c.then(x, y) : 0) || x - y);
   setView();
   document.querySelectorAll('#jobs th').forEach((th, i) => th.className = (cols[i].num ? 'n ' : '') + (i === ci ? (dir > 0 ? 'asc' : 'desc') : ''));
 }
 document.querySelector('#jobs thead').addEventListener('click', e => {
   const th = e.target.closest('th'); if (!th) return; const ci = +th.dataset.col;
-  sortBy(ci, ci === sortCol ? -sortDir : (cols[ci].label === 'reward' ? (MIN ? 1 : -1) : 1)); });
+  sortBy(ci, ci === sortCol ? -sortDir : (cols[ci].first || 1)); });  // first: the best first
 
 // filter: every term must match; "col op value" compares a column, anything else is a substring
 const OPS = /^(.+?)(>=|<=|!=|=|>|<|~)(.*)$/;
@@ -145,11 +152,18 @@ function selectJob(r) {
     ['args', argText(j)], ['reward', fmt(j.reward)], ['attempt', j.attempt], ['started', when(j.started)],
     ['ended', when(j.ended)], ['duration', dur(duration(j))], ['node', j.node || '-'], ['command', j.command || '-'],
     ['job dir', j.job_dir || '-']];
+  if (MO) {
+    if (MO.multi) items.splice(3, 0, ...D.objectives.map((o, k) => [o.name + ' (' + o.mode + ')', fmt(j.values[k])]),
+      ['Pareto front', j.pareto ? '\u25C6 on it' : 'no']);
+    (D.constraints || []).forEach((c, k) => items.push([c, !j.violations ? '-' : (j.violations[k] === null ? 'broken: never reported'
+      : (j.violations[k] <= 0 ? 'holds' : 'broken by ' + fmt(j.violations[k])))]));
+  }
   if (j.message) items.push(['message', j.message]);
   const el = document.getElementById('detail');
   el.innerHTML = '<h2>' + esc(j.name) + '</h2><dl>' + items.map(([k, v]) => '<dt>' + esc(k) + '</dt><dd>' + esc(v) + '</dd>').join('') + '</dl>'
     + '<div class="logs note">reading the log tail...</div>';
   highlight(r);
+  if (MO) MO.highlight(r);
   detailDone = logTails().then(L => {
     if (selected !== r) return;
     const lg = L[r] || {}; let h = '';
@@ -265,7 +279,6 @@ function highlight(r) {
 }
 
 // ---- best reward so far, over time ----
-const GL_POINTS = 2000;  // more job markers than this go to WebGL: SVG makes a DOM node of each
 function bestPlot() {
   const done = J.map((j, r) => ({r: r, t: j.ended || (j.reward !== null ? D.generated : null), v: j.reward}))
     .filter(p => p.v !== null && p.t !== null).sort((a, b) => a.t - b.t);
@@ -355,6 +368,7 @@ function updatePlots() {
   curvePlots.forEach(p => { if (p.div.data) Plotly.react(p.div, curveTraces(p), p.layout, CONF); });
   if (selected !== null && window.Plotly) highlight(selected);
   if (parcoords) drawParcoords();
+  if (MO) MO.update();
 }
 
 // ---- draw, then tell whoever waits (tests, benchmarks) that the page is ready ----
@@ -366,8 +380,8 @@ Object.assign(window.gmlReport, {data: D, select: selectJob, detail: () => detai
   ownCurves: () => curvePlots.map(p => (p.div.data || []).reduce((n, t) => n + (t.meta >= 0 ? 1 : (t.meta === GROUP ? t.jobs.length : 0)), 0))});
 window.gmlReport.timings = TM;
 document.getElementById('shown').textContent = J.length + ' of ' + J.length + ' jobs';
-const ri = cols.findIndex(c => c.label === 'reward');
-if (J.some(j => j.reward !== null)) sortBy(ri, MIN ? 1 : -1); else renderRows();
+const ri = cols.findIndex(c => c.label === (MO && MO.multi ? 'pareto' : 'reward'));  // the front (or the best) first
+if (J.some(j => j.reward !== null)) sortBy(ri, cols[ri].first); else renderRows();
 TM.sorted = performance.now();
 // The table is painted before plotly.js (5 MB, a second or more to compile and run) is even
 // loaded; then it is loaded through a blob: URL, so that Chromium compiles it off the main thread
@@ -396,6 +410,7 @@ async function loadPlotly() {
   TM.curves = performance.now();
   await tick(); await bestPlot();
   TM.best = performance.now();
+  if (MO) { await tick(); await MO.draw(); }
   await tick(); lineagePlots();
   if (selected !== null) highlight(selected);
   window.gmlReport.ready = true; window.gmlReport.readyMs = performance.now();
