@@ -27,6 +27,8 @@ from gml_ray.cli.common import (
 )
 from gml_ray.cli.report_cmds import register as register_report_cmds
 from gml_ray.cli.report_cmds import watch as watch_task
+from gml_ray.cli.serve_cmds import register as register_serve_cmds
+from gml_ray.cli.tracking_cmds import register as register_tracking_cmds
 from rich.live import Live
 from rich.markup import escape
 from rich.text import Text
@@ -377,6 +379,8 @@ def import_cmd(
 
 
 register_report_cmds(ctl_app)  # ctl report, ctl export-tb
+register_serve_cmds(ctl_app)  # ctl serve
+register_tracking_cmds(ctl_app)  # ctl export-mlflow
 
 
 def _store_error(exc: Exception) -> str:

@@ -21,6 +21,7 @@ from gml_ray.config.files import ConfigFile
 from gml_ray.config.objectives import parse_max_reward, parse_outcome
 from gml_ray.config.search_args import SearchArg, arg_keys, parse_args
 from gml_ray.config.template import MAX_COMMAND_BYTES, longest_command, placeholder_names
+from gml_ray.config.tracking import TrackingConfig, parse_tracking
 from gml_ray.config.validate import (
     Ctx,
     boolean,
@@ -93,6 +94,7 @@ class TaskConfig:
     pbt: PbtConfig | None = None  # scheduler.pbt: run the jobs as a PBT population
     outcome: OutcomeSpec | None = None  # the objectives and constraints (None: reward_attribute alone)
     assessor_objective: str | None = None  # scheduler.assessor.objective: what the assessor judges
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)  # tracking.mlflow (config/tracking.py)
 
     @property
     def outcome_spec(self) -> OutcomeSpec:
@@ -143,7 +145,7 @@ class TaskConfig:
 # ---- sections ---------------------------------------------------------------------------------
 
 TOP_KEYS = ["task", "searcher", "scheduler", "pavi", "use_spe", "generate_log", "custom_imports", "metrics",
-            "tensorboard"]
+            "tensorboard", "tracking"]
 TASK_KEYS = ["template", "search_args", "function", "resources", "max_retries"]
 SCHEDULER_KEYS = ["type", "parallel_size", "stop_criterion", "assessor", "filter_criterion", "checkpoint", "pbt"]
 STOP_KEYS = ["type", "max_tries", "time_limits", "max_reward", "time_limits_per_job"]
@@ -337,6 +339,7 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
         warnings.append("use_spe is a GML cluster feature and is ignored")
     generate_log = boolean(ctx, top.get("generate_log", True), "generate_log")
     tensorboard = boolean(ctx, top.get("tensorboard", False), "tensorboard")
+    tracking = parse_tracking(ctx, top.get("tracking"), base_dir)
     metrics = top.get("metrics", "collect")
     if metrics not in ("collect", "none"):
         raise ctx.error("metrics", f"must be collect or none, got {show(metrics)}")
@@ -360,7 +363,7 @@ def parse_config(raw: Any, source: str = "search_config.yaml", base_dir: str = "
         compare_name=_label(compare.get("name")), compare_id=_label(compare.get("id")),
         generate_log=generate_log, notices=notices,
         collect_metrics=metrics == "collect", custom_imports=list(imports), raw=top, warnings=warnings,
-        tensorboard=tensorboard, mode=mode, mode_settings=mode_settings, checkpoint=checkpoint,
+        tensorboard=tensorboard, tracking=tracking, mode=mode, mode_settings=mode_settings, checkpoint=checkpoint,
         pbt=pbt, outcome=None if outcome.plain and outcome.reference_point is None else outcome,
         assessor_objective=judged)
 

@@ -32,6 +32,7 @@ from gml_ray.engine.messages import EXIT, exit_outcome
 from gml_ray.engine.pool import ActorPool
 from gml_ray.engine.runtime import NodeWatch, NoNodeLeft
 from gml_ray.engine.spec import KILL_GRACE_S
+from gml_ray.engine.tracking import MlflowTracker
 from gml_ray.engine.view import LoopView
 from gml_ray.engine.warm_start import warm_start
 from gml_ray.objectives import Outcome, ParetoArchive
@@ -114,6 +115,9 @@ class SchedulerCore(Continuations):
         self.rounds = 0  # loop rounds, and the time they took outside ray.wait (benchmarks/)
         self.busy_s = 0.0
         self.searcher_s = 0.0  # in the searcher's get_config/update/job_failed during this run
+        # tracking.mlflow: ended jobs go to MLflow from a thread of the tracker's, off this loop
+        self.tracker = MlflowTracker(cfg.tracking.mlflow, work_dir, task, self.notify) \
+            if cfg.tracking.mlflow is not None else None
         t0 = time.perf_counter()
         self.warm = warm_start(self.store, task, self.searcher, cfg)  # before its own results, as it began
         self.searcher_s += time.perf_counter() - t0
@@ -144,6 +148,8 @@ class SchedulerCore(Continuations):
         ready: list | None = None
         self.pool = self.factory.start_pool()
         self.guard.start()
+        if self.tracker is not None:
+            self.tracker.start()
         try:
             while True:
                 why = self.guard.retry(idle=not self.running and not self.is_stop)
@@ -207,6 +213,8 @@ class SchedulerCore(Continuations):
                 log.exception("could not record the task's end")
                 raise
             log.info("task ended: %s %s", status, self.stop_reason)
+            if self.tracker is not None:  # a bounded wait for what MLflow still lacks; never raises
+                self.tracker.close(status)
         if self.nodes.ended is not None and status == JobStatus.ERROR:  # no node could run the jobs
             raise NoNodeLeft(self.nodes.ended)
         return self.summary(status)
@@ -237,6 +245,7 @@ class SchedulerCore(Continuations):
                 "scheduler_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "scalars": self.ingest.ingested, "ingest_s": self.ingest.seconds,
                 "rounds": self.rounds, "busy_s": self.busy_s, "searcher_s": self.searcher_s,
+                **({"mlflow": self.tracker.stats()} if self.tracker is not None else {}),
                 "notices": self.notes()[1],
                 **self.nodes.stats(),  # looks at the cluster's nodes (ray.nodes()) and their time
                 # the actor process's CPU (Ray's own threads in it included)
@@ -471,6 +480,8 @@ class SchedulerCore(Continuations):
             tensorboard.on_job_end(self.store, self.task, self.task_dir, job, status)
         log.info("%s %s%s reward=%s", job.name, status,
                  f" ({outcome['message']})" if outcome.get("message") else "", job.reward)
+        if self.tracker is not None:  # a queue put: the tracker's thread reads the job once committed
+            self.tracker.job_ended(job_id, job.name)
         del self.running[job_id]
         del self.jobs[job_id]  # finished jobs live in the store, not in the scheduler's memory
         self.drain.forget(job_id)

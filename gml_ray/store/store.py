@@ -54,6 +54,16 @@ def _loads_all(texts: list[str | None]) -> list[Any]:
     return [next(parsed) if t else None for t in texts]
 
 
+def _decode_jobs(rows: list[dict[str, Any]], columns: Iterable[str] | None) -> list[dict[str, Any]]:
+    """Job rows with their JSON columns (those read) decoded."""
+    for c in ("config", "arg_dict", "rewards", "violations"):
+        if columns is None or c in columns:
+            empty: Any = {} if c == "arg_dict" else None
+            for r, value in zip(rows, _loads_all([r[c] for r in rows])):
+                r[c] = empty if value is None else value
+    return rows
+
+
 class Store(Database):
     """A connection to ``<work_dir>/gml.db``; ``create=False`` refuses a work dir that has none.
 
@@ -210,12 +220,42 @@ class Store(Database):
         if wanted is not None and len(wanted) > 500:
             keep = set(wanted)
             rows = [r for r in rows if r["name"] in keep]
-        for c in ("config", "arg_dict", "rewards", "violations"):
-            if columns is None or c in columns:
-                empty: Any = {} if c == "arg_dict" else None
-                for r, value in zip(rows, _loads_all([r[c] for r in rows])):
-                    r[c] = empty if value is None else value
+        return _decode_jobs(rows, columns)
+
+    def jobs_since(self, task: str, after_id: int, job_ids: Iterable[int] = ()) -> list[dict[str, Any]]:
+        """The rows of the task's jobs that a live view must read again: those launched after job
+        ``after_id``, the active ones (PENDING, RUNNING) and ``job_ids`` (active when last read)."""
+        ids = list(job_ids)[:500]  # SQLite caps the number of parameters
+        active = list(ACTIVE_JOB_STATUSES)
+        sql = (f"SELECT * FROM jobs WHERE task = ? AND (job_id > ? OR status IN ({', '.join('?' * len(active))})"
+               + (f" OR job_id IN ({', '.join('?' * len(ids))})" if ids else "") + ") ORDER BY job_id")
+        return _decode_jobs(self._query(sql, [task, after_id, *active, *ids]), None)
+
+    def scalars_since(self, task: str, after_rowid: int, tags: Iterable[str],
+                      limit: int = 50_000) -> list[dict[str, Any]]:
+        """Up to ``limit`` scalars of ``tags`` written after row ``after_rowid``, in write order,
+        each with its ``rowid`` (what a live view asks for next)."""
+        tg = list(tags)
+        if not tg:
+            return []
+        rows = self._query(
+            # +task, +tag: walk the rowid range, not the (task, ...) index, which holds every row of the task
+            "SELECT rowid, job_id, tag, step, value, text, flag, attempt FROM scalars WHERE rowid > ? "
+            f"AND +task = ? AND +tag IN ({', '.join('?' * len(tg))}) ORDER BY rowid LIMIT ?",
+            [after_rowid, task, *tg, limit])
+        for r in rows:
+            if r["flag"] == FLAG_NAN:
+                r["value"] = math.nan
         return rows
+
+    def last_scalar_rowid(self) -> int:
+        """The newest scalar row's id (0 when there is none): where a live view starts reading."""
+        return self._query("SELECT MAX(rowid) AS n FROM scalars")[0]["n"] or 0
+
+    def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version``: changes when another connection has committed since
+        this one last asked (a cheap "anything new?")."""
+        return self._query("PRAGMA data_version")[0]["data_version"]
 
     def status_counts(self, task: str) -> dict[str, int]:
         rows = self._query("SELECT status, COUNT(*) AS n FROM jobs WHERE task = ? GROUP BY status", [task])

@@ -68,7 +68,7 @@ class ReportInfo:
 
 # ---- data --------------------------------------------------------------------------------------
 
-def _num(value: Any, digits: int = SIG_DIGITS) -> Any:
+def num(value: Any, digits: int = SIG_DIGITS) -> Any:
     """A JSON-safe value: floats rounded to ``digits``, NaN/inf as None, others as JSON allows."""
     if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
         return value
@@ -77,25 +77,25 @@ def _num(value: Any, digits: int = SIG_DIGITS) -> Any:
             return None
         return float(f"{value:.{digits}g}")
     if isinstance(value, (list, tuple)):
-        return [_num(v, digits) for v in value]
+        return [num(v, digits) for v in value]
     if isinstance(value, dict):
-        return {str(k): _num(v, digits) for k, v in value.items()}
+        return {str(k): num(v, digits) for k, v in value.items()}
     try:  # numpy scalars and the like
-        return _num(value.item(), digits)
+        return num(value.item(), digits)
     except (AttributeError, ValueError):
         return str(value)
 
 
-def _ts(value: Any) -> float | None:
+def ts(value: Any) -> float | None:
     """A timestamp (seconds) kept to the millisecond."""
     return round(float(value), 3) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
-def _cell(value: Any) -> Any:
+def cell(value: Any) -> Any:
     """A scalar's value for a table cell: a number, or its text ('nan', 'inf', a string)."""
     if isinstance(value, float) and not math.isfinite(value):
         return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    return _num(value)
+    return num(value)
 
 
 def _tail(path: str, limit: int) -> str | None:
@@ -208,11 +208,11 @@ def collect(store: Any, task: str, tags: Iterable[str] | None = None,
                     logs[stream] = text
         out_jobs.append({
             "id": j["job_id"], "name": j["name"], "status": j["status"],
-            "args": [_num(j["arg_dict"].get(k)) if k in j["arg_dict"] else None for k in arg_keys],
-            "reward": _num(j["reward"]),
-            "latest": [_cell(latest.get((j["job_id"], tg))) for tg in tags],
-            "created": _ts(j.get("created")), "started": _ts(j.get("started")),
-            "ended": _ts(j.get("ended")), "node": j.get("node"), "message": j.get("message"),
+            "args": [num(j["arg_dict"].get(k)) if k in j["arg_dict"] else None for k in arg_keys],
+            "reward": num(j["reward"]),
+            "latest": [cell(latest.get((j["job_id"], tg))) for tg in tags],
+            "created": ts(j.get("created")), "started": ts(j.get("started")),
+            "ended": ts(j.get("ended")), "node": j.get("node"), "message": j.get("message"),
             "command": j.get("command"), "attempt": j.get("attempt") or 1,
             "exit_code": j.get("exit_code"), "job_dir": j.get("job_dir"), "logs": logs,
             "own_trace": j["job_id"] in own_set,
@@ -231,7 +231,7 @@ def collect(store: Any, task: str, tags: Iterable[str] | None = None,
             steps, values = thin_curve(*pts)
             plain = steps == list(range(len(steps)))
             digits = CURVE_DIGITS if j["job_id"] in own_set else BAND_DIGITS
-            entries.append([index[j["job_id"]], None if plain else steps, _num(values, digits)])
+            entries.append([index[j["job_id"]], None if plain else steps, num(values, digits)])
         curves[tg] = entries
 
     counts: dict[str, int] = {}
@@ -239,11 +239,11 @@ def collect(store: Any, task: str, tags: Iterable[str] | None = None,
         counts[j["status"]] = counts.get(j["status"], 0) + 1
     data: dict[str, Any] = {
         "version": 1,
-        "generated": _ts(now),
+        "generated": ts(now),
         "task": {**{k: t.get(k) for k in ("name", "status", "reward_attribute", "optimize_mode",
                                           "message", "config_path", "task_dir", "host", "compare")},
-                 **{k: _ts(t.get(k)) for k in ("created", "started", "ended")}},
-        "elapsed": _ts(run_time(t, now)),
+                 **{k: ts(t.get(k)) for k in ("created", "started", "ended")}},
+        "elapsed": ts(run_time(t, now)),
         "counts": counts,
         "arg_keys": arg_keys,
         "tags": tags,
@@ -255,9 +255,9 @@ def collect(store: Any, task: str, tags: Iterable[str] | None = None,
     extra = objective_data(t, jobs, now)  # None for a plain task: its page is as it was
     if extra is not None:
         for out, more in zip(out_jobs, extra.jobs):
-            out.update(_num(more))
-        data.update(_num(extra.summary))
-        data["hypervolume"] = [[_ts(at), _num(volume), r] for at, volume, r in extra.series]
+            out.update(num(more))
+        data.update(num(extra.summary))
+        data["hypervolume"] = [[ts(at), num(volume), r] for at, volume, r in extra.series]
     return data
 
 
