@@ -2,6 +2,7 @@
 
     python benchmarks/assessors.py [predictor] [jobs] [--seeds 5] [--sleep 0.05] [--nni DIR]
                                    [--curve-seeds 0] [--repeats 3] [--configs 40]
+    python benchmarks/assessors.py predictor --split tune|heldout|heldout2 [--rule old,new] [--reasons]
 
 predictor: 60 synthetic accuracy-like curves of 30 epochs (seed 0; ``--curve-seeds 0,7,8`` pools
     60 curves per seed): a third each exponential, power-law and logistic; asymptote 0.3-0.95;
@@ -15,6 +16,18 @@ predictor: 60 synthetic accuracy-like curves of 30 epochs (seed 0; ``--curve-see
     (NNI 3.0's ``nni/algorithms/hpo/curvefitting_assessor`` directory, e.g. from
     ``pip download nni==3.0 --no-deps`` and unzip; its two model files are loaded by path, NNI
     itself is not imported) NNI's ``CurveModel`` runs on the same curves.
+
+predictor --split tune|heldout|heldout2 (or --families/--noise/--family-seeds): curves of 9 families
+    (exponential, power, logistic as above; log-shaped, late-rising sigmoid, plateau-then-rise,
+    stretched exponential "weibull", a step learning-rate schedule "two_phase", saturation with
+    a slow linear drift "exp_drift") x 4 noise levels (Gaussian sd 0.001-0.004 "low",
+    0.005-0.02 "medium", 0.02-0.05 "high"; "binomial": accuracy on a validation set of 200-2000
+    examples), ``--per-cell`` curves per family x noise per seed. Printed per k = 5, 10, 15, 20,
+    overall, per family and per noise level: abstentions and MAE (an abstention counts as the last
+    value) as median [min-max] over the seeds, for each ``--rule``: new (the predictor as it is),
+    old (its abstention rule before issue 36), off (no spread or rise check). ``--reasons``: which
+    check made the new rule abstain. SPLITS says which families, noise levels and seeds the rule
+    was tuned on and which were held out.
 
 jobs: 40 configs whose accuracy curves come from the same family (seeded per seed and config),
     30 epochs each, ``--sleep`` s per epoch, run as real gml-ray function-trial jobs
@@ -82,6 +95,125 @@ def curves(seed: int = 0, n: int = 60) -> list[tuple[str, np.ndarray, np.ndarray
     for i in range(n):
         shape = SHAPES[i % 3]
         out.append((shape, *curve(rng, shape)))
+    return out
+
+
+# ---- curve families and noise levels beyond the classic three (predictor --families) ------------
+#
+# Each family draws a noise-free 30-epoch curve from rng; asymptote (or final level) 0.3-0.95,
+# start 20-60% of it, like the classic family. Each noise level draws the noisy values from the
+# noise-free ones. The split below was fixed before the abstention rule was revised: the rule was
+# looked at only on TUNE (families, noise levels and seeds); HELD_OUT was run once, at the end.
+
+def _family_exponential(rng, t, top, start):
+    return top - (top - start) * np.exp(-(t - 1) / rng.uniform(2.0, 12.0))
+
+
+def _family_power(rng, t, top, start):
+    return top - (top - start) * t ** -rng.uniform(0.3, 1.0)
+
+
+def _family_logistic(rng, t, top, start):
+    return start + (top - start) / (1 + np.exp(-(t - rng.uniform(2.0, 8.0)) / rng.uniform(0.7, 2.5)))
+
+
+def _family_log(rng, t, top, start):
+    # a + b log t: never levels off; reaches 70-100% of (top - start) at epoch 30
+    return start + (top - start) * rng.uniform(0.7, 1.0) * np.log(t) / np.log(EPOCHS)
+
+
+def _family_late_sigmoid(rng, t, top, start):
+    # logistic rising late and slowly: midpoint at epoch 8-16, width 1.5-4
+    return start + (top - start) / (1 + np.exp(-(t - rng.uniform(8.0, 16.0)) / rng.uniform(1.5, 4.0)))
+
+
+def _family_plateau_rise(rng, t, top, start):
+    # flat at the start level until epoch 3-12, then an exponential rise (time constant 2-8)
+    t0 = rng.uniform(3.0, 12.0)
+    return start + (top - start) * (1 - np.exp(-np.maximum(t - t0, 0.0) / rng.uniform(2.0, 8.0)))
+
+
+def _family_weibull(rng, t, top, start):
+    # stretched / compressed exponential: exp(-((t - 1)/lam)^beta), beta 0.5-1.5, lam 2-15
+    lam, beta = rng.uniform(2.0, 15.0), rng.uniform(0.5, 1.5)
+    return top - (top - start) * np.exp(-(((t - 1) / lam) ** beta))
+
+
+def _family_two_phase(rng, t, top, start):
+    # a step learning-rate schedule: a fast rise to 60-85% of the way, then at epoch 12-22 a
+    # second, quick rise (time constant 1-3) to the top
+    mid = start + (top - start) * rng.uniform(0.6, 0.85)
+    ts = rng.uniform(12.0, 22.0)
+    first = mid - (mid - start) * np.exp(-(t - 1) / rng.uniform(1.5, 5.0))
+    return first + (top - mid) * (1 - np.exp(-np.maximum(t - ts, 0.0) / rng.uniform(1.0, 3.0)))
+
+
+def _family_exp_drift(rng, t, top, start):
+    # a quick exponential rise (time constant 1.5-5) to 80-95% of the way, then a slow linear drift
+    # covering the rest by epoch 30
+    share = rng.uniform(0.8, 0.95)
+    sat = start + (top - start) * share
+    fast = sat - (sat - start) * np.exp(-(t - 1) / rng.uniform(1.5, 5.0))
+    return fast + (top - sat) * (t - 1) / (EPOCHS - 1)
+
+
+FAMILIES: dict[str, Callable] = {
+    "exponential": _family_exponential, "power": _family_power, "logistic": _family_logistic,
+    "log": _family_log, "late_sigmoid": _family_late_sigmoid, "plateau_rise": _family_plateau_rise,
+    "weibull": _family_weibull, "two_phase": _family_two_phase, "exp_drift": _family_exp_drift,
+}
+
+
+def _noise_sd(sd_range: tuple[float, float]) -> Callable:
+    def add(rng, clean):
+        return clean + rng.normal(0.0, rng.uniform(*sd_range), len(clean))
+    return add
+
+
+def _noise_binomial(rng, clean):
+    # an accuracy measured on a validation set of 200-2000 examples: sd sqrt(p(1-p)/N), largest
+    # near 0.5 (0.011-0.035), so it varies along the curve and between curves
+    size = int(rng.integers(200, 2001))
+    return rng.binomial(size, np.clip(clean, 0.0, 1.0)) / size
+
+
+NOISES: dict[str, Callable] = {
+    "low": _noise_sd((0.001, 0.004)), "medium": _noise_sd((0.005, 0.02)),
+    "high": _noise_sd((0.02, 0.05)), "binomial": _noise_binomial,
+}
+
+# The split (fixed before tuning). tune: look at it as often as needed. heldout: three families
+# and one noise level never used in tuning, and new seeds for the tuned ones; run once.
+# heldout2: the same families and noise levels on new seeds, fixed after heldout had been run
+# once, to confirm it on curves not seen at all (the rule is the one heldout measured: a variant
+# tried after it, on the tune set and the classic curves' old tuning seeds 20-25, was dropped);
+# run once. The classic curves' seeds 200-204 (--curve-seeds) likewise.
+SPLITS: dict[str, dict[str, Any]] = {
+    "tune": {"families": ("exponential", "power", "logistic", "log", "late_sigmoid", "plateau_rise"),
+             "noises": ("low", "medium", "high"), "seeds": (1000, 1001, 1002, 1003, 1004)},
+    "heldout": {"families": tuple(FAMILIES), "noises": tuple(NOISES),
+                "seeds": (2000, 2001, 2002, 2003, 2004, 2005, 2006, 2007, 2008, 2009)},
+    "heldout2": {"families": tuple(FAMILIES), "noises": tuple(NOISES),
+                 "seeds": (3000, 3001, 3002, 3003, 3004, 3005, 3006, 3007, 3008, 3009)},
+}
+
+
+def family_curves(seed: int, families: tuple[str, ...], noises: tuple[str, ...],
+                  per_cell: int) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
+    """``per_cell`` curves for every (family, noise) pair: (family, noise, noise-free, noisy).
+
+    Each cell has its own generator (seeded by seed, family and noise names), so adding or
+    removing a family or noise level leaves the other cells' curves unchanged."""
+    t = np.arange(1.0, EPOCHS + 1.0)
+    out = []
+    for fam in families:
+        for noise in noises:
+            rng = np.random.default_rng([seed, *map(ord, fam), 0, *map(ord, noise)])
+            for _ in range(per_cell):
+                top = rng.uniform(0.3, 0.95)
+                start = top * rng.uniform(0.2, 0.6)
+                clean = FAMILIES[fam](rng, t, top, start)
+                out.append((fam, noise, clean, NOISES[noise](rng, clean)))
     return out
 
 
@@ -200,6 +332,100 @@ def predictor_benchmark(nni_dir: str | None, seeds: list[int], repeats: int = 3)
                       f"{nni['best_ms'] / ours[k]['best_ms']:.0f}x best-of-{repeats}, "
                       f"{nni['cpu_ms'] / ours[k]['cpu_ms']:.0f}x CPU"]
         print("  " + "; ".join(parts))
+
+
+RULES = ("old", "new", "off")
+
+
+def _apply_rule(rule: str, detail: Any, y: np.ndarray, target: int) -> float | None:
+    """The prediction under an abstention rule, from one ``curve_models.predict_detail`` call.
+
+    new: what ``predict_final`` returns now. old: the rule before issue 36: all the filter's
+    survivors combined, and no prediction when their predictions spread wider than 1.5 x the
+    values' range (at least 5% of their level), or when the prediction rises above the last
+    value, per remaining step, by more than 0.4 x that range per observed step. off: all the
+    survivors combined, no spread or rise check (only fewer than 4 survivors: no prediction)."""
+    from gml_ray.assessors import curve_models
+
+    if rule == "new":
+        return detail.value
+    if not detail.kept or len(detail.kept) < curve_models.MIN_MODELS:  # the same for every rule
+        return None
+    with np.errstate(all="ignore"):
+        combined = curve_models.combine(detail.kept, y)
+    if rule == "off":
+        return combined
+    preds = [f.at_target for f in detail.kept]
+    if max(preds) - min(preds) > 1.5 * detail.scale:
+        return None
+    remaining = target - len(y)
+    if remaining > 0 and (combined - y[-1]) / remaining > 0.4 * detail.scale / len(y):
+        return None
+    return combined
+
+
+def _dist(values: list[float], fmt: str) -> str:
+    """median [min-max] of per-seed values."""
+    return (f"{format(float(np.median(values)), fmt)} "
+            f"[{format(min(values), fmt)}-{format(max(values), fmt)}]")
+
+
+def family_benchmark(families: tuple[str, ...], noises: tuple[str, ...], seeds: list[int],
+                     per_cell: int, rules: tuple[str, ...], ks: tuple[int, ...],
+                     reasons: bool = False) -> None:
+    """Abstention rate and MAE per k, per family and per noise level, as median [min-max] over
+    the seeds (each seed: ``per_cell`` curves per family x noise cell), for each rule."""
+    from gml_ray.assessors import curve_models
+
+    t0 = time.perf_counter()
+    # rows[(k, seed, family, noise)] -> list of (last-value error, {rule: error or None}, reason)
+    rows: dict[tuple, list] = {}
+    for seed in seeds:
+        for fam, noise, clean, noisy in family_curves(seed, families, noises, per_cell):
+            for k in ks:
+                y = np.asarray(noisy[:k], dtype=float)
+                detail = curve_models.predict_detail(y, EPOCHS)
+                truth, last = clean[-1], y[-1]
+                errs = {}
+                for rule in rules:
+                    p = _apply_rule(rule, detail, y, EPOCHS)
+                    errs[rule] = None if p is None or not np.isfinite(p) else abs(p - truth)
+                rows.setdefault((k, seed, fam, noise), []).append((abs(last - truth), errs, detail.reason))
+    print(f"\nPredictor on curve families: {len(families)} families x {len(noises)} noise levels x "
+          f"{per_cell} curves x {len(seeds)} seeds ({','.join(map(str, seeds))}); value at epoch "
+          f"{EPOCHS} from the first k; {time.perf_counter() - t0:.0f} s")
+    print("Per seed: abstentions (%) and MAE (an abstention counts as the last value); shown as "
+          "median [min-max] over the seeds. ratio: MAE / last value's MAE.")
+    groups = [("all", families, noises)] + [(f, (f,), noises) for f in families] + \
+        [(f"noise {n}", families, (n,)) for n in noises]
+    for k in ks:
+        header = f"{'k=' + str(k):22} {'last value MAE':>22}"
+        for rule in rules:
+            header += f" | {rule + ' abst. %':>15} {rule + ' MAE':>22} {'ratio':>16}"
+        print("\n" + header)
+        for label, fams, nss in groups:
+            per_seed = []
+            for seed in seeds:
+                cells = [r for f in fams for n in nss for r in rows[(k, seed, f, n)]]
+                per_seed.append(cells)
+            last = [float(np.mean([c[0] for c in cells])) for cells in per_seed]
+            line = f"{label:22} {_dist(last, '.4f'):>22}"
+            for rule in rules:
+                abst = [100.0 * float(np.mean([c[1][rule] is None for c in cells])) for cells in per_seed]
+                mae = [float(np.mean([c[0] if c[1][rule] is None else c[1][rule] for c in cells]))
+                       for cells in per_seed]
+                ratio = [m / lv for m, lv in zip(mae, last)]
+                line += f" | {_dist(abst, '.0f'):>15} {_dist(mae, '.4f'):>22} {_dist(ratio, '.2f'):>16}"
+            print(line)
+    if reasons:
+        print("\nWhy the current predictor abstains (all seeds pooled; % of the cell's calls): "
+              "models / spread / rise")
+        for k in ks:
+            print(f"k={k}: " + "; ".join(
+                f"{f}/{n} " + "/".join(
+                    f"{100 * np.mean([c[2] == why for s in seeds for c in rows[(k, s, f, n)]]):.0f}"
+                    for why in ("models", "spread", "rise"))
+                for f in families for n in noises))
 
 
 # ---- real jobs ------------------------------------------------------------------------------------
@@ -388,6 +614,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3,
                         help="predictor: time each call this many times too (best-of column)")
     parser.add_argument("--nni", default=None, help="NNI's curvefitting_assessor directory")
+    parser.add_argument("--split", choices=sorted(SPLITS), default=None,
+                        help="predictor: the curve families, noise levels and seeds of the tune or "
+                             "held-out set instead of the classic curves (see SPLITS)")
+    parser.add_argument("--families", default=None,
+                        help=f"predictor: comma-separated families of {', '.join(FAMILIES)} "
+                             "(overrides the split's)")
+    parser.add_argument("--noise", default=None,
+                        help=f"predictor: comma-separated noise levels of {', '.join(NOISES)} "
+                             "(overrides the split's)")
+    parser.add_argument("--family-seeds", default=None,
+                        help="predictor: comma-separated seeds for --split/--families (overrides the split's)")
+    parser.add_argument("--per-cell", type=int, default=10,
+                        help="predictor: curves per family x noise level per seed")
+    parser.add_argument("--rule", default="old,new",
+                        help="predictor with --split/--families: abstention rules to compare, of "
+                             "new (the current), old (before issue 36), off (no rise check)")
+    parser.add_argument("--ks", default="5,10,15,20", help="predictor with --split/--families")
+    parser.add_argument("--reasons", action="store_true",
+                        help="predictor with --split/--families: which check made the current rule abstain")
     parser.add_argument("--assessors", default="none,MedianStop,CurveFitting",
                         help="jobs: which runs, of none, MedianStop, CurveFitting, ASHA (min_step 1), "
                              "ASHA-m3 (min_step 3), Hyperband, ASHA-promo and Hyperband-promo (with "
@@ -404,7 +649,18 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown part(s) {sorted(set(args.parts) - {'predictor', 'jobs'})}: "
                      f"choose predictor, jobs")
     t0 = time.perf_counter()
-    if "predictor" in args.parts:
+    if "predictor" in args.parts and (args.split or args.families or args.noise):
+        split = SPLITS[args.split or "tune"]
+        families = tuple(args.families.split(",")) if args.families else split["families"]
+        noises = tuple(args.noise.split(",")) if args.noise else split["noises"]
+        seeds = [int(x) for x in args.family_seeds.split(",")] if args.family_seeds else list(split["seeds"])
+        rules = tuple(args.rule.split(","))
+        bad = (set(families) - set(FAMILIES)) | (set(noises) - set(NOISES)) | (set(rules) - set(RULES))
+        if bad:
+            parser.error(f"unknown family, noise level or rule: {sorted(bad)}")
+        family_benchmark(families, noises, seeds, args.per_cell, rules,
+                         tuple(int(x) for x in args.ks.split(",")), args.reasons)
+    elif "predictor" in args.parts:
         predictor_benchmark(args.nni, [int(x) for x in args.curve_seeds.split(',')], args.repeats)
     if "jobs" in args.parts:
         configs = assessor_configs(args.median_start_step, args.curve_start_step, args.threshold)

@@ -6,15 +6,18 @@
    squares, constrained to non-decreasing curves (the assessor is for rising metrics).
 2. Drop fits worse than a flat line, then outlier models: predictions at the target further
    from their median than max(scaled MAD, noise level), i.e. about the outer half.
-3. No prediction (None) when fewer than :data:`MIN_MODELS` models survive, or when the survivors
-   still disagree by more than SPREAD x the curve's scale: too early to tell.
+3. No prediction (None) when fewer than :data:`MIN_MODELS` models survive: too early to tell.
 4. Sample the weights of the survivors' combination by Metropolis-Hastings; the prediction is
-   the posterior mean of the combination at the target.
-5. Abstain (None) when the prediction cannot be expected to beat the last observed value: when
-   it asks the curve to rise, per remaining step, faster than :data:`MAX_RISE_RATE` x its mean
-   rise per observed step so far. A learning curve's rise slows down; such a prediction is an
-   over-extrapolation, and on held-out curves those were worse than the last value more often
-   than not (benchmarks/ASSESSORS.md).
+   the posterior mean of the combination at the target, and the posterior mean of its values at
+   the observed steps is "the fitted curve".
+5. Abstain (None) when the survivors disagree by more than SPREAD x the range of the predicted
+   curve (what it rose so far plus the rise predicted), or when the prediction breaks the
+   learning-curve prior (:func:`rise_bound`): a learning curve slows down, and by the time it
+   is watched it has come some way. Measured on the fitted curve, so that noise neither
+   triggers nor hides it, the rise still to come may exceed neither the rise per observed step
+   times the remaining steps (the curve may not speed up) nor MAX_RISE_MULTIPLE x the rise so
+   far, beyond the noise of the values. Such predictions were worse than the last value more
+   often than not (benchmarks/ASSESSORS.md); an abstention lets the job run on.
 
 Steps are 1-based (``x = 1..n`` for ``n`` observed values). Every model is, for fixed values of
 at most two "shape" parameters, linear in the others (``pow3 = c - a * x**-alpha`` is linear in
@@ -298,13 +301,15 @@ def fit_models(values: Sequence[float] | np.ndarray, target: int, min_dof: int =
 # ---- filter and combination ------------------------------------------------------------------------
 
 OUTLIER_MADS = 1.0  # keep predictions within this many scaled MADs (or noise levels) of the median
-SPREAD = 1.5  # no prediction when the kept models disagree by more than this x the curve's scale
+SPREAD = 1.5  # no prediction when the kept models disagree by more than this x the predicted range
 SPREAD_LEVEL = 0.05  # the scale of a nearly flat curve: this share of its level
 MCMC_CHAINS, MCMC_STEPS, MCMC_STEP = 32, 30, 1.0
 PRIOR_SD = 3.0  # weights w = softmax(z), z ~ N(0, PRIOR_SD^2 I): equal weights a priori
-# abstain when the predicted rise per remaining step exceeds this share of the observed mean rise
-# per step (the curve's scale / its points); chosen on curve seeds 20-39 (benchmarks/assessors.py)
-MAX_RISE_RATE = 0.4
+# abstain when the rise still to come exceeds this multiple of the rise so far (see rise_bound).
+# Chosen on the tune set of benchmarks/assessors.py (--split tune; 1.5 abstained on half the
+# late-rising curves at k = 10, 3 let k = 5 overshoot); the rule before it, 0.4 x the rise per
+# observed step, is the same at k = 5 of 30 steps (0.4 x 25 / 5 = 2) but tightens with k.
+MAX_RISE_MULTIPLE = 2.0
 
 
 def filter_fits(fits: list[Fit], values: Sequence[float] | np.ndarray) -> list[Fit]:
@@ -329,13 +334,21 @@ def filter_fits(fits: list[Fit], values: Sequence[float] | np.ndarray) -> list[F
 
 def combine(fits: list[Fit], values: Sequence[float] | np.ndarray, seed: int = 0,
             chains: int | None = None, steps: int | None = None) -> float:
-    """The posterior mean, at the target, of the weighted sum of the ``fits``' curves.
+    """The posterior mean, at the target, of the weighted sum of the ``fits``' curves
+    (:func:`combine_curve` gives its values at the observed steps too).
 
     The weights are sampled by Metropolis-Hastings, ``chains`` random-walk chains at once on
     z (w = softmax(z)), the first half of the ``steps`` discarded as burn-in. The likelihood is
     Gaussian with the noise variance integrated out (Jeffreys prior): SSE(w)^(-n/2). As in
     Domhan et al., a combination that ends lower than it starts has zero prior.
     """
+    return combine_curve(fits, values, seed, chains, steps)[0]
+
+
+def combine_curve(fits: list[Fit], values: Sequence[float] | np.ndarray, seed: int = 0,
+                  chains: int | None = None, steps: int | None = None) -> tuple[float, np.ndarray]:
+    """:func:`combine`'s prediction and the posterior mean of the combination at the observed
+    steps (the fitted curve), from the same samples."""
     chains = chains or MCMC_CHAINS
     steps = steps or MCMC_STEPS
     y = np.asarray(values, dtype=float)
@@ -365,6 +378,7 @@ def combine(fits: list[Fit], values: Sequence[float] | np.ndarray, seed: int = 0
     z = np.zeros((chains, m))
     lp, pred = log_post(z)
     total, count = 0.0, 0
+    weights = np.zeros(m)  # the sum of the sampled weights, for the fitted curve
     for step in range(steps):
         proposal = z + moves[step]
         lp_new, pred_new = log_post(proposal)
@@ -375,33 +389,90 @@ def combine(fits: list[Fit], values: Sequence[float] | np.ndarray, seed: int = 0
         if step >= steps // 2:
             total += float(pred.sum())
             count += chains
-    return total / count
+            e = np.exp(z)
+            weights += (e / e.sum(axis=1, keepdims=True)).sum(axis=0)
+    return total / count, (weights / count) @ curves
+
+
+def rise_bound(fitted: Sequence[float] | np.ndarray, values: Sequence[float] | np.ndarray,
+               target: int) -> float:
+    """The most a prediction may rise above the fitted curve's last value, ``fitted[-1]``.
+
+    With d the fitted curve's rise over the n observed steps (``fitted[-1] - fitted[0]``) and
+    r = target - n the steps left, the bound is ``min(r / (n - 1), MAX_RISE_MULTIPLE) * d +
+    noise``:
+
+    * ``r / (n - 1) * d``: the rise per remaining step may not exceed the mean rise per observed
+      step. A learning curve slows down; a prediction that has it speed up extrapolates a bend
+      the values do not show (a curve still steeply rising with no sign of levelling off).
+    * ``MAX_RISE_MULTIPLE * d``: the curve may not rise more than twice as much again as it rose
+      so far, i.e. it is at least a third of the way up. Binding early (n <= 10 of 30 here),
+      where a few points that look straight cannot tell a slow curve from one about to level
+      off, and extrapolating them overshot more often than not.
+    * ``noise``: the RMS residual of ``values`` about the fitted curve. A rise within the noise
+      of one value is no rise: a flat, noisy curve may predict its level.
+
+    Both rises are measured on the fitted curve, not on the raw values: a low last value or one
+    outlier neither triggers the bound nor hides an over-extrapolation, whatever the noise. As
+    for the spread, d is at least SPREAD_LEVEL x the curve's level: a nearly flat curve may
+    predict a rise of a few percent of its level.
+    """
+    f = np.asarray(fitted, dtype=float)
+    y = np.asarray(values, dtype=float)
+    n = len(f)
+    noise = float(np.sqrt(np.mean((f - y) ** 2)))
+    multiple = min((target - n) / max(n - 1, 1), MAX_RISE_MULTIPLE)  # 0 or less: no steps left
+    rise = max(float(f[-1] - f[0]), SPREAD_LEVEL * float(np.max(np.abs(f))))
+    return max(multiple, 0.0) * rise + noise
+
+
+@dataclass
+class Prediction:
+    """What :func:`predict_detail` found: ``value`` is :func:`predict_final`'s answer (None: it
+    abstains), ``reason`` why not ("" when it answers; "points": fewer than 3 finite values,
+    "models": fewer than MIN_MODELS survivors of the filter, "spread": they disagree, "rise":
+    the prediction rises above :func:`rise_bound`); ``kept`` the survivors, ``combined`` their
+    combination's prediction and ``fitted`` its values at the observed steps (None when it was
+    not made), ``scale`` the curve's scale."""
+
+    value: float | None
+    reason: str
+    combined: float | None = None
+    fitted: np.ndarray | None = None
+    kept: list[Fit] | None = None
+    scale: float = float("nan")
+
+
+def predict_detail(values: Sequence[float], target: int, seed: int = 0) -> Prediction:
+    """:func:`predict_final` with its reasons (benchmarks/assessors.py reports them)."""
+    y = np.asarray(values, dtype=float)
+    if len(y) < 3 or not np.all(np.isfinite(y)):
+        return Prediction(None, "points")
+    kept = filter_fits(fit_models(y, target), y)
+    # the scale of the curve: the range it covered, or for a nearly flat curve a share of its level
+    scale = max(float(np.ptp(y)), SPREAD_LEVEL * float(np.max(np.abs(y))), 1e-12)
+    if len(kept) < MIN_MODELS:
+        return Prediction(None, "models", kept=kept, scale=scale)
+    preds = [f.at_target for f in kept]
+    with np.errstate(all="ignore"):
+        predicted, fitted = combine_curve(kept, y, seed)
+    detail = Prediction(predicted, "", predicted, fitted, kept, scale)
+    if max(preds) - min(preds) > SPREAD * (scale + max(predicted - float(y[-1]), 0.0)):
+        detail.value, detail.reason = None, "spread"
+    elif predicted - float(fitted[-1]) > rise_bound(fitted, y, target):
+        detail.value, detail.reason = None, "rise"
+    return detail
 
 
 def predict_final(values: Sequence[float], target: int, seed: int = 0) -> float | None:
     """Predict a rising curve's value at step ``target`` (1-based) from its first values.
 
-    ``None`` means "too early to tell": fewer than :data:`MIN_MODELS` models fit and survive the
-    filter (fewer than 5 points always give None), or the survivors' predictions at the target
-    spread wider than SPREAD x the curve's scale (the range it covered so far, at least
-    SPREAD_LEVEL x its level), or the prediction rises per remaining step faster than
-    MAX_RISE_RATE x the scale per observed step (it would likely do worse than the last value).
-    Deterministic for a given ``seed``.
+    ``None`` means "too early to tell", or "the last value will likely do better": fewer than
+    :data:`MIN_MODELS` models fit and survive the filter (fewer than 5 points always give None);
+    or their predictions at the target spread wider than SPREAD x the range of the predicted
+    curve (the range the values covered, at least SPREAD_LEVEL x their level, plus the predicted
+    rise above the last value); or the prediction rises above the fitted curve's last value by
+    more than :func:`rise_bound` allows (faster per step than the curve rose so far, or more than
+    MAX_RISE_MULTIPLE x as much again, beyond the noise). Deterministic for a given ``seed``.
     """
-    y = np.asarray(values, dtype=float)
-    if len(y) < 3 or not np.all(np.isfinite(y)):
-        return None
-    kept = filter_fits(fit_models(y, target), y)
-    if len(kept) < MIN_MODELS:
-        return None
-    preds = [f.at_target for f in kept]
-    # the scale of the curve: the range it covered, or for a nearly flat curve a share of its level
-    scale = max(float(np.ptp(y)), SPREAD_LEVEL * float(np.max(np.abs(y))), 1e-12)
-    if max(preds) - min(preds) > SPREAD * scale:
-        return None
-    with np.errstate(all="ignore"):
-        predicted = combine(kept, y, seed)
-    remaining = target - len(y)
-    if remaining > 0 and (predicted - y[-1]) / remaining > MAX_RISE_RATE * scale / len(y):
-        return None
-    return predicted
+    return predict_detail(values, target, seed).value

@@ -218,9 +218,18 @@ def test_fewer_than_four_surviving_models_give_no_prediction():
 
 def test_widely_disagreeing_models_give_no_prediction():
     # A curve that only starts to take off: saturating models say it stops here, others that
-    # it climbs far; their spread is many times what the curve has moved so far.
+    # it climbs far; their combination has it climb far more than twice what it rose so far.
     takeoff = [0.1, 0.1005, 0.102, 0.106, 0.115, 0.135]
     assert cm.predict_final(takeoff, 30) is None
+    # survivors that disagree by more than SPREAD x the predicted curve's range: no prediction
+    y = rising(8, noise=0.01, seed=1)
+    detail = cm.predict_detail(y, 30)
+    preds = [f.at_target for f in detail.kept]
+    predicted_range = detail.scale + max(detail.combined - y[-1], 0.0)
+    assert detail.value is not None and max(preds) > min(preds)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(cm, "SPREAD", 0.5 * (max(preds) - min(preds)) / predicted_range)
+        assert cm.predict_detail(y, 30).reason == "spread"
 
 
 def test_predictions_depend_on_the_curve_only_never_on_earlier_calls():
@@ -411,27 +420,64 @@ def _benchmark_like_curves(seed: int, n: int) -> list[tuple[np.ndarray, np.ndarr
 
 
 def test_an_over_extrapolating_prediction_abstains(monkeypatch):
-    """A prediction whose rise per remaining step beats MAX_RISE_RATE x the observed rise per
-    step is withheld; every prediction given respects it; with the rule off, some were not."""
+    """A prediction that rises above the fitted curve's last value by more than rise_bound is
+    withheld; every prediction given respects it; with the bound off, some were not."""
     data = _benchmark_like_curves(seed=3, n=24)
     withheld = 0
     for _, noisy in data:
         y = list(noisy[:5])
-        p = cm.predict_final(y, 30)
-        scale = max(float(np.ptp(y)), cm.SPREAD_LEVEL * float(np.max(np.abs(y))))
-        if p is not None:
-            assert (p - y[-1]) / 25 <= cm.MAX_RISE_RATE * scale / 5 + 1e-12
-        else:
+        detail = cm.predict_detail(y, 30)
+        if detail.value is not None:
+            assert detail.value - detail.fitted[-1] <= cm.rise_bound(detail.fitted, y, 30) + 1e-12
+        elif detail.reason == "rise":
             with monkeypatch.context() as m:
-                m.setattr(cm, "MAX_RISE_RATE", float("inf"))
-                withheld += cm.predict_final(y, 30) is not None
+                m.setattr(cm, "rise_bound", lambda *a: float("inf"))
+                withheld += cm.predict_final(y, 30) == detail.combined
     assert withheld >= 1
 
 
+def test_rise_bound_is_the_slower_of_the_observed_pace_and_twice_the_rise_so_far():
+    fitted = np.array([0.2, 0.3, 0.35, 0.38, 0.4])  # rose 0.2 in 4 steps
+    values = fitted + np.array([0.01, -0.01, 0.01, -0.01, 0.0])
+    noise = float(np.sqrt(np.mean((fitted - values) ** 2)))
+    # 25 steps left: at the observed pace 1.25, capped at MAX_RISE_MULTIPLE x 0.2 = 0.4
+    assert cm.rise_bound(fitted, values, 30) == pytest.approx(cm.MAX_RISE_MULTIPLE * 0.2 + noise)
+    # 2 steps left: at most the observed pace, 2 x 0.2 / 4
+    assert cm.rise_bound(fitted, values, 7) == pytest.approx(0.1 + noise)
+    # a flat curve may rise a few percent of its level, and within its noise
+    flat = np.full(6, 0.5)
+    assert cm.rise_bound(flat, flat, 30) == pytest.approx(cm.MAX_RISE_MULTIPLE * cm.SPREAD_LEVEL * 0.5)
+
+
+def test_answers_on_saturating_curves_with_modest_noise_at_step_10():
+    """Exponential saturation (time constants 3 to 8, noise sd 0.01): a prediction at k = 10,
+    every time; noise-free, also for slow ones (time constant 12 and 20, which the rule before
+    issue 36 withheld), and close to the truth."""
+    t = np.arange(1.0, 31.0)
+    for tau in (3.0, 5.0, 8.0):
+        clean = 0.8 - 0.5 * np.exp(-(t - 1) / tau)
+        for seed in range(5):
+            noisy = clean + np.random.default_rng(seed).normal(0.0, 0.01, 30)
+            assert cm.predict_final(list(noisy[:10]), 30) is not None, (tau, seed)
+    for tau in (12.0, 20.0):
+        clean = 0.8 - 0.5 * np.exp(-(t - 1) / tau)
+        assert cm.predict_final(list(clean[:10]), 30) == pytest.approx(clean[-1], abs=0.01)
+
+
+def test_abstains_on_a_steep_rise_with_no_sign_of_levelling_off():
+    """Straight lines and a curve that speeds up: the models extrapolate the rise far beyond
+    twice what the values rose so far; the last value is the answer (None)."""
+    t = np.arange(1.0, 11.0)
+    for curve in (0.05 + 0.05 * t, 0.1 + 0.02 * t, 0.1 + 0.004 * t ** 2,
+                  0.1 + 0.5 / (1 + np.exp(-(t - 14) / 2))):
+        detail = cm.predict_detail(list(curve), 30)
+        assert detail.value is None and detail.reason == "rise", curve
+
+
 def test_the_predictor_with_abstentions_beats_the_last_value():
-    """Abstentions counted as the last value: lower MAE than the last value at k = 5 and 10."""
+    """Abstentions counted as the last value: lower MAE than the last value at k = 5, 10, 15."""
     data = _benchmark_like_curves(seed=11, n=30)
-    for k in (5, 10):
+    for k in (5, 10, 15):
         ours, last = [], []
         for clean, noisy in data:
             p = cm.predict_final(list(noisy[:k]), 30)
