@@ -126,15 +126,6 @@ class BaseStopCriterion:
         """Called when a job ends and at each wake-up of the scheduler loop (at least every
         0.5 s): the place for limits that do not wait for a launch."""
 
-    def _check_targets(self, scheduler: SchedulerView, targets: tuple[float, ...]) -> None:
-        """One target per objective: stop once a job on the front reaches every one (a job that
-        reaches them all is on the front, or dominated by a front job that does too)."""
-        modes = scheduler.objective_modes
-        for name, values in scheduler.pareto_front.items():
-            if all(not is_better(t, v, m) for t, v, m in zip(targets, values, modes)):
-                scheduler.request_stop(f"max_reward={list(targets)} reached by {name}", kill_running=True)
-                return
-
     def seconds_left(self) -> float | None:
         """Seconds until this criterion will want to stop the task by time (the loop wakes by
         then); None when it has no deadline."""

@@ -25,21 +25,6 @@ from gml_ray.views.live import TaskLive
 from gml_ray.views.report import collect
 
 BIN = os.path.dirname(sys.executable)
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_report import Chromium, chromium_binary  # noqa: E402
-
-
-@pytest.fixture
-def browser():
-    """Headless Chromium (test_report.py's DevTools client); skipped where there is none."""
-    binary = chromium_binary()
-    if not binary:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed: .ci/run must install it (apt-get install chromium)")
-        pytest.skip("chromium is not installed (apt-get install chromium; .ci/run installs it)")
-    pytest.importorskip("websockets.sync.client", reason="the DevTools client needs websockets>=12")
-    with Chromium(binary) as b:
-        yield b
 
 
 class Served:
