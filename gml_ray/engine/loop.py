@@ -30,13 +30,13 @@ from gml_ray.engine.ingest import ScalarIngest
 from gml_ray.engine.job import DEFAULT_RESOURCES, Job
 from gml_ray.engine.messages import EXIT, exit_outcome
 from gml_ray.engine.pool import ActorPool
+from gml_ray.engine.results import Results
 from gml_ray.engine.runtime import NodeWatch, NoNodeLeft
 from gml_ray.engine.spec import KILL_GRACE_S
 from gml_ray.engine.tracking import MlflowTracker
 from gml_ray.engine.view import LoopView
 from gml_ray.engine.warm_start import warm_start
-from gml_ray.objectives import Outcome, ParetoArchive
-from gml_ray.optimize import best_result
+from gml_ray.objectives import ParetoArchive
 from gml_ray.space import config_key
 from gml_ray.store.guard import StoreGuard
 from gml_ray.store.store import Store
@@ -49,7 +49,7 @@ COMMIT_EVERY_S = 0.05  # rounds that find work ready at once share a commit for 
 SLOW_SEARCHER_S = 0.01  # a searcher's answer took longer: it is asked outside the store's lock
 
 
-class SchedulerCore(Continuations):
+class SchedulerCore(Results, Continuations):
     """The search loop and its state. Stop criteria see it through :class:`LoopView`; what it
     does at jobs' checkpoints is :class:`~gml_ray.engine.continuation.Continuations`."""
 
@@ -419,41 +419,6 @@ class SchedulerCore(Continuations):
             elif kind == EXIT:  # a function trial's os._exit(code): its actor dies with no outcome
                 job.exited = payload
 
-    def _ingest(self, job: Job, records: list[dict], attempt: int) -> None:
-        """Store a job's reported scalars, update its reward and let the assessor judge it."""
-        job_id = job.spec.job_id
-        best = self.ingest.take(job_id, records, attempt)
-        if self.pbt is not None and self.ingest.last_rewards:
-            self.pbt.reported(job_id, self.ingest.last_rewards)
-        for record in self.ingest.pop_announcements():
-            self._announced(job, attempt, record)
-        if self.pbt is not None:  # after this batch's announcements: they count
-            self._needs_checkpoints(job, records)
-        outcome = self.ingest.outcomes.get(job_id)
-        if outcome is not None:
-            self.archive.put(job.name, outcome)
-        value = self.ingest.last_primary if self.spec.multi else best
-        if value is not None and self._record_reward(job, value, outcome):  # one row update per batch
-            self.ingest.row_updates[job_id]["reward"] = job.reward
-        if job.outcome is None:  # else _finish writes them with the job's end
-            self.store.update_job(self.task, job_id, **self.ingest.pop_updates(job_id))
-        if self.ingest.judged_new and self.assessor is not None:
-            self.assessing.judge(job, self.ingest.history[job_id])
-
-    def _record_reward(self, job: Job, value: float, outcome: Outcome | None) -> bool:
-        """Keep ``value`` as the job's reward if it beats its reward so far (with several
-        objectives: if it is new, the last value counts); True if it was kept. It becomes the
-        task's best when it beats that and the job is feasible."""
-        if self.spec.multi:
-            if value == job.reward:
-                return False
-        elif not self.better(value, job.reward):
-            return False
-        job.reward = value
-        if (outcome is None or outcome.feasible) and self.better(value, self.best_reward):
-            self.best_reward, self.best_job = value, job.name
-        return True
-
     def _finish(self, job: Job) -> None:
         job_id = job.spec.job_id
         if job.returned:
@@ -467,14 +432,7 @@ class SchedulerCore(Continuations):
                               exit_code=outcome.get("exit_code"), message=outcome.get("message") or None,
                               **({"node": outcome["node"]} if outcome.get("node") else {}),
                               **({"started": outcome["started"]} if outcome.get("started") else {}))
-        if status == JobStatus.ERROR:  # an ERROR job's reward is no result
-            self.archive.put(job.name, None)
-        elif status == JobStatus.FINISHED and not self.spec.plain:
-            self._check_reported(job.name, self.ingest.reported(job_id))
-        if job.name == self.best_job and (status == JobStatus.ERROR or (result is not None and not result.feasible)):
-            top = best_result(self.store.jobs(self.task, columns=("status", "reward", "feasible")),
-                              self.optimize_mode)
-            self.best_reward, self.best_job = (top["reward"], top["name"]) if top else (None, None)
+        self._ended_result(job, status, result)
         if self.cfg.tensorboard:  # the job's scalars + args as TensorBoard events
             self.ingest.save()
             tensorboard.on_job_end(self.store, self.task, self.task_dir, job, status)
@@ -487,16 +445,6 @@ class SchedulerCore(Continuations):
         self.drain.forget(job_id)
         self.ingest.forget(job_id)
         self._settle(job, status, reward, result)
-
-    def _check_reported(self, name: str, reported: set[str]) -> None:
-        """Warn once per scalar when a job finished without an objective or constrained scalar."""
-        for tag in sorted(self.spec.tags - reported - self._unreported):
-            self._unreported.add(tag)
-            uses = [c.text for c in self.spec.constraints if c.tag == tag]
-            what = f"constraint {uses[0]!r} (the job counts as infeasible)" if uses else \
-                f"objective {tag!r} (the job is on no front; the searcher hears it failed)"
-            self.notify(f"{name} finished without reporting {tag}, which {what} reads; "
-                        f"check the scalar's name (warned once per scalar)")
 
     def _apply_stops(self) -> None:
         self._apply_preemption()
