@@ -118,6 +118,14 @@ def _nothing_ran(store: Store, task: dict[str, Any]) -> bool:
     return task["status"] == TaskStatus.ERROR and not store.status_counts(task["name"])
 
 
+def _ended_before(store: Store, task: str, when: float | None) -> bool:
+    """Whether ``task``'s row says it had ended before ``when`` (a signal's time; None: unknown)."""
+    row = store.get_task(task)
+    ended = row.get("ended") if row is not None else None
+    return when is not None and row is not None and row["status"] != TaskStatus.RUNNING \
+        and ended is not None and ended <= when
+
+
 def _interrupt_reason(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, Terminated) else "interrupted (Ctrl+C)"
 
@@ -390,7 +398,9 @@ class NaiveScheduler:
             return summary
         except KeyboardInterrupt as exc:
             reason = _interrupt_reason(exc)
-            if not self.store_lost:
+            # A task whose end was written before the signal came keeps it (FINISHED stays
+            # FINISHED); one the signal cut short (stopped, preempted) becomes ERROR for --resume.
+            if not self.store_lost and not _ended_before(store, self.task, hits[0][0] if hits else None):
                 store.mark_active_jobs(self.task, JobStatus.ERROR, reason)
                 store.update_task(self.task, status=TaskStatus.ERROR, ended=time.time(), message=reason)
             raise
