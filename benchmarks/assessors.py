@@ -38,8 +38,9 @@ jobs: 40 configs whose accuracy curves come from the same family (seeded per see
     HyperbandAssessor (min_step 1, reduction_factor 3, max_step 30: 4 brackets) and Ray Tune's
     ASHAScheduler ("TuneASHA": grace_period 1, reduction_factor 3, max_t 30) on the same curves
     as a Tune function trainable (2 trials at a time, reuse_actors) in the same Ray; and the
-    promotion variants "ASHA-promo" and "Hyperband-promo" (``promotion: true``: jobs checkpoint
-    every epoch, pause at rungs, the best continue). Printed per run: epochs run
+    promotion variants "ASHA-promo", "Hyperband-promo", "ASHA-m3-promo" and "Hyperband-m3-promo"
+    (``promotion: true``: jobs checkpoint every epoch, pause at rungs, the best continue). Workload
+    seeds ``--first-seed`` on (0-4 were looked at while choosing settings; 100-104 held out). Printed per run: epochs run
     (the reward scalars in the store), wall time, jobs EARLY_STOPPED, whether the config with the
     best noise-free final value FINISHED ("kept"), the best noise-free final value among FINISHED
     jobs, and how fast Bad took effect (seconds from the verdict, as logged in scheduler.log, to
@@ -447,6 +448,10 @@ def assessor_configs(median_start: int = 5, curve_start: int = 6,
                            "promotion": True},
             "Hyperband-promo": {"type": "HyperbandAssessor", "min_step": 1, "reduction_factor": 3,
                                 "max_step": EPOCHS, "promotion": True},
+            "ASHA-m3-promo": {"type": "AshaAssessor", "min_step": 3, "reduction_factor": 3,
+                              "max_step": EPOCHS, "promotion": True},
+            "Hyperband-m3-promo": {"type": "HyperbandAssessor", "min_step": 3, "reduction_factor": 3,
+                                   "max_step": EPOCHS, "promotion": True},
             TUNE_ASHA: {"grace_period": 1, "reduction_factor": 3, "max_t": EPOCHS}}
 
 
@@ -549,7 +554,7 @@ def _verdict_times(log_path: str) -> dict[str, float]:
 
 
 def jobs_benchmark(seeds: int, sleep: float, n_configs: int, assessors: dict[str, dict | None],
-                   keep: str | None = None) -> None:
+                   keep: str | None = None, first_seed: int = 0) -> None:
     import ray
 
     from gml_ray.engine.runtime import init_ray
@@ -567,7 +572,7 @@ def jobs_benchmark(seeds: int, sleep: float, n_configs: int, assessors: dict[str
         print(f"\nJobs: {n_configs} configs x {EPOCHS} epochs, {sleep} s/epoch, parallel_size 2")
         print(f"{'seed':>4} {'assessor':13} {'epochs':>6} {'saved':>6} {'wall s':>7} {'stopped':>7} "
               f"{'kept':>5} {'best final':>10} {'true best':>9} {'stop s (med/max)':>16} {'late ep.':>8}")
-        for seed in range(seeds):
+        for seed in range(first_seed, first_seed + seeds):
             for name, assessor in assessors.items():
                 if name == TUNE_ASHA:
                     r = run_tune(work_dir, seed, assessor or {}, sleep, n_configs)
@@ -607,6 +612,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("parts", nargs="*", help="predictor and/or jobs (default: both)")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="jobs: the first workload seed (seeds 0-4 were looked at; 100 on: held out)")
     parser.add_argument("--sleep", type=float, default=0.05)
     parser.add_argument("--configs", type=int, default=40)
     parser.add_argument("--curve-seeds", default="0",
@@ -665,7 +672,8 @@ def main(argv: list[str] | None = None) -> None:
     if "jobs" in args.parts:
         configs = assessor_configs(args.median_start_step, args.curve_start_step, args.threshold)
         jobs_benchmark(args.seeds, args.sleep, args.configs,
-                       {name: configs[name] for name in args.assessors.split(",")}, args.work_dir)
+                       {name: configs[name] for name in args.assessors.split(",")}, args.work_dir,
+                       args.first_seed)
     print(f"\nbenchmark time: {time.perf_counter() - t0:.0f} s")
 
 

@@ -68,7 +68,7 @@ def checkpoint(path: str, step: int) -> str | None:
     """Announce ``path`` (a file or directory the job has finished writing) as its checkpoint at
     ``step``; returns where it now lives (``ckpt-<step>`` in :func:`checkpoint_dir`).
 
-    ``path`` is moved there by one rename (copied first to a temporary name when it is on another
+    Its files are flushed to disk (fsync), then ``path`` is moved there by one rename (copied first to a temporary name when it is on another
     file system); a checkpoint of the same step is replaced. Raises ``FileNotFoundError`` when
     ``path`` does not exist and ``ValueError`` when ``step`` is not an integer. When the disk is
     full while it is copied in, nothing is announced, one warning line goes to stderr and None is
@@ -96,7 +96,7 @@ def checkpoint(path: str, step: int) -> str | None:
             print(f"gml_ray: checkpoint of step {step} not saved ({exc.strerror}: {directory}); "
                   f"a restart uses the previous one", file=sys.stderr, flush=True)
             return None
-    _fsync_dir(directory)
+    fsync_dir(directory)
     reporting.emit([{RECORD_KEY: final, "s": step, "b": size_of(final), "c": int(time.time() * 1000)}])
     return final
 
@@ -118,6 +118,7 @@ def _move_in(source: str, final: str, directory: str) -> None:
             remove_tree(staged)  # no half copy left behind (a full disk, an interrupt)
             raise
         source = staged
+    fsync_tree(source)  # its bytes on disk before the rename makes it the checkpoint
     if os.path.lexists(final):  # the same step again (a job that redid it): replace it
         trash = os.path.join(directory, f"{TRASH_PREFIX}{uuid.uuid4().hex[:8]}")
         os.rename(final, trash)
@@ -155,11 +156,24 @@ def remove_tree(path: str) -> None:
             pass
 
 
-def _fsync_dir(directory: str) -> None:
-    """Make the rename durable before the announcement goes out (a crash of the machine must
-    not lose a checkpoint the store says exists)."""
+def fsync_tree(path: str) -> None:
+    """Flush a file, or every file and directory under ``path``, to disk. Without it a crash of
+    the machine soon after the rename can leave ``ckpt-<step>`` named but empty or short: file
+    systems may write a rename before the data it names."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        for root, dirs, files in os.walk(path):
+            for name in files:
+                _fsync_path(os.path.join(root, name))
+            for name in dirs:
+                _fsync_path(os.path.join(root, name))
+    _fsync_path(path)
+
+
+def _fsync_path(path: str) -> None:
+    if os.path.islink(path):
+        return
     try:
-        fd = os.open(directory, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return
     try:
@@ -168,3 +182,9 @@ def _fsync_dir(directory: str) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def fsync_dir(directory: str) -> None:
+    """Make the rename durable before the announcement goes out (a crash of the machine must
+    not lose a checkpoint the store says exists)."""
+    _fsync_path(directory)

@@ -26,6 +26,8 @@ from gml_ray.checkpoints import (
     TEMP_PREFIX,
     TRASH_PREFIX,
     checkpoint_path,
+    fsync_dir,
+    fsync_tree,
     remove_tree,
     size_of,
 )
@@ -103,7 +105,9 @@ class CheckpointKeeper:
                 shutil.copytree(source.path, staged, symlinks=True, copy_function=_link_or_copy)
             else:
                 _link_or_copy(source.path, staged)
+            fsync_tree(staged)  # copied bytes on disk before the rename names them
             os.rename(staged, final)
+            fsync_dir(directory)
         except OSError as exc:
             remove_tree(staged)
             self.warn(f"{job_name(job_id)}: could not copy the checkpoint {source.path} ({exc}): not started from it")

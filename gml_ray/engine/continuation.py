@@ -116,7 +116,7 @@ class Continuations:
                         f"announcing one (gml_ray.checkpoint), so it could not be paused at a rung")
         self.keeper.ended(job_id)
         if self.pbt is not None:
-            self.pbt.left(job_id)
+            self.pbt.left(job_id, finished=status == JobStatus.FINISHED)
         if status == JobStatus.PAUSED:
             if self.promoter is not None and self.preempting is None:
                 self._paused[job.name] = (job.config, job_id, job.spec.attempt)

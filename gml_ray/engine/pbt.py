@@ -6,7 +6,12 @@ checkpoint at least ``perturbation_interval`` steps after its last decision, it 
 the population by the value each member had reported of the reward attribute at that step (its
 last one at or before it): members that started earlier are not ranked on training the others
 have not had yet. (The paper and Ray Tune rank on each member's latest value; with members
-started seconds apart on a busy cluster, the earliest one then wins every early decision.) A member in the bottom
+started seconds apart on a busy cluster, the earliest one then wins every early decision.)
+Members that finished stay in the ranking and may be donors (their newest checkpoint is kept):
+on a busy machine a member can finish before another has started, and the late one is then
+still ranked against it. (Ray Tune's PBT drops finished trials, so a population that does not
+run at the same time never exploits.) A decision needs two ranked members; a member alone at
+its step decides again at its next checkpoint. A member in the bottom
 ``quantile_fraction`` *exploits*: it stops, and a new job continues from the checkpoint of a
 member drawn from the top ``quantile_fraction``, with that member's args *explored*: each
 mutable arg is drawn afresh with ``resample_probability``, else a Real or Int is multiplied by
@@ -38,6 +43,7 @@ class Member:
     curve: list[tuple[int, float]] = field(default_factory=list)  # (step, reward value), as reported
     last_decision: int = -1  # the step of its last exploit-or-not decision
     checkpoint_step: int | None = None  # its newest announced checkpoint
+    finished: bool = False  # it ran to its end: ranked and a donor, never a loser
 
 
 @dataclass
@@ -71,10 +77,14 @@ class PopulationBasedTraining:
         curve = [(s, v) for s, v in donor.curve if s <= start_step] if donor is not None else []
         self.members[job_id] = Member(job_id, config, start_step, curve, last_decision=start_step)
 
-    def left(self, job_id: int) -> None:
-        """A member ended (finished, failed or stopped): it is no longer ranked, and no longer a
-        donor once its last checkpoint may be gone."""
-        self.members.pop(job_id, None)
+    def left(self, job_id: int, finished: bool = False) -> None:
+        """A member ended. One that ``finished`` stays ranked and a donor (from its newest
+        checkpoint, which is kept); one that failed, was stopped or exploited leaves."""
+        member = self.members.get(job_id)
+        if member is not None and finished:
+            member.finished = True
+        else:
+            self.members.pop(job_id, None)
 
     def reported(self, job_id: int, points: list[tuple[int | None, float]]) -> None:
         """A member reported reward values: (step, value) pairs (pairs without a step are not ranked)."""
@@ -85,17 +95,19 @@ class PopulationBasedTraining:
     def checkpointed(self, job_id: int, step: int) -> Exploit | None:
         """A member announced a checkpoint at ``step``: the exploit it leads to, or None."""
         member = self.members.get(job_id)
-        if member is None:
+        if member is None or member.finished:
             return None
         member.checkpoint_step = step
         if step - member.last_decision < self.cfg.perturbation_interval or _value_at(member, step) is None:
             return None
-        member.last_decision = step
         values = {m.job_id: _value_at(m, step) for m in self.members.values()}
         scored = [(self.sign * v, m.job_id, m) for m in self.members.values() if (v := values[m.job_id]) is not None]
         ranked = [m for _, _, m in sorted(scored, key=lambda t: (t[0], t[1]))]  # worst first
+        if len(ranked) < 2:
+            return None  # nobody to compare with yet: no decision, the next checkpoint tries again
+        member.last_decision = step
         n = max(1, int(math.floor(len(ranked) * self.cfg.quantile_fraction)))
-        if len(ranked) < 2 or member not in ranked[:n]:
+        if member not in ranked[:n]:
             return None
         donors = [(m, m.checkpoint_step) for m in ranked[-n:] if m.job_id != job_id]
         usable = [(m, s) for m, s in donors if s is not None]

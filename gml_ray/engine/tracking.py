@@ -9,14 +9,15 @@ connecting happen in the thread too.
 Failures never reach the search. A tracking server that cannot be reached (or a store that is
 busy) is one warning, in ``scheduler.log`` and on the run's console, and the thread retries with
 a backoff (1 s doubling to 30 s) while the run goes on; jobs wait in its queue. A request MLflow
-refuses as such (a permanent error) skips that job. When the run ends, :meth:`close` waits a
-bounded time: the thread logs what is queued, then every ended job the experiment does not hold
+refuses as such (a permanent error) skips that job. When the run ends, :meth:`close` waits while the
+thread progresses (bounded): it logs what is queued, then every ended job the experiment does not hold
 current (paused jobs retired at the end, a job whose logging was cut short), then ends the parent
 run. What is still missing after that, ``gml-ray ctl export-mlflow --task T`` logs later: runs
 are found by their tags, so nothing is logged twice.
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import queue
@@ -39,7 +40,8 @@ from gml_ray.vocab import TaskStatus
 
 log = logging.getLogger("gml_ray.scheduler")
 
-FINAL_WAIT_S = 30.0  # at the run's end: at most this long for what is left (a finished run)
+FINAL_WAIT_S = 30.0  # at a finished run's end: this long without progress and it stops waiting
+FINAL_CAP_S = 600.0  # ... and never longer than this in all, however slowly it progresses
 STOPPED_WAIT_S = 5.0  # a run that was stopped or failed waits less: a preemption's grace is short
 BACKOFF_FIRST_S, BACKOFF_MAX_S = 1.0, 30.0  # retries while MLflow cannot be reached
 COMMIT_WAIT_S = 30.0  # how long a queued job's row may take to show its end (the loop's commit)
@@ -76,6 +78,7 @@ class MlflowTracker:
         self.close_s = 0.0  # how long the run's end waited for the thread
         self.cpu_s = self.connect_cpu_s = 0.0  # the thread's CPU time (a busy machine inflates busy_s)
         self.calls = 0
+        self._stirred = time.monotonic()  # the thread's last progress (a step of its set-up, a job logged)
 
     # ---- the loop's side ------------------------------------------------------------------------
 
@@ -90,14 +93,15 @@ class MlflowTracker:
         self._queue.put((job_id, name))
 
     def close(self, status: str) -> None:
-        """The run ended with task ``status``: wait (at most :data:`FINAL_WAIT_S`, or
-        :data:`STOPPED_WAIT_S` for a run that did not finish) for the thread's final pass.
+        """The run ended with task ``status``: wait for the thread's final pass — a finished run
+        while the thread makes progress (until :data:`FINAL_WAIT_S` pass without any, at most
+        :data:`FINAL_CAP_S`), a run that did not finish at most :data:`STOPPED_WAIT_S`.
         Never raises; what it could not log is named in ``scheduler.log`` (and once on the console)."""
         t0 = time.perf_counter()
         try:
             self._closing.set()
             if self._thread is not None:
-                self._thread.join(FINAL_WAIT_S if status == TaskStatus.FINISHED else STOPPED_WAIT_S)
+                self._wait_for_thread(self._thread, finished=status == TaskStatus.FINISHED)
                 self._abandoned = self._thread.is_alive()
             self.close_s = time.perf_counter() - t0
             if not self.complete:
@@ -108,6 +112,19 @@ class MlflowTracker:
                            f"{self.work_dir}` logs them later")
         except Exception:  # noqa: BLE001 - tracking never fails a search
             log.exception("MLflow tracking: closing failed")
+
+    def _wait_for_thread(self, thread: threading.Thread, finished: bool) -> None:
+        # A loaded machine can take longer than FINAL_WAIT_S to import MLflow and make a new local
+        # store's schema: a finished run waits on while the thread moves; a stalled one (a server
+        # that stopped answering mid-request) is left to the export.
+        start = time.monotonic()
+        while thread.is_alive():
+            now = time.monotonic()
+            if not finished and now - start >= STOPPED_WAIT_S:
+                return
+            if finished and (now - self._stirred >= FINAL_WAIT_S or now - start >= FINAL_CAP_S):
+                return
+            thread.join(0.1)
 
     def stats(self) -> dict[str, Any]:
         """What the logger did (the run's summary, benchmarks)."""
@@ -140,6 +157,8 @@ class MlflowTracker:
     def _work(self) -> None:
         for key, value in HTTP_ENV.items():
             os.environ.setdefault(key, value)
+        importlib.import_module("mlflow")  # the slow import while the run goes on, not at its end
+        self._stirred = time.monotonic()
         store = Store(self.work_dir, create=False)
         try:
             sink = self._logging_loop(store)
@@ -210,9 +229,11 @@ class MlflowTracker:
         t0 = time.perf_counter()
         try:
             sink = MlflowSink(self.target, store.require_task(self.task))
+            self._stirred = time.monotonic()
             sink.start()
             return sink
         finally:
+            self._stirred = time.monotonic()
             self.connect_cpu_s = self.cpu_s = time.thread_time()  # MLflow's import and set-up, mostly
             spent = time.perf_counter() - t0
             self.connect_s += spent
@@ -241,6 +262,7 @@ class MlflowTracker:
                 sink.log_job(job_record(task_row, job, store.scalars(self.task, [job_id])))
                 self.logged += 1
             self._done.add(job_id)
+            self._stirred = time.monotonic()
         finally:
             self.cpu_s = time.thread_time()
             self.busy_s += time.perf_counter() - t0
@@ -260,6 +282,7 @@ class MlflowTracker:
                 sink.log_job(job_record(sink.task, job, store.scalars(self.task, [job["job_id"]])))
                 self.logged += 1
                 self._done.add(int(job["job_id"]))
+                self._stirred = time.monotonic()
             self._done |= {int(j["job_id"]) for j in jobs if loggable(j)}
             sink.finish(store.require_task(self.task), jobs)
             self.complete = True

@@ -40,6 +40,26 @@ def test_a_checkpoint_is_moved_to_its_final_name_then_announced(tmp_path, job_en
     assert [(r["ckpt"], r["s"], r["b"]) for r in sent] == [(final, 7, 100)]
 
 
+def test_every_file_of_a_checkpoint_is_on_disk_before_the_rename_names_it(tmp_path, job_env, monkeypatch):
+    # A power cut cannot run here: what it would lose is what was not fsynced before the rename.
+    ckpt_dir, _ = job_env
+    written = tmp_path / "state"
+    (written / "sub").mkdir(parents=True)
+    (written / "model.bin").write_bytes(b"m")
+    (written / "sub" / "opt.bin").write_bytes(b"o")
+    events: list[tuple[str, str]] = []
+    real_fsync, real_rename = os.fsync, os.rename
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))),
+                                                 real_fsync(fd))[1])
+    monkeypatch.setattr(os, "rename", lambda a, b: (events.append(("rename", str(b))), real_rename(a, b))[1])
+    gml_ray.checkpoint(str(written), 2)
+    renamed = events.index(("rename", str(ckpt_dir / "ckpt-2")))
+    synced = {path for kind, path in events[:renamed] if kind == "fsync"}
+    assert {str(written / "model.bin"), str(written / "sub" / "opt.bin"), str(written / "sub"),
+            str(written)} <= synced
+    assert ("fsync", str(ckpt_dir)) in events[renamed:]  # and the rename itself before the announcement
+
+
 def test_the_same_step_again_replaces_the_checkpoint(tmp_path, job_env):
     ckpt_dir, _ = job_env
     for text in ("first", "second"):

@@ -55,6 +55,25 @@ def test_the_bottom_member_exploits_a_top_member_with_a_checkpoint_once_per_inte
     assert pbt.checkpointed(1, 9) is None  # the next decision is an interval later
 
 
+def test_a_member_that_finished_before_another_started_still_ranks_it_and_is_its_donor():
+    # On a busy machine a population's jobs need not overlap: the first may end before the last starts.
+    pbt = _pbt(population_size=2, perturbation_interval=3, quantile_fraction=0.25, seed=0)
+    pbt.joined(1, {"lr": 0.5, "width": 32, "act": "relu", "fixed": "a"})
+    for step in range(6):
+        pbt.reported(1, [(step, 0.1 * step)])
+        assert pbt.checkpointed(1, step) is None  # alone: nobody to rank against, no decision spent
+    pbt.left(1, finished=True)
+    pbt.joined(2, {"lr": 0.02, "width": 32, "act": "relu", "fixed": "a"})
+    pbt.reported(2, [(0, 0.0), (1, 0.01), (2, 0.02)])
+    decision = pbt.checkpointed(2, 2)  # below the finished member's 0.2 at step 2
+    assert decision is not None and (decision.loser, decision.donor, decision.step) == (2, 1, 5)
+    pbt.left(2)  # the exploited member leaves
+    pbt.left(1)  # so does one that was stopped or failed (here: the finished one, told again)
+    pbt.joined(4, {"lr": 0.02, "width": 32, "act": "relu", "fixed": "a"})
+    pbt.reported(4, [(2, 0.0)])
+    assert pbt.checkpointed(4, 2) is None
+
+
 def test_minimize_ranks_the_other_way():
     cfg = PbtConfig(mutable=["lr"], perturbation_interval=1)
     pbt = PopulationBasedTraining(cfg, _space(), "minimize")

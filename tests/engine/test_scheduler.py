@@ -376,16 +376,16 @@ class MyAssessor(BaseAssessor):
 
 def test_assessor_bad_stops_the_job_early(run_task):
     files = {"my_assessor.py": MANUAL_ASSESSOR, "train.py": TRAIN}
-    # x 0.01: every value of the 60 is below 1, so the assessor may judge at any point (with
+    # x 0.01: every value of the 100 is below 1, so the assessor may judge at any point (with
     # x 0.1 only the 2nd to 9th were, a 0.8 s window that a loaded CI machine could miss)
     args = "    - {type: Categorical, name: x, data: [0.01, 2]}"
-    run = run_task(_config(args, template="python train.py --x {x} --epochs 60 --sleep 0.1",
+    run = run_task(_config(args, template="python train.py --x {x} --epochs 100 --sleep 0.1",
                            scheduler="  assessor: {type: MyAssessor}",
                            extra="custom_imports: [my_assessor.py]"), files)
     low, high = run.jobs
     assert low["status"] == JobStatus.EARLY_STOPPED and high["status"] == JobStatus.FINISHED
-    # stopped soon after its 2nd epoch, long before the 60th
-    assert len(run.scalars(low["job_id"], "acc")) < 30
+    # stopped after its 2nd epoch, long before its 100th (a loaded CI machine took 4 s to stop it)
+    assert len(run.scalars(low["job_id"], "acc")) < 60
     assert low["reward"] is not None
 
 
