@@ -1,11 +1,11 @@
 """Population Based Training: gml-ray's ``scheduler.pbt`` next to random search and Ray Tune's PBT.
 
     python benchmarks/pbt.py [--problems toy,digits] [--starts free,together] [--seeds 5]
-                             [--digits-seeds 2] [--methods random,pbt,tune] [--toy-steps 40]
+                             [--digits-seeds 2] [--methods random,pbt,pb2,tune] [--toy-steps 40]
                              [--toy-interval 4] [--toy-sleep 0.05] [--digits-epochs 12]
                              [--digits-interval 3] [--work-dir DIR]
 
-Three methods per problem and seed, each with a population (or batch) of ``--population`` jobs
+The methods, per problem and seed, each with a population (or batch) of ``--population`` jobs
 trained at once (``parallel_size`` = population, 0.5 CPU each, one local Ray with 2 CPUs):
 
 random: gml-ray's RandomSearcher (seed = the seed) runs ``--population`` configs for the whole
@@ -13,6 +13,7 @@ random: gml-ray's RandomSearcher (seed = the seed) runs ``--population`` configs
 pbt:    gml-ray's ``scheduler.pbt`` (population, ``perturbation_interval``, ``quantile_fraction``
     0.25, ``resample_probability`` 0.25, ``seed`` = the seed; mutable: the two args) with the
     same RandomSearcher and seed: its first population is the random run's configs.
+pb2:    the same with ``explore: pb2`` (PB2's GP bandit picks a new member's args).
 tune:   Ray Tune 2.60's ``PopulationBasedTraining`` (``time_attr`` = the steps done, the same
     interval, quantile and resample probability, Tune's perturbation factors 1.2 / 0.8,
     asynchronous) on the same trainable, started from the same configs
@@ -273,7 +274,8 @@ def counted(files: dict) -> int:
     return os.path.getsize(files["count"]) if os.path.exists(files["count"]) else 0
 
 
-def gml_config(prob: dict, seed: int, population: int, pbt: bool, fixed: dict) -> dict[str, Any]:
+def gml_config(prob: dict, seed: int, population: int, pbt: bool, fixed: dict,
+               explore: str = "perturb") -> dict[str, Any]:
     search_args: list[dict[str, Any]] = [
         {"type": "Real", "name": k, "data": list(bounds), **({"log": True} if k in prob["log"] else {})}
         for k, bounds in prob["space"].items()]
@@ -281,7 +283,7 @@ def gml_config(prob: dict, seed: int, population: int, pbt: bool, fixed: dict) -
     scheduler: dict[str, Any] = {"parallel_size": population}
     if pbt:
         scheduler["pbt"] = {"population_size": population, "perturbation_interval": prob["interval"],
-                            **POP_SETTINGS, "mutable": list(prob["space"]), "seed": seed}
+                            **POP_SETTINGS, "mutable": list(prob["space"]), "seed": seed, "explore": explore}
     else:
         scheduler["stop_criterion"] = {"max_tries": population}
     return {"task": {"function": prob["function"], "resources": {"num_cpus": 2 / population},
@@ -296,8 +298,8 @@ def run_gml(work_dir: str, prob: dict, seed: int, population: int, method: str, 
 
     task = f"{prob['name']}_{start}_s{seed}_{method}"
     files = run_files(os.path.join(work_dir, "files", task), population, start)
-    cfg = parse_config(gml_config(prob, seed, population, method == "pbt", {**prob["fixed"], **files}),
-                       "pbt_bench.yaml", HERE)
+    cfg = parse_config(gml_config(prob, seed, population, method in ("pbt", "pb2"), {**prob["fixed"], **files},
+                                  "pb2" if method == "pb2" else "perturb"), "pbt_bench.yaml", HERE)
     scheduler = NaiveScheduler(os.path.join(work_dir, "gml"), cfg, task=task, code_dir=HERE, snapshot=False)
     store = scheduler.prepare()
     t0 = time.perf_counter()
@@ -414,7 +416,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work-dir", default=None, help="keep the runs (stores, Tune's results) in this new directory")
     args = parser.parse_args(argv)
     # random always runs (its configs start every method) and is every table's reference
-    methods = [m for m in ("random", "pbt", "tune") if m in args.methods.split(",") or m == "random"]
+    methods = [m for m in ("random", "pbt", "pb2", "tune") if m in args.methods.split(",") or m == "random"]
     starts = args.starts.split(",")
     probs = [problem(p, args) for p in args.problems.split(",")]
     seeds = {p["name"]: range(args.seeds if p["name"] == "toy" else args.digits_seeds) for p in probs}
@@ -446,7 +448,7 @@ def main(argv: list[str] | None = None) -> None:
         init_ray(None, 2)
         try:
             for prob, start, seed in runs:
-                for method in ("random", "pbt"):
+                for method in ("random", "pbt", "pb2"):
                     if method in methods or method == "random":
                         r = run_gml(work_dir, prob, seed, args.population, method, start)
                         results[(prob["name"], start, seed, method)] = r
@@ -472,7 +474,8 @@ def main(argv: list[str] | None = None) -> None:
         if not args.work_dir:
             shutil.rmtree(work_dir, ignore_errors=True)
 
-    names = {"random": "gml-ray RandomSearcher", "pbt": "gml-ray scheduler.pbt", "tune": "Ray Tune PBT"}
+    names = {"random": "gml-ray RandomSearcher", "pbt": "gml-ray scheduler.pbt",
+             "pb2": "gml-ray scheduler.pbt, explore: pb2", "tune": "Ray Tune PBT"}
     for prob in probs:
         for start in starts:
             p, ss = prob["name"], list(seeds[prob["name"]])

@@ -96,6 +96,14 @@ class Real(Space):
         values = [float(f"{self.lower + i * self.step:.12g}") for i in range(n + 1)]
         return [min(max(v, self.lower), self.upper) for v in values]
 
+    def nearest(self, x: float) -> float:
+        """The value of this arg nearest ``x``: within the bounds, on the grid when ``step`` is set."""
+        x = min(self.upper, max(self.lower, float(x)))
+        if self.step is None:
+            return x
+        k = round((x - self.lower) / self.step)
+        return float(f"{min(self.upper, self.lower + k * self.step):.12g}")
+
     def sample(self, rng: random.Random) -> float:
         if self.step is not None:
             values = self.data
@@ -123,6 +131,11 @@ class Int(Space):
     @property
     def data(self) -> list[int]:
         return list(range(self.lower, self.upper + 1, self.step))
+
+    def nearest(self, x: float) -> int:
+        """The value of this arg nearest ``x``: within the bounds, on its step."""
+        x = min(self.upper, max(self.lower, float(x)))
+        return min(self.upper, self.lower + round((x - self.lower) / self.step) * self.step)
 
     def sample(self, rng: random.Random) -> int:
         return rng.randrange(self.lower, self.upper + 1, self.step)

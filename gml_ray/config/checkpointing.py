@@ -10,7 +10,9 @@ from gml_ray.config.search_args import SearchArg
 from gml_ray.config.validate import Ctx, check_keys, did_you_mean, mapping, parse_duration, show
 
 CHECKPOINT_KEYS = ["keep", "preempt_grace"]
-PBT_KEYS = ["population_size", "perturbation_interval", "quantile_fraction", "resample_probability", "mutable", "seed"]
+PBT_KEYS = ["population_size", "perturbation_interval", "quantile_fraction", "resample_probability", "mutable", "seed",
+            "explore"]
+PBT_EXPLORES = ("perturb", "pb2")  # PBT's own explore step; PB2's GP bandit (Parker-Holder et al. 2020)
 
 
 @dataclass
@@ -34,6 +36,7 @@ class PbtConfig:
     resample_probability: float = 0.25  # an arg is drawn afresh instead of perturbed
     mutable: list[str] = field(default_factory=list)  # the args explore may change (all searched: empty)
     seed: int = 0
+    explore: str = "perturb"  # "perturb" (x0.8/x1.2, neighbours, resampling) or "pb2" (a GP bandit)
 
 
 def parse_pbt(ctx: Ctx, raw: Any, args: list[SearchArg]) -> PbtConfig:
@@ -56,6 +59,10 @@ def parse_pbt(ctx: Ctx, raw: Any, args: list[SearchArg]) -> PbtConfig:
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ctx.error("scheduler.pbt.seed", f"must be an integer, got {show(seed)}")
     out.seed = seed
+    explore = section.get("explore", out.explore)
+    if explore not in PBT_EXPLORES:
+        raise ctx.error("scheduler.pbt.explore", f"must be one of {', '.join(PBT_EXPLORES)}, got {show(explore)}")
+    out.explore = explore
     kinds = {a.name: a.type for a in args}
     mutable = section.get("mutable", [a.name for a in args if a.type in PBT_MUTABLE_TYPES])
     if not isinstance(mutable, list) or not all(isinstance(m, str) for m in mutable):

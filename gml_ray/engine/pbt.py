@@ -17,7 +17,8 @@ member drawn from the top ``quantile_fraction``, with that member's args *explor
 mutable arg is drawn afresh with ``resample_probability``, else a Real or Int is multiplied by
 0.8 or 1.2 (kept within its bounds and on its step) and a Categorical moves to a neighbouring
 choice. The new job takes the stopped member's place in the population; its lineage (parent job,
-the parent's step, its args and the parent's) is kept in the store.
+the parent's step, its args and the parent's) is kept in the store. With ``explore: pb2`` the
+Real and Int args of a new job come from PB2's bandit instead (:mod:`gml_ray.engine.pb2`).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gml_ray.config.checkpointing import PbtConfig
+from gml_ray.engine.pb2 import Pb2Explorer
 from gml_ray.optimize import sign
 from gml_ray.space import Categorical, Dict, Int, Nested, Real
 
@@ -65,6 +67,8 @@ class PopulationBasedTraining:
         self.rng = random.Random(cfg.seed)
         self.members: dict[int, Member] = {}
         self.proposed = 0  # configs the searcher gave (the first population_size)
+        # explore: pb2 models the Real and Int args (the rest are explored as PBT does)
+        self.pb2 = Pb2Explorer(space, cfg.mutable, cfg.seed) if cfg.explore == "pb2" else None
 
     def wants_config(self) -> bool:
         """Whether the searcher still fills the population (its first ``population_size`` configs)."""
@@ -105,6 +109,9 @@ class PopulationBasedTraining:
         ranked = [m for _, _, m in sorted(scored, key=lambda t: (t[0], t[1]))]  # worst first
         if len(ranked) < 2:
             return None  # nobody to compare with yet: no decision, the next checkpoint tries again
+        before = _value_at(member, member.last_decision) if member.last_decision >= 0 else None
+        if self.pb2 is not None and before is not None:  # what its args did over the interval
+            self.pb2.observe(step, member.config, self.sign * (values[job_id] - before))  # type: ignore[operator]
         member.last_decision = step
         n = max(1, int(math.floor(len(ranked) * self.cfg.quantile_fraction)))
         if member not in ranked[:n]:
@@ -114,16 +121,20 @@ class PopulationBasedTraining:
         if not usable:
             return None
         donor, donor_step = self.rng.choice(usable)
-        config, changed = self.explore(donor.config)
+        config, changed = self.explore(donor.config, donor_step)
         return Exploit(job_id, donor.job_id, donor_step, config, changed)
 
-    def explore(self, config: dict) -> tuple[dict, dict[str, tuple[Any, Any]]]:
-        """A perturbed copy of ``config`` and what changed (arg -> (old, new))."""
+    def explore(self, config: dict, step: int = 0) -> tuple[dict, dict[str, tuple[Any, Any]]]:
+        """A perturbed copy of ``config`` for a member continuing after ``step``, and what
+        changed (arg -> (old, new)). With ``explore: pb2`` the Real and Int args come from PB2."""
         new = dict(config)
+        modelled = self.pb2.propose(step, config) if self.pb2 is not None else {}
         for name in self.cfg.mutable:
             space = self.space[name]
             old = config.get(name)
-            if self.rng.random() < self.cfg.resample_probability:
+            if name in modelled:
+                new[name] = modelled[name]
+            elif self.rng.random() < self.cfg.resample_probability:
                 new[name] = space.sample(self.rng)
             elif isinstance(space, Categorical) and not isinstance(space, Nested):
                 new[name] = _neighbour(space, old, self.rng)
@@ -156,11 +167,4 @@ def _neighbour(space: Categorical, value: Any, rng: random.Random) -> Any:
 
 def _scaled(space: Real | Int, value: float, factor: float) -> float | int:
     """``value * factor`` within the arg's bounds, on its step."""
-    x = min(space.upper, max(space.lower, value * factor))
-    if isinstance(space, Int):
-        k = round((x - space.lower) / space.step)
-        return min(space.upper, space.lower + k * space.step)
-    if space.step is not None:
-        k = round((x - space.lower) / space.step)
-        return float(f"{min(space.upper, space.lower + k * space.step):.12g}")
-    return x
+    return space.nearest(value * factor)
