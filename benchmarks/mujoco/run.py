@@ -64,10 +64,10 @@ def run_one(env: str, method: str, seed: int, budget: int, work_dir: str,
         method += "".join(f"-{v}" if k == "solver" else f"-{k}{v}" for k, v in searcher_args.items())
     raw["scheduler"]["stop_criterion"]["max_tries"] = budget
     raw["generate_log"] = False
-    cfg = parse_config(raw, f"{env}/{method}", HERE, benchmark=True)
+    cfg = parse_config(raw, f"{env}/{method}", HERE, mode="mujoco")
     task = f"{env}-{method}-{seed}"
     started = time.perf_counter()
-    scheduler = NaiveScheduler(work_dir, cfg, task=task, benchmark=True)
+    scheduler = NaiveScheduler(work_dir, cfg, task=task, mode="mujoco")
     store = scheduler.prepare()
     summary = scheduler.run()
     wall = time.perf_counter() - started
