@@ -21,6 +21,13 @@ def command_started() -> None:
     _running.append(True)
 
 
+def command_done() -> None:
+    """The command's outcome is decided (its result written, its lines printed): a SIGTERM from
+    here on is ignored. Raised later, in click's or the interpreter's teardown, it would turn a
+    finished command into a traceback or a silent death (-15) instead of the exit code it chose."""
+    _signal.signal(_signal.SIGTERM, _signal.SIG_IGN)
+
+
 def sigterm_received() -> bool:
     """Whether SIGTERM reached the command's handler (typer turns what it raises into exit 130)."""
     return bool(_sigterm_at)

@@ -8,14 +8,13 @@ import json
 import math
 import os
 import shlex
-import signal
 import sys
 import time
 from typing import Any, Optional
 
 import typer
 import yaml
-from gml_ray.cli import command_started, sigterm_received, views
+from gml_ray.cli import command_done, command_started, sigterm_received, views
 from gml_ray.cli.common import (
     WORKDIR_HELP,
     console,
@@ -97,6 +96,7 @@ def run(
                                    num_gpus=num_gpus, resume=resume, snapshot=not no_snapshot,
                                    changed_config=changed_config, warm_start_from=warm_start_from)
         _run_task(scheduler, cfg, config, where)
+        command_done()  # inside the try: a SIGTERM before this line still gets the line below
     except NothingToDo as exc:
         console.print(str(exc))
     except KeyboardInterrupt as exc:  # Ctrl+C or SIGTERM, at any moment of the command
@@ -428,10 +428,7 @@ def _main(typer_app: typer.Typer, prog_name: Optional[str] = None, args: Optiona
         err_console.print(Text(f"error: {exc}", style="bold red"), soft_wrap=True)
         sys.exit(1)
     finally:
-        # The command's outcome is decided. A SIGTERM from here on would reach the interpreter
-        # while it tears down, where Python has put the default action back: a silent death
-        # (-15) instead of the exit code the command chose. Ignored, it changes nothing.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        command_done()  # whatever the command was, its outcome is decided by now
 
 
 def main() -> None:
