@@ -16,10 +16,12 @@ Proposal: the UCB ``mean + kappa * std`` at the current step, over :data:`CANDID
 random points of the box and the donor's args, with ``kappa`` from GP-UCB's schedule
 (``sqrt(2 log(n^(d/2+2) pi^2 / 0.3))``, Srinivas et al., as the paper uses it). Categorical args are
 not modelled: they are explored as PBT does (a neighbouring choice, or resampled). Until
-:data:`MIN_POINTS` points are known the args are drawn uniformly, as the paper's first round is.
+:data:`MIN_POINTS` points are known nothing is proposed and PBT's perturbation explores (a GP
+on two or three points would send the donor's args anywhere in the box).
 """
 from __future__ import annotations
 
+import importlib
 import math
 import warnings
 from typing import Any
@@ -42,6 +44,8 @@ class Pb2Explorer:
         self.space, self.names = space, [n for n in names if isinstance(space[n], (Real, Int))]
         self.rng = np.random.default_rng(seed)
         self.points: list[tuple[float, list[float], float]] = []  # (step, unit args, reward change)
+        if self.names:  # scikit-learn's import (about 1.5 s) now, not in the loop at the first exploit
+            importlib.import_module("sklearn.gaussian_process")
 
     def observe(self, step: int, config: dict, change: float) -> None:
         """A member trained with ``config`` until ``step`` and its reward changed by ``change``
@@ -52,15 +56,11 @@ class Pb2Explorer:
         del self.points[:-WINDOW]
 
     def propose(self, step: int, donor: dict) -> dict[str, Any]:
-        """The modelled args for a new member continuing ``donor`` after ``step``: the GP-UCB
-        maximum, or uniform draws while fewer than :data:`MIN_POINTS` points are known."""
-        if not self.names:
+        """The modelled args for a new member continuing ``donor`` after ``step`` (the GP-UCB
+        maximum); empty while fewer than :data:`MIN_POINTS` points are known."""
+        if not self.names or len(self.points) < MIN_POINTS:
             return {}
-        d = len(self.names)
-        if len(self.points) < MIN_POINTS:
-            unit = self.rng.random(d)
-        else:
-            unit = self._ucb_argmax(float(step), np.array([self._to_unit(n, donor[n]) for n in self.names]))
+        unit = self._ucb_argmax(float(step), np.array([self._to_unit(n, donor[n]) for n in self.names]))
         return {n: self._from_unit(n, float(u)) for n, u in zip(self.names, unit)}
 
     def _ucb_argmax(self, step: float, donor_unit: np.ndarray) -> np.ndarray:

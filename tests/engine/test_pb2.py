@@ -19,13 +19,15 @@ def _space() -> Dict:
     return Dict(lr=Real(1e-4, 1.0, log=True), width=Int(16, 128, step=16), act=Categorical("relu", "tanh", "gelu"))
 
 
-def test_before_enough_points_the_args_are_uniform_draws_within_bounds_and_on_the_step():
+def test_proposals_stay_within_bounds_on_the_step_and_only_real_and_int_are_modelled():
     pb2 = Pb2Explorer(_space(), ["lr", "width", "act"], seed=0)
     assert pb2.names == ["lr", "width"]  # Categorical args are not modelled
-    draws = [pb2.propose(0, {"lr": 0.01, "width": 32}) for _ in range(200)]
+    assert pb2.propose(0, {"lr": 0.01, "width": 32}) == {}  # too few points: PBT's perturbation explores
+    rng = random.Random(0)
+    for step in range(2, 2 + 2 * MIN_POINTS, 2):
+        pb2.observe(step, {"lr": 10 ** rng.uniform(-4, 0), "width": rng.choice(range(16, 129, 16))}, rng.random())
+    draws = [pb2.propose(20, {"lr": 0.01, "width": 32}) for _ in range(20)]
     assert all(1e-4 <= d["lr"] <= 1.0 and d["width"] in range(16, 129, 16) for d in draws)
-    logs = [math.log10(d["lr"]) for d in draws]  # log: true spreads over the decades
-    assert min(logs) < -3 and max(logs) > -1 and len({d["width"] for d in draws}) == 8
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -64,7 +66,17 @@ def test_pbt_with_pb2_learns_from_each_decision_and_explores_categoricals_as_pbt
     decision = pbt.checkpointed(1, 3)  # the worst (its first decision: no point): exploits a top member
     assert decision is not None and decision.donor in (3, 4) and len(pbt.pb2.points) == 3 < MIN_POINTS
     assert decision.config["act"] in ("relu", "gelu") and decision.config["width"] == 32  # width is not mutable
-    assert 1e-4 <= decision.config["lr"] <= 1.0
+    # too few points for the GP: the donor's lr perturbed, as PBT does
+    donor_lr = {3: 0.1, 4: 0.5}[decision.donor]
+    assert decision.config["lr"] in (pytest.approx(0.8 * donor_lr), pytest.approx(1.2 * donor_lr))
+    pbt.left(1)
+    pbt.joined(5, decision.config, start_step=3, parent=decision.donor)
+    pbt.reported(5, [(s, 1.0 + s) for s in range(4, 8)])
+    for job_id in (5, 4, 3, 2):  # a decision at step 5 each: 4 more points, then the GP proposes
+        pbt.checkpointed(job_id, 5)
+    assert len(pbt.pb2.points) >= MIN_POINTS
+    later = pbt.explore({"lr": 0.5, "width": 32, "act": "tanh"}, 5)[0]["lr"]
+    assert 1e-4 <= later <= 1.0 and later not in (pytest.approx(0.4), pytest.approx(0.6))
 
 
 def test_explore_must_be_perturb_or_pb2(tmp_path):
