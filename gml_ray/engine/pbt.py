@@ -7,9 +7,9 @@ the population by the value each member had reported of the reward attribute at 
 last one at or before it): members that started earlier are not ranked on training the others
 have not had yet. (The paper and Ray Tune rank on each member's latest value; with members
 started seconds apart on a busy cluster, the earliest one then wins every early decision.)
-Members that finished stay in the ranking and may be donors (their newest checkpoint is kept):
-on a busy machine a member can finish before another has started, and the late one is then
-still ranked against it. (Ray Tune's PBT drops finished trials, so a population that does not
+Members that finished stay in the ranking, and are donors (from their newest checkpoint, which
+is kept) when no running member of the top quantile has a checkpoint: on a busy machine a member
+can finish before another has started, and the late one is then still ranked against it. (Ray Tune's PBT drops finished trials, so a population that does not
 run at the same time never exploits.) A decision needs two ranked members; a member alone at
 its step decides again at its next checkpoint. A member in the bottom
 ``quantile_fraction`` *exploits*: it stops, and a new job continues from the checkpoint of a
@@ -118,6 +118,8 @@ class PopulationBasedTraining:
             return None
         donors = [(m, m.checkpoint_step) for m in ranked[-n:] if m.job_id != job_id]
         usable = [(m, s) for m, s in donors if s is not None]
+        # A running donor first: copying a finished line's last checkpoint trains nothing more.
+        usable = [(m, s) for m, s in usable if not m.finished] or usable
         if not usable:
             return None
         donor, donor_step = self.rng.choice(usable)

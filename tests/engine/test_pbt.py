@@ -74,6 +74,31 @@ def test_a_member_that_finished_before_another_started_still_ranks_it_and_is_its
     assert pbt.checkpointed(4, 2) is None
 
 
+def test_a_running_donor_is_preferred_to_a_finished_one():
+    pbt = _pbt(population_size=3, perturbation_interval=2, quantile_fraction=0.5, seed=0)
+    for job_id, value in ((1, 0.9), (2, 0.8), (3, 0.1)):
+        pbt.joined(job_id, {"lr": 0.1 * job_id, "width": 32, "act": "relu", "fixed": "a"})
+        pbt.reported(job_id, [(s, value) for s in range(6)])
+        pbt.checkpointed(job_id, 1)
+    pbt.left(1, finished=True)
+    for _ in range(20):  # with quantile 0.5 of 3 ranked, the top 1 is the finished job 1 only
+        pbt.members[3].last_decision = 1
+        decision = pbt.checkpointed(3, 3)
+        assert decision is not None and decision.donor == 1
+    pbt2 = _pbt(population_size=4, perturbation_interval=2, quantile_fraction=0.5, seed=0)
+    for job_id, value in ((1, 0.9), (2, 0.8), (3, 0.1), (4, 0.0)):
+        pbt2.joined(job_id, {"lr": 0.1 * job_id, "width": 32, "act": "relu", "fixed": "a"})
+        pbt2.reported(job_id, [(s, value) for s in range(6)])
+        pbt2.checkpointed(job_id, 1)
+    pbt2.left(1, finished=True)
+    donors = set()
+    for _ in range(20):  # the top 2 are 1 (finished) and 2 (running): always 2
+        pbt2.members[4].last_decision = 1
+        decision = pbt2.checkpointed(4, 3)
+        donors.add(decision.donor)
+    assert donors == {2}
+
+
 def test_minimize_ranks_the_other_way():
     cfg = PbtConfig(mutable=["lr"], perturbation_interval=1)
     pbt = PopulationBasedTraining(cfg, _space(), "minimize")
