@@ -335,8 +335,15 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: 
         # An embedded instance needs no token; without this Ray writes ~/.ray/auth_token and warns.
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         _watch_driver()  # before Ray starts: a driver killed while it starts leaves nothing either
-        ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, num_gpus=num_gpus,
-                 include_dashboard=False, **kwargs)
+        try:
+            ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, num_gpus=num_gpus,
+                     include_dashboard=False, **kwargs)
+        except Exception as exc:  # Ray raises a bare Exception when its node is slow to come up
+            if "timed out during startup" not in str(exc):
+                raise
+            raise EnvironmentFault("the local Ray did not start: its node did not register within "
+                                   "Ray's 30 s (the machine is overloaded?); run again when it is "
+                                   "less busy, or join a running Ray with --address") from None
         quiet_ray_messages()
         return True
     if address.startswith(("http://", "https://")):

@@ -56,11 +56,16 @@ def killed_9_when(args: list[str], cwd, ready, what: str, timeout: float = 120.0
 
     from helpers import owned_processes
 
-    proc = subprocess.Popen([os.path.join(BIN, "gml-ray"), *args], cwd=cwd, env=run_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    output = os.path.join(cwd, "killed-run.log")  # what the run printed, for a failure's message
+    with open(output, "w") as out:
+        proc = subprocess.Popen([os.path.join(BIN, "gml-ray"), *args], cwd=cwd, env=run_env(),
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for(lambda: ready() or proc.poll() is not None, timeout=timeout, what=what)
-        assert proc.poll() is None, f"the run ended before {what}"
+        if proc.poll() is not None:
+            with open(output) as f:
+                printed = f.read()[-3000:]
+            raise AssertionError(f"the run ended before {what} (exit {proc.returncode}):\n{printed}")
         proc.send_signal(signal.SIGKILL)  # the driver only
         proc.wait(timeout=30)
         wait_for(lambda: not owned_processes(proc.pid), timeout=30, what="the run's Ray to end")
