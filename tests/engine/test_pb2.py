@@ -93,7 +93,10 @@ def test_explore_must_be_perturb_or_pb2(tmp_path):
 
 @pytest.mark.slow
 def test_a_pb2_run_exploits_with_args_from_the_bandit_and_a_consistent_lineage(run_task):
-    run = run_task(CONFIG.replace("seed: 1}", "seed: 1, explore: pb2}"), {"trial.py": TRIAL})
+    # steps of 0.3 s (not 0.15): on a loaded machine the scheduler may take its decisions a second
+    # or two after the members' checkpoints, and a member already ended makes none
+    slow = TRIAL.replace("time.sleep(0.15)", "time.sleep(0.3)")
+    run = run_task(CONFIG.replace("seed: 1}", "seed: 1, explore: pb2}"), {"trial.py": slow})
     assert run.summary["status"] == "FINISHED", run.summary
     jobs = {j["job_id"]: j for j in run.jobs}
     children = [j for j in jobs.values() if j["parent_id"] is not None]
