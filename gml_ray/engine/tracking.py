@@ -79,6 +79,11 @@ class MlflowTracker:
         self.cpu_s = self.connect_cpu_s = 0.0  # the thread's CPU time (a busy machine inflates busy_s)
         self.calls = 0
         self._stirred = time.monotonic()  # the thread's last progress (a step of its set-up, a job logged)
+        # Importing MLflow and the first connection (a new local store makes its schema: about 4 s
+        # on an idle machine, far more on a loaded one) are not "no progress": the stall timer
+        # starts once connected. A remote server that does not answer fails the connection
+        # within MLFLOW_HTTP_REQUEST_TIMEOUT, which bounds this phase.
+        self._setting_up = True
 
     # ---- the loop's side ------------------------------------------------------------------------
 
@@ -122,7 +127,8 @@ class MlflowTracker:
             now = time.monotonic()
             if not finished and now - start >= STOPPED_WAIT_S:
                 return
-            if finished and (now - self._stirred >= FINAL_WAIT_S or now - start >= FINAL_CAP_S):
+            stalled = not self._setting_up and now - self._stirred >= FINAL_WAIT_S
+            if finished and (stalled or now - start >= FINAL_CAP_S):
                 return
             thread.join(0.1)
 
@@ -234,6 +240,7 @@ class MlflowTracker:
             return sink
         finally:
             self._stirred = time.monotonic()
+            self._setting_up = False  # connected, or failed (then retried with a backoff)
             self.connect_cpu_s = self.cpu_s = time.thread_time()  # MLflow's import and set-up, mostly
             spent = time.perf_counter() - t0
             self.connect_s += spent

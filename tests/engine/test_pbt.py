@@ -205,9 +205,17 @@ def test_the_pbt_example_runs_and_its_lines_continue_from_checkpoints(ray_sessio
     summary = scheduler.run()
     jobs = store.jobs("pbt")
     assert summary["status"] == "FINISHED"
+    # Whether the example exploits depends on timing: its 12 epochs take about a second and a
+    # member's start (importing torch) several, so on a loaded machine a population may never
+    # train side by side (a CI run exploited nothing). The exploit itself is tested with members
+    # that wait for each other (helpers/pbt.py); here: the run, its 4 lines, their curves.
     children = [j for j in jobs if j["parent_id"] is not None]
-    assert children and sum(j["status"] == "FINISHED" for j in jobs) == 4
-    assert {j["status"] for j in jobs} == {"FINISHED", "EARLY_STOPPED"}
+    assert sum(j["status"] == "FINISHED" for j in jobs) == 4 and len(jobs) == 4 + len(children)
+    assert {j["status"] for j in jobs} <= {"FINISHED", "EARLY_STOPPED"}
+    for job in jobs:  # every job the run started trained: a curve with a step per epoch it ran
+        steps = [s["step"] for s in store.scalars("pbt", [job["job_id"]], ["Test Acc"])]
+        assert steps == list(range(len(steps))) and steps, job["name"]
     for child in children:  # each line's curve: its parent's to the checkpoint, then its own
-        steps = [s["step"] for s in store.scalars("pbt", [child["job_id"]], ["Test Acc"])]
-        assert steps == list(range(len(steps)))
+        own = {s["step"]: s["value"] for s in store.scalars("pbt", [child["job_id"]], ["Test Acc"])}
+        parent = {s["step"]: s["value"] for s in store.scalars("pbt", [child["parent_id"]], ["Test Acc"])}
+        assert all(own[k] == parent[k] for k in range(child["parent_step"] + 1))
