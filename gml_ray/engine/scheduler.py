@@ -298,6 +298,7 @@ class NaiveScheduler:
         from gml_ray.engine.factory import job_kind
         from gml_ray.engine.job import DEFAULT_RESOURCES
         from gml_ray.engine.runtime import check_resources, init_ray, pool_size_note
+        from gml_ray.engine.sigterm_guard import sigterm_kept
 
         store = self.store or self.prepare()
         # The first Ctrl+C (or SIGTERM) only sets a flag (a KeyboardInterrupt inside a Ray call
@@ -410,12 +411,14 @@ class NaiveScheduler:
         finally:
             if self.watch is not None:
                 self.watch.stop()
-            # Our handler stays while Ray stops (a signal now must not cut its shutdown short).
+            # Our handler stays while Ray stops (a signal now must not cut its shutdown short),
+            # also where Ray puts the default action back at the C level (sigterm_kept).
             try:
                 if actor is not None:
                     ray.kill(actor)
                 if owns_ray:
-                    ray.shutdown()
+                    with sigterm_kept():
+                        ray.shutdown()
             finally:
                 for sig, old in old_handlers.items():
                     signal.signal(sig, old)
