@@ -227,12 +227,14 @@ class SummaryWriter:
 _report_step: int | None = None  # the last step report() used (None: not yet read)
 
 
-def report(step: int | None = None, /, *, checkpoint: str | None = None, **scalars: Any) -> None:
-    """Report several scalars at one step: ``gml_ray.report(acc=0.9, loss=0.3)``.
+def report(step: int | None = None, *, checkpoint: str | None = None, **scalars: Any) -> None:
+    """Report several scalars at one step: ``gml_ray.report(acc=0.9, loss=0.3, step=epoch)``.
 
     Each call is the next step (from 0, or from a restored checkpoint's step + 1) unless ``step``
-    is given positionally. ``checkpoint``: a file or directory the trial has finished writing,
-    announced as its checkpoint at this step (:func:`gml_ray.checkpoint`) after the scalars.
+    is given (first, or by name: ``step`` and ``checkpoint`` are never scalars' names; report a
+    scalar called so with :meth:`SummaryWriter.add_scalar`). ``checkpoint``: a file or directory
+    the trial has finished writing, announced as its checkpoint at this step
+    (:func:`gml_ray.checkpoint`) after the scalars.
     """
     global _report_step
     if _report_step is None:

@@ -29,9 +29,10 @@ LOGDIR_NAME = "tensorboard"
 EVENTS_PREFIX = "events.out.tfevents."
 
 
-# A job's end as TensorBoard's HParams plugin names it.
-TB_STATUS: dict[str, str] = {JobStatus.FINISHED: "STATUS_SUCCESS", JobStatus.ERROR: "STATUS_FAILURE",
-                             JobStatus.KILLED: "STATUS_ABORTED", JobStatus.EARLY_STOPPED: "STATUS_ABORTED"}
+# A job's end as TensorBoard's HParams plugin names it. Its Status has no "aborted": a job the
+# search stopped early ended as planned, its values valid (success); a killed one did not (failure).
+TB_STATUS: dict[str, str] = {JobStatus.FINISHED: "STATUS_SUCCESS", JobStatus.EARLY_STOPPED: "STATUS_SUCCESS",
+                             JobStatus.ERROR: "STATUS_FAILURE", JobStatus.KILLED: "STATUS_FAILURE"}
 
 def default_logdir(task_row: dict) -> str:
     if not task_row.get("task_dir"):

@@ -99,3 +99,22 @@ scheduler:
     # x=0.9: f2=0.01 but f1 too large; 0.8: likewise; 0.5: f1=0.502, f2=0.25 -> both reached
     assert [j["config"]["x"] for j in run.jobs] == [0.9, 0.8, 0.5]
     assert "max_reward" in (run.store.require_task("t")["message"] or "")
+
+
+def test_a_constraint_on_a_scalar_no_job_reports_warns_once(run_task, caplog):
+    """A misspelt or missing constrained scalar: every job is infeasible (nothing shows it held),
+    and the run says so once, naming the scalar and the constraint."""
+    with caplog.at_level("WARNING"):
+        run = run_task(SPACE + """
+searcher: {type: RandomSearcher, seed: 1, reward_attribute: f1, optimize_mode: maximize,
+           constraints: ["cost <= 100", "mem_gb < 8"]}
+scheduler:
+  parallel_size: 1
+  stop_criterion: {max_tries: 3}
+""", OBJECTIVE)
+    assert run.statuses() == [JobStatus.FINISHED] * 3
+    assert [j["feasible"] for j in run.jobs] == [0, 0, 0]
+    warned = [r.getMessage() for r in caplog.records if "without reporting" in r.getMessage()]
+    assert len(warned) == 1, warned
+    assert "without reporting mem_gb, which constraint 'mem_gb < 8' (the job counts as infeasible)" in warned[0]
+    assert run.summary["best_job"] is None  # no feasible job: no best

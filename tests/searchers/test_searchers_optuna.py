@@ -369,22 +369,28 @@ def mo_values(x: float, y: float) -> tuple[float, float, float]:
     return x * x + y * y, (x - 1) ** 2 + y * y, x + y - 1
 
 
-@pytest.mark.parametrize("sampler, cls", [("nsga2", optuna.samplers.NSGAIISampler),
-                                          ("tpe", optuna.samplers.TPESampler),
-                                          ("random", optuna.samplers.RandomSampler)])
+MO_SAMPLERS = [("nsga2", optuna.samplers.NSGAIISampler), ("nsga3", optuna.samplers.NSGAIIISampler),
+               ("tpe", optuna.samplers.TPESampler), ("random", optuna.samplers.RandomSampler),
+               ("qmc", optuna.samplers.QMCSampler)]
+
+
+@pytest.mark.parametrize("sampler, cls, n", [(s, c, 60) for s, c in MO_SAMPLERS]
+                         # GP's asks take seconds each with 2 objectives and a constraint: its 10
+                         # random start-up trials, then 4 model-based ones
+                         + [("gp", optuna.samplers.GPSampler, 14)])
 @pytest.mark.parametrize("seed", [0, 3, 11])
-def test_multi_objective_with_constraints_is_raw_optuna(sampler, cls, seed):
+def test_multi_objective_with_constraints_is_raw_optuna(sampler, cls, n, seed):
     searcher = OptunaSearcher(MO_SPACE, sampler=sampler, seed=seed, outcome_spec=MO_SPEC)
     study = optuna.create_study(directions=["minimize", "minimize"], sampler=cls(seed=seed))
     dists = {"x": optuna.distributions.FloatDistribution(-2.0, 2.0),
              "y": optuna.distributions.FloatDistribution(-2.0, 2.0)}
     ours, raw = [], []
-    while len(ours) < 60:  # one at a time, as parallel_size 1 runs them
+    while len(ours) < n:  # one at a time, as parallel_size 1 runs them
         c = searcher.get_config()
         f1, f2, con = mo_values(c["x"], c["y"])
         searcher.tell(c, f1, "FINISHED", Outcome((f1, f2), (MO_SPEC.constraints[0].violation(con),)))
         ours.append((c["x"], c["y"]))
-    while len(set(raw)) < 60:  # raw Optuna evaluates a repeated config again (NSGA-II copies parents)
+    while len(set(raw)) < n:  # raw Optuna evaluates a repeated config again (NSGA-II copies parents)
         t = study.ask(dists)
         r1, r2, rcon = mo_values(t.params["x"], t.params["y"])
         t.set_constraint("c <= 0", rcon)

@@ -42,15 +42,17 @@ def read_run(run_dir):
 
 
 def test_every_scalar_and_the_args_read_back(tmp_path):
-    store = make_store(tmp_path, jobs=3, steps=7, args=lambda i: {
+    store = make_store(tmp_path, jobs=5, steps=7, args=lambda i: {
         "lr": 0.001 * i, "opt": ["sgd", "adam"][i % 2], "nested": {"a": i}, "flag": i == 2})
     store.update_job("t", 3, status="ERROR")
+    store.update_job("t", 4, status="EARLY_STOPPED")  # an assessor's stop: ended as planned
+    store.update_job("t", 5, status="KILLED")
     store.add_scalars("t", [(1, "odd", None, float("nan"), None, 1), (1, "odd", None, float("inf"), None, 1),
                             (1, "odd", None, 2.5, None, 1), (1, "note", 4, "not a number", None, 1)])
     logdir, n_jobs, n_scalars = export_task(store, "t")
     assert logdir == str(tmp_path / "wd" / "tasks" / "t" / "tensorboard")
-    assert (n_jobs, n_scalars) == (3, 3 * 7 * 2 + 4)
-    assert sorted(os.listdir(logdir)) == ["job_0001", "job_0002", "job_0003"]
+    assert (n_jobs, n_scalars) == (5, 5 * 7 * 2 + 4)
+    assert sorted(os.listdir(logdir)) == [f"job_000{i}" for i in range(1, 6)]
 
     for job in store.jobs("t"):
         scalars, texts, hparams, status = read_run(os.path.join(logdir, job["name"]))
@@ -70,7 +72,8 @@ def test_every_scalar_and_the_args_read_back(tmp_path):
         assert hparams["lr"] == pytest.approx(job["arg_dict"]["lr"])
         assert hparams["opt"] == job["arg_dict"]["opt"] and hparams["nested"] == f'{{"a": {job["job_id"]}}}'
         assert hparams["flag"] is (job["job_id"] == 2)
-        assert status == {"FINISHED": "STATUS_SUCCESS", "ERROR": "STATUS_FAILURE"}[job["status"]]
+        assert status == {"FINISHED": "STATUS_SUCCESS", "EARLY_STOPPED": "STATUS_SUCCESS",
+                          "ERROR": "STATUS_FAILURE", "KILLED": "STATUS_FAILURE"}[job["status"]]
         if job["job_id"] == 1:
             assert texts == {"note": [(4, "not a number")]}
 
