@@ -32,7 +32,7 @@ import signal
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 from urllib.parse import quote
 
 from aiohttp import web
@@ -85,6 +85,19 @@ def _script() -> tuple[str, bytes]:
     """(content hash, text) of dashboard.js."""
     text = _template("dashboard.js").encode("utf-8")
     return hashlib.sha256(text).hexdigest()[:12], text
+
+
+def _ints(query: Mapping[str, str], *names: str) -> list[int] | None:
+    """The query's counters (``version``, ``rowid``; 0 where absent); None if one is not a
+    whole number (the page never sends that: a hand-made URL gets 400, not a server error)."""
+    try:
+        return [int(query.get(name, 0)) for name in names]
+    except ValueError:
+        return None
+
+
+def _bad_query() -> web.Response:
+    return web.json_response({"error": "version and rowid must be whole numbers"}, status=400)
 
 
 def _tail(path: str, limit: int = LOG_TAIL) -> str | None:
@@ -187,7 +200,10 @@ class Dashboard:
 
     async def api_tasks(self, request: web.Request) -> web.Response:
         q = request.query
-        out = await self._in(self.poll, self.tasks.changes, q.get("epoch", ""), int(q.get("version", 0)))
+        since = _ints(q, "version")
+        if since is None:
+            return _bad_query()
+        out = await self._in(self.poll, self.tasks.changes, q.get("epoch", ""), since[0])
         return web.json_response(out, dumps=_json)
 
     async def api_changes(self, request: web.Request) -> web.Response:
@@ -196,8 +212,10 @@ class Dashboard:
             live = await self._in(self.poll, self._task_live, name)
         except UserError as exc:
             return web.json_response({"error": str(exc)}, status=404)
-        out = await self._in(self.poll, live.changes, q.get("epoch", ""), int(q.get("version", 0)),
-                             int(q.get("rowid", 0)))
+        since = _ints(q, "version", "rowid")
+        if since is None:
+            return _bad_query()
+        out = await self._in(self.poll, live.changes, q.get("epoch", ""), *since)
         return web.json_response(out, dumps=_json)
 
     async def api_log(self, request: web.Request) -> web.Response:

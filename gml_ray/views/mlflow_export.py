@@ -9,7 +9,7 @@ server):
 * each ended job is a child run (``mlflow.parentRunId``) named as the job, holding its
   ``arg_dict`` as params (nested keys flattened with dots), every numeric scalar it reported as a
   metric at its step and report time (earlier attempts of a job run again under
-  ``attempt_<n>/<tag>``), its reward (``gml.reward``; each objective as ``gml.objective.<name>``,
+  ``attempt_<n>/<tag>``), its reward (metric and tag ``gml.reward``; each objective as ``gml.objective.<name>``,
   feasibility as ``gml.feasible``), and its status, node, job dir as tags.
 
 Idempotence: runs are found again by their ``gml.*`` identity tags, never remembered in a file.
@@ -208,8 +208,9 @@ def job_record(task_row: Mapping[str, Any], job: Mapping[str, Any], scalars: Ite
         created = s.get("created")
         ts = int(created) if isinstance(created, (int, float)) and created else wall
         rec.metrics.append((key, float(s["value"]), ts, step))
-    if job.get("reward") is not None:
+    if job.get("reward") is not None:  # a metric to plot and sort by, a tag to filter runs on
         rec.metrics.append(("gml.reward", float(job["reward"]), wall, 0))
+        rec.tags["gml.reward"] = repr(float(job["reward"]))
     values = job.get("rewards")
     if spec.multi or not spec.plain:
         for name, value in zip(spec.names, values or []):

@@ -55,6 +55,7 @@ def test_export_twice_logs_each_job_once_with_its_args_scalars_and_end(tmp_path,
                                      "layers": json.dumps([i, i])}
         assert child.data.tags["gml.node"] == "127.0.0.1 abc" and child.data.tags["gml.job_dir"] == job["job_dir"]
         assert child.data.tags["gml.status"] == "FINISHED" and child.info.status == "FINISHED"
+        assert float(child.data.tags["gml.reward"]) == job["reward"]  # runs can be filtered on it
         assert child.info.end_time == int(job["ended"] * 1000)
         stored = [(s["step"] if s["step"] is not None else 0, s["value"], s["created"])
                   for s in store.scalars("t", [i], ["acc"])]

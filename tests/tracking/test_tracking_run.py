@@ -55,7 +55,7 @@ def check_job_runs(run, uri: str, experiment: str = "t") -> None:
         for tag in ("loss", "acc"):
             stored = [(s["step"], s["value"], s["created"]) for s in run.scalars(job["job_id"], tag)]
             assert len(stored) == 4 and history(uri, child.info.run_id, tag) == stored
-        assert child.data.metrics["gml.reward"] == job["reward"]
+        assert child.data.metrics["gml.reward"] == job["reward"] == float(child.data.tags["gml.reward"])
 
 
 def test_a_run_logs_every_job_as_a_child_run_and_an_export_after_it_adds_nothing(run_task, tmp_path):

@@ -100,6 +100,8 @@ def test_the_api_sends_only_what_changed(tmp_path):
         status, body, _ = served.get("/api/task/t/log/0")
         assert status == 200 and "END OF JOB 1" in json.loads(body)["stdout"]
         assert served.get("/task/nope")[0] == 404 and served.get("/api/task/t/log/99")[0] == 404
+        assert served.get("/api/task/t/changes?version=abc")[0] == 400  # a hand-made URL, not a 500
+        assert served.get("/api/tasks?version=1.5")[0] == 400
         assert served.get("/", {"Host": "evil.example:80"})[0] == 403  # a local bind answers only as localhost
         page = served.get("/task/t")[1]
         assert 'id="gml-data"' in page and "/static/plotly-" in page and "/static/dashboard-" in page
