@@ -10,7 +10,8 @@ Failures never reach the search. A tracking server that cannot be reached (or a 
 busy) is one warning, in ``scheduler.log`` and on the run's console, and the thread retries with
 a backoff (1 s doubling to 30 s) while the run goes on; jobs wait in its queue. A request MLflow
 refuses as such (a permanent error) skips that job. When the run ends, :meth:`close` waits while the
-thread progresses (bounded): it logs what is queued, then every ended job the experiment does not hold
+thread progresses (bounded; a tracker still down is tried every second for 10 s more, so a server
+restarted near the end gets the rest): it logs what is queued, then every ended job the experiment does not hold
 current (paused jobs retired at the end, a job whose logging was cut short), then ends the parent
 run. What is still missing after that, ``gml-ray ctl export-mlflow --task T`` logs later: runs
 are found by their tags, so nothing is logged twice.
@@ -44,6 +45,9 @@ FINAL_WAIT_S = 30.0  # at a finished run's end: this long without progress and i
 FINAL_CAP_S = 600.0  # ... and never longer than this in all, however slowly it progresses
 STOPPED_WAIT_S = 5.0  # a run that was stopped or failed waits less: a preemption's grace is short
 BACKOFF_FIRST_S, BACKOFF_MAX_S = 1.0, 30.0  # retries while MLflow cannot be reached
+# At the run's end a tracker that is still down is tried again every CLOSING_PAUSE_S for this long
+# (a server restarted near the end gets the rest at once, not after the backoff); then the export.
+CLOSING_RETRY_S, CLOSING_PAUSE_S = 10.0, 1.0
 COMMIT_WAIT_S = 30.0  # how long a queued job's row may take to show its end (the loop's commit)
 POLL_S = 0.05  # how often the thread looks again for that commit
 # The MLflow REST client's own retries (7, with a backoff of minutes) and 120 s timeout would hold
@@ -65,6 +69,7 @@ class MlflowTracker:
         self.work_dir, self.task, self._notify = work_dir, task, notify
         self._queue: queue.SimpleQueue[tuple[int, str]] = queue.SimpleQueue()
         self._closing = threading.Event()  # set by close(): also cuts a backoff short
+        self._closed_at = 0.0  # when close() began (time.monotonic())
         self._abandoned = False  # close() stopped waiting: the thread stops at its next step
         self._thread: threading.Thread | None = None
         self._warned = False  # the one console warning was given
@@ -104,6 +109,9 @@ class MlflowTracker:
         Never raises; what it could not log is named in ``scheduler.log`` (and once on the console)."""
         t0 = time.perf_counter()
         try:
+            # The wait for progress starts now: an outage before the end is not a stalled final
+            # pass (the thread, woken from its backoff, tries again at once).
+            self._closed_at = self._stirred = time.monotonic()
             self._closing.set()
             if self._thread is not None:
                 self._wait_for_thread(self._thread, finished=status == TaskStatus.FINISHED)
@@ -214,8 +222,11 @@ class MlflowTracker:
                            f"the search goes on and logging is retried in the background; what is still "
                            f"missing at its end, `gml-ray ctl export-mlflow --task {self.task} --workdir "
                            f"{self.work_dir}` logs later")
-                if self._closing.is_set():
-                    return None  # the run has ended: no backoff, the export logs the rest
+                if self._closing.is_set():  # the run has ended: no long backoff
+                    if time.monotonic() - self._closed_at >= CLOSING_RETRY_S:
+                        return None  # still down: the export logs the rest
+                    time.sleep(CLOSING_PAUSE_S)
+                    continue
                 log.info("MLflow tracking: retrying in %gs", backoff)
                 self._closing.wait(backoff)
                 backoff = min(BACKOFF_MAX_S, backoff * 2)

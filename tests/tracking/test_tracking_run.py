@@ -11,7 +11,7 @@ import sqlite3
 
 from helpers.cli import gml
 from helpers.cluster import free_port
-from helpers.tracking import history, mlflow_runs
+from helpers.tracking import check_job_runs
 
 from gml_ray.vocab import JobStatus
 
@@ -32,30 +32,6 @@ task:
 searcher: {type: GridSearcher, reward_attribute: acc}
 scheduler: {parallel_size: 2}
 """
-
-
-def check_job_runs(run, uri: str, experiment: str = "t") -> None:
-    """Every job of ``run`` is one child run of the task's run at ``uri``, with its args as params,
-    every scalar at its step and report time, its reward, status, node and job dir."""
-    parents, children = mlflow_runs(uri, experiment)
-    assert len(parents) == 1
-    parent = parents[0]
-    assert parent.data.tags["gml.task"] == run.task and parent.info.status == "FINISHED"
-    jobs = run.jobs
-    assert sorted(children) == sorted(j["name"] for j in jobs)
-    for job in jobs:
-        child = children[job["name"]]
-        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
-        assert child.info.status == "FINISHED" and child.data.tags["gml.status"] == JobStatus.FINISHED
-        assert child.data.tags["gml.job_dir"] == job["job_dir"] and child.data.tags["gml.node"] == job["node"]
-        assert child.info.start_time == int(job["started"] * 1000) and child.info.end_time == int(job["ended"] * 1000)
-        args = job["arg_dict"]
-        assert child.data.params == {"x": str(args["x"]), "opt.name": args["opt"]["name"],
-                                     "opt.lr": str(args["opt"]["lr"])}
-        for tag in ("loss", "acc"):
-            stored = [(s["step"], s["value"], s["created"]) for s in run.scalars(job["job_id"], tag)]
-            assert len(stored) == 4 and history(uri, child.info.run_id, tag) == stored
-        assert child.data.metrics["gml.reward"] == job["reward"] == float(child.data.tags["gml.reward"])
 
 
 def test_a_run_logs_every_job_as_a_child_run_and_an_export_after_it_adds_nothing(run_task, tmp_path):
