@@ -206,6 +206,7 @@ def warm_start(store: Store, task: str, searcher: BaseSearcher, cfg: TaskConfig)
     for r in results:
         searcher.tell(r.config, r.reward, JobStatus.FINISHED, r.outcome)
         warm.told += 1
+    searcher.warm_started(warm.told)
     store.update_task(task, warm_start=warm.to_json())
     log.info("%s", warm.summary())
     return warm

@@ -158,6 +158,13 @@ class BaseSearcher(ABC):
         """Hook: a proposed config ended without a reward. The default does nothing more."""
         return None
 
+    def warm_started(self, told: int) -> None:
+        """Hook: the last ``told`` results told (before the first proposal) came from other tasks
+        (``--warm-start-from``), not from this task's earlier run: a searcher that treats results
+        told on ``--resume`` as its own earlier proposals (its seeded sampler will draw them
+        again) does not count these. Called once, right after them. The default does nothing."""
+        return None
+
     def _reward_while_pending(self) -> float:
         """The placeholder reward of a proposed config whose job has not ended."""
         return worst_reward(self.optimize_mode)

@@ -275,6 +275,11 @@ class OptunaSearcher(BaseSearcher):
             frozen.set_constraint(text, violation)
         self.study.add_trial(frozen)
 
+    def warm_started(self, told: int) -> None:
+        # Other tasks' results: this sampler never drew them, so a proposal of one of their
+        # configs is a repeat told its known value (and counted), not a free replay.
+        self._replays = max(0, self._replays - told)
+
     def __len__(self) -> int:
         size = self._flat.size
         return sys.maxsize if math.isinf(size) else int(size) - len(self.seen)

@@ -421,3 +421,31 @@ def test_a_job_without_its_constrained_scalar_is_a_failed_trial():
 def test_cmaes_refuses_several_objectives():
     with pytest.raises(ValueError, match="sampler cmaes optimises one objective"):
         OptunaSearcher(MO_SPACE, sampler="cmaes", seed=0, outcome_spec=MO_SPEC)
+
+
+def test_results_of_other_tasks_are_not_replays():
+    """Warm-started results (another task's): a repeat of one of their configs is told its known
+    value and counts toward max_duplicates, as any repeat does; on --resume (the task's own
+    results) the seeded sampler's replays of them are free FAILs."""
+    space = Dict(a=Categorical(0, 1, 2), b=Categorical(0, 1, 2))
+    told = [({"a": a, "b": b}, float(a + b)) for a in range(3) for b in range(2)]
+
+    def searcher(warm: bool) -> OptunaSearcher:
+        s = OptunaSearcher(space, optimize_mode="minimize", sampler="tpe", seed=0,
+                           sampler_kwargs={"n_startup_trials": 2})
+        for config, value in told:
+            s.tell(config, value, JobStatus.FINISHED)
+        if warm:
+            s.warm_started(len(told))
+        return s
+
+    warm, resumed = searcher(True), searcher(False)
+    assert warm.get_config() is not None and resumed.get_config() is not None
+    assert warm.duplicates > 0 and resumed.duplicates > 0  # TPE goes back to the known best first
+    state = optuna.trial.TrialState
+    # warm: every repeat is a COMPLETE trial with its config's known value, none a FAIL
+    assert not [t for t in warm.study.trials if t.state == state.FAIL]
+    repeats = warm.study.trials[len(told):-1]
+    assert repeats and all(t.value == t.params["a"] + t.params["b"] for t in repeats)
+    # resume: the replays are FAILs
+    assert [t for t in resumed.study.trials if t.state == state.FAIL]
