@@ -151,3 +151,33 @@ def test_resume_after_the_driver_is_killed_keeps_the_front(tmp_path):
     # the feasible ones are a trade-off (acc and latency both rise with x); 0.8 is never on it
     assert front is not None and front.names == {j["name"] for j in jobs if j["feasible"]}
     assert os.path.exists(tmp_path / "wd" / "tasks" / "k")
+
+
+@pytest.mark.slow
+def test_the_digits_example_runs_and_has_a_front(tmp_path, ray_head):
+    """examples/digits_mo as shipped (fewer jobs and epochs): every job trains, reports both
+    objectives and the constrained latency, and `ctl show --pareto` lists a non-empty front."""
+    import shutil
+
+    from helpers import REPO_DIR
+    example = tmp_path / "digits_mo"
+    shutil.copytree(os.path.join(REPO_DIR, "examples", "digits_mo"), example)
+    config = example / "search_config.yaml"
+    text = config.read_text()
+    assert "max_tries: 16" in text and "data: [10, 20]" in text and '"latency_ms <= 0.5"' in text
+    # the bound is the example's machine's: any machine meets 1 s, so the front is never empty
+    config.write_text(text.replace("max_tries: 16", "max_tries: 3").replace("data: [10, 20]", "data: [2]")
+                      .replace('"latency_ms <= 0.5"', '"latency_ms <= 1000"'))
+    run = gml("run", str(config), "--task", "mo", "--workdir", "wd", "--address", ray_head, cwd=tmp_path, timeout=300)
+    assert run.returncode == 0, run.stderr
+    store = Store(str(tmp_path / "wd"), create=False)
+    jobs = store.jobs("mo")
+    assert [j["status"] for j in jobs] == [JobStatus.FINISHED] * 3
+    for job in jobs:
+        acc, params = job["rewards"]
+        assert 0 < acc <= 1 and params > 0 and job["feasible"] == 1
+        assert store.scalars("mo", [job["job_id"]], ["latency_ms"])  # what the constraint reads
+    pareto = gml("ctl", "show", "--task", "mo", "--workdir", "wd", "--pareto", cwd=tmp_path, timeout=60)
+    assert pareto.returncode == 0, pareto.stderr
+    front = task_front(store.require_task("mo"), jobs)
+    assert front is not None and front.names and all(name in pareto.stdout for name in front.names)
