@@ -51,28 +51,27 @@ def test_command_job_collects_scalars_without_ray(tmp_path):
     assert not (tmp_path / "gml_scalars").exists()
 
 
-def test_report_takes_its_step_first_or_by_name(tmp_path):
-    """``report(acc=..., step=7)`` (how Tune and Optuna users write it) sets the step; it is not
-    a scalar called "step"."""
-    (tmp_path / "t.py").write_text(
-        "from gml_ray import report\nreport(acc=0.5)\nreport(acc=0.6, loss=1.0, step=7)\n"
-        "report(9, acc=0.7)\nreport(acc=0.8)\n")
+def reported(tmp_path, script: str) -> list[tuple]:
+    """(tag, value, step) of what ``script`` reported, run as a command job that must finish."""
+    (tmp_path / "t.py").write_text(script)
     out = run_command(JobSpec(job_id=1, name="j", command="python t.py", cwd=str(tmp_path),
                               job_dir=str(tmp_path / "job")))
     assert out["status"] == "FINISHED", (tmp_path / "job" / "stderr.log").read_text()
-    assert [(r["t"], r["v"], r["s"]) for r in out["scalars"]] == [
+    return [(r["t"], r["v"], r["s"]) for r in out["scalars"]]
+
+
+def test_report_takes_its_step_first_or_by_name(tmp_path):
+    """``report(acc=..., step=7)`` (how Tune and Optuna users write it) sets the step; it is not
+    a scalar called "step"."""
+    assert reported(tmp_path, "from gml_ray import report\nreport(acc=0.5)\nreport(acc=0.6, loss=1.0, step=7)\n"
+                              "report(9, acc=0.7)\nreport(acc=0.8)\n") == [
         ("acc", 0.5, 0), ("acc", 0.6, 7), ("loss", 1.0, 7), ("acc", 0.7, 9), ("acc", 0.8, 10)]
 
 
 def test_torch_tensor_values_are_reported_as_numbers(tmp_path):
-    torch = pytest.importorskip("torch")
-    (tmp_path / "t.py").write_text(
-        "import torch\nfrom gml_ray import SummaryWriter\n"
-        "SummaryWriter().add_scalar('acc', torch.tensor([0.25]), 3)\n")
-    out = run_command(JobSpec(job_id=1, name="j", command="python t.py", cwd=str(tmp_path),
-                              job_dir=str(tmp_path / "job")))
-    assert out["status"] == "FINISHED", (tmp_path / "job" / "stderr.log").read_text()
-    assert [(r["t"], r["v"], r["s"]) for r in out["scalars"]] == [("acc", 0.25, 3)]
+    pytest.importorskip("torch")
+    assert reported(tmp_path, "import torch\nfrom gml_ray import SummaryWriter\n"
+                              "SummaryWriter().add_scalar('acc', torch.tensor([0.25]), 3)\n") == [("acc", 0.25, 3)]
 
 
 def test_the_wheel_ships_the_cli_inside_gml_ray_not_as_a_top_level_cli_package(tmp_path):
