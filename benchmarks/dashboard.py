@@ -44,9 +44,9 @@ times, in turn (alternating which goes first), each with a fresh server and a fr
   Plotly plot with traces) and every plot drawn (the first frame after ``#plot-history``,
   ``#graph-hyperparameter-importances``, ``#graph-timeline`` and ``#graph-intermediate-values`` all
   are: ``_fullLayout``, ``data.length > 0`` and an ``svg.main-svg``); the duration of its
-  ``/api/studies/1?after=0`` fetch and of the polls it makes (``?after=N``, every 10 s at this size)
-  within ``--poll-window`` s, from the page's resource timing; one ``?after=N`` request from a client
-  beside it, 11 s after the last (its trial cache lives 10 s); then, in another fresh Chromium
+  first ``/api/studies/1?after=0`` fetch and of the polls it makes (``?after=N``, every 10 s at this
+  size) within ``--poll-window`` s, from DevTools' network events; three ``?after=N`` requests from a
+  client beside it, each 11 s after the last (its trial cache lives 10 s); then, in another fresh Chromium
   (the same server), its Smart Selection page (``/dashboard/studies/1/smartSelection``, where its
   trial table is): the first frame after ``table tbody tr`` exists.
 
@@ -106,8 +106,8 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(30)
 
 
-def get(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=60) as r:
+def get(url: str, timeout: float = 60) -> dict:
+    with urllib.request.urlopen(url, timeout=timeout) as r:
         return json.loads(r.read())
 
 
@@ -211,7 +211,7 @@ def scale(args) -> None:
             next_id += 1
 
     try:
-        with Chromium(chromium_binary()) as browser:
+        with patient(Chromium(chromium_binary())) as browser:
             browser.call("Page.addScriptToEvaluateOnNewDocument", source=PROBE)
             t0 = time.perf_counter()
             browser.call("Page.navigate", url=url.rsplit("/task", 1)[0] + "/task/big")
@@ -266,11 +266,13 @@ def load() -> str:
 def wait_for(browser, expression: str, timeout: float):
     """Evaluate ``expression`` in the page until it is truthy (its value), or None after ``timeout``
     seconds (a page whose main thread is busy answers late: that counts against the time too)."""
+    from websockets.exceptions import ConnectionClosed
+
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
             value = browser.eval(expression, timeout=max(1.0, deadline - time.time()))
-        except TimeoutError:
+        except (TimeoutError, ConnectionClosed):
             return None
         if value:
             return value
@@ -278,9 +280,9 @@ def wait_for(browser, expression: str, timeout: float):
     return None
 
 
-def timed_get(url: str) -> tuple[float, dict]:
+def timed_get(url: str, timeout: float = 60) -> tuple[float, dict]:
     t0 = time.perf_counter()
-    body = get(url)
+    body = get(url, timeout)
     return (time.perf_counter() - t0) * 1000, body
 
 
@@ -359,7 +361,7 @@ def task_list(args) -> None:
         halt.clear()
         thread = threading.Thread(target=writer, daemon=True)
         try:
-            with Chromium(chromium_binary()) as browser:
+            with patient(Chromium(chromium_binary())) as browser:
                 browser.call("Page.addScriptToEvaluateOnNewDocument", source=TASKS_PROBE)
                 at = load()
                 browser.call("Page.navigate", url=url + "/")
@@ -422,8 +424,39 @@ OD_PROBE = """(() => {
       P.nrows = document.querySelectorAll('table tbody tr').length; mark('rows'); }
   }).observe(document, {childList: true, subtree: true});
 })();""" % json.dumps(OD_PLOTS)
-OD_FETCHES = ("performance.getEntriesByType('resource').filter(e => /\\/api\\/studies\\/\\d+\\?after=/.test(e.name))"
-              ".map(e => [Number(e.name.split('after=')[1]), e.startTime, e.duration])")
+
+
+def fetches(browser, part: str) -> tuple[list[tuple[str, float | None]], list[str]]:
+    """The page's requests whose URL holds ``part``, in order: (URL, ms until loaded, or None while
+    not), and the errors of those that failed, from the DevTools network events (the browser's: a
+    busy page still has them)."""
+    from websockets.exceptions import ConnectionClosed
+
+    try:
+        browser.call("Browser.getVersion", timeout=30)  # answered by the browser: reads every event so far
+    except (TimeoutError, ConnectionClosed):
+        pass  # the events read so far
+    sent: dict[str, tuple[str, float]] = {}
+    done: dict[str, float] = {}
+    failed: dict[str, str] = {}
+    for e in browser.events:
+        m, p = e.get("method"), e.get("params", {})
+        if m == "Network.requestWillBeSent" and part in p["request"]["url"]:
+            sent[p["requestId"]] = (p["request"]["url"], p["timestamp"])
+        elif m == "Network.loadingFinished":
+            done[p["requestId"]] = p["timestamp"]
+        elif m == "Network.loadingFailed":
+            failed[p["requestId"]] = p.get("errorText", "?")
+    order = sorted((r for r in sent if r not in failed), key=lambda r: sent[r][1])
+    return ([(sent[r][0], (done[r] - sent[r][1]) * 1000 if r in done else None) for r in order],
+            [e for r, e in failed.items() if r in sent])
+
+
+def patient(browser):
+    """A page busy for minutes starves the browser too: its DevTools socket may answer a keepalive
+    ping late, which is no reason to drop it."""
+    browser.ws.ping_timeout = None
+    return browser
 
 
 def build_optuna(work: str, task: str, jobs: int, path: str) -> None:
@@ -506,7 +539,7 @@ def ours_once(work: str, task: str, args) -> dict:
     server, url = serve(work)
     base = url.rsplit("/task", 1)[0]
     try:
-        with Chromium(chromium_binary()) as browser:
+        with patient(Chromium(chromium_binary())) as browser:
             browser.call("Page.addScriptToEvaluateOnNewDocument", source=PROBE)
             browser.call("Page.navigate", url=f"{base}/task/{task}")
             ready = wait_for(browser, "!!(window.gmlReport && (window.gmlReport.ready || window.gmlReport.errors.length))",
@@ -562,35 +595,51 @@ def theirs_once(db: str, n_trials: int, args) -> dict:
                 if time.time() > deadline or proc.poll() is not None:
                     raise RuntimeError(f"optuna-dashboard did not start (exit {proc.poll()})") from None
                 time.sleep(0.1)
-        with Chromium(chromium_binary()) as browser:
-            browser.call("Page.addScriptToEvaluateOnNewDocument", source=OD_PROBE)
-            browser.call("Page.navigate", url=base + "/dashboard/studies/1")
-            t0 = time.perf_counter()
-            probe = wait_for(browser, "window.__odProbe.plotsFrame !== null && window.__odProbe", args.timeout)
-            out["waited"] = time.perf_counter() - t0
-            if probe is None:  # what it has drawn by now, if its main thread answers at all
-                probe = wait_for(browser, "window.__odProbe", 10) or {}
-            out.update(content=probe.get("contentFrame"), plots=probe.get("plotsFrame"), seen=probe.get("seen"))
-            if probe.get("plotsFrame") is not None:
-                end = time.time() + args.poll_window  # its own polls, as the page timed them
-                while time.time() < end:
-                    time.sleep(1.0)
-                out["fetches"] = wait_for(browser, OD_FETCHES + ".concat([[-1, 0, 0]])", 30) or []
-            out["errors"] = browser.errors()
-        fetches = [f for f in out.get("fetches", []) if f[0] >= 0]
-        out["full"] = [f[2] for f in fetches if f[0] == 0]
-        out["polls"] = [f[2] for f in fetches if f[0] > 0]
-        with Chromium(chromium_binary()) as browser:  # its trial table: the Smart Selection page
-            browser.call("Page.addScriptToEvaluateOnNewDocument", source=OD_PROBE)
-            browser.call("Page.navigate", url=base + "/dashboard/studies/1/smartSelection")
-            t0 = time.perf_counter()
-            rows = wait_for(browser, "window.__odProbe.rowsFrame !== null && window.__odProbe", args.timeout)
-            out["table_waited"] = time.perf_counter() - t0
-            out["table"] = rows["rowsFrame"] if rows else None
-            out["table_rows"] = rows["nrows"] if rows else None
-        time.sleep(11)  # past its trial cache's 10 s: what a poll costs the server
-        ms, d = timed_get(f"{base}/api/studies/1?after={n_trials}")
-        out["server"] = [ms]
+        out.update(content=None, plots=None, seen={}, first=None, refetches=0, unfinished=0, failed=[], polls=[],
+                   errors=[], waited=0.0, table=None, table_rows=None, table_waited=0.0)
+        t0 = time.perf_counter()
+        try:
+            with patient(Chromium(chromium_binary())) as browser:
+                browser.call("Page.addScriptToEvaluateOnNewDocument", source=OD_PROBE)
+                t0 = time.perf_counter()
+                browser.call("Page.navigate", url=base + "/dashboard/studies/1")
+                probe = wait_for(browser, "window.__odProbe.plotsFrame !== null && window.__odProbe", args.timeout)
+                out["waited"] = time.perf_counter() - t0
+                if probe is None:  # what it has drawn by now, if its main thread answers at all
+                    probe = wait_for(browser, "window.__odProbe", 10) or {}
+                out.update(content=probe.get("contentFrame"), plots=probe.get("plotsFrame"), seen=probe.get("seen"))
+                if probe.get("plotsFrame") is not None:
+                    time.sleep(args.poll_window)  # its own polls
+                got, out["failed"] = fetches(browser, "/api/studies/1?after=")
+                full = [t for u, t in got if u.endswith("after=0")]
+                out["first"] = full[0] if full else None  # its first read of the study
+                out["refetches"] = max(0, len(full) - 1)  # ?after=0 again: polls made before the first read came
+                out["unfinished"] = sum(1 for _, t in got if t is None)
+                out["polls"] = [t for u, t in got if not u.endswith("after=0") and t is not None]
+                out["errors"] = browser.errors()
+        except Exception as exc:  # noqa: BLE001 - a browser that gave up is a result here
+            out["errors"].append(f"study page: {exc!r}"[:300])
+            out["waited"] = out["waited"] or time.perf_counter() - t0
+        t0 = time.perf_counter()
+        try:
+            with patient(Chromium(chromium_binary())) as browser:  # its trial table: the Smart Selection page
+                browser.call("Page.addScriptToEvaluateOnNewDocument", source=OD_PROBE)
+                t0 = time.perf_counter()
+                browser.call("Page.navigate", url=base + "/dashboard/studies/1/smartSelection")
+                rows = wait_for(browser, "window.__odProbe.rowsFrame !== null && window.__odProbe", args.timeout)
+                out["table"] = rows["rowsFrame"] if rows else None
+                out["table_rows"] = rows["nrows"] if rows else None
+        except Exception as exc:  # noqa: BLE001
+            out["errors"].append(f"smartSelection page: {exc!r}"[:300])
+        out["table_waited"] = time.perf_counter() - t0
+        out["server"] = []
+        for _ in range(3):  # each past its trial cache's 10 s: what a poll costs the server
+            time.sleep(11)
+            try:
+                out["server"].append(timed_get(f"{base}/api/studies/1?after={n_trials}", args.timeout)[0])
+            except OSError:  # (TimeoutError is one)
+                out["server"].append(None)
+                break
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -604,7 +653,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def ms(v: float | None, waited: float | None = None) -> str:
+def secs(v: float | None, waited: float | None = None) -> str:
     return f"{v / 1000:.2f} s" if v is not None else f"not within {waited or 0:.0f} s"
 
 
@@ -639,8 +688,8 @@ def versus(args) -> None:
             if side == "ours":
                 o = ours_once(work, task, args)
                 ours.append(o)
-                print(f"run {r + 1}, ours ({o['load']}): table painted {ms(o['table'])}, every plot drawn "
-                      f"{ms(o['plots'], args.timeout)}; {o['rows']} rows; page polls "
+                print(f"run {r + 1}, ours ({o['load']}): table painted {secs(o['table'])}, every plot drawn "
+                      f"{secs(o['plots'], args.timeout)}; {o['rows']} rows; page polls "
                       f"{', '.join(f'{p:.0f}' for p in o['polls'])} ms; a changes request "
                       f"{', '.join(f'{p:.0f}' for p in o['server'])} ms; errors {o['errors'][:3]}", flush=True)
             elif have:
@@ -648,15 +697,18 @@ def versus(args) -> None:
                 theirs.append(t)
                 seen = {k: round(v / 1000, 2) for k, v in (t.get("seen") or {}).items()}
                 print(f"run {r + 1}, optuna-dashboard ({t['load']}): first content (history plot) "
-                      f"{ms(t['content'], t['waited'])}, every plot drawn {ms(t['plots'], t['waited'])} "
-                      f"(each plot, s: {seen}); its ?after=0 fetch {', '.join(f'{p / 1000:.1f}' for p in t['full'])} s, "
-                      f"its polls {', '.join(f'{p / 1000:.1f}' for p in t['polls'])} s; a poll from beside it "
-                      f"{t['server'][0] / 1000:.1f} s; trial table (Smart Selection) {ms(t['table'], t['table_waited'])}"
+                      f"{secs(t['content'], t['waited'])}, every plot drawn {secs(t['plots'], t['waited'])} "
+                      f"(each plot, s: {seen}); its first ?after=0 fetch {secs(t['first'], t['waited'])}, {t['refetches']} more "
+                      f"?after=0 fetches, {t['unfinished']} unanswered when it was closed, "
+                      f"{len(t['failed'])} failed {sorted(set(t['failed']))}, "
+                      f"its polls {', '.join(f'{p / 1000:.1f}' for p in t['polls'])} s; polls from beside it "
+                      f"{', '.join(secs(p, args.timeout) for p in t['server'])}; trial table (Smart Selection) {secs(t['table'], t['table_waited'])}"
                       f" ({t['table_rows']} rows in the DOM); errors {t['errors'][:3]}", flush=True)
 
     def col(rs: list[dict], key: str, unit: str = "s") -> str:
-        v = [x for r in rs for x in (r.get(key) if isinstance(r.get(key), list) else [r.get(key)]) if x is not None]
-        missing = sum(1 for r in rs if r.get(key) is None or r.get(key) == [])
+        each = [r.get(key) if isinstance(r.get(key), list) else [r.get(key)] for r in rs]
+        v = [x for e in each for x in e if x is not None]
+        missing = sum(1 for e in each if not e or None in e)
         return spread(v, unit) + (f" ({missing} of {len(rs)} not there)" if missing else "")
 
     print(f"\n{n_jobs} jobs/trials, median [min-max] of {args.repeats} runs each ({load()}):")
@@ -666,7 +718,7 @@ def versus(args) -> None:
     print(f"| every plot drawn | {col(ours, 'plots')} | {col(theirs, 'plots')} |")
     print(f"| a poll, as the page times it | {col(ours, 'polls', 'ms')} | {col(theirs, 'polls')} |")
     print(f"| a poll, from a client beside it | {col(ours, 'server', 'ms')} | {col(theirs, 'server')} |")
-    print(f"| the first data request (theirs) | - | {col(theirs, 'full')} |")
+    print(f"| its first data request (theirs: ?after=0) | - | {col(theirs, 'first')} |")
 
 
 def main() -> None:
@@ -680,7 +732,7 @@ def main() -> None:
     ap.add_argument("--tasks", type=int, default=None, metavar="N", help="the task list of N synthetic tasks")
     ap.add_argument("--optuna-dashboard", action="store_true", help="the task page next to optuna-dashboard's")
     ap.add_argument("--timeout", type=float, default=300.0, help="s to wait for a page (--tasks, --optuna-dashboard)")
-    ap.add_argument("--poll-window", type=float, default=25.0, help="s to watch optuna-dashboard's own polls")
+    ap.add_argument("--poll-window", type=float, default=60.0, help="s to watch optuna-dashboard's own polls")
     args = ap.parse_args()
     args.polls = args.polls or (10 if args.scale else 5)
     if args.tasks:
