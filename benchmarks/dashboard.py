@@ -222,20 +222,18 @@ def scale(args) -> None:
             print(f"task page at {args.jobs} jobs: table painted {info['probe']['frame'] / 1000:.2f} s, every plot "
                   f"drawn {info['ready'] / 1000:.2f} s after navigation ({wall:.2f} s wall); errors: {info['errors']}", flush=True)
             threading.Thread(target=writer, daemon=True).start()
-            seen, samples, server_ms = browser.eval("gmlDashboard.polls"), [], []
+            server_ms: list[float] = []
             base = url.rsplit("/task", 1)[0]
             first = get(f"{base}/api/task/big/changes?epoch=&version=0&rowid=0")
-            state = (first["epoch"], first["version"], store.last_scalar_rowid())
-            while len(samples) < args.polls:
-                time.sleep(0.2)
-                n = browser.eval("gmlDashboard.polls")
-                if n > seen:
-                    seen = n
-                    samples.append(browser.eval("[gmlDashboard.lastPollMs, gmlDashboard.lastApplyMs]"))
-                    t1 = time.perf_counter()
-                    c = get(f"{base}/api/task/big/changes?epoch={state[0]}&version={state[1]}&rowid={state[2]}")
-                    server_ms.append((time.perf_counter() - t1) * 1000)
-                    state = (c["epoch"], c["version"], c["rowid"])
+            state = [first["epoch"], first["version"], store.last_scalar_rowid()]
+
+            def ask_beside() -> None:  # a changes request from a client beside the page
+                t1 = time.perf_counter()
+                c = get(f"{base}/api/task/big/changes?epoch={state[0]}&version={state[1]}&rowid={state[2]}")
+                server_ms.append((time.perf_counter() - t1) * 1000)
+                state[:] = [c["epoch"], c["version"], c["rowid"]]
+
+            samples = page_polls(browser, args.polls, ask_beside)
             rows = browser.eval("gmlReport.rows().length")
             polls = [p for p, _ in samples]
             applies = [a for _, a in samples]
@@ -249,6 +247,21 @@ def scale(args) -> None:
 
 
 # ---- shared -------------------------------------------------------------------------------------
+
+def page_polls(browser, n: int, each=None) -> list[list[float]]:
+    """[request ms, patch ms] of the page's next ``n`` polls, by its own timings; ``each()`` runs
+    after each one is seen."""
+    seen, samples = browser.eval("gmlDashboard.polls"), []
+    while len(samples) < n:
+        time.sleep(0.2)
+        polls = browser.eval("gmlDashboard.polls")
+        if polls > seen:
+            seen = polls
+            samples.append(browser.eval("[gmlDashboard.lastPollMs, gmlDashboard.lastApplyMs]"))
+            if each is not None:
+                each()
+    return samples
+
 
 def spread(values: list[float], unit: str = "s") -> str:
     """``median [min-max]`` of timings in ms, in seconds (``unit="s"``) or ms."""
@@ -372,13 +385,7 @@ def task_list(args) -> None:
                     continue
                 painted.append(probe["frame"])
                 thread.start()
-                seen, mine = browser.eval("gmlDashboard.polls"), []
-                while len(mine) < args.polls:
-                    time.sleep(0.2)
-                    n = browser.eval("gmlDashboard.polls")
-                    if n > seen:
-                        seen = n
-                        mine.append(browser.eval("[gmlDashboard.lastPollMs, gmlDashboard.lastApplyMs]"))
+                mine = page_polls(browser, args.polls)
                 polls += [p for p, _ in mine]
                 applies += [a for _, a in mine]
                 ms, first = timed_get(f"{url}/api/tasks?epoch=&version=0")
