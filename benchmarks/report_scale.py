@@ -99,7 +99,7 @@ def measure(page: str, timeout: float = 300) -> dict:
     Reads only what every version of the page has (``gmlReport.ready/readyMs/filter/sort``, the
     table's DOM), so pages written by older versions measure the same way.
     """
-    from test_report import Chromium, chromium_binary
+    from helpers.browser import Chromium, chromium_binary
 
     with Chromium(chromium_binary()) as browser:
         browser.call("Page.addScriptToEvaluateOnNewDocument", source=PROBE)
@@ -170,7 +170,7 @@ def main() -> None:
     args = ap.parse_args()
     tags = [t for t in args.tags.split(",") if t]
 
-    from test_report import chromium_binary
+    from helpers.browser import chromium_binary
 
     if args.html:
         report_on(args.html, args.runs)
