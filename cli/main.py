@@ -405,8 +405,8 @@ def _store_error(exc: Exception) -> str:
 
 def _main(typer_app: typer.Typer, prog_name: Optional[str] = None, args: Optional[list] = None) -> None:
     import sqlite3
-    command_started()
     try:
+        command_started()
         typer_app(args=args, prog_name=prog_name)
     except UserError as exc:
         err_console.print(Text(f"error: {exc}", style="bold red"), soft_wrap=True)
@@ -419,6 +419,10 @@ def _main(typer_app: typer.Typer, prog_name: Optional[str] = None, args: Optiona
             err_console.print(Text("terminated (SIGTERM)", style="red"))
             sys.exit(143)
         raise
+    except KeyboardInterrupt:  # a signal outside typer's own catch (as it builds the command)
+        terminated = sigterm_received()
+        err_console.print(Text("terminated (SIGTERM)" if terminated else "interrupted", style="red"))
+        sys.exit(143 if terminated else 130)
     except sqlite3.DatabaseError as exc:  # environment, not the user's input: exit 1
         err_console.print(Text(f"error: {_store_error(exc)}", style="bold red"), soft_wrap=True)
         sys.exit(1)

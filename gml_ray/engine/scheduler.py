@@ -320,13 +320,9 @@ class NaiveScheduler:
         owns_ray = not ray.is_initialized()
         actor = None
         try:
-            try:
+            with sigterm_kept():  # Ray's own SIGTERM handling would lose a signal while it starts
                 init_ray(self.address, self.num_cpus, self.num_gpus)
-            except SystemExit as exc:  # Ray's own SIGTERM handler, active while ray.init runs
-                if exc.code != signal.SIGTERM:
-                    raise
-                hits.append((time.time(), signal.SIGTERM))
-            if in_main:  # ray.init installs handlers of its own
+            if in_main:  # what else ray.init may have installed
                 for sig in _SIGNAL_REASON:
                     signal.signal(sig, on_signal)
             check_hits()

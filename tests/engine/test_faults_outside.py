@@ -7,11 +7,13 @@ import glob
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 
 import pytest
 from helpers import owned_processes, write_files
-from helpers.runs import SLOW_TRAIN, jobs_in, start, wait_for
+from helpers.runs import SLOW_TRAIN, jobs_in, run_env, start, wait_for
 
 from gml_ray.store import Store
 
@@ -103,7 +105,7 @@ def test_sigterm_at_any_moment_ends_the_run_with_its_line(tmp_path, moment):
     finally:
         if run.poll() is None:
             run.kill()
-    assert run.returncode == 143, (moment, out, err)
+    assert run.returncode == 143, f"{moment}: {run.returncode}\n{err}"  # err whole, not a truncated repr
     assert "Traceback" not in err and "SIGTERM received" not in err, err
     assert err.strip().splitlines()[-1].startswith("terminated (SIGTERM)"), err
     if os.path.exists(db):
@@ -152,4 +154,60 @@ def test_sigterm_while_the_run_ends_keeps_its_result(tmp_path):
     if run.returncode == 143:
         assert err.strip().splitlines()[-1] == "terminated (SIGTERM): task t had ended (FINISHED)", err
     assert Store(str(tmp_path / "wd"), create=False).require_task("t")["status"] == "FINISHED"
+    wait_for(lambda: not owned_processes(run.pid), timeout=20, what="the run's Ray to end")
+
+
+# `gml-ray run` with a SIGTERM sent from inside the driver at a chosen point of ray.init:
+# "fork hook" from an at-fork hook (Python drops what a signal handler raises there, so a handler
+# that raises loses the signal); "core worker" once the core worker is up (its C-level
+# failure-signal handler would print a stack dump first).
+SIGNALLED_RUN = """
+import os, signal, sys
+import ray, ray._private.worker as ray_worker
+point, sent = sys.argv[1], []
+
+def signal_once():
+    if not sent:
+        sent.append(True)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+if point == "fork hook":
+    started = ray.init
+    def init(*args, **kwargs):
+        os.register_at_fork(after_in_parent=signal_once)
+        return started(*args, **kwargs)
+    ray.init = init
+else:
+    connect = ray_worker.connect
+    def connected(*args, **kwargs):
+        connect(*args, **kwargs)
+        signal_once()
+    ray_worker.connect = connected
+from gml_ray.cli.main import main
+sys.argv = ["gml-ray", "run", "c.yaml", "--task", "t", "--workdir", "wd", "--num-cpus", "2"]
+main()
+"""
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("point", ["fork hook", "core worker"])
+def test_sigterm_while_ray_starts_is_neither_lost_nor_dumped(tmp_path, point):
+    write_files(tmp_path, {"train.py": SLOW_TRAIN, "driver.py": SIGNALLED_RUN, "c.yaml": """
+        task:
+          template: python train.py {x} 1000
+          search_args: [{type: Categorical, name: x, data: [1, 2]}]
+        scheduler: {parallel_size: 2}
+        """})
+    run = subprocess.Popen([sys.executable, "driver.py", point], cwd=tmp_path, env=run_env(), text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = run.communicate(timeout=90)  # a lost signal: the jobs run for 200 s
+    finally:
+        if run.poll() is None:
+            run.kill()
+            out, err = run.communicate()
+    assert run.returncode == 143, f"{point}: {run.returncode}\n{err}"
+    assert "Traceback" not in err and "SIGTERM received" not in err and "Exception ignored" not in err, err
+    assert err.strip().splitlines()[-1] == "terminated (SIGTERM): task t ended before any job ran (ERROR)", err
+    assert Store(str(tmp_path / "wd"), create=False).require_task("t")["status"] == "ERROR"
     wait_for(lambda: not owned_processes(run.pid), timeout=20, what="the run's Ray to end")
