@@ -79,8 +79,8 @@ def test_the_store_replaced_during_a_run_is_noticed(tmp_path):
     assert glob.glob(str(wd / "spill" / "gml.db.recovered-t-*"))
 
 
-@pytest.mark.parametrize("moment", [  # a signal a second in may find Ray starting: marked ray
-    "startup", *(pytest.param(m, marks=pytest.mark.ray) for m in ("imports done", "ray starting", "jobs running"))])
+@pytest.mark.parametrize("moment", [  # the moments in between: test_sigterm_while_ray_starts_..., _as_the_command_starts
+    "startup", *(pytest.param(m, marks=pytest.mark.ray) for m in ("ray starting", "jobs running"))])
 def test_sigterm_at_any_moment_ends_the_run_with_its_line(tmp_path, moment):
     write_files(tmp_path, {"train.py": SLOW_TRAIN, "c.yaml": """
         task:
@@ -93,8 +93,6 @@ def test_sigterm_at_any_moment_ends_the_run_with_its_line(tmp_path, moment):
     try:
         if moment == "startup":
             time.sleep(0.3)
-        elif moment == "imports done":
-            time.sleep(1.0)
         elif moment == "ray starting":  # the task is claimed: Ray is starting now
             wait_for(lambda: os.path.exists(db) or run.poll() is not None, what="the task row")
             time.sleep(0.5)
@@ -157,8 +155,8 @@ def test_sigterm_while_the_run_ends_keeps_its_result(tmp_path):
     wait_for(lambda: not owned_processes(run.pid), timeout=20, what="the run's Ray to end")
 
 
-# `gml-ray run` with a SIGTERM sent from inside the driver at a chosen point of ray.init:
-# "fork hook" from an at-fork hook (Python drops what a signal handler raises there, so a handler
+# `gml-ray run` with a SIGTERM sent from inside the driver at a chosen point: "command built" once
+# typer has built the command, before it runs it (outside typer's own catch); "fork hook" from an at-fork hook (Python drops what a signal handler raises there, so a handler
 # that raises loses the signal); "core worker" once the core worker is up (its C-level
 # failure-signal handler would print a stack dump first).
 SIGNALLED_RUN = """
@@ -171,7 +169,15 @@ def signal_once():
         sent.append(True)
         os.kill(os.getpid(), signal.SIGTERM)
 
-if point == "fork hook":
+if point == "command built":  # gml-ray's own handler, before typer's catch of a KeyboardInterrupt
+    import typer.main
+    build = typer.main.get_command
+    def built(*args, **kwargs):
+        command = build(*args, **kwargs)
+        signal_once()
+        return command
+    typer.main.get_command = built
+elif point == "fork hook":
     started = ray.init
     def init(*args, **kwargs):
         os.register_at_fork(after_in_parent=signal_once)
@@ -211,3 +217,15 @@ def test_sigterm_while_ray_starts_is_neither_lost_nor_dumped(tmp_path, point):
     assert err.strip().splitlines()[-1] == "terminated (SIGTERM): task t ended before any job ran (ERROR)", err
     assert Store(str(tmp_path / "wd"), create=False).require_task("t")["status"] == "ERROR"
     wait_for(lambda: not owned_processes(run.pid), timeout=20, what="the run's Ray to end")
+
+
+def test_sigterm_as_the_command_starts_is_its_line_not_a_traceback(tmp_path):
+    write_files(tmp_path, {"driver.py": SIGNALLED_RUN, "c.yaml": """
+        task:
+          template: python train.py {x}
+          search_args: [{type: Categorical, name: x, data: [1, 2]}]
+        """})
+    run = subprocess.run([sys.executable, "driver.py", "command built"], cwd=tmp_path, env=run_env(),
+                         capture_output=True, text=True, timeout=60)
+    assert (run.returncode, run.stderr.strip()) == (143, "terminated (SIGTERM)"), run.stderr
+    assert not (tmp_path / "wd").exists()
