@@ -25,14 +25,14 @@ RAY_FIXTURES = frozenset({"ray_session", "run_task", "ray_head"})
 
 
 @pytest.fixture(scope="session")
-def ray_session():
-    """A local Ray with 2 CPUs, shared by every test of this test process that needs Ray (with
-    pytest-xdist, one per worker), shut down at the end."""
+def ray_session(ray_head):
+    """This test process's Ray: it joins the session's `ray start` head (``ray_head``), which the
+    CLI runs of the same test process join too (pytest-xdist: one per worker). One Ray per test
+    process, not two: each idle Ray costs the 2 cores about 5% of one."""
     import logging
 
     import ray
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING,
-             log_to_driver=False)
+    ray.init(address=ray_head, logging_level=logging.WARNING, log_to_driver=False)
     yield ray
     ray.shutdown()
 
@@ -64,6 +64,7 @@ def ray_head():
     from helpers.cluster import Node, free_port, wait_nodes
     port = free_port()
     node = Node("--head", f"--port={port}", "--num-cpus=2", "--num-gpus=1", "--include-dashboard=false",
+                "--include-log-monitor=false",  # its drivers take no worker logs (log_to_driver=False)
                 f"--dashboard-agent-listen-port={free_port()}")
     address = f"127.0.0.1:{port}"
     try:

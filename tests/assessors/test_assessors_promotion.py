@@ -148,12 +148,12 @@ def test_resumed_rebuilds_the_rungs_and_the_jobs_waiting_for_promotion():
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_a_promotion_task_stopped_by_sigterm_resumes_with_its_rungs(tmp_path):
+def test_a_promotion_task_stopped_by_sigterm_resumes_with_its_rungs(tmp_path, ray_head):
     import os
     import signal
 
     from helpers.cli import gml
-    from helpers.runs import start, wait_for
+    from helpers.runs import on_head, start, wait_for
 
     from gml_ray.store import Store
 
@@ -174,7 +174,7 @@ def test_a_promotion_task_stopped_by_sigterm_resumes_with_its_rungs(tmp_path):
         if run.poll() is None:
             run.kill()
     assert run.returncode == 143, err
-    resumed = gml(*args, "--resume", cwd=tmp_path, timeout=240)
+    resumed = gml(*on_head(args, ray_head), "--resume", cwd=tmp_path, timeout=240)
     assert resumed.returncode == 0, resumed.stderr
     store = Store(str(tmp_path / "wd"), create=False)
     jobs = store.jobs("t")

@@ -14,9 +14,9 @@ SLOW_TRAIN = TRAIN.replace("    if epoch == die_at", "    time.sleep(0.4)\n    i
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_resume_after_kill_9_of_the_driver_redoes_no_checkpointed_epoch(tmp_path):
+def test_resume_after_kill_9_of_the_driver_redoes_no_checkpointed_epoch(tmp_path, ray_head):
     from helpers.cli import gml
-    from helpers.runs import killed_9_when
+    from helpers.runs import killed_9_when, on_head
 
     from gml_ray.store import Store
 
@@ -30,7 +30,7 @@ def test_resume_after_kill_9_of_the_driver_redoes_no_checkpointed_epoch(tmp_path
         rows = Store(str(tmp_path / "wd"), create=False).checkpoints("t")
         return len({r["job_id"] for r in rows if r["step"] >= 3}) == 2
     killed_9_when(args, tmp_path, announced, "both jobs' checkpoint of epoch 3")
-    resumed = gml(*args, "--resume", cwd=tmp_path, timeout=180)
+    resumed = gml(*on_head(args, ray_head), "--resume", cwd=tmp_path, timeout=180)
     assert resumed.returncode == 0, resumed.stderr
     for job in jobs_of(tmp_path):
         ran = epochs_run(job)

@@ -9,9 +9,9 @@ SLOW_TRIAL = TRIAL.replace("range(start, 12)", "range(start, 16)").replace("time
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_a_pbt_run_killed_9_resumes_with_every_line_whole(tmp_path):
+def test_a_pbt_run_killed_9_resumes_with_every_line_whole(tmp_path, ray_head):
     from helpers.cli import gml
-    from helpers.runs import killed_9_when
+    from helpers.runs import killed_9_when, on_head
 
     from gml_ray.store import Store
 
@@ -25,7 +25,7 @@ def test_a_pbt_run_killed_9_resumes_with_every_line_whole(tmp_path):
         jobs = Store(str(tmp_path / "wd"), create=False).jobs("t", columns=("status", "parent_id"))
         return any(j["parent_id"] is not None and j["status"] == "RUNNING" for j in jobs)
     killed_9_when(args, tmp_path, exploited, "a PBT job continuing another")
-    resumed = gml(*args, "--resume", cwd=tmp_path, timeout=240)
+    resumed = gml(*on_head(args, ray_head), "--resume", cwd=tmp_path, timeout=240)
     assert resumed.returncode == 0, resumed.stderr
     assert "missing" not in resumed.stderr
     store = Store(str(tmp_path / "wd"), create=False)

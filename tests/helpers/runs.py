@@ -49,6 +49,20 @@ def jobs_in(db: str, status: str) -> int:
         conn.close()
 
 
+def on_head(args: list[str], address: str) -> list[str]:
+    """``gml-ray`` ARGS joining the Ray at ``address`` in place of a local Ray of their own (a
+    resume after a killed run: the local Ray's start is the killed run's to test, not the resume's)."""
+    out, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in ("--num-cpus", "--num-gpus"):
+            skip = True
+        else:
+            out.append(arg)
+    return [*out, "--address", address]
+
+
 def killed_9_when(args: list[str], cwd, ready, what: str, timeout: float = 120.0) -> None:
     """Run ``gml-ray ARGS`` in a session of its own until ``ready()`` holds, then SIGKILL the
     driver alone (as a lost machine would) and wait for the local Ray it started to end."""

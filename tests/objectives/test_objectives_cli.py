@@ -124,8 +124,8 @@ def test_assessor_on_one_objective_and_every_view(tmp_path, ray_head):
 
 
 @pytest.mark.ray
-def test_resume_after_the_driver_is_killed_keeps_the_front(tmp_path):
-    from helpers.runs import killed_9_when
+def test_resume_after_the_driver_is_killed_keeps_the_front(tmp_path, ray_head):
+    from helpers.runs import killed_9_when, on_head
 
     write(tmp_path, [0.1, 0.8, 0.5, 0.65], epochs=3, sleep=1.0, parallel=2)  # 0.8: mem 8, infeasible
     args = ["run", "search_config.yaml", "--task", "k", "--workdir", "wd", "--num-cpus", "2"]
@@ -139,7 +139,7 @@ def test_resume_after_the_driver_is_killed_keeps_the_front(tmp_path):
     killed_9_when(args, tmp_path, two_finished, "two jobs finished")
     store = Store(str(tmp_path / "wd"), create=False)
     before = {j["name"]: (j["rewards"], j["feasible"]) for j in store.jobs("k") if j["status"] == JobStatus.FINISHED}
-    resumed = gml(*args, "--resume", cwd=tmp_path, timeout=240)
+    resumed = gml(*on_head(args, ray_head), "--resume", cwd=tmp_path, timeout=240)
     assert resumed.returncode == 0, resumed.stderr
     jobs = store.jobs("k")
     assert [j["status"] for j in jobs] == [JobStatus.FINISHED] * 4
