@@ -2,7 +2,7 @@
 
 The loop only queues the id of each job that ends (:meth:`MlflowTracker.job_ended`, a queue put);
 the thread reads the job's row and scalars from the store with a connection of its own, once the
-loop has committed the job's end, maps them (:func:`gml_ray.views.mlflow_export.job_record`, the
+loop has committed the job's end, maps them (:func:`gml_ray.views.mlflow_records.job_record`, the
 mapping ``ctl export-mlflow`` uses) and logs them in ``log_batch`` calls. Importing MLflow and
 connecting happen in the thread too.
 
@@ -29,14 +29,8 @@ from typing import Any, Callable
 
 from gml_ray.config.tracking import MlflowConfig
 from gml_ray.store.store import Store
-from gml_ray.views.mlflow_export import (
-    MlflowSink,
-    MlflowTarget,
-    is_permanent,
-    job_record,
-    loggable,
-    resolve_target,
-)
+from gml_ray.views.mlflow_export import MlflowSink, MlflowTarget, is_permanent, resolve_target
+from gml_ray.views.mlflow_records import job_record, loggable
 from gml_ray.vocab import TaskStatus
 
 log = logging.getLogger("gml_ray.scheduler")

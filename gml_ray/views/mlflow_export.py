@@ -1,4 +1,6 @@
-"""A task's jobs as MLflow runs (the ``mlflow`` extra): the one mapping from store rows to MLflow.
+"""A task's jobs logged as MLflow runs (the ``mlflow`` extra): ``ctl export-mlflow`` and the run's sink.
+What each run holds is built by :mod:`gml_ray.views.mlflow_records`; this module finds, makes,
+fills and ends the runs.
 
 Layout in the experiment (default: the task's name) at the tracking URI (default:
 :func:`default_tracking_uri`, a SQLite file beside the store, which MLflow 3 reads without a
@@ -27,43 +29,41 @@ in all), then its end: 3 requests for up to 1000 scalars and 100 args. :func:`ex
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
-import posixpath
-import re
 import time
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 from gml_ray.config.tracking import MISSING_MLFLOW, MlflowConfig, missing_module
 from gml_ray.errors import UserError
 from gml_ray.objectives import OutcomeSpec, task_front
 from gml_ray.optimize import best_result
-from gml_ray.vocab import ACTIVE_JOB_STATUSES, JobStatus, TaskStatus
+from gml_ray.views.mlflow_records import (
+    MAX_TAG_VALUE,
+    TAG_JOB_ID,
+    TAG_KIND,
+    TAG_LOGGED,
+    TAG_PARENT,
+    TASK_RUN_STATUS,
+    RunRecord,
+    batches,
+    clipped_text,
+    identity_tags,
+    job_fingerprint,
+    job_record,
+    loggable,
+    millis,
+)
+from gml_ray.vocab import TaskStatus
 
 log = logging.getLogger(__name__)
 
 DB_NAME = "mlflow.db"  # the default store's file in the work dir
 ARTIFACTS_NAME = "mlruns"  # where a local store's experiments keep artifacts (gml-ray writes none)
 
-# Identity tags: how a run is found again (export-mlflow, --resume, a logger that retries).
-TAG_TASK, TAG_CREATED, TAG_KIND, TAG_JOB_ID = "gml.task", "gml.task_created", "gml.kind", "gml.job_id"
-TAG_LOGGED = "gml.logged"  # a child run's fingerprint; the run counts once it has ended (its last request)
-TAG_PARENT, TAG_RUN_NAME = "mlflow.parentRunId", "mlflow.runName"
-
-# MLflow's limits (mlflow.utils.validation): per log_batch call, and per key and value.
-MAX_METRICS, MAX_PARAMS, MAX_TAGS, MAX_ENTITIES = 1000, 100, 100, 1000
-MAX_KEY, MAX_PARAM_VALUE, MAX_TAG_VALUE = 250, 6000, 8000
 SEARCH_PAGE = 1000  # runs per search_runs page
-
-# A job's end as an MLflow run status; the gml status itself is the tag gml.status.
-RUN_STATUS: dict[str, str] = {JobStatus.FINISHED: "FINISHED", JobStatus.ERROR: "FAILED",
-                              JobStatus.KILLED: "KILLED", JobStatus.EARLY_STOPPED: "KILLED",
-                              JobStatus.PAUSED: "KILLED"}
-TASK_RUN_STATUS: dict[str, str] = {TaskStatus.FINISHED: "FINISHED", TaskStatus.ERROR: "FAILED",
-                                   TaskStatus.KILLED: "KILLED", TaskStatus.RUNNING: "RUNNING"}
 # MLflow error codes that no retry cures (the request itself is refused).
 PERMANENT_CODES = frozenset({"INVALID_PARAMETER_VALUE", "BAD_REQUEST", "INVALID_STATE",
                              "PERMISSION_DENIED", "UNAUTHENTICATED", "RESOURCE_DOES_NOT_EXIST"})
@@ -96,154 +96,6 @@ def require_mlflow(what: str, tracking_uri: str | None = None) -> None:
     missing = missing_module(tracking_uri)
     if missing is not None:
         raise UserError(f"{what} {MISSING_MLFLOW}" + ("" if missing == "mlflow" else f" (no module {missing!r})"))
-
-
-# ---- the mapping: store rows → MLflow entities ------------------------------------------------------
-
-_BAD_KEY_CHARS = re.compile(r"[^/\w.\- :]")
-
-
-def mlflow_key(name: Any) -> str:
-    """A metric, param or tag key MLflow accepts: characters outside ``[/\\w.\\- :]`` become ``_``,
-    and a key that would read as another path (``a//b``, ``./a``, ``/a``) loses its slashes."""
-    key = _BAD_KEY_CHARS.sub("_", str(name))[:MAX_KEY] or "_"
-    norm = posixpath.normpath(key)
-    if norm != key or norm == "." or norm.startswith("..") or norm.startswith("/"):
-        key = key.replace("/", "_")
-        if key.strip(".") == "":
-            key = key.replace(".", "_")
-    return key
-
-
-def _text(value: Any, limit: int) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-def flatten_params(arg_dict: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """A job's args as MLflow params: nested mappings flattened with dotted keys (``opt.lr``),
-    values as text (lists and other values as JSON), each cut to MLflow's 6000 characters."""
-    out: dict[str, str] = {}
-    for key, value in arg_dict.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            out.update(flatten_params(value, name + "."))
-        else:
-            plain = isinstance(value, (int, float, bool)) or value is None  # as Python prints them
-            out[mlflow_key(name)] = _text(str(value) if plain else value, MAX_PARAM_VALUE)
-    return out
-
-
-_STEP_MAX = (1 << 63) - 1
-
-
-def _step(step: Any) -> int | None:
-    """A stored step as the int64 MLflow takes, or None (no step, text, out of range)."""
-    if isinstance(step, float) and step.is_integer():
-        step = int(step)
-    if isinstance(step, int) and not isinstance(step, bool) and -_STEP_MAX - 1 <= step <= _STEP_MAX:
-        return step
-    return None
-
-
-def _ms(seconds: Any) -> int | None:
-    return int(seconds * 1000) if isinstance(seconds, (int, float)) and seconds else None
-
-
-def job_fingerprint(job: Mapping[str, Any]) -> str:
-    """What makes a logged child run current: the job's attempt, status and end. A job that ran
-    again (``--resume``) or changed status (a paused job retired) has another."""
-    return f"{int(job.get('attempt') or 1)}:{job['status']}:{job.get('ended')!r}"
-
-
-def loggable(job: Mapping[str, Any]) -> bool:
-    """Whether a job has ended (anything but PENDING and RUNNING): only ended jobs are logged."""
-    return job["status"] not in ACTIVE_JOB_STATUSES
-
-
-@dataclass
-class RunRecord:
-    """One job as an MLflow run: what :meth:`MlflowSink.log_job` sends."""
-
-    job_id: int
-    name: str
-    status: str  # the MLflow run status
-    start_ms: int | None
-    end_ms: int | None
-    fingerprint: str
-    params: dict[str, str] = field(default_factory=dict)
-    metrics: list[tuple[str, float, int, int]] = field(default_factory=list)  # key, value, ms, step
-    tags: dict[str, str] = field(default_factory=dict)
-
-
-def identity_tags(task_row: Mapping[str, Any]) -> dict[str, str]:
-    """The tags that name a task in MLflow: its name and creation time (a task made again
-    under the same name after ``ctl rm`` is another task)."""
-    return {TAG_TASK: str(task_row["name"]), TAG_CREATED: repr(float(task_row.get("created") or 0.0))}
-
-
-def job_record(task_row: Mapping[str, Any], job: Mapping[str, Any], scalars: Iterable[Mapping[str, Any]],
-               spec: OutcomeSpec | None = None) -> RunRecord:
-    """The mapping, written once: a job row (``Store.jobs``) and its scalars (``Store.scalars``)
-    as an MLflow run. ``spec``: the task's objectives (default: read from ``task_row``)."""
-    spec = spec or OutcomeSpec.from_task(task_row)
-    start_ms, end_ms = _ms(job.get("started")) or _ms(job.get("created")), _ms(job.get("ended"))
-    wall = end_ms or start_ms or 0  # the time of a scalar stored without one
-    attempt = int(job.get("attempt") or 1)
-    rec = RunRecord(int(job["job_id"]), str(job["name"]), RUN_STATUS.get(job["status"], "FAILED"),
-                    start_ms, end_ms, job_fingerprint(job))
-    rec.params = flatten_params(job.get("arg_dict") or {})
-    rows = list(scalars)
-    last = max((int(s.get("attempt") or 1) for s in rows), default=attempt)
-    counters: dict[str, int] = {}
-    for s in rows:
-        if s.get("value") is None:  # text: MLflow metrics are numbers
-            continue
-        n = int(s.get("attempt") or 1)
-        key = mlflow_key(s["tag"] if n == last else f"attempt_{n}/{s['tag']}")
-        step = _step(s.get("step"))
-        if step is None:  # no step (or text stored by an older gml-ray): count on from the last one
-            step = counters.get(key, 0)
-        counters[key] = step + 1
-        created = s.get("created")
-        ts = int(created) if isinstance(created, (int, float)) and created else wall
-        rec.metrics.append((key, float(s["value"]), ts, step))
-    if job.get("reward") is not None:  # a metric to plot and sort by, a tag to filter runs on
-        rec.metrics.append(("gml.reward", float(job["reward"]), wall, 0))
-        rec.tags["gml.reward"] = repr(float(job["reward"]))
-    values = job.get("rewards")
-    if spec.multi or not spec.plain:
-        for name, value in zip(spec.names, values or []):
-            if value is not None:
-                rec.metrics.append((mlflow_key(f"gml.objective.{name}"), float(value), wall, 0))
-    if job.get("feasible") is not None:
-        rec.metrics.append(("gml.feasible", float(bool(job["feasible"])), wall, 0))
-        rec.tags["gml.feasible"] = str(bool(job["feasible"])).lower()
-        if spec.constraints and job.get("violations"):
-            rec.tags["gml.violations"] = _text(dict(zip((c.text for c in spec.constraints), job["violations"])),
-                                               MAX_TAG_VALUE)
-    for key, value in (("gml.status", job["status"]), ("gml.job", job["name"]), ("gml.attempt", attempt),
-                       ("gml.node", job.get("node")), ("gml.job_dir", job.get("job_dir")),
-                       ("gml.exit_code", job.get("exit_code")), ("gml.message", job.get("message")),
-                       ("gml.parent_job", job.get("parent_id"))):
-        if value is not None and value != "":
-            rec.tags[key] = _text(str(value), MAX_TAG_VALUE)
-    return rec
-
-
-Batch = tuple[list[tuple[str, float, int, int]], list[tuple[str, str]], list[tuple[str, str]]]
-
-
-def batches(metrics: Iterable[tuple[str, float, int, int]], params: Iterable[tuple[str, str]],
-            tags: Iterable[tuple[str, str]] = ()) -> Iterator[Batch]:
-    """Metrics, params and tags in ``log_batch`` calls within MLflow's limits: at most 1000
-    metrics, 100 params, 100 tags and 1000 entities in one call."""
-    metrics, params, tags = list(metrics), list(params), list(tags)
-    while metrics or params or tags:
-        p, t = params[:MAX_PARAMS], tags[:MAX_TAGS]
-        m = metrics[:min(MAX_METRICS, MAX_ENTITIES - len(p) - len(t))]
-        del params[:len(p)], tags[:len(t)], metrics[:len(m)]
-        yield m, p, t
 
 
 def is_permanent(exc: BaseException) -> bool:
@@ -326,8 +178,8 @@ class MlflowSink:
             return str(found[0].info.run_id)  # the oldest, should two ever exist
         tags = {**self.identity, TAG_KIND: "task", "gml.task_dir": str(self.task.get("task_dir") or ""),
                 "gml.reward_attribute": str(self.task.get("reward_attribute") or "")}
-        run = self._call("create_run", self.experiment_id, start_time=_ms(self.task.get("started"))
-                         or _ms(self.task.get("created")), tags=tags, run_name=str(self.task["name"]))
+        run = self._call("create_run", self.experiment_id, start_time=millis(self.task.get("started"))
+                         or millis(self.task.get("created")), tags=tags, run_name=str(self.task["name"]))
         return str(run.info.run_id)
 
     def _children(self) -> dict[int, _Child]:
@@ -391,7 +243,7 @@ class MlflowSink:
         from mlflow.entities import Metric, RunTag
 
         status = task_row["status"]
-        when = _ms(task_row.get("ended")) or _ms(task_row.get("heartbeat")) or int(time.time() * 1000)
+        when = millis(task_row.get("ended")) or millis(task_row.get("heartbeat")) or int(time.time() * 1000)
         tags = {"gml.status": str(status)}
         metrics: list[Any] = []
         best = best_result(jobs, task_row.get("optimize_mode") or "maximize")
@@ -400,7 +252,7 @@ class MlflowSink:
             metrics.append(Metric("gml.best_reward", float(best["reward"]), when, 0))
         front = task_front(task_row, jobs)
         if front is not None and front.spec.multi:
-            tags["gml.front"] = _text(",".join(j["name"] for j in front.members), MAX_TAG_VALUE)
+            tags["gml.front"] = clipped_text(",".join(j["name"] for j in front.members), MAX_TAG_VALUE)
             metrics.append(Metric("gml.hypervolume", float(front.hypervolume), when, 0))
             metrics.append(Metric("gml.front_size", float(len(front.members)), when, 0))
         metrics = [m for m in metrics if not math.isnan(m.value)]

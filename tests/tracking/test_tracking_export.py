@@ -12,16 +12,8 @@ from helpers.stores import make_store
 from helpers.tracking import history, mlflow_runs
 
 from gml_ray.objectives import Constraint, Objective, OutcomeSpec
-from gml_ray.views.mlflow_export import (
-    MAX_METRICS,
-    MAX_PARAMS,
-    MlflowTarget,
-    RunRecord,
-    batches,
-    export_task,
-    flatten_params,
-    mlflow_key,
-)
+from gml_ray.views.mlflow_export import MlflowTarget, export_task
+from gml_ray.views.mlflow_records import MAX_METRICS, MAX_PARAMS, RunRecord, batches, flatten_params, mlflow_key
 from gml_ray.vocab import OptimizeMode
 
 
